@@ -1,0 +1,3 @@
+//! Analysis: the Prometheus queries behind Sluice's checks.
+
+pub mod queries;

@@ -1,0 +1,1 @@
+//! The built-in checks' PromQL, built and recognised in one place.

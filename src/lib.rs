@@ -1,0 +1,18 @@
+//! Sluice: progressive delivery for plain Kubernetes Deployments.
+//!
+//! ```text
+//! kubectl apply ──► kube-apiserver ──► webhook (TLS)  ──► controller ──► routing + analysis
+//! ```
+//!
+//! The crate is laid out by capability; `main.rs` only parses the command line.
+//! - [`sandbox`]: an in-process cluster (API server, admission call-outs, workload and mesh
+//!   simulators, Prometheus harness) that `sluice sandbox` and the end-to-end tests run on.
+//! - [`analysis`]: the Prometheus queries behind the built-in checks.
+//! - [`cli`]: the `sluice` command line.
+#![forbid(unsafe_code)]
+
+pub mod analysis;
+pub mod cli;
+pub mod sandbox;
+pub mod telemetry;
+pub mod tls;

@@ -1,0 +1,304 @@
+//! The kinds the sandbox API server serves, defined once: discovery, routing, storage,
+//! admission rule matching and strategic-merge keys all read this table.
+
+/// One served resource at one group version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceKind {
+    /// API group; empty for the core group.
+    pub group: &'static str,
+    pub version: &'static str,
+    /// Lower-case plural, as in the URL (`deployments`).
+    pub plural: &'static str,
+    pub singular: &'static str,
+    /// `Deployment`
+    pub kind: &'static str,
+    pub namespaced: bool,
+    /// Subresources served under `{name}/{sub}` (`status`, `scale`).
+    pub subresources: &'static [&'static str],
+    pub short_names: &'static [&'static str],
+    /// Versions of one group/plural share one storage; this is the version objects are kept in.
+    pub storage_version: &'static str,
+}
+
+impl ResourceKind {
+    /// `apps/v1`, or `v1` for the core group.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `deployments.apps`, or `services` for the core group (as error messages write it).
+    pub fn group_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The group as `Invalid` messages write it: `Deployment.apps`, `Service ""`→ `core`.
+    pub fn group_or_core(&self) -> &'static str {
+        if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        }
+    }
+
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+
+    /// Key of the storage shared by every version of this group/plural.
+    pub fn storage_key(&self) -> String {
+        format!("{}/{}", self.group, self.plural)
+    }
+
+    pub fn has_subresource(&self, sub: &str) -> bool {
+        self.subresources.contains(&sub)
+    }
+}
+
+macro_rules! kind {
+    ($group:expr, $version:expr, $plural:expr, $singular:expr, $kind:expr, $namespaced:expr, $subs:expr, $short:expr) => {
+        kind!(
+            $group,
+            $version,
+            $plural,
+            $singular,
+            $kind,
+            $namespaced,
+            $subs,
+            $short,
+            $version
+        )
+    };
+    ($group:expr, $version:expr, $plural:expr, $singular:expr, $kind:expr, $namespaced:expr, $subs:expr, $short:expr, $storage:expr) => {
+        ResourceKind {
+            group: $group,
+            version: $version,
+            plural: $plural,
+            singular: $singular,
+            kind: $kind,
+            namespaced: $namespaced,
+            subresources: $subs,
+            short_names: $short,
+            storage_version: $storage,
+        }
+    };
+}
+
+/// Every kind the sandbox serves, in discovery order.
+pub fn builtin_kinds() -> Vec<ResourceKind> {
+    vec![
+        kind!(
+            "",
+            "v1",
+            "namespaces",
+            "namespace",
+            "Namespace",
+            false,
+            &["status"],
+            &["ns"]
+        ),
+        kind!(
+            "",
+            "v1",
+            "services",
+            "service",
+            "Service",
+            true,
+            &["status"],
+            &["svc"]
+        ),
+        kind!(
+            "",
+            "v1",
+            "configmaps",
+            "configmap",
+            "ConfigMap",
+            true,
+            &[],
+            &["cm"]
+        ),
+        kind!("", "v1", "secrets", "secret", "Secret", true, &[], &[]),
+        kind!("", "v1", "events", "event", "Event", true, &[], &["ev"]),
+        kind!(
+            "apps",
+            "v1",
+            "deployments",
+            "deployment",
+            "Deployment",
+            true,
+            &["status", "scale"],
+            &["deploy"]
+        ),
+        kind!(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "lease",
+            "Lease",
+            true,
+            &[],
+            &[]
+        ),
+        kind!(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            true,
+            &[],
+            &["ev"]
+        ),
+        kind!(
+            "split.smi-spec.io",
+            "v1alpha1",
+            "trafficsplits",
+            "trafficsplit",
+            "TrafficSplit",
+            true,
+            &[],
+            &["ts"],
+            "v1alpha1"
+        ),
+        kind!(
+            "split.smi-spec.io",
+            "v1alpha2",
+            "trafficsplits",
+            "trafficsplit",
+            "TrafficSplit",
+            true,
+            &[],
+            &["ts"],
+            "v1alpha1"
+        ),
+        kind!(
+            "gateway.networking.k8s.io",
+            "v1",
+            "httproutes",
+            "httproute",
+            "HTTPRoute",
+            true,
+            &["status"],
+            &[]
+        ),
+        kind!(
+            "networking.k8s.io",
+            "v1",
+            "ingresses",
+            "ingress",
+            "Ingress",
+            true,
+            &["status"],
+            &["ing"]
+        ),
+        kind!(
+            "autoscaling",
+            "v2",
+            "horizontalpodautoscalers",
+            "horizontalpodautoscaler",
+            "HorizontalPodAutoscaler",
+            true,
+            &["status"],
+            &["hpa"]
+        ),
+        kind!(
+            "admissionregistration.k8s.io",
+            "v1",
+            "mutatingwebhookconfigurations",
+            "mutatingwebhookconfiguration",
+            "MutatingWebhookConfiguration",
+            false,
+            &[],
+            &[]
+        ),
+        kind!(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "validatingwebhookconfiguration",
+            "ValidatingWebhookConfiguration",
+            false,
+            &[],
+            &[]
+        ),
+    ]
+}
+
+/// Finds a kind by group, version and plural.
+pub fn lookup<'a>(
+    kinds: &'a [ResourceKind],
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Option<&'a ResourceKind> {
+    kinds
+        .iter()
+        .find(|k| k.group == group && k.version == version && k.plural == plural)
+}
+
+/// The list merge keys that strategic merge patch and server-side apply use for a field
+/// name, for the kinds the sandbox serves (Deployments and Services). `None` means the list
+/// is atomic and replaced whole.
+pub fn merge_key(field: &str, parent_path: &[&str]) -> Option<&'static str> {
+    match field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "volumeMounts"
+        | "imagePullSecrets" => Some("name"),
+        // Container ports merge by containerPort; Service ports by port.
+        "ports" if parent_path.last() == Some(&"spec") => Some("port"),
+        "ports" => Some("containerPort"),
+        "conditions" => Some("type"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_resource_omits_the_core_group() {
+        let kinds = builtin_kinds();
+        assert_eq!(
+            lookup(&kinds, "apps", "v1", "deployments")
+                .unwrap()
+                .group_resource(),
+            "deployments.apps"
+        );
+        assert_eq!(
+            lookup(&kinds, "", "v1", "services")
+                .unwrap()
+                .group_resource(),
+            "services"
+        );
+    }
+
+    #[test]
+    fn both_trafficsplit_versions_share_one_storage() {
+        let kinds = builtin_kinds();
+        let a = lookup(&kinds, "split.smi-spec.io", "v1alpha1", "trafficsplits").unwrap();
+        let b = lookup(&kinds, "split.smi-spec.io", "v1alpha2", "trafficsplits").unwrap();
+        assert_eq!(a.storage_key(), b.storage_key());
+    }
+
+    #[test]
+    fn service_ports_merge_by_port_and_container_ports_by_container_port() {
+        assert_eq!(merge_key("ports", &["spec"]), Some("port"));
+        assert_eq!(
+            merge_key("ports", &["spec", "template", "spec", "containers"]),
+            Some("containerPort")
+        );
+        assert_eq!(merge_key("args", &["containers"]), None);
+    }
+}

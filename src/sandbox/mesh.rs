@@ -1,0 +1,1 @@
+//! Mesh simulator: sends traffic by route weights and exports Linkerd-format metrics.

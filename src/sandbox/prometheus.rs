@@ -1,0 +1,1 @@
+//! Prometheus harness: a real `prometheus` binary, or the built-in query endpoint.

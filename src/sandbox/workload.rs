@@ -1,0 +1,1 @@
+//! Workload simulator: rolls Deployments the way the deployment controller does.
