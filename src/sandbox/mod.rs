@@ -1,6 +1,187 @@
 //! The sandbox: an in-process cluster for `sluice sandbox` and the end-to-end tests.
+//!
+//! ```text
+//!  kube::Client / kubectl ──HTTPS──► apiserver ──AdmissionReview──► webhooks (Sluice's, tests')
+//!                                       ▲   ▲
+//!                    status via /status │   │ watch Services, TrafficSplits, HTTPRoutes
+//!                              workload ┘   └ mesh ──► /metrics (Linkerd format)
+//!                                 │ PodTable ─┘                 │ scrape 1s
+//!                                 └───────────────────► prometheus (real binary, or the
+//!                                                        built-in query endpoint)
+//! ```
+//!
+//! - [`apiserver`]: the Kubernetes REST API for the kinds Sluice uses, with kube-apiserver's
+//!   semantics and admission call-outs.
+//! - [`workload`]: rolls Deployments like the deployment controller; keeps the simulated Pods.
+//! - [`mesh`]: sends traffic by the stored routes' weights and exports Linkerd's metrics.
+//! - [`prometheus`]: starts a real `prometheus` on the mesh's metrics, or falls back to a
+//!   built-in endpoint that answers only the built-in checks' queries.
+//!
+//! The simulators talk to the API server only through `kube::Client`, as a real
+//! kube-controller-manager or mesh would. The known differences from a real cluster are listed
+//! in each module's documentation.
 
 pub mod apiserver;
+pub mod demo;
 pub mod mesh;
 pub mod prometheus;
 pub mod workload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiserver::{ApiServer, ApiServerOptions, Identity};
+use mesh::{MeshOptions, MeshSimulator};
+use prometheus::{BuiltinQueryEndpoint, Prometheus, PrometheusOptions};
+use workload::{WorkloadOptions, WorkloadSimulator};
+
+/// Errors starting the sandbox; each names the part that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("sandbox API server: {0}")]
+    ApiServer(String),
+    #[error("sandbox mesh simulator: {0}")]
+    Mesh(String),
+    #[error("sandbox Prometheus: {0}")]
+    Prometheus(String),
+}
+
+/// Which metrics backend the sandbox runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetricsBackend {
+    /// A real `prometheus` when one is installed, else the built-in endpoint (outside CI).
+    #[default]
+    Auto,
+    /// Only the built-in endpoint, even when `prometheus` is installed.
+    Builtin,
+}
+
+/// How to start the sandbox.
+#[derive(Clone, Debug)]
+pub struct SandboxOptions {
+    /// How long a new pod takes to become ready.
+    pub ready_delay: Duration,
+    pub metrics: MetricsBackend,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        Self {
+            ready_delay: Duration::from_secs(2),
+            metrics: MetricsBackend::Auto,
+        }
+    }
+}
+
+/// The query endpoint the sandbox's analysis reads.
+pub enum Metrics {
+    Prometheus(Prometheus),
+    Builtin(BuiltinQueryEndpoint),
+}
+
+impl Metrics {
+    /// Base URL of the Prometheus HTTP API.
+    pub fn url(&self) -> String {
+        match self {
+            Metrics::Prometheus(p) => p.url(),
+            Metrics::Builtin(b) => b.url(),
+        }
+    }
+
+    /// True when this is the real Prometheus.
+    pub fn is_real(&self) -> bool {
+        matches!(self, Metrics::Prometheus(_))
+    }
+}
+
+/// A running in-process cluster.
+pub struct Sandbox {
+    pub api: ApiServer,
+    pub workload: WorkloadSimulator,
+    pub mesh: MeshSimulator,
+    pub metrics: Metrics,
+}
+
+impl Sandbox {
+    /// Starts the API server, both simulators and the metrics backend.
+    pub async fn start(opts: SandboxOptions) -> Result<Sandbox, Error> {
+        crate::tls::install_crypto_provider();
+        let api = ApiServer::start(ApiServerOptions::default())
+            .await
+            .map_err(|e| Error::ApiServer(e.to_string()))?;
+        let client = api
+            .client(Identity::Admin)
+            .await
+            .map_err(|e| Error::ApiServer(e.to_string()))?;
+        let workload = WorkloadSimulator::start(
+            client.clone(),
+            WorkloadOptions {
+                ready_delay: opts.ready_delay,
+            },
+        );
+        let mesh = MeshSimulator::start(client, workload.pods(), MeshOptions::default())
+            .await
+            .map_err(|e| Error::Mesh(e.to_string()))?;
+        let metrics = start_metrics(opts.metrics, &mesh).await?;
+        Ok(Sandbox {
+            api,
+            workload,
+            mesh,
+            metrics,
+        })
+    }
+
+    /// A client acting as `who`.
+    pub async fn client(&self, who: Identity) -> Result<kube::Client, Error> {
+        self.api
+            .client(who)
+            .await
+            .map_err(|e| Error::ApiServer(e.to_string()))
+    }
+
+    /// The admin kubeconfig, for `kubectl --kubeconfig`.
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.api.kubeconfig_path(Identity::Admin)
+    }
+
+    /// Stops every part.
+    pub async fn shutdown(self) {
+        self.mesh.shutdown();
+        self.workload.shutdown();
+        match self.metrics {
+            Metrics::Prometheus(p) => p.shutdown().await,
+            Metrics::Builtin(b) => b.shutdown(),
+        }
+        self.api.shutdown().await;
+    }
+}
+
+async fn start_metrics(backend: MetricsBackend, mesh: &MeshSimulator) -> Result<Metrics, Error> {
+    let binary = match backend {
+        MetricsBackend::Builtin => None,
+        MetricsBackend::Auto => {
+            prometheus::locate_binary().map_err(|e| Error::Prometheus(e.to_string()))?
+        }
+    };
+    match binary {
+        Some(binary) => {
+            let opts = PrometheusOptions {
+                binary,
+                targets: vec![mesh.metrics_addr()],
+                ..PrometheusOptions::default()
+            };
+            let p = Prometheus::start(opts)
+                .await
+                .map_err(|e| Error::Prometheus(e.to_string()))?;
+            Ok(Metrics::Prometheus(p))
+        }
+        None => {
+            let source: Arc<dyn prometheus::CounterSource> = Arc::new(mesh.clone());
+            let b = BuiltinQueryEndpoint::start(source)
+                .await
+                .map_err(|e| Error::Prometheus(e.to_string()))?;
+            Ok(Metrics::Builtin(b))
+        }
+    }
+}

@@ -5,3 +5,5 @@ mod conformance;
 mod kubectl;
 mod prometheus;
 mod simulators;
+mod stack;
+mod support;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what the tests need, checks formatting and
+# lints, then runs every test. Used by README.md and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Real Prometheus for the metric tests (Debian package).
+if ! command -v prometheus >/dev/null 2>&1; then
+  log "installing prometheus (apt-get)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+# Debian's package may start its own service on :9090; the tests start their own instances.
+pkill -x prometheus 2>/dev/null || true
+
+# kubectl for the `kubectl apply` tests: the machine image ships it.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "kubectl not found: the kubectl conformance tests need it on PATH" >&2
+  exit 1
+fi
+
+log "toolchain: $(cargo --version); prometheus: $(prometheus --version 2>&1 | head -1); kubectl: $(kubectl version --client 2>/dev/null | head -1)"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets --locked -- -D warnings
+
+log "cargo test"
+export CI="${CI:-false}"
+cargo test --locked --no-fail-fast
