@@ -81,6 +81,7 @@ async fn get_json(server: &ApiServer) -> Value {
             "podinfo",
             "-o",
             "json",
+            "--show-managed-fields",
         ],
     )
     .await;
