@@ -1199,3 +1199,91 @@ async fn bookmarks_and_initial_events_end_are_sent_when_asked_for() {
         "periodic bookmarks follow: {text}"
     );
 }
+
+#[tokio::test]
+async fn shutdown_ends_watches_and_stops_serving() {
+    let server = server().await;
+    let api: Api<Deployment> =
+        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let mut stream = api
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    server.shutdown().await;
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+    assert!(
+        matches!(end, Ok(None) | Ok(Some(Err(_)))),
+        "the watch ends on shutdown: {end:?}"
+    );
+    let after = http(&server)
+        .get(format!("{}/version", server.url()))
+        .bearer_auth(Identity::Admin.token())
+        .send()
+        .await;
+    assert!(after.is_err(), "no longer serving: {after:?}");
+}
+
+#[tokio::test]
+async fn non_object_bodies_and_patches_are_400_not_a_crash() {
+    let server = server().await;
+    let http = http(&server);
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let send = |method: reqwest::Method, url: String, ct: &'static str, body: &'static str| {
+        http.request(method, url)
+            .bearer_auth(Identity::Admin.token())
+            .header("Content-Type", ct)
+            .body(body)
+            .send()
+    };
+    let created = send(
+        reqwest::Method::POST,
+        base.clone(),
+        "application/json",
+        r#"{"metadata":{"name":"c"}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    for (method, url, ct, body) in [
+        (
+            reqwest::Method::POST,
+            base.clone(),
+            "application/json",
+            "[1,2]",
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("{base}/c"),
+            "application/json",
+            "\"text\"",
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("{base}/c"),
+            "application/merge-patch+json",
+            "[]",
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("{base}/c"),
+            "application/json-patch+json",
+            "{}",
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("{base}/c?fieldManager=t"),
+            "application/apply-patch+yaml",
+            "- a\n- b\n",
+        ),
+    ] {
+        let resp = send(method.clone(), url.clone(), ct, body).await.unwrap();
+        let code = resp.status().as_u16();
+        let status: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (code, status["kind"].as_str()),
+            (400, Some("Status")),
+            "{method} {url} {ct}: {status}"
+        );
+    }
+}

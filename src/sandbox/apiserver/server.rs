@@ -15,7 +15,14 @@
 //! - `PUT` never creates; `/status` writes change only `.status` (metadata changes through
 //!   `/status` are dropped).
 //! - `generation` is tracked for kinds with a `spec` (except Services and Namespaces, which
-//!   kube does not track either) and for webhook configurations (`webhooks`).
+//!   kube does not track either) and for webhook configurations (`webhooks`); Deployments also
+//!   bump it on annotation changes, as kube's deployment strategy does.
+//! - `/status` writes may change annotations (the deployment controller writes
+//!   `deployment.kubernetes.io/revision` that way) but not spec or labels.
+//! - `resourceVersion`/`resourceVersionMatch` on get and list are ignored: reads always see the
+//!   latest state. No Table output: `kubectl get` prints NAME and AGE from the plain list.
+//! - Request counts (`ApiServer::request_counts`) count discovery and OpenAPI reads as `get`.
+//! - A handler panic (a sandbox bug) is answered as a 500 `InternalError` Status.
 //! - Deleting a Namespace removes its contents and the Namespace inside the request (the
 //!   response still shows it `Terminating`, as kube answers).
 //! - Non-resource URLs answer a 404 `Status` rather than kube's plain-text page.
@@ -23,6 +30,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +39,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -228,9 +237,20 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         query,
         body,
     };
-    match route(&s, &ctx, &segs).await {
-        Ok(resp) => resp,
-        Err(e) => error(&e),
+    // A panic is a sandbox bug; answer it as kube-apiserver answers its own: a 500 Status.
+    match AssertUnwindSafe(route(&s, &ctx, &segs))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => error(&e),
+        Err(_) => {
+            tracing::error!(method = %ctx.method, path, "sandbox API server handler panicked");
+            error(&ApiError::internal(format!(
+                "the sandbox API server failed handling {} {path}; this is a sandbox bug, please report it",
+                ctx.method
+            )))
+        }
     }
 }
 
@@ -692,6 +712,13 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// Fills in apiVersion/kind/namespace from the URL and refuses a mismatched namespace or name.
 fn place(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): expected a JSON object, got {}",
+            t.kind.kind,
+            truncate(&obj.to_string(), 200)
+        )));
+    }
     obj["apiVersion"] = json!(t.kind.api_version());
     obj["kind"] = json!(t.kind.kind);
     if !obj["metadata"].is_object() {
@@ -798,6 +825,9 @@ fn prepare_for_create(kind: &ResourceKind, obj: &mut Value, ts: &str) {
         obj["status"] = json!({"phase": "Active"});
         obj["spec"] = json!({"finalizers": ["kubernetes"]});
         let name = obj["metadata"]["name"].clone();
+        if !obj["metadata"]["labels"].is_object() {
+            obj["metadata"]["labels"] = json!({});
+        }
         obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
     }
 }
@@ -1306,6 +1336,9 @@ async fn write_scale(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiE
         )
     })?;
     let mut obj = present(&t.kind, old.clone());
+    if !obj["spec"].is_object() {
+        obj["spec"] = json!({});
+    }
     obj["spec"]["replicas"] = json!(replicas);
     prepare_for_update(&t.kind, &mut obj, &old, None);
     defaults::validate(&t.kind, &obj, Some(&old))?;
@@ -1453,7 +1486,7 @@ async fn delete_one(
     if kind.kind == "Namespace" {
         let mut ns = old.clone();
         ns["metadata"]["deletionTimestamp"] = json!(ts);
-        ns["status"]["phase"] = json!("Terminating");
+        ns["status"] = json!({"phase": "Terminating"});
         let shown = store.insert(&sk, ns);
         store.delete_namespace_contents(name);
         store.remove(&sk, &key);
