@@ -1287,3 +1287,31 @@ async fn non_object_bodies_and_patches_are_400_not_a_crash() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_are_never_lost() {
+    let server = server().await;
+    let api: Api<ConfigMap> =
+        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "shared"}})).unwrap();
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let writes = (0..24).map(|i| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let patch = json!({"metadata": {"annotations": {format!("writer-{i}"): "done"}}});
+            api.patch("shared", &PatchParams::default(), &Patch::Merge(patch))
+                .await
+        })
+    });
+    for w in futures::future::join_all(writes).await {
+        w.unwrap().unwrap();
+    }
+    let annotations = api
+        .get("shared")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap();
+    assert_eq!(annotations.len(), 24, "{annotations:?}");
+}

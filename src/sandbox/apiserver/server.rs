@@ -411,7 +411,7 @@ async fn resource(
         }
         (true, Some("scale")) if *m == Method::PUT || *m == Method::PATCH => {
             s.count(if *m == Method::PUT { "update" } else { "patch" });
-            write_scale(s, ctx, &t).await
+            retry_on_conflict(|| write_scale(s, ctx, &t)).await
         }
         (true, _) if *m == Method::GET => {
             s.count("get");
@@ -420,11 +420,11 @@ async fn resource(
         }
         (true, _) if *m == Method::PUT => {
             s.count("update");
-            update(s, ctx, &t).await
+            retry_on_conflict(|| update(s, ctx, &t)).await
         }
         (true, _) if *m == Method::PATCH => {
             s.count("patch");
-            patch(s, ctx, &t).await
+            retry_on_conflict(|| patch(s, ctx, &t)).await
         }
         (true, None) if *m == Method::DELETE => {
             s.count("delete");
@@ -432,6 +432,30 @@ async fn resource(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Re-runs an update whose object changed between read and write, as kube-apiserver's
+/// `GuaranteedUpdate` does: the retry reads the new state, so a request with a
+/// resourceVersion precondition then fails with a genuine 409. Apply conflicts (with
+/// `causes`) are not retried.
+async fn retry_on_conflict<F, Fut>(mut attempt: F) -> Result<Response, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    for _ in 0..4 {
+        match attempt().await {
+            Err(e)
+                if e.code == 409
+                    && e.reason == "Conflict"
+                    && e.details.as_ref().is_none_or(|d| d.get("causes").is_none()) =>
+            {
+                continue;
+            }
+            other => return other,
+        }
+    }
+    attempt().await
 }
 
 fn selection(ctx: &Ctx, kind: &ResourceKind) -> Result<Selection, ApiError> {
@@ -764,8 +788,6 @@ struct Write<'a> {
     old: Option<Value>,
     /// Record managedFields for this manager (`None` for apply, which already did).
     manager: Option<String>,
-    /// The resourceVersion the client required, if any.
-    precondition: Option<u64>,
 }
 
 const ALNUM: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -1024,12 +1046,12 @@ async fn finish(
     match (&w.old, current) {
         (None, Some(_)) => return Err(ApiError::already_exists(kind, &key.1)),
         (Some(_), None) => return Err(ApiError::not_found(kind, &key.1)),
-        (Some(old), Some(cur)) => {
-            let required = w.precondition.unwrap_or(object_rv(old));
-            if w.precondition.is_some() && required != object_rv(&cur) {
-                return Err(ApiError::conflict(kind, &key.1));
-            }
+        // Someone wrote in between: conflict (retried by `retry_on_conflict` against the
+        // new state, where a client precondition then fails for good).
+        (Some(old), Some(cur)) if object_rv(old) != object_rv(&cur) => {
+            return Err(ApiError::conflict(kind, &key.1));
         }
+        (Some(_), Some(_)) => {}
         (None, None) => {}
     }
     let finished_deleting = !obj["metadata"]["deletionTimestamp"].is_null()
@@ -1058,7 +1080,6 @@ async fn create(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError>
         options: json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}),
         old: None,
         manager: Some(ctx.manager()),
-        precondition: None,
     };
     let mut attempt = finish(s, ctx, w, obj.clone()).await;
     // A generated name that collided: generate another, as kube-apiserver does.
@@ -1071,7 +1092,6 @@ async fn create(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError>
                     options: json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}),
                     old: None,
                     manager: Some(ctx.manager()),
-                    precondition: None,
                 };
                 attempt = finish(s, ctx, w, obj.clone()).await;
             }
@@ -1101,7 +1121,6 @@ async fn update(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError>
         options: json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"}),
         old: Some(old),
         manager: Some(ctx.manager()),
-        precondition,
     };
     let (saved, warnings) = finish(s, ctx, w, obj).await?;
     Ok(respond(200, &saved, &warnings))
@@ -1220,7 +1239,6 @@ async fn patch(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError> 
             options,
             old: current,
             manager: None,
-            precondition,
         };
         let (saved, warnings) = finish(s, ctx, w, merged).await?;
         return Ok(respond(if creating { 201 } else { 200 }, &saved, &warnings));
@@ -1256,7 +1274,6 @@ async fn patch(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError> 
         options,
         old: Some(current),
         manager: Some(ctx.manager()),
-        precondition: None,
     };
     let (saved, warnings) = finish(s, ctx, w, patched).await?;
     Ok(respond(200, &saved, &warnings))
@@ -1316,7 +1333,6 @@ async fn write_scale(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiE
         options,
         old: Some(old.clone()),
         manager: Some(ctx.manager()),
-        precondition: None,
     };
     check_namespace(s, t, Operation::Update)?;
     let mut attrs = attributes(s, ctx, &w, &desired);
