@@ -1315,3 +1315,40 @@ async fn concurrent_patches_are_never_lost() {
         .unwrap();
     assert_eq!(annotations.len(), 24, "{annotations:?}");
 }
+
+#[tokio::test]
+async fn a_single_object_watch_sees_only_that_object() {
+    let server = server().await;
+    let api: Api<ConfigMap> =
+        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    for name in ["a", "b"] {
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let text = http(&server)
+        .get(format!(
+            "{}/api/v1/namespaces/default/configmaps/a?watch=1&timeoutSeconds=1",
+            server.url()
+        ))
+        .bearer_auth(Identity::Admin.token())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let seen: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, vec![("ADDED".to_string(), "a".to_string())]);
+}

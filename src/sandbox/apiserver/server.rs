@@ -413,6 +413,13 @@ async fn resource(
             s.count(if *m == Method::PUT { "update" } else { "patch" });
             retry_on_conflict(|| write_scale(s, ctx, &t)).await
         }
+        (true, None) if *m == Method::GET && ctx.flag("watch") => {
+            // The deprecated single-object watch: a watch with a name field selector.
+            let mut sel = selection(ctx, &t.kind)?;
+            let name = t.name.clone().unwrap_or_default();
+            sel.fields.0.push(("metadata.name".to_string(), true, name));
+            Ok(watch(s, ctx, &t, sel))
+        }
         (true, _) if *m == Method::GET => {
             s.count("get");
             let live = live(s, &t)?;
