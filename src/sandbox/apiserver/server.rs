@@ -386,6 +386,10 @@ async fn resource(
 ) -> Result<Response, ApiError> {
     let t = parse_target(s, group, version, rest)?;
     let m = &ctx.method;
+    // Only list and watch of a namespaced kind work across namespaces.
+    if t.kind.namespaced && t.namespace.is_none() && *m != Method::GET {
+        return Err(not_found_path());
+    }
     match (t.name.is_some(), t.sub.as_deref()) {
         (false, _) if *m == Method::GET => {
             let sel = selection(ctx, &t.kind)?;
