@@ -1041,6 +1041,7 @@ async fn malformed_json_is_a_400_status_and_unknown_paths_are_404() {
             "/api/v1/namespaces/default/configmaps/x",
             405,
         ),
+        (reqwest::Method::POST, "/apis/apps/v1/deployments", 404),
     ] {
         let resp = http
             .request(method, format!("{}{path}", server.url()))
