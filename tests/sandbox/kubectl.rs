@@ -125,12 +125,68 @@ async fn kubectl_lists_deployments_in_every_namespace() {
         .skip(1)
         .map(|l| l.split_whitespace().collect())
         .collect();
-    let pairs: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[1])).collect();
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(
-        pairs,
-        vec![("default", "web-default"), ("team", "web-team")],
+        header,
+        vec![
+            "NAMESPACE",
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE"
+        ],
+        "the server's Table columns"
+    );
+    let cells: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r[0], r[1], r[2])).collect();
+    assert_eq!(
+        cells,
+        vec![
+            ("default", "web-default", "0/1"),
+            ("team", "web-team", "0/1")
+        ],
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn kubectl_create_from_a_file_works_and_imperative_generators_get_415() {
+    if !have_kubectl("kubectl_create_from_a_file_works_and_imperative_generators_get_415") {
+        return;
+    }
+    let server = crate::conformance::server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cm.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n",
+    )
+    .unwrap();
+    let out = kubectl(&server, &["create", "-f", file.to_str().unwrap()]).await;
+    assert_eq!(out.trim(), "configmap/settings created");
+    let out = kubectl(&server, &["get", "configmaps"]).await;
+    let row: Vec<&str> = out
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..2], &["settings", "1"], "{out}");
+    // `kubectl create configmap NAME` sends protobuf, which the sandbox does not decode.
+    let refused = tokio::process::Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig_path(Identity::Admin))
+        .args(["create", "configmap", "other", "--from-literal=a=b"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown format"));
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod strategic;
+pub mod table;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -45,12 +45,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::Identity;
 use super::admission::{AdmissionAttributes, Admitter, Operation};
-use super::discovery;
 use super::resources::{ResourceKind, builtin_kinds};
 use super::selectors::{FieldSelector, LabelSelector, Selection};
 use super::status::ApiError;
 use super::store::{self, FOREGROUND_FINALIZER, ObjKey, Store, obj_key, object_rv};
 use super::{defaults, fieldmanager, strategic};
+use super::{discovery, table};
 
 /// State shared by every request.
 pub struct Shared {
@@ -279,6 +279,14 @@ impl Ctx {
         self.q("dryRun") == Some("All")
     }
 
+    /// Whether the client asked for `meta.k8s.io/v1` Tables (`kubectl get`).
+    fn wants_table(&self) -> bool {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(table::wants_table)
+    }
+
     fn content_type(&self) -> &str {
         self.headers
             .get(header::CONTENT_TYPE)
@@ -427,6 +435,10 @@ async fn resource(
         (true, _) if *m == Method::GET => {
             s.count("get");
             let live = live(s, &t)?;
+            if ctx.wants_table() {
+                let meta = json!({"resourceVersion": live["metadata"]["resourceVersion"]});
+                return Ok(respond(200, &table::table(&t.kind, &[live], meta), &[]));
+            }
             Ok(respond(200, &present(&t.kind, live), &[]))
         }
         (true, _) if *m == Method::PUT => {
@@ -553,6 +565,9 @@ fn list(s: &Shared, ctx: &Ctx, t: &Target, sel: &Selection) -> Result<Response, 
             .collect()
     };
     drop(store);
+    if ctx.wants_table() {
+        return Ok(respond(200, &table::table(&t.kind, &page, meta), &[]));
+    }
     let body = json!({
         "kind": t.kind.list_kind(),
         "apiVersion": t.kind.api_version(),
@@ -589,6 +604,15 @@ fn watch(s: &Arc<Shared>, ctx: &Ctx, t: &Target, sel: Selection) -> Response {
     let key = t.kind.storage_key();
     let ns = t.namespace.clone();
     let kind = t.kind.clone();
+    let as_table = ctx.wants_table();
+    let shape = move |kind: &ResourceKind, obj: &Value| -> Value {
+        if as_table {
+            let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
+            table::table(kind, std::slice::from_ref(obj), meta)
+        } else {
+            present(kind, obj.clone())
+        }
+    };
 
     let mut initial: Vec<Bytes> = Vec::new();
     let (rx, start) = {
@@ -600,7 +624,7 @@ fn watch(s: &Arc<Shared>, ctx: &Ctx, t: &Target, sel: Selection) -> Response {
                 Ok(changes) => {
                     for c in changes.iter().filter(|c| c.storage_key == key) {
                         if let Some((ev, obj)) = store::visible_event(c, ns.as_deref(), &sel) {
-                            initial.push(watch_line(ev.as_str(), &present(&kind, obj.clone())));
+                            initial.push(watch_line(ev.as_str(), &shape(&kind, obj)));
                         }
                     }
                     (rx, current.max(n))
@@ -618,7 +642,7 @@ fn watch(s: &Arc<Shared>, ctx: &Ctx, t: &Target, sel: Selection) -> Response {
             }
             _ => {
                 for o in store.list(&key, ns.as_deref()).filter(|o| sel.matches(o)) {
-                    initial.push(watch_line("ADDED", &present(&kind, o.clone())));
+                    initial.push(watch_line("ADDED", &shape(&kind, o)));
                 }
                 if send_initial && bookmarks {
                     initial.push(watch_line("BOOKMARK", &bookmark(&kind, current, true)));
@@ -654,7 +678,7 @@ fn watch(s: &Arc<Shared>, ctx: &Ctx, t: &Target, sel: Selection) -> Response {
                         seen = c.rv;
                         if c.storage_key != key { continue; }
                         match store::visible_event(&c, ns.as_deref(), &sel) {
-                            Some((ev, obj)) => watch_line(ev.as_str(), &present(&kind, obj.clone())),
+                            Some((ev, obj)) => watch_line(ev.as_str(), &shape(&kind, obj)),
                             None => continue,
                         }
                     }
@@ -692,6 +716,31 @@ fn watch_response(lines: Vec<Bytes>) -> Response {
 // Decoding
 
 /// Decodes a request body as kube-apiserver does, worded as its 400.
+/// Decodes a create/update body of `content_type`: JSON, or YAML (kube-apiserver also takes
+/// protobuf and CBOR, which the sandbox answers with 415 so client-go falls back to JSON).
+fn decode_body(kind: &ResourceKind, content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
+    match content_type {
+        "application/json" | "" => decode_object(kind, body),
+        "application/yaml" => {
+            let value: Value = serde_saphyr::from_str(&String::from_utf8_lossy(body)).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the object provided is unrecognized (must be of type {}): couldn't get version/kind; yaml parse error: {e}",
+                    kind.kind
+                ))
+            })?;
+            decode_object(kind, value.to_string().as_bytes())
+        }
+        _ => Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the sandbox does not speak {content_type})"
+            ),
+        )
+        .with_details(json!({}))),
+    }
+}
+
 fn decode_object(kind: &ResourceKind, body: &[u8]) -> Result<Value, ApiError> {
     let text = String::from_utf8_lossy(body);
     let value: Value = serde_json::from_slice(body).map_err(|e| {
@@ -1078,7 +1127,7 @@ async fn finish(
 }
 
 async fn create(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError> {
-    let mut obj = decode_object(&t.kind, &ctx.body)?;
+    let mut obj = decode_body(&t.kind, ctx.content_type(), &ctx.body)?;
     place(t, &mut obj)?;
     strip_system_fields(&mut obj);
     let has_name = obj["metadata"]["name"]
@@ -1114,7 +1163,7 @@ async fn create(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError>
 }
 
 async fn update(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError> {
-    let mut obj = decode_object(&t.kind, &ctx.body)?;
+    let mut obj = decode_body(&t.kind, ctx.content_type(), &ctx.body)?;
     place(t, &mut obj)?;
     let old = live(s, t)?;
     let precondition = obj["metadata"]["resourceVersion"]
