@@ -1532,6 +1532,10 @@ async fn delete_one(
         old_object: Some(present(kind, old.clone())),
         namespace_labels: namespace_labels(s, t, &old),
     };
+    // kube-apiserver calls mutating webhooks registered for DELETE too (they can only deny).
+    s.admitter
+        .mutate(&s.configs("mutatingwebhookconfigurations"), &attrs)
+        .await?;
     s.admitter
         .validate(&s.configs("validatingwebhookconfigurations"), &attrs)
         .await?;
