@@ -5,6 +5,7 @@
 //! the other tests drive the server through an unmodified `kube::Client`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -53,20 +54,25 @@ pub(crate) fn deployment(name: &str, app: &str, replicas: i32) -> Deployment {
     .unwrap()
 }
 
-/// A tiny HTTPS admission webhook that denies every request with `message`.
-async fn denying_webhook(message: &'static str) -> (SocketAddr, String) {
+/// A tiny HTTPS admission webhook at `/{path}` answering each review's `request` with the
+/// `response` that `answer` builds (the uid is filled in). Returns its address and CA.
+pub(crate) async fn webhook(
+    path: &'static str,
+    answer: impl Fn(&Value) -> Value + Clone + Send + Sync + 'static,
+) -> (SocketAddr, String) {
     let ca = sluice::tls::Ca::new("conformance webhook CA").unwrap();
     let issued = ca
         .issue(&["localhost"], &[IpAddr::V4(Ipv4Addr::LOCALHOST)])
         .unwrap();
     let tls = sluice::tls::server_config("webhook", &issued.cert_pem, &issued.key_pem).unwrap();
     let app = axum::Router::new().route(
-        "/validate",
+        &format!("/{path}"),
         axum::routing::post(move |axum::Json(review): axum::Json<Value>| async move {
+            let mut response = answer(&review["request"]);
+            response["uid"] = review["request"]["uid"].clone();
             axum::Json(json!({
                 "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "response": {"uid": review["request"]["uid"], "allowed": false,
-                    "status": {"code": 403, "message": message}}
+                "response": response,
             }))
         }),
     );
@@ -80,6 +86,15 @@ async fn denying_webhook(message: &'static str) -> (SocketAddr, String) {
     .unwrap();
     tokio::spawn(server.serve(app.into_make_service()));
     (addr, ca.cert_pem().to_string())
+}
+
+/// A webhook that denies every request with `message`.
+async fn denying_webhook(message: &'static str) -> (SocketAddr, String) {
+    webhook(
+        "validate",
+        move |_| json!({"allowed": false, "status": {"code": 403, "message": message}}),
+    )
+    .await
 }
 
 fn fixture() -> serde_json::Map<String, Value> {
@@ -1352,4 +1367,104 @@ async fn a_single_object_watch_sees_only_that_object() {
         })
         .collect();
     assert_eq!(seen, vec![("ADDED".to_string(), "a".to_string())]);
+}
+
+#[tokio::test]
+async fn a_mutating_webhook_behind_a_service_patches_writes_and_its_warnings_reach_the_client() {
+    use base64::Engine;
+    let server = server().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let (addr, ca) = webhook("mutate", move |request| {
+        record.lock().unwrap().push((
+            request["operation"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            request["dryRun"].as_bool().unwrap_or(false),
+            request["userInfo"]["username"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ));
+        let patch = json!([{"op": "add", "path": "/spec/paused", "value": true}]);
+        json!({
+            "allowed": true,
+            "patchType": "JSONPatch",
+            "patch": base64::engine::general_purpose::STANDARD.encode(patch.to_string()),
+            "warnings": ["sluice paused the rollout"],
+        })
+    })
+    .await;
+    server.register_service("sluice-system", "sluice-webhook", addr);
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "sluice"},
+        "webhooks": [{
+            "name": "mutate.sluice.dev",
+            "clientConfig": {
+                "service": {"namespace": "sluice-system", "name": "sluice-webhook", "path": "/mutate", "port": 443},
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(&ca)
+            },
+            "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}],
+            "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Fail"
+        }]
+    });
+    let http = http(&server);
+    let created = http
+        .post(format!(
+            "{}/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+            server.url()
+        ))
+        .bearer_auth(Identity::Admin.token())
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+
+    let url = format!(
+        "{}/apis/apps/v1/namespaces/default/deployments",
+        server.url()
+    );
+    let body = serde_json::to_value(deployment("web", "web", 1)).unwrap();
+    let dry = http
+        .post(format!("{url}?dryRun=All"))
+        .bearer_auth(Identity::Sluice.token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dry.status().as_u16(), 201);
+    let resp = http
+        .post(&url)
+        .bearer_auth(Identity::Sluice.token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let warnings: Vec<String> = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        warnings,
+        vec!["299 - \"sluice paused the rollout\"".to_string()]
+    );
+    let stored: Value = resp.json().await.unwrap();
+    assert_eq!(
+        stored["spec"]["paused"], true,
+        "the webhook's patch is stored"
+    );
+    let sa = Identity::Sluice.username().to_string();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            ("CREATE".to_string(), true, sa.clone()),
+            ("CREATE".to_string(), false, sa)
+        ]
+    );
 }
