@@ -54,7 +54,8 @@ pub(crate) fn deployment(name: &str, app: &str, replicas: i32) -> Deployment {
     .unwrap()
 }
 
-/// A tiny HTTPS admission webhook at `/{path}` answering each review's `request` with the
+/// A tiny HTTPS admission webhook (certificate for `localhost`, 127.0.0.1 and the Service
+/// `sluice-webhook.sluice-system.svc`) at `/{path}` answering each review's `request` with the
 /// `response` that `answer` builds (the uid is filled in). Returns its address and CA.
 pub(crate) async fn webhook(
     path: &'static str,
@@ -62,7 +63,10 @@ pub(crate) async fn webhook(
 ) -> (SocketAddr, String) {
     let ca = sluice::tls::Ca::new("conformance webhook CA").unwrap();
     let issued = ca
-        .issue(&["localhost"], &[IpAddr::V4(Ipv4Addr::LOCALHOST)])
+        .issue(
+            &["localhost", "sluice-webhook.sluice-system.svc"],
+            &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        )
         .unwrap();
     let tls = sluice::tls::server_config("webhook", &issued.cert_pem, &issued.key_pem).unwrap();
     let app = axum::Router::new().route(
@@ -1435,7 +1439,7 @@ async fn a_mutating_webhook_behind_a_service_patches_writes_and_its_warnings_rea
         .send()
         .await
         .unwrap();
-    assert_eq!(dry.status().as_u16(), 201);
+    assert_eq!(dry.status().as_u16(), 201, "{}", dry.text().await.unwrap());
     let resp = http
         .post(&url)
         .bearer_auth(Identity::Sluice.token())
