@@ -234,12 +234,15 @@ impl ApiServer {
         }
 
         let handle = axum_server::Handle::new();
-        let server = axum_server::from_tcp_rustls(
-            listener,
+        // TCP_NODELAY: without it small responses wait for the peer's delayed ACK (~40 ms).
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
             axum_server::tls_rustls::RustlsConfig::from_config(tls),
         )
-        .map_err(|e| Error::io("starting the TLS listener", e))?
-        .handle(handle.clone());
+        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+        let server = axum_server::from_tcp(listener)
+            .map_err(|e| Error::io("starting the TLS listener", e))?
+            .acceptor(acceptor)
+            .handle(handle.clone());
         let app = server::router(shared.clone());
         tokio::spawn(async move {
             if let Err(e) = server.serve(app.into_make_service()).await {
