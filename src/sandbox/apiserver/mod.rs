@@ -11,6 +11,7 @@
 //! - [`server`]: routes, handlers and the write pipeline.
 //! - [`store`]: objects, the resourceVersion counter, watch history and garbage collection.
 //! - [`selectors`]: label and field selectors. [`discovery`]: discovery and OpenAPI documents.
+//! - [`table`]: the Tables `kubectl get` prints.
 //! - [`kubeconfig`]: the kubeconfig files written at start.
 //!
 //! Where the sandbox knowingly differs from kube-apiserver:
@@ -22,7 +23,9 @@
 //!   and only `apiVersion` is rewritten between versions (no field conversion).
 //! - core/v1 and events.k8s.io/v1 Events are separate storages (the real server shares one
 //!   and converts).
-//! - No protobuf, no Table output (`kubectl get` prints from the JSON list), no pods.
+//! - JSON and YAML only: protobuf request bodies (kubectl's imperative `create configmap`,
+//!   `create deployment` ...) get a 415; `kubectl apply/create/replace -f` send JSON and work.
+//! - No pods, ReplicaSets or other kinds outside the table; no aggregated discovery.
 //! - Further per-area differences are listed in each module's docs.
 
 pub mod admission;

@@ -20,7 +20,7 @@
 //! - `/status` writes may change annotations (the deployment controller writes
 //!   `deployment.kubernetes.io/revision` that way) but not spec or labels.
 //! - `resourceVersion`/`resourceVersionMatch` on get and list are ignored: reads always see the
-//!   latest state. No Table output: `kubectl get` prints NAME and AGE from the plain list.
+//!   latest state.
 //! - Request counts (`ApiServer::request_counts`) count discovery and OpenAPI reads as `get`.
 //! - A handler panic (a sandbox bug) is answered as a 500 `InternalError` Status.
 //! - Deleting a Namespace removes its contents and the Namespace inside the request (the

@@ -302,20 +302,28 @@ impl Store {
     }
 
     fn gc_step(&mut self, now: &str) -> bool {
-        let live_uids: HashSet<String> = self
-            .objects
-            .values()
-            .flat_map(|m| m.values())
-            .filter_map(|o| uid_of(o).map(str::to_string))
-            .collect();
+        // Only owners being deleted in the foreground and dependents matter to the collector.
         let all: Vec<(String, ObjKey, Value)> = self
             .objects
             .iter()
             .flat_map(|(sk, m)| {
                 m.iter()
+                    .filter(|(_, o)| {
+                        !o["metadata"]["deletionTimestamp"].is_null()
+                            || !o["metadata"]["ownerReferences"].is_null()
+                    })
                     .map(|(k, o)| (sk.clone(), k.clone(), o.clone()))
                     .collect::<Vec<_>>()
             })
+            .collect();
+        if all.is_empty() {
+            return false;
+        }
+        let live_uids: HashSet<String> = self
+            .objects
+            .values()
+            .flat_map(|m| m.values())
+            .filter_map(|o| uid_of(o).map(str::to_string))
             .collect();
         for (sk, key, obj) in &all {
             let fins = finalizers(obj);
