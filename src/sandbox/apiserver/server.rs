@@ -3,17 +3,18 @@
 //! ```text
 //! request ─► auth (bearer) ─► route ─► get / list / watch ─────────────────► store
 //!                                   └► create / update / patch / delete
-//!                                        decode → (patch onto live) → default → namespace
-//!                                        lifecycle → mutating webhooks → default →
+//!                                        decode → (patch onto live) → namespace lifecycle →
+//!                                        default → mutating webhooks → default →
 //!                                        prepare (uid, generation, status) → validate →
 //!                                        validating webhooks → field manager → persist
+//!                                        (retried from the top if the object changed)
 //! ```
 //!
 //! Differences from kube-apiserver:
 //! - `/openapi/v2` is 404; `/openapi/v3` carries open schemas (see `discovery`). kubectl then
 //!   computes client-side apply patches from its compiled-in types.
-//! - `PUT` never creates; `/status` writes change only `.status` (metadata changes through
-//!   `/status` are dropped).
+//! - `PUT` never creates. Webhooks see `managedFields` as they were before the write (kube
+//!   updates them before admission).
 //! - `generation` is tracked for kinds with a `spec` (except Services and Namespaces, which
 //!   kube does not track either) and for webhook configurations (`webhooks`); Deployments also
 //!   bump it on annotation changes, as kube's deployment strategy does.
