@@ -1168,6 +1168,20 @@ async fn creates_need_an_existing_namespace_and_deleting_one_removes_its_objects
         .await
         .unwrap();
     let namespaces: Api<Namespace> = Api::all(client);
+    match namespaces
+        .delete("default", &DeleteParams::default())
+        .await
+        .unwrap_err()
+    {
+        kube::Error::Api(s) => assert_eq!(
+            (s.code, s.message.as_str()),
+            (
+                403,
+                "namespaces \"default\" is forbidden: this namespace may not be deleted"
+            )
+        ),
+        other => panic!("want a 403, got {other}"),
+    }
     namespaces
         .delete("team", &DeleteParams::default())
         .await

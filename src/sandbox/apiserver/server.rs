@@ -1488,6 +1488,9 @@ fn delete_options(ctx: &Ctx) -> Value {
     o
 }
 
+/// Namespaces kube-apiserver refuses to delete.
+const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
 /// Deletes one object; returns the HTTP code and body kube-apiserver would send.
 async fn delete_one(
     s: &Shared,
@@ -1497,6 +1500,12 @@ async fn delete_one(
 ) -> Result<(u16, Value), ApiError> {
     let kind = &t.kind;
     let name = t.name.as_deref().unwrap_or("");
+    if kind.kind == "Namespace" && IMMORTAL_NAMESPACES.contains(&name) {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+        ))
+        .with_details(json!({"name": name, "kind": "namespaces"})));
+    }
     let old = live(s, t)?;
     let uid = old["metadata"]["uid"]
         .as_str()
