@@ -20,7 +20,8 @@
 //!   `/healthz`, `/livez` and `/readyz`.
 //! - Objects are JSON values with no schema: unknown fields are kept, not pruned, unless
 //!   `defaults::validate` refuses them. Multi-version kinds (TrafficSplit) share one storage
-//!   and only `apiVersion` is rewritten between versions (no field conversion).
+//!   and only `apiVersion` is rewritten between versions, as the CRD's `conversion: None`
+//!   does in a real cluster.
 //! - core/v1 and events.k8s.io/v1 Events are separate storages (the real server shares one
 //!   and converts).
 //! - JSON and YAML only: protobuf request bodies (kubectl's imperative `create configmap`,

@@ -18,8 +18,11 @@
 //! - `generation` is tracked for kinds with a `spec` (except Services and Namespaces, which
 //!   kube does not track either) and for webhook configurations (`webhooks`); Deployments also
 //!   bump it on annotation changes, as kube's deployment strategy does.
-//! - `/status` writes may change annotations (the deployment controller writes
-//!   `deployment.kubernetes.io/revision` that way) but not spec or labels.
+//! - `/status` writes change `.status` and, as each kind's status strategy allows, metadata:
+//!   nothing else for custom resources, annotations for Deployments (the deployment
+//!   controller writes `deployment.kubernetes.io/revision` that way), labels and annotations
+//!   for the other built-ins.
+//! - List items carry `apiVersion` and `kind` (kube-apiserver leaves them out of items).
 //! - `resourceVersion`/`resourceVersionMatch` on get and list are ignored: reads always see the
 //!   latest state.
 //! - Request counts (`ApiServer::request_counts`) count discovery and OpenAPI reads as `get`.
@@ -915,6 +918,14 @@ fn prepare_for_create(kind: &ResourceKind, obj: &mut Value, ts: &str) {
     }
 }
 
+/// Kinds served from CustomResourceDefinitions in a real cluster.
+fn is_custom_resource(kind: &ResourceKind) -> bool {
+    matches!(
+        kind.group,
+        "split.smi-spec.io" | "gateway.networking.k8s.io"
+    )
+}
+
 /// What `BeforeUpdate` does: immutable metadata kept, status or spec kept by subresource,
 /// generation bumped when the spec changes.
 fn prepare_for_update(kind: &ResourceKind, obj: &mut Value, old: &Value, sub: Option<&str>) {
@@ -944,13 +955,24 @@ fn prepare_for_update(kind: &ResourceKind, obj: &mut Value, old: &Value, sub: Op
     if sub == Some("status") {
         let status = obj.get("status").cloned();
         let mut next = old.clone();
-        // Status writes may change annotations (the deployment controller records
-        // `deployment.kubernetes.io/revision` that way), never spec or labels.
-        match obj["metadata"].get("annotations") {
-            Some(a) => next["metadata"]["annotations"] = a.clone(),
-            None => {
-                if let Some(m) = next["metadata"].as_object_mut() {
-                    m.remove("annotations");
+        // What each status strategy lets through besides `.status`: custom resources
+        // nothing; Deployments annotations (the deployment controller records
+        // `deployment.kubernetes.io/revision` that way); other built-ins all metadata
+        // their strategy does not reset (labels and annotations).
+        let mut carried: Vec<&str> = Vec::new();
+        if !is_custom_resource(kind) {
+            carried.push("annotations");
+            if kind.kind != "Deployment" {
+                carried.push("labels");
+            }
+        }
+        for field in carried {
+            match obj["metadata"].get(field) {
+                Some(v) => next["metadata"][field] = v.clone(),
+                None => {
+                    if let Some(m) = next["metadata"].as_object_mut() {
+                        m.remove(field);
+                    }
                 }
             }
         }
@@ -1707,6 +1729,25 @@ mod tests {
         assert_eq!(new["spec"]["replicas"], 1);
         assert_eq!(new["status"]["replicas"], 1);
         assert_eq!(new["metadata"]["generation"], 1);
+    }
+
+    #[test]
+    fn status_writes_carry_metadata_only_as_the_kinds_strategy_allows() {
+        let kinds = builtin_kinds();
+        let find = |plural: &str| kinds.iter().find(|k| k.plural == plural).unwrap();
+        let old = json!({"metadata": {"name": "a", "labels": {"l": "1"}}, "spec": {}});
+        let new = json!({"metadata": {"name": "a", "labels": {"l": "2"}, "annotations": {"a": "1"}}, "spec": {}, "status": {}});
+        let carried = |plural: &str| {
+            let mut obj = new.clone();
+            prepare_for_update(find(plural), &mut obj, &old, Some("status"));
+            (
+                obj["metadata"]["labels"]["l"].clone(),
+                obj["metadata"]["annotations"]["a"].clone(),
+            )
+        };
+        assert_eq!(carried("deployments"), (json!("1"), json!("1")));
+        assert_eq!(carried("services"), (json!("2"), json!("1")));
+        assert_eq!(carried("httproutes"), (json!("1"), Value::Null));
     }
 
     #[test]
