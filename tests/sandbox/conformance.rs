@@ -1107,6 +1107,36 @@ async fn status_and_scale_subresources_write_only_their_part() {
         Some(1),
         "main-resource writes leave the status"
     );
+    let status_apply = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "status": {"observedGeneration": 1, "replicas": 1}});
+    let applied = api
+        .patch_status(
+            "web",
+            &PatchParams::apply("sluice").force(),
+            &Patch::Apply(&status_apply),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.status.unwrap().observed_generation,
+        Some(1),
+        "server-side apply of status"
+    );
+    assert_eq!(applied.spec.unwrap().replicas, Some(1));
+    let mut missing = status_apply.clone();
+    missing["metadata"]["name"] = json!("missing");
+    match api
+        .patch_status(
+            "missing",
+            &PatchParams::apply("sluice"),
+            &Patch::Apply(&missing),
+        )
+        .await
+        .unwrap_err()
+    {
+        kube::Error::Api(s) => assert_eq!(s.code, 404, "apply does not create through /status"),
+        other => panic!("want a 404, got {other}"),
+    }
     let scale = api.get_scale("web").await.unwrap();
     assert_eq!(scale.spec.unwrap().replicas, Some(1));
     let scaled = api

@@ -1296,6 +1296,10 @@ async fn patch(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError> 
         let precondition = applied["metadata"]["resourceVersion"]
             .as_str()
             .map(|v| v.parse::<u64>().unwrap_or(u64::MAX));
+        // Apply creates a missing object, but not through a subresource.
+        if current.is_none() && t.sub.is_some() {
+            return Err(ApiError::not_found(&t.kind, name));
+        }
         let live_view = current.clone().map(|c| present(&t.kind, c));
         if let (Some(rv), Some(c)) = (precondition, &current)
             && rv != object_rv(c)
