@@ -1335,6 +1335,12 @@ async fn non_object_bodies_and_patches_are_400_not_a_crash() {
             "{}",
         ),
         (
+            reqwest::Method::DELETE,
+            format!("{base}/c"),
+            "application/json",
+            "[1]",
+        ),
+        (
             reqwest::Method::PATCH,
             format!("{base}/c?fieldManager=t"),
             "application/apply-patch+yaml",
@@ -1434,6 +1440,7 @@ async fn a_mutating_webhook_behind_a_service_patches_writes_and_its_warnings_rea
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
+            request["options"].clone(),
         ));
         let patch = json!([{"op": "add", "path": "/spec/paused", "value": true}]);
         json!({
@@ -1507,12 +1514,27 @@ async fn a_mutating_webhook_behind_a_service_patches_writes_and_its_warnings_rea
         stored["spec"]["paused"], true,
         "the webhook's patch is stored"
     );
+    // A patch reaches webhooks as an UPDATE with UpdateOptions, as kube-apiserver sends it.
+    let patched = http
+        .patch(format!("{url}/web?fieldManager=kubectl-rollout"))
+        .bearer_auth(Identity::Sluice.token())
+        .header("Content-Type", "application/merge-patch+json")
+        .body(r#"{"spec":{"replicas":2}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status().as_u16(), 200);
     let sa = Identity::Sluice.username().to_string();
+    let create = json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"});
+    let mut dry_create = create.clone();
+    dry_create["dryRun"] = json!(["All"]);
+    let update = json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "kubectl-rollout"});
     assert_eq!(
         *seen.lock().unwrap(),
         vec![
-            ("CREATE".to_string(), true, sa.clone()),
-            ("CREATE".to_string(), false, sa)
+            ("CREATE".to_string(), true, sa.clone(), dry_create),
+            ("CREATE".to_string(), false, sa.clone(), create),
+            ("UPDATE".to_string(), false, sa, update),
         ]
     );
 }

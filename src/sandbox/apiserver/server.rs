@@ -283,6 +283,28 @@ impl Ctx {
         self.q("dryRun") == Some("All")
     }
 
+    /// The options object admission sees, as kube-apiserver builds it from the query: a patch
+    /// is an update (`UpdateOptions`), or a create when it creates (apply).
+    fn options(&self, op: Operation) -> Value {
+        let kind = match op {
+            Operation::Create => "CreateOptions",
+            Operation::Delete => "DeleteOptions",
+            _ => "UpdateOptions",
+        };
+        let mut o = json!({"kind": kind, "apiVersion": "meta.k8s.io/v1"});
+        if self.dry_run() {
+            o["dryRun"] = json!(["All"]);
+        }
+        if op != Operation::Delete {
+            for key in ["fieldManager", "fieldValidation"] {
+                if let Some(v) = self.q(key) {
+                    o[key] = json!(v);
+                }
+            }
+        }
+        o
+    }
+
     /// Whether the client asked for `meta.k8s.io/v1` Tables (`kubectl get`).
     fn wants_table(&self) -> bool {
         self.headers
@@ -846,7 +868,7 @@ fn place(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
 struct Write<'a> {
     t: &'a Target,
     op: Operation,
-    /// The request's options object (`CreateOptions`, `UpdateOptions`, `PatchOptions`).
+    /// The request's options object (`CreateOptions` or `UpdateOptions`).
     options: Value,
     /// The stored object (update) or `None` (create).
     old: Option<Value>,
@@ -1160,7 +1182,7 @@ async fn create(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError>
     let w = Write {
         t,
         op: Operation::Create,
-        options: json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}),
+        options: ctx.options(Operation::Create),
         old: None,
         manager: Some(ctx.manager()),
     };
@@ -1172,7 +1194,7 @@ async fn create(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError>
                 let w = Write {
                     t,
                     op: Operation::Create,
-                    options: json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}),
+                    options: ctx.options(Operation::Create),
                     old: None,
                     manager: Some(ctx.manager()),
                 };
@@ -1201,7 +1223,7 @@ async fn update(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError>
     let w = Write {
         t,
         op: Operation::Update,
-        options: json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"}),
+        options: ctx.options(Operation::Update),
         old: Some(old),
         manager: Some(ctx.manager()),
     };
@@ -1280,7 +1302,6 @@ async fn patch(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError> 
         .lock_store()
         .get(&t.kind.storage_key(), &key_of(t))
         .cloned();
-    let options = json!({"kind": "PatchOptions", "apiVersion": "meta.k8s.io/v1"});
     if ctx.content_type() == "application/apply-patch+yaml" {
         let manager = ctx.q("fieldManager").ok_or_else(|| {
             ApiError::new(
@@ -1316,14 +1337,15 @@ async fn patch(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError> 
         )?;
         place(t, &mut merged)?;
         let creating = current.is_none();
+        let op = if creating {
+            Operation::Create
+        } else {
+            Operation::Update
+        };
         let w = Write {
             t,
-            op: if creating {
-                Operation::Create
-            } else {
-                Operation::Update
-            },
-            options,
+            op,
+            options: ctx.options(op),
             old: current,
             manager: None,
         };
@@ -1358,7 +1380,7 @@ async fn patch(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiError> 
     let w = Write {
         t,
         op: Operation::Update,
-        options,
+        options: ctx.options(Operation::Update),
         old: Some(current),
         manager: Some(ctx.manager()),
     };
@@ -1413,7 +1435,7 @@ async fn write_scale(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiE
     {
         return Err(ApiError::conflict(&t.kind, name));
     }
-    let options = json!({"kind": if ctx.method == Method::PUT {"UpdateOptions"} else {"PatchOptions"}, "apiVersion": "meta.k8s.io/v1"});
+    let options = ctx.options(Operation::Update);
     let w = Write {
         t,
         op: Operation::Update,
@@ -1485,6 +1507,11 @@ fn propagation(ctx: &Ctx) -> Result<String, ApiError> {
         serde_json::from_slice(&ctx.body)
             .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     };
+    if !body.is_null() && !body.is_object() {
+        return Err(ApiError::bad_request(
+            "error decoding DeleteOptions: expected a JSON object",
+        ));
+    }
     let policy = ctx
         .q("propagationPolicy")
         .map(str::to_string)
@@ -1507,10 +1534,19 @@ fn propagation(ctx: &Ctx) -> Result<String, ApiError> {
     Ok(policy)
 }
 
+/// The DeleteOptions admission sees: the body's, with the query's dryRun and propagationPolicy.
 fn delete_options(ctx: &Ctx) -> Value {
-    let mut o: Value = serde_json::from_slice(&ctx.body).unwrap_or_else(|_| json!({}));
-    o["kind"] = json!("DeleteOptions");
-    o["apiVersion"] = json!("meta.k8s.io/v1");
+    let mut o = ctx.options(Operation::Delete);
+    if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&ctx.body) {
+        for (k, v) in body {
+            if k != "kind" && k != "apiVersion" {
+                o[k.as_str()] = v;
+            }
+        }
+    }
+    if let Some(p) = ctx.q("propagationPolicy") {
+        o["propagationPolicy"] = json!(p);
+    }
     o
 }
 
