@@ -1538,3 +1538,44 @@ async fn a_mutating_webhook_behind_a_service_patches_writes_and_its_warnings_rea
         ]
     );
 }
+
+#[tokio::test]
+async fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_event() {
+    let server = server().await;
+    let api: Api<ConfigMap> =
+        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1"}})).unwrap();
+    let created = api.create(&PostParams::default(), &cm).await.unwrap();
+    let rv = created.metadata.resource_version.clone().unwrap();
+    let same = api
+        .patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "1"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(same.metadata.resource_version.as_deref(), Some(rv.as_str()));
+    let replaced = api
+        .replace("c", &PostParams::default(), &created)
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced.metadata.resource_version.as_deref(),
+        Some(rv.as_str())
+    );
+    let text = http(&server)
+        .get(format!(
+            "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1",
+            server.url()
+        ))
+        .bearer_auth(Identity::Admin.token())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "", "no event for writes that changed nothing");
+}

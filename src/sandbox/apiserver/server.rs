@@ -1092,6 +1092,25 @@ fn attributes(s: &Shared, ctx: &Ctx, w: &Write<'_>, obj: &Value) -> AdmissionAtt
     }
 }
 
+/// Whether `new` would store the same object as `current`: equal but for resourceVersion and
+/// managedFields timestamps (kube-apiserver skips such writes, and its field manager keeps the
+/// old timestamps when nothing else changed).
+fn unchanged(current: &Value, new: &Value) -> bool {
+    let normal = |o: &Value| {
+        let mut o = o.clone();
+        if let Some(m) = o["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+            if let Some(Value::Array(fields)) = m.get_mut("managedFields") {
+                for f in fields.iter_mut().filter_map(Value::as_object_mut) {
+                    f.remove("time");
+                }
+            }
+        }
+        o
+    };
+    normal(current) == normal(new)
+}
+
 /// Runs an object through defaulting, admission, validation and into the store.
 async fn finish(
     s: &Shared,
@@ -1155,6 +1174,10 @@ async fn finish(
         // new state, where a client precondition then fails for good).
         (Some(old), Some(cur)) if object_rv(old) != object_rv(&cur) => {
             return Err(ApiError::conflict(kind, &key.1));
+        }
+        // A write that changes nothing is not written: no new resourceVersion, no event.
+        (Some(_), Some(cur)) if unchanged(&cur, &stored(kind, obj.clone())) => {
+            return Ok((present(kind, cur), warnings));
         }
         (Some(_), Some(_)) => {}
         (None, None) => {}
@@ -1488,6 +1511,9 @@ async fn write_scale(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiE
     let mut store = s.lock_store();
     let sk = t.kind.storage_key();
     match store.get(&sk, &key_of(t)) {
+        Some(cur) if unchanged(cur, &stored(&t.kind, obj.clone())) => {
+            return Ok(respond(200, &scale_of(cur), &warnings));
+        }
         Some(cur) if object_rv(cur) == object_rv(&old) => {}
         Some(_) => return Err(ApiError::conflict(&t.kind, name)),
         None => return Err(ApiError::not_found(&t.kind, name)),
@@ -1788,6 +1814,19 @@ mod tests {
         assert_eq!(carried("deployments"), (json!("1"), json!("1")));
         assert_eq!(carried("services"), (json!("2"), json!("1")));
         assert_eq!(carried("httproutes"), (json!("1"), Value::Null));
+    }
+
+    #[test]
+    fn a_write_differing_only_in_resource_version_and_timestamps_is_unchanged() {
+        let cur = json!({"metadata": {"name": "a", "resourceVersion": "5",
+            "managedFields": [{"manager": "m", "time": "2026-01-01T00:00:00Z"}]}, "spec": {"x": 1}});
+        let mut same = cur.clone();
+        same["metadata"]["resourceVersion"] = json!("9");
+        same["metadata"]["managedFields"][0]["time"] = json!("2026-02-02T00:00:00Z");
+        assert!(unchanged(&cur, &same));
+        let mut other = same.clone();
+        other["spec"]["x"] = json!(2);
+        assert!(!unchanged(&cur, &other));
     }
 
     #[test]
