@@ -246,8 +246,14 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .catch_unwind()
         .await
     {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => error(&e),
+        Ok(Ok(resp)) => {
+            tracing::debug!(method = %ctx.method, path, code = resp.status().as_u16(), "sandbox API request");
+            resp
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(method = %ctx.method, path, code = e.code, reason = %e.reason, "sandbox API request refused");
+            error(&e)
+        }
         Err(_) => {
             tracing::error!(method = %ctx.method, path, "sandbox API server handler panicked");
             error(&ApiError::internal(format!(
