@@ -703,6 +703,7 @@ fn watch(s: &Arc<Shared>, ctx: &Ctx, t: &Target, sel: Selection) -> Response {
             let line = tokio::select! {
                 _ = &mut deadline => return,
                 _ = shutdown.changed() => return,
+                _ = tx.closed() => return,
                 _ = ticker.tick(), if bookmarks => watch_line("BOOKMARK", &bookmark(&kind, seen, false)),
                 got = rx.recv() => match got {
                     Ok(c) => {
@@ -747,9 +748,8 @@ fn watch_response(lines: Vec<Bytes>) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-/// Decodes a request body as kube-apiserver does, worded as its 400.
-/// Decodes a create/update body of `content_type`: JSON, or YAML (kube-apiserver also takes
-/// protobuf and CBOR, which the sandbox answers with 415 so client-go falls back to JSON).
+/// Decodes a create/update body of `content_type`: JSON, or YAML. kube-apiserver also takes
+/// protobuf and CBOR; the sandbox answers those with a 415 worded as kube's.
 fn decode_body(kind: &ResourceKind, content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     match content_type {
         "application/json" | "" => decode_object(kind, body),
@@ -773,6 +773,7 @@ fn decode_body(kind: &ResourceKind, content_type: &str, body: &[u8]) -> Result<V
     }
 }
 
+/// Decodes a JSON request body as kube-apiserver does, a failure worded as its 400.
 fn decode_object(kind: &ResourceKind, body: &[u8]) -> Result<Value, ApiError> {
     let text = String::from_utf8_lossy(body);
     let value: Value = serde_json::from_slice(body).map_err(|e| {
