@@ -1652,10 +1652,13 @@ async fn delete_one(
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": d})
     };
     let ts = now();
-    let has_finalizers = old["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty());
+    let finalizing = |o: &Value| {
+        o["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+    };
     if ctx.dry_run() {
+        let has_finalizers = finalizing(&old);
         return Ok((
             200,
             if has_finalizers {
@@ -1668,6 +1671,13 @@ async fn delete_one(
     let sk = kind.storage_key();
     let key = key_of(t);
     let mut store = s.lock_store();
+    // The object may have changed while admission ran: delete what is stored now.
+    let old = store
+        .get(&sk, &key)
+        .filter(|cur| cur["metadata"]["uid"].as_str() == Some(uid.as_str()))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(kind, name))?;
+    let has_finalizers = finalizing(&old);
     if kind.kind == "Namespace" {
         let mut ns = old.clone();
         ns["metadata"]["deletionTimestamp"] = json!(ts);
