@@ -1579,3 +1579,38 @@ async fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_ev
         .unwrap();
     assert_eq!(text, "", "no event for writes that changed nothing");
 }
+
+#[tokio::test]
+async fn the_runtime_watcher_works_with_streaming_lists() {
+    use kube::runtime::watcher;
+    let server = server().await;
+    let api: Api<ConfigMap> =
+        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    for name in ["a", "b"] {
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let mut w = watcher::watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(watcher::Event::InitApply(c))) => initial.push(c.metadata.name.unwrap()),
+            Some(Ok(watcher::Event::InitDone)) => break,
+            Some(Ok(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(initial, vec!["a", "b"]);
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap();
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(watcher::Event::Apply(c))) => assert_eq!(c.metadata.name.as_deref(), Some("c")),
+        other => panic!("want the new object, got {other:?}"),
+    }
+}
