@@ -142,6 +142,7 @@ impl LabelSelector {
         })
     }
 
+    /// Whether the selector has no requirement (matches everything).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -200,6 +201,7 @@ impl FieldSelector {
         })
     }
 
+    /// Whether the selector has no requirement (matches everything).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -213,10 +215,12 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Whether `obj` satisfies both selectors.
     pub fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(&obj["metadata"]["labels"]) && self.fields.matches(obj)
     }
 
+    /// Whether neither selector has a requirement.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.fields.is_empty()
     }

@@ -35,6 +35,7 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// The event type as watch streams spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Added => "ADDED",
@@ -164,6 +165,7 @@ impl Store {
         Ok(self.history.iter().filter(|c| c.rv > rv).cloned().collect())
     }
 
+    /// One stored object.
     pub fn get(&self, storage_key: &str, key: &ObjKey) -> Option<&Value> {
         self.objects.get(storage_key)?.get(key)
     }
