@@ -85,6 +85,12 @@ impl LabelSelector {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
                 .collect();
+            if values.is_empty() {
+                return Err(bad_label(
+                    sel,
+                    "for 'in', 'notin' operators, values set can't be empty",
+                ));
+            }
             let key = key.to_string();
             Ok(if negate {
                 Requirement::NotIn(key, values)
@@ -299,6 +305,7 @@ mod tests {
     fn refuses_a_malformed_label_selector() {
         let err = LabelSelector::parse("app in podinfo").unwrap_err();
         assert_eq!(err.code, 400);
+        assert!(LabelSelector::parse("app in ()").is_err());
         assert!(LabelSelector::parse("a b c").is_err());
     }
 
