@@ -3,6 +3,12 @@
 //! `replays_every_captured_kube_apiserver_response` replays every case of
 //! `tests/fixtures/apiserver-responses.json` (captured from kube-apiserver v1.36.2) in order;
 //! the other tests drive the server through an unmodified `kube::Client`.
+//!
+//! What the replay normalises, because the capture generated it or did things in between:
+//! uids and resourceVersions (taken from this server), the generated name's suffix, the
+//! `too old resource version: 1 (N)` number, the continue token's rv, and the replicas of
+//! `update-ok`/`patch-merge` (the capture scaled the Deployment to 3 before reading those
+//! responses; the replay expects the 4 its request sent).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
