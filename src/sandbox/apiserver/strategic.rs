@@ -37,11 +37,13 @@ const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList/";
 /// object root, list positions omitted). `None` means the list is replaced atomically.
 ///
 /// Extends [`resources::merge_key`] with the keys it does not carry: `volumeMounts` merge by
-/// `mountPath` (kube's `patchMergeKey`), `ownerReferences` by `uid`.
+/// `mountPath` (kube's `patchMergeKey`), `ownerReferences` by `uid`, webhook configurations'
+/// `webhooks` by `name`.
 pub fn list_merge_key(field: &str, parent_path: &[&str]) -> Option<&'static str> {
     match field {
         "volumeMounts" | "volumeDevices" => Some("mountPath"),
         "ownerReferences" => Some("uid"),
+        "webhooks" => Some("name"),
         _ => resources::merge_key(field, parent_path),
     }
 }
