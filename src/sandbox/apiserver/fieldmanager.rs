@@ -105,7 +105,10 @@ pub fn apply(
             "the apply configuration must be a YAML or JSON object",
         ));
     }
-    if applied.pointer("/metadata/managedFields").is_some() {
+    if applied
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
     }
     let mut entries = live.map(decode_entries).unwrap_or_default();
@@ -152,10 +155,11 @@ pub fn apply(
         others = others.union(&e.set);
     }
     let mut pruned = merged;
+    // Shallowest first: a dropped list element goes whole, before its key fields could.
     let mut dropped = last_set.difference(&new_set).members();
-    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    dropped.sort_by_key(Vec::len);
     for path in dropped {
-        if !others.owns_at_or_below(&path) {
+        if !others.owns_at_or_below(&path) && !is_key_field(&path) {
             remove_path(&mut pruned, &path);
         }
     }
@@ -924,6 +928,20 @@ fn ssa_merge(kind: &str, live: &Value, applied: &Value, fields: &mut Vec<String>
     }
 }
 
+/// Whether the path ends at a key field of a keyed list element (`k:{"name":..}` / `f:name`),
+/// which stays as long as its element does.
+fn is_key_field(path: &[String]) -> bool {
+    match path {
+        [.., element, field] => match (element.strip_prefix("k:"), field.strip_prefix("f:")) {
+            (Some(key), Some(f)) => {
+                serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|k| k.contains_key(f))
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Removes the field at a FieldsV1 path from an object (apply's pruning).
 fn remove_path(obj: &mut Value, path: &[String]) {
     let Some((last, parents)) = path.split_last() else {
@@ -1305,6 +1323,92 @@ mod tests {
         let c = &out["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["image"], "podinfo:7");
         assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    }
+
+    #[test]
+    fn reapplying_without_a_container_removes_the_whole_container() {
+        let cfg = |names: &[&str]| {
+            let containers: Vec<Value> = names
+                .iter()
+                .map(|n| json!({"name": n, "image": format!("{n}:1")}))
+                .collect();
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                   "spec": {"template": {"spec": {"containers": containers}}}})
+        };
+        let first = apply(None, &cfg(&["a", "b"]), "sluice", false, "apps/v1", T0).unwrap();
+        let second = apply(Some(&first), &cfg(&["a"]), "sluice", false, "apps/v1", T1).unwrap();
+        assert_eq!(
+            second["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "a", "image": "a:1"}])
+        );
+        assert_eq!(
+            entries(&second)[0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"],
+            json!({"k:{\"name\":\"a\"}": {".": {}, "f:image": {}, "f:name": {}}})
+        );
+    }
+
+    #[test]
+    fn reproduces_the_fixture_managed_fields_through_status_merge_patch_and_forced_apply() {
+        let created = created();
+        // kube-controller-manager writes the revision annotation and status (status subresource).
+        let mut status = created.clone();
+        status["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
+        status["status"] = json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+            "readyReplicas": 2, "availableReplicas": 2, "terminatingReplicas": 0,
+            "conditions": [
+                {"type": "Available", "status": "True", "lastUpdateTime": T0, "lastTransitionTime": T0,
+                 "reason": "MinimumReplicasAvailable", "message": "Deployment has minimum availability."},
+                {"type": "Progressing", "status": "True", "lastUpdateTime": T0, "lastTransitionTime": T0,
+                 "reason": "NewReplicaSetAvailable", "message": "ReplicaSet \"podinfo-7d56c449dd\" has successfully progressed."}]});
+        record_update(
+            Some(&created),
+            &mut status,
+            "kube-controller-manager",
+            "apps/v1",
+            Some("status"),
+            T1,
+        );
+        // patch-merge: the annotation a=b by "unknown".
+        let mut merged = status.clone();
+        merged["metadata"]["annotations"]["a"] = json!("b");
+        record_update(Some(&status), &mut merged, "unknown", "apps/v1", None, T1);
+        // apply-force: other-manager takes spec.replicas.
+        let out = apply(
+            Some(&merged),
+            &apply_replicas(),
+            "other-manager",
+            true,
+            "apps/v1",
+            T1,
+        )
+        .unwrap();
+        let conditions = json!({".": {},
+            "k:{\"type\":\"Available\"}": {".": {}, "f:lastTransitionTime": {}, "f:lastUpdateTime": {},
+                "f:message": {}, "f:reason": {}, "f:status": {}, "f:type": {}},
+            "k:{\"type\":\"Progressing\"}": {".": {}, "f:lastTransitionTime": {}, "f:lastUpdateTime": {},
+                "f:message": {}, "f:reason": {}, "f:status": {}, "f:type": {}}});
+        let mut unknown = creator_fields();
+        unknown["f:spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("f:replicas");
+        unknown["f:metadata"]["f:annotations"] = json!({"f:a": {}});
+        assert_eq!(
+            out["metadata"]["managedFields"],
+            json!([
+                {"manager": "other-manager", "operation": "Apply", "apiVersion": "apps/v1", "time": T1,
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1",
+                 "time": T1, "fieldsType": "FieldsV1", "subresource": "status",
+                 "fieldsV1": {
+                    "f:metadata": {"f:annotations": {".": {}, "f:deployment.kubernetes.io/revision": {}}},
+                    "f:status": {"f:availableReplicas": {}, "f:conditions": conditions,
+                        "f:observedGeneration": {}, "f:readyReplicas": {}, "f:replicas": {},
+                        "f:terminatingReplicas": {}, "f:updatedReplicas": {}}}},
+                {"manager": "unknown", "operation": "Update", "apiVersion": "apps/v1", "time": T1,
+                 "fieldsType": "FieldsV1", "fieldsV1": unknown}
+            ])
+        );
     }
 
     #[test]

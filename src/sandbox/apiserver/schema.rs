@@ -3,7 +3,8 @@
 //! the three things kube-apiserver does with them: pruning, defaulting and validation.
 //!
 //! Where it knowingly differs from kube-apiserver:
-//! - CEL rules (`x-kubernetes-validations`), `pattern` and `format` are not checked.
+//! - CEL rules (`x-kubernetes-validations`) and `format` are not checked; `pattern` is
+//!   matched by a small backtracking matcher (`pattern.rs`) that skips what it cannot parse.
 //! - `x-kubernetes-list-type` uniqueness (set/map duplicates) is not checked.
 //! - `metadata` of embedded resources is not pruned; root `metadata` is left to the generic
 //!   ObjectMeta validation.
@@ -13,6 +14,9 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value};
 
 use super::{Cause, CauseKind};
+
+#[path = "pattern.rs"]
+mod pattern;
 
 const CRD_FILES: [&str; 2] = [
     include_str!("../../../deploy/crds/split.smi-spec.io_trafficsplits.yaml"),
@@ -252,9 +256,11 @@ fn validate_node(schema: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>)
         }
         return;
     }
-    if let Some(expected) = schema.get("type").and_then(Value::as_str)
-        && !type_matches(expected, v)
-    {
+    let wrong_type = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|expected| !type_matches(expected, v));
+    if let Some(expected) = wrong_type {
         let t = json_type(v);
         causes.push(Cause::new(
             CauseKind::TypeInvalid,
@@ -262,8 +268,8 @@ fn validate_node(schema: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>)
             Some(Value::String(t.into())),
             format!("{path} in body must be of type {expected}: \"{t}\""),
         ));
-        return;
     }
+    // kube-apiserver reports an enum mismatch even beside a type error.
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(v)
     {
@@ -280,6 +286,9 @@ fn validate_node(schema: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>)
             Some(v.clone()),
             format!("supported values: {}", values.join(", ")),
         ));
+    }
+    if wrong_type.is_some() {
+        return;
     }
     match v {
         Value::Number(n) => {
@@ -327,6 +336,16 @@ fn validate_node(schema: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>)
                     format!("{path} in body should be at least {min} chars long"),
                 ));
             }
+            if let Some(p) = schema.get("pattern").and_then(Value::as_str)
+                && pattern::Pattern::parse(p).and_then(|re| re.is_match(s)) == Some(false)
+            {
+                causes.push(Cause::new(
+                    CauseKind::Invalid,
+                    path.to_string(),
+                    Some(v.clone()),
+                    format!("{path} in body should match '{p}'"),
+                ));
+            }
         }
         Value::Array(items) => {
             let n = items.len() as u64;
@@ -357,6 +376,16 @@ fn validate_node(schema: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>)
             }
         }
         Value::Object(m) => {
+            if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+                && m.len() as u64 > max
+            {
+                causes.push(Cause::new(
+                    CauseKind::TooMany,
+                    path.to_string(),
+                    Some(Value::from(m.len())),
+                    format!("must have at most {max} items"),
+                ));
+            }
             if let Some(props) = properties(schema) {
                 for (k, s) in props {
                     if let Some(cv) = m.get(k) {
@@ -504,6 +533,12 @@ mod tests {
                 "spec.rules[0].backendRefs[0].weight: Invalid value: -1: spec.rules[0].backendRefs[0].weight in body should be greater than or equal to 0"
             )),
             "{details:#?}"
+        );
+        let bad_host = json!({"spec": {"hostnames": ["Shop.example.com"]}});
+        let causes = validate(route_schema(), &bad_host);
+        assert_eq!(
+            causes[0].detail(),
+            "Invalid value: \"Shop.example.com\": spec.hostnames[0] in body should match '^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'"
         );
         let many = json!({"spec": {"hostnames": vec!["a.example.com"; 17]}});
         let causes = validate(route_schema(), &many);
