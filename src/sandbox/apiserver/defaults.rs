@@ -1124,6 +1124,54 @@ mod tests {
     }
 
     #[test]
+    fn a_kubectl_create_with_ports_and_a_probe_owns_what_the_admission_fixture_shows() {
+        // What kubectl sent in admission fixture `deployment-create.json`, before defaulting.
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "podinfo", "namespace": "shop", "labels": {"app": "podinfo"},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "podinfo"}},
+                "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{
+                    "image": "ghcr.io/stefanprodan/podinfo:6.0.0", "name": "podinfod",
+                    "ports": [{"containerPort": 9898, "name": "http"}],
+                    "readinessProbe": {"httpGet": {"path": "/readyz", "port": 9898}}}]}}}});
+        default_object(&deployments(), &mut d);
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"],
+            json!({"httpGet": {"path": "/readyz", "port": 9898, "scheme": "HTTP"}, "timeoutSeconds": 1,
+                   "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
+        );
+        super::super::fieldmanager::record_update(
+            None,
+            &mut d,
+            "kubectl-client-side-apply",
+            "apps/v1",
+            None,
+            "2026-11-27T08:45:09Z",
+        );
+        let container = json!({".": {}, "f:image": {}, "f:imagePullPolicy": {}, "f:name": {},
+            "f:ports": {".": {}, "k:{\"containerPort\":9898,\"protocol\":\"TCP\"}": {
+                ".": {}, "f:containerPort": {}, "f:name": {}, "f:protocol": {}}},
+            "f:readinessProbe": {".": {}, "f:failureThreshold": {},
+                "f:httpGet": {".": {}, "f:path": {}, "f:port": {}, "f:scheme": {}},
+                "f:periodSeconds": {}, "f:successThreshold": {}, "f:timeoutSeconds": {}},
+            "f:resources": {}, "f:terminationMessagePath": {}, "f:terminationMessagePolicy": {}});
+        assert_eq!(
+            d["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({
+                "f:metadata": {"f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {}},
+                               "f:labels": {".": {}, "f:app": {}}},
+                "f:spec": {"f:progressDeadlineSeconds": {}, "f:replicas": {}, "f:revisionHistoryLimit": {},
+                    "f:selector": {},
+                    "f:strategy": {"f:rollingUpdate": {".": {}, "f:maxSurge": {}, "f:maxUnavailable": {}}, "f:type": {}},
+                    "f:template": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                        "f:spec": {"f:containers": {"k:{\"name\":\"podinfod\"}": container},
+                            "f:dnsPolicy": {}, "f:restartPolicy": {}, "f:schedulerName": {},
+                            "f:securityContext": {}, "f:terminationGracePeriodSeconds": {}}}}
+            })
+        );
+    }
+
+    #[test]
     fn pulls_latest_and_untagged_images_always() {
         assert_eq!(pull_policy("nginx"), "Always");
         assert_eq!(pull_policy("nginx:latest"), "Always");

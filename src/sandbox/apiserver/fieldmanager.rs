@@ -1135,6 +1135,19 @@ mod tests {
     }
 
     #[test]
+    fn a_rollout_pause_gives_kubectl_rollout_only_spec_paused() {
+        let old = created();
+        let mut new = old.clone();
+        new["spec"]["paused"] = json!(true);
+        record_update(Some(&old), &mut new, "kubectl-rollout", "apps/v1", None, T1);
+        let e = entries(&new);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1]["manager"], "kubectl-rollout");
+        assert_eq!(e[1]["fieldsV1"], json!({"f:spec": {"f:paused": {}}}));
+        assert_eq!(e[0]["fieldsV1"], creator_fields());
+    }
+
+    #[test]
     fn removing_a_field_drops_it_from_its_owner() {
         let old = created();
         let mut new = old.clone();
