@@ -14,9 +14,9 @@
 //! - Merge keys come from [`list_merge_key`] (a fixed table for the kinds the sandbox serves),
 //!   not from Go struct tags. kube-apiserver refuses strategic patches on custom resources
 //!   (415); that is the server's decision, not this module's.
-//! - `$setElementOrder` puts the listed elements first in the listed order and keeps the
-//!   server-only elements after them in their original order; kube-apiserver interleaves
-//!   server-only elements at their original positions.
+//! - As in kube, `$patch: merge` is refused (in maps: "unknown patch type"; in lists:
+//!   "merging lists cannot yet be specified"). `$patch: delete` on a map removes the field,
+//!   where kube leaves an empty map that Go's encoder then omits: the stored result is the same.
 //! - Primitive lists with the `merge` strategy are only `metadata.finalizers`.
 
 use serde_json::{Map, Value};
@@ -112,7 +112,6 @@ fn merge_map(
 ) -> Result<Option<Map<String, Value>>, PatchError> {
     match patch.get(PATCH) {
         None => {}
-        Some(Value::String(s)) if s == "merge" => {}
         Some(Value::String(s)) if s == "delete" => return Ok(None),
         Some(Value::String(s)) if s == "replace" => {
             let mut out = Map::new();
@@ -134,20 +133,17 @@ fn merge_map(
 
     let mut out = original.clone();
     if let Some(retain) = patch.get(RETAIN_KEYS) {
+        let bad = || PatchError("invalid patch format of retainKeys".to_string());
         let Value::Array(keys) = retain else {
-            return Err(PatchError(format!(
-                "$retainKeys must be a list of field names, got {}",
-                go_format(retain)
-            )));
+            return Err(bad());
         };
         let keep: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
-        for (k, _) in patch.iter() {
-            if !k.starts_with('$') && !keep.contains(&k.as_str()) {
-                return Err(PatchError(format!(
-                    "all fields in the patch must be listed in $retainKeys: {k} is missing from {}",
-                    go_format(retain)
-                )));
-            }
+        // Every field the patch sets must be retained (deleting ones need not be).
+        let unlisted = patch
+            .iter()
+            .any(|(k, v)| !k.starts_with('$') && !v.is_null() && !keep.contains(&k.as_str()));
+        if unlisted {
+            return Err(bad());
         }
         out.retain(|k, _| keep.contains(&k.as_str()));
     }
@@ -226,8 +222,12 @@ fn merge_map(
         };
         let parent: Vec<&str> = path.iter().map(String::as_str).collect();
         let merge_key = list_merge_key(field, &parent);
+        let server_order = match original.get(field) {
+            Some(Value::Array(a)) => a.as_slice(),
+            _ => &[],
+        };
         if let Some(Value::Array(list)) = out.get_mut(field) {
-            reorder(list, order, merge_key)?;
+            reorder(list, order, server_order, merge_key)?;
         }
     }
     Ok(Some(out))
@@ -290,6 +290,21 @@ fn merge_keyed_list(
             )));
         };
         let position = out.iter().position(|o| o.get(merge_key) == Some(key_value));
+        if is_patch_marker(element, "merge") {
+            return Err(PatchError(
+                "merging lists cannot yet be specified in the patch".to_string(),
+            ));
+        }
+        if let Some(other) = pm
+            .get(PATCH)
+            .filter(|d| !matches!(d.as_str(), Some("delete")))
+        {
+            return Err(PatchError(format!(
+                "unknown patch type: {} in map: {}",
+                go_format(other),
+                go_format(element)
+            )));
+        }
         if is_patch_marker(element, "delete") {
             if let Some(i) = position {
                 out.remove(i);
@@ -317,10 +332,13 @@ fn merge_keyed_list(
     Ok(out)
 }
 
-/// Applies `$setElementOrder`: listed elements first, in the listed order; the others after.
+/// Applies `$setElementOrder` as kube's `normalizeElementOrder` does: the listed elements
+/// in the listed order, the server-only elements in their original order, the two merged so
+/// that an element keeps its original place relative to server-only ones where both had one.
 fn reorder(
     list: &mut Vec<Value>,
     order: &[Value],
+    server_order: &[Value],
     merge_key: Option<&str>,
 ) -> Result<(), PatchError> {
     let identity = |v: &Value| -> Option<Value> {
@@ -342,16 +360,31 @@ fn reorder(
             }
         }
     }
-    let mut remaining: Vec<Value> = std::mem::take(list);
-    for id in &wanted {
-        if let Some(i) = remaining
-            .iter()
-            .position(|v| identity(v).as_ref() == Some(id))
-        {
-            list.push(remaining.remove(i));
-        }
+    let rank =
+        |v: &Value, ids: &[Value]| identity(v).and_then(|id| ids.iter().position(|x| *x == id));
+    let (mut listed, mut server_only): (Vec<Value>, Vec<Value>) = std::mem::take(list)
+        .into_iter()
+        .partition(|v| rank(v, &wanted).is_some());
+    listed.sort_by_key(|v| rank(v, &wanted));
+    let server_ids: Vec<Value> = server_order.iter().filter_map(identity).collect();
+    server_only.sort_by_key(|v| rank(v, &server_ids));
+
+    let (mut left, mut right) = (
+        listed.into_iter().peekable(),
+        server_only.into_iter().peekable(),
+    );
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(l), Some(r)) => {
+                matches!((rank(l, &server_ids), rank(r, &server_ids)), (Some(a), Some(b)) if a < b)
+            }
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        list.extend(next);
     }
-    list.extend(remaining);
     Ok(())
 }
 
@@ -539,6 +572,62 @@ mod tests {
         assert_eq!(containers[0]["image"], "proxy:2");
         assert_eq!(containers[1]["name"], "podinfod");
         assert!(out.to_string().find("$setElementOrder").is_none());
+    }
+
+    #[test]
+    fn set_element_order_keeps_server_only_elements_at_their_original_place() {
+        let names = |out: &Value| -> Vec<String> {
+            out["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let orig =
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "server"}, {"name": "b"}]}});
+        let patch =
+            json!({"spec": {"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}]}});
+        assert_eq!(
+            names(&strategic_merge(&orig, &patch).unwrap()),
+            ["a", "server", "b"]
+        );
+        // kube's mergeSortedSlice: a server-only element goes first unless the next listed one
+        // stood before it in the original.
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}, {"name": "new"}],
+            "containers": [{"name": "new"}]
+        }});
+        assert_eq!(
+            names(&strategic_merge(&orig, &patch).unwrap()),
+            ["server", "b", "a", "new"]
+        );
+    }
+
+    #[test]
+    fn refuses_retain_keys_that_leave_out_a_patched_field() {
+        let patch = json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": {}}}});
+        let err = strategic_merge(&json!({}), &patch).unwrap_err();
+        assert_eq!(err.0, "invalid patch format of retainKeys");
+        let deleting = json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": null}}});
+        assert!(strategic_merge(&json!({}), &deleting).is_ok());
+    }
+
+    #[test]
+    fn refuses_a_merge_directive_in_a_map_as_kube_does() {
+        let patch = json!({"metadata": {"labels": {"$patch": "merge", "a": "b"}}});
+        let err = strategic_merge(&json!({}), &patch).unwrap_err();
+        assert_eq!(
+            err.0,
+            "unknown patch type: merge in map: map[$patch:merge a:b]"
+        );
+    }
+
+    #[test]
+    fn refuses_a_merge_directive_in_a_list() {
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"$patch": "merge", "name": "x"}]}}}});
+        let err = strategic_merge(&deployment(), &patch).unwrap_err();
+        assert_eq!(err.0, "merging lists cannot yet be specified in the patch");
     }
 
     #[test]
