@@ -294,31 +294,141 @@ fn dns1035_label(s: &str) -> Vec<String> {
     errs
 }
 
-fn validate_metadata(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str);
-    let generate = obj
-        .pointer("/metadata/generateName")
-        .and_then(Value::as_str);
-    let Some(name) = name.filter(|n| !n.is_empty()) else {
-        if generate.is_some_and(|g| !g.is_empty()) {
-            return Vec::new();
+const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`, the name part of a qualified name.
+fn is_qualified_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// `IsQualifiedName`: label and annotation keys (`[prefix/]name`).
+fn qualified_name(key: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let name = match key.split('/').collect::<Vec<_>>().as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errs.push("prefix part must be non-empty".to_string());
+            } else {
+                errs.extend(
+                    dns1123_subdomain(prefix)
+                        .into_iter()
+                        .map(|m| format!("prefix part {m}")),
+                );
+            }
+            *name
         }
-        return vec![Cause::required(
-            "metadata.name",
-            "name or generateName is required",
-        )];
+        _ => {
+            return vec![format!(
+                "a qualified name {QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            )];
+        }
     };
-    let errs = match kind.kind {
+    if name.is_empty() {
+        errs.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        errs.push("name part must be no more than 63 characters".to_string());
+    }
+    if !is_qualified_name_part(name) {
+        errs.push(format!("name part {QUALIFIED_NAME_MSG}"));
+    }
+    errs
+}
+
+/// `ValidateLabels`: every key a qualified name, every value a valid label value.
+fn validate_labels(labels: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+    for (k, v) in labels.and_then(Value::as_object).into_iter().flatten() {
+        for e in qualified_name(k) {
+            causes.push(Cause::invalid(field, &json!(k), e));
+        }
+        let value = v.as_str().unwrap_or_default();
+        if value.len() > 63 {
+            causes.push(Cause::invalid(
+                field,
+                v,
+                "must be no more than 63 characters",
+            ));
+        }
+        if !value.is_empty() && !is_qualified_name_part(value) {
+            causes.push(Cause::invalid(field, v, LABEL_VALUE_MSG));
+        }
+    }
+}
+
+/// `ValidateAnnotations`: qualified-name keys, at most 256 KiB in all.
+fn validate_annotations(annotations: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+    let Some(m) = annotations.and_then(Value::as_object) else {
+        return;
+    };
+    for k in m.keys() {
+        for e in qualified_name(&k.to_lowercase()) {
+            causes.push(Cause::invalid(field, &json!(k), e));
+        }
+    }
+    let size: usize = m
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .sum();
+    if size > TOTAL_ANNOTATION_SIZE_LIMIT {
+        causes.push(Cause::new(
+            CauseKind::TooLong,
+            field.to_string(),
+            None,
+            format!("may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
+        ));
+    }
+}
+
+/// The name rule of each kind: RFC 1123 label, DNS-1035 label or RFC 1123 subdomain.
+fn name_errors(kind: &ResourceKind, name: &str) -> Vec<String> {
+    match kind.kind {
         "Namespace" => dns1123_label(name),
         "Service" => dns1035_label(name),
         // Events are named after the object they describe plus a suffix; kube checks only
         // that the name is a path segment.
         "Event" => Vec::new(),
         _ => dns1123_subdomain(name),
+    }
+}
+
+fn validate_metadata(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str);
+    let generate = obj
+        .pointer("/metadata/generateName")
+        .and_then(Value::as_str);
+    let errs = match name.filter(|n| !n.is_empty()) {
+        None if generate.is_some_and(|g| !g.is_empty()) => Vec::new(),
+        None => {
+            return vec![Cause::required(
+                "metadata.name",
+                "name or generateName is required",
+            )];
+        }
+        Some(name) => name_errors(kind, name),
     };
-    errs.into_iter()
+    let name = name.unwrap_or_default();
+    let mut causes: Vec<Cause> = errs
+        .into_iter()
         .map(|e| Cause::invalid("metadata.name", &json!(name), e))
-        .collect()
+        .collect();
+    validate_labels(
+        obj.pointer("/metadata/labels"),
+        "metadata.labels",
+        &mut causes,
+    );
+    validate_annotations(
+        obj.pointer("/metadata/annotations"),
+        "metadata.annotations",
+        &mut causes,
+    );
+    causes
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -518,6 +628,11 @@ fn validate_deployment(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>
             "`selector` does not match template `labels`",
         ));
     }
+    validate_labels(
+        obj.pointer("/spec/template/metadata/labels"),
+        "spec.template.metadata.labels",
+        causes,
+    );
     validate_pod_spec(obj, "/spec/template/spec", "spec.template.spec", causes);
     if let Some(policy) = obj.pointer("/spec/template/spec/restartPolicy")
         && policy != "Always"
@@ -1234,6 +1349,31 @@ mod tests {
         assert_eq!(
             err.details.unwrap()["causes"][0]["reason"],
             "FieldValueRequired"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_label_keys_and_values_with_kube_wording() {
+        let mut d = podinfo();
+        d["metadata"]["labels"] = json!({"sluice.dev/phase": "bad value!", "a/b/c": "x"});
+        let err = validate(&deployments(), &d, None).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!(
+                "Deployment.apps \"podinfo\" is invalid: [metadata.labels: Invalid value: \"a/b/c\": a qualified name {QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName'), metadata.labels: Invalid value: \"bad value!\": {LABEL_VALUE_MSG}]"
+            )
+        );
+        let mut ok = podinfo();
+        ok["metadata"]["labels"] = json!({"sluice.dev/phase": "Progressing", "empty": ""});
+        ok["metadata"]["annotations"] = json!({"sluice.dev/step-weight": "150 is fine here"});
+        assert_eq!(validate(&deployments(), &ok, None), Ok(()));
+        let mut bad_prefix = podinfo();
+        bad_prefix["metadata"]["annotations"] = json!({"Bad_Prefix/x": "y"});
+        let err = validate(&deployments(), &bad_prefix, None).unwrap_err();
+        assert!(
+            err.message.contains("metadata.annotations: Invalid value: \"Bad_Prefix/x\": prefix part a lowercase RFC 1123 subdomain"),
+            "{}",
+            err.message
         );
     }
 
