@@ -11,10 +11,10 @@
 //! `openAPIV3Schema` of the CRDs in `deploy/crds/` (see `schema.rs`).
 //!
 //! Where it knowingly differs from kube-apiserver:
-//! - Validation covers what Sluice and its tests rely on: object names, the Deployment spec
-//!   (selector, template labels, containers, replicas, strategy), Service ports and types,
-//!   webhook configurations, and CRD schemas; labels, annotations, volumes, probes and
-//!   resources are not validated.
+//! - Validation covers what Sluice and its tests rely on: object names, labels and
+//!   annotations, the Deployment spec (selector, template labels, containers, ports,
+//!   replicas, strategy), Service ports and types, webhook configurations, and CRD schemas;
+//!   volumes, probes, resources, affinity and security contexts are not validated.
 //! - A Service's clusterIP is derived from a hash of namespace/name in 10.96.0.0/12 rather than
 //!   allocated, so two Services can (rarely) share one; NodePorts are not allocated.
 //! - HorizontalPodAutoscaler, Ingress, Lease, ConfigMap and Event get no defaults beyond
