@@ -55,11 +55,16 @@ fn is_primitive_merge_list(field: &str, parent_path: &[&str]) -> bool {
 
 /// Applies `patch` to `original` with strategic-merge semantics and returns the result.
 pub fn strategic_merge(original: &Value, patch: &Value) -> Result<Value, PatchError> {
-    let Value::Object(patch) = patch else {
-        return Err(PatchError(format!(
-            "strategic merge patch must be a JSON object, got {}",
-            type_name(patch)
-        )));
+    let patch = match patch {
+        Value::Object(p) => p,
+        // Go decodes `null` into an empty patch.
+        Value::Null => return Ok(original.clone()),
+        other => {
+            return Err(PatchError(format!(
+                "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                type_name(other)
+            )));
+        }
     };
     let empty = Map::new();
     let original = match original {
@@ -73,10 +78,11 @@ pub fn strategic_merge(original: &Value, patch: &Value) -> Result<Value, PatchEr
     }
 }
 
+/// The JSON type names Go's `UnmarshalTypeError` uses.
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
-        Value::Bool(_) => "boolean",
+        Value::Bool(_) => "bool",
         Value::Number(_) => "number",
         Value::String(_) => "string",
         Value::Array(_) => "array",
@@ -283,34 +289,33 @@ fn merge_keyed_list(
             }
             continue;
         };
+        match pm.get(PATCH) {
+            None => {}
+            Some(d) if d == "delete" => {}
+            Some(d) if d == "merge" => {
+                return Err(PatchError(
+                    "merging lists cannot yet be specified in the patch".to_string(),
+                ));
+            }
+            Some(other) => {
+                return Err(PatchError(format!(
+                    "unknown patch type: {} in map: {}",
+                    go_format(other),
+                    go_format(element)
+                )));
+            }
+        }
         let Some(key_value) = pm.get(merge_key) else {
             return Err(PatchError(format!(
                 "map: {} does not contain declared merge key: {merge_key}",
                 go_format(element)
             )));
         };
-        let position = out.iter().position(|o| o.get(merge_key) == Some(key_value));
-        if is_patch_marker(element, "merge") {
-            return Err(PatchError(
-                "merging lists cannot yet be specified in the patch".to_string(),
-            ));
-        }
-        if let Some(other) = pm
-            .get(PATCH)
-            .filter(|d| !matches!(d.as_str(), Some("delete")))
-        {
-            return Err(PatchError(format!(
-                "unknown patch type: {} in map: {}",
-                go_format(other),
-                go_format(element)
-            )));
-        }
         if is_patch_marker(element, "delete") {
-            if let Some(i) = position {
-                out.remove(i);
-            }
+            out.retain(|o| o.get(merge_key) != Some(key_value));
             continue;
         }
+        let position = out.iter().position(|o| o.get(merge_key) == Some(key_value));
         match position {
             Some(i) => {
                 let empty = Map::new();
@@ -668,7 +673,15 @@ mod tests {
 
     #[test]
     fn refuses_a_patch_that_is_not_an_object() {
-        assert!(strategic_merge(&deployment(), &json!([1])).is_err());
+        let err = strategic_merge(&deployment(), &json!([1])).unwrap_err();
+        assert_eq!(
+            err.0,
+            "json: cannot unmarshal array into Go value of type map[string]interface {}"
+        );
+        assert_eq!(
+            strategic_merge(&deployment(), &Value::Null).unwrap(),
+            deployment()
+        );
     }
 
     #[test]
