@@ -37,7 +37,8 @@ use super::status::ApiError;
 /// Records, in `new.metadata.managedFields`, the fields `manager` owns after an Update
 /// (create, update, merge/JSON/strategic patch) of `old` into `new`.
 ///
-/// Call it after defaulting: the defaulted fields belong to the writer, as in kube.
+/// Call it after defaulting (the defaulted fields belong to the writer, as in kube), with
+/// `kind` set on `new`: a create is compared against that kind's empty object.
 pub fn record_update(
     old: Option<&Value>,
     new: &mut Value,
@@ -1069,6 +1070,25 @@ mod tests {
             json!([{"manager": "unknown", "operation": "Update", "apiVersion": "apps/v1",
                     "time": T0, "fieldsType": "FieldsV1", "fieldsV1": creator_fields()}])
         );
+    }
+
+    #[test]
+    fn a_generated_name_is_owned_but_name_and_namespace_are_not() {
+        let mut d = created_deployment();
+        d["metadata"]["generateName"] = json!("podinfo-");
+        record_update(None, &mut d, "unknown", "apps/v1", None, T0);
+        let fields = &entries(&d)[0]["fieldsV1"]["f:metadata"];
+        assert!(fields.get("f:generateName").is_some());
+        for untracked in [
+            "f:name",
+            "f:namespace",
+            "f:uid",
+            "f:resourceVersion",
+            "f:generation",
+            "f:creationTimestamp",
+        ] {
+            assert!(fields.get(untracked).is_none(), "{untracked}");
+        }
     }
 
     #[test]
