@@ -108,6 +108,9 @@ fn transport_message(err: &reqwest::Error, dial: &str, server_name: &str) -> Str
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut chain = Vec::new();
     while let Some(e) = source {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return tls_message(tls, server_name);
+        }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => {
@@ -116,9 +119,12 @@ fn transport_message(err: &reqwest::Error, dial: &str, server_name: &str) -> Str
                 std::io::ErrorKind::TimedOut => return "context deadline exceeded".into(),
                 _ => {}
             }
-        }
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return tls_message(tls, server_name);
+            // `io::Error::source` skips the error it wraps (often another io::Error around
+            // the rustls error); descend into it instead.
+            if let Some(inner) = io.get_ref() {
+                source = Some(inner);
+                continue;
+            }
         }
         chain.push(e.to_string());
         source = e.source();
@@ -135,13 +141,9 @@ fn tls_message(err: &rustls::Error, server_name: &str) -> String {
                 .into()
         }
         rustls::Error::InvalidCertificate(C::NotValidForNameContext { presented, .. }) => {
-            let names: Vec<String> = presented
-                .iter()
-                .map(|p| p.trim_matches('"').to_string())
-                .collect();
             format!(
-                "tls: failed to verify certificate: x509: certificate is valid for {}, not {server_name}",
-                names.join(", ")
+                "tls: failed to verify certificate: {}",
+                hostname_error(presented, server_name)
             )
         }
         rustls::Error::InvalidCertificate(C::NotValidForName) => format!(
@@ -156,6 +158,37 @@ fn tls_message(err: &rustls::Error, server_name: &str) -> String {
 
 /// A client's identity: the `caBundle` it trusts and the service name it resolves, if any.
 type ClientKey = (String, Option<(String, SocketAddr)>);
+
+/// Go's `x509.HostnameError`: the certificate's DNS names when a name was wanted, its IP
+/// addresses when an IP was. `presented` is rustls' list (`DnsName("a")`, `IpAddress(1.2.3.4)`).
+fn hostname_error(presented: &[String], wanted: &str) -> String {
+    let wanted_ip = wanted.parse::<std::net::IpAddr>().is_ok();
+    let valid: Vec<&str> = presented
+        .iter()
+        .filter_map(|p| {
+            let (kind, rest) = p.split_once('(')?;
+            let value = rest.strip_suffix(')')?.trim_matches('"');
+            match (kind, wanted_ip) {
+                ("DnsName", false) | ("IpAddress", true) => Some(value),
+                _ => None,
+            }
+        })
+        .collect();
+    if valid.is_empty() {
+        if wanted_ip {
+            return format!(
+                "x509: cannot validate certificate for {wanted} because it doesn't contain any IP SANs"
+            );
+        }
+        return format!(
+            "x509: certificate is not valid for any names, but wanted to match {wanted}"
+        );
+    }
+    format!(
+        "x509: certificate is valid for {}, not {wanted}",
+        valid.join(", ")
+    )
+}
 
 /// The reqwest clients, one per `caBundle` and service override, kept for reuse so that
 /// connections stay alive between calls.
@@ -352,6 +385,27 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "could not get REST client: webhook configuration must have either service or URL"
+        );
+    }
+
+    #[test]
+    fn a_wrong_name_lists_the_certificate_names_as_go_does() {
+        let presented = [
+            "DnsName(\"localhost\")".to_string(),
+            "DnsName(\"hooks.ns.svc\")".to_string(),
+            "IpAddress(127.0.0.1)".to_string(),
+        ];
+        assert_eq!(
+            hostname_error(&presented, "other.ns.svc"),
+            "x509: certificate is valid for localhost, hooks.ns.svc, not other.ns.svc"
+        );
+        assert_eq!(
+            hostname_error(&presented, "10.0.0.1"),
+            "x509: certificate is valid for 127.0.0.1, not 10.0.0.1"
+        );
+        assert_eq!(
+            hostname_error(&presented[..2], "10.0.0.1"),
+            "x509: cannot validate certificate for 10.0.0.1 because it doesn't contain any IP SANs"
         );
     }
 

@@ -12,8 +12,8 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use crate::sandbox::apiserver::status::ApiError;
 use super::{AdmissionAttributes, Operation, UserInfo};
+use crate::sandbox::apiserver::status::ApiError;
 
 /// `admission.k8s.io/v1` or `v1beta1`: the first of the webhook's `admissionReviewVersions`
 /// that kube-apiserver speaks.
