@@ -824,3 +824,60 @@ async fn a_v1beta1_only_webhook_gets_and_must_answer_a_v1beta1_review() {
         "admission.k8s.io/v1beta1"
     );
 }
+
+#[tokio::test]
+async fn match_conditions_skip_the_webhook_for_requests_they_exclude() {
+    let hooks = Hooks::start().await;
+    // Sluice's own writes should not be intercepted by its webhook.
+    let configs = [mutating(
+        "sluice",
+        vec![hooks.hook(
+            "mutate.sluice.dev",
+            "/patch-b64",
+            json!({ "matchConditions": [{
+                "name": "not-sluice-itself",
+                "expression": "request.userInfo.username != 'system:serviceaccount:sluice-system:sluice'",
+            }] }),
+        )],
+    )];
+    let admitter = hooks.admitter();
+    let mut by_sluice = create_deployment();
+    by_sluice.user.username = "system:serviceaccount:sluice-system:sluice".into();
+    let admitted = admitter.mutate(&configs, &by_sluice).await.unwrap();
+    assert!(admitted.object.unwrap()["metadata"]["labels"]["patched-b64"].is_null());
+    assert!(hooks.log.paths().is_empty());
+    let admitted = admitter
+        .mutate(&configs, &create_deployment())
+        .await
+        .unwrap();
+    assert_eq!(
+        admitted.object.unwrap()["metadata"]["labels"]["patched-b64"],
+        "yes"
+    );
+}
+
+#[tokio::test]
+async fn webhook_configurations_themselves_never_go_to_webhooks() {
+    let hooks = Hooks::start().await;
+    let mut hook = hooks.hook("all.sluice.dev", "/deny", json!({}));
+    hook["rules"] = json!([{ "operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"] }]);
+    let kinds = builtin_kinds();
+    let mut attrs = create_deployment();
+    attrs.kind = lookup(
+        &kinds,
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+    )
+    .unwrap()
+    .clone();
+    attrs.namespace = None;
+    attrs.operation = Operation::Delete;
+    attrs.old_object = attrs.object.take();
+    hooks
+        .admitter()
+        .validate(&[validating("sluice", vec![hook])], &attrs)
+        .await
+        .unwrap();
+    assert!(hooks.log.paths().is_empty());
+}

@@ -78,6 +78,15 @@ pub struct LabelSelector {
     pub match_expressions: Vec<Requirement>,
 }
 
+/// One `matchConditions` entry: a named CEL expression that must hold for the webhook to be
+/// called.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct MatchCondition {
+    #[serde(default)]
+    pub name: String,
+    pub expression: String,
+}
+
 /// `clientConfig.service`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct ServiceReference {
@@ -115,7 +124,7 @@ struct RawWebhook {
     admission_review_versions: Vec<String>,
     reinvocation_policy: Option<String>,
     #[serde(default)]
-    match_conditions: Vec<Value>,
+    match_conditions: Vec<MatchCondition>,
 }
 
 #[derive(Deserialize)]
@@ -152,8 +161,7 @@ pub struct Webhook {
     pub admission_review_versions: Vec<String>,
     /// `reinvocationPolicy: IfNeeded` (mutating webhooks only).
     pub reinvoke_if_needed: bool,
-    /// Number of `matchConditions` (CEL, not evaluated here).
-    pub match_conditions: usize,
+    pub match_conditions: Vec<MatchCondition>,
 }
 
 /// A configuration that could not be read; the message names it and says what is wrong.
@@ -170,16 +178,15 @@ pub struct ConfigError {
 pub fn webhooks(kind: &'static str, configs: &[Value]) -> Result<Vec<Webhook>, ConfigError> {
     let mut parsed = Vec::with_capacity(configs.len());
     for config in configs {
-        let raw: RawConfiguration =
-            serde_json::from_value(config.clone()).map_err(|e| ConfigError {
-                kind,
-                name: config
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                detail: e.to_string(),
-            })?;
+        let raw = RawConfiguration::deserialize(config).map_err(|e| ConfigError {
+            kind,
+            name: config
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            detail: e.to_string(),
+        })?;
         parsed.push(raw);
     }
     parsed.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -204,7 +211,7 @@ pub fn webhooks(kind: &'static str, configs: &[Value]) -> Result<Vec<Webhook>, C
                 timeout_seconds: raw.timeout_seconds.unwrap_or(10),
                 admission_review_versions: raw.admission_review_versions,
                 reinvoke_if_needed: raw.reinvocation_policy.as_deref() == Some("IfNeeded"),
-                match_conditions: raw.match_conditions.len(),
+                match_conditions: raw.match_conditions,
             });
         }
     }

@@ -1,21 +1,24 @@
-//! Which webhooks a request goes to: `rules`, `namespaceSelector` and `objectSelector`,
-//! decided the way kube-apiserver's `rules.Matcher` and label selectors decide.
+//! Which webhooks a request goes to, decided as kube-apiserver's `ShouldCallHook` decides:
+//! `namespaceSelector`, `objectSelector`, `rules`, then `matchConditions` (CEL). Requests for
+//! webhook configurations themselves never go to webhooks.
 //!
 //! Differences from kube-apiserver:
 //! - `matchPolicy: Equivalent` is matched as `Exact`: a rule for one version of a resource does
 //!   not catch requests made through another served version (kube-apiserver would convert the
 //!   object and send it in the rule's version).
-//! - `matchConditions` (CEL) are not evaluated: a webhook that has them is called as if they
-//!   all held. A webhook that relies on them to skip requests sees more of them here.
-//! - Invalid selectors are reported when a request is matched, worded close to (not exactly
-//!   as) the API server's validation messages, which would have refused the configuration.
+//! - `matchConditions` are evaluated by the CEL subset of [`super::cel`]; an expression outside
+//!   it counts as an evaluation error (so `failurePolicy` decides) and says so.
+//! - Invalid selectors and expressions are reported when a request is matched (as a 500 or
+//!   a 403), worded close to the API server's validation messages; kube-apiserver refuses such
+//!   configurations when they are written.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::AdmissionAttributes;
-use super::config::{LabelSelector, Rule, Webhook};
+use super::config::{FailurePolicy, LabelSelector, Rule, Webhook};
+use super::{AdmissionAttributes, cel, review};
+use crate::sandbox::apiserver::status::ApiError;
 
 /// A label selector that cannot be evaluated.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -176,14 +179,90 @@ pub fn object_selector_matches(
     Ok(false)
 }
 
-/// Whether `hook` is called for this request, given the object as mutated so far. Like
-/// kube-apiserver, a selector that does not match wins over a selector that cannot be
-/// evaluated, and rules are checked after the selectors.
+/// Requests that no webhook sees, so that a broken webhook can always be deregistered:
+/// webhook configurations and admission policies.
+pub fn is_exempt(attrs: &AdmissionAttributes) -> bool {
+    attrs.kind.group == "admissionregistration.k8s.io"
+        && matches!(
+            attrs.kind.plural,
+            "mutatingwebhookconfigurations"
+                | "validatingwebhookconfigurations"
+                | "validatingadmissionpolicies"
+                | "validatingadmissionpolicybindings"
+                | "mutatingadmissionpolicies"
+                | "mutatingadmissionpolicybindings"
+        )
+}
+
+/// `deployments.apps "podinfo" is forbidden: DETAIL`, as `apierrors.NewForbidden` words it.
+fn forbidden(attrs: &AdmissionAttributes, detail: &str) -> ApiError {
+    let resource = attrs.kind.group_resource();
+    let message = if attrs.name.is_empty() {
+        format!("{resource} is forbidden: {detail}")
+    } else {
+        format!("{resource} {:?} is forbidden: {detail}", attrs.name)
+    };
+    let mut details = serde_json::json!({ "name": attrs.name, "kind": attrs.kind.plural });
+    if !attrs.kind.group.is_empty() {
+        details["group"] = serde_json::json!(attrs.kind.group);
+    }
+    ApiError::forbidden(message).with_details(details)
+}
+
+/// `matchConditions`: skipped if any is false; with errors and none false, `failurePolicy`
+/// decides (Fail refuses the request with a 403, Ignore skips the webhook).
+pub fn match_conditions_hold(
+    hook: &Webhook,
+    attrs: &AdmissionAttributes,
+    object: Option<&Value>,
+) -> Result<bool, ApiError> {
+    if hook.match_conditions.is_empty() {
+        return Ok(true);
+    }
+    let mut request = review::build_review("admission.k8s.io/v1", "", attrs, None);
+    let mut request = request["request"].take();
+    if let Some(r) = request.as_object_mut() {
+        r.remove("object");
+        r.remove("oldObject");
+    }
+    let vars = BTreeMap::from([
+        ("object", object.cloned().unwrap_or(Value::Null)),
+        ("oldObject", attrs.old_object.clone().unwrap_or(Value::Null)),
+        ("request", request),
+    ]);
+    let mut errors = Vec::new();
+    for condition in &hook.match_conditions {
+        match cel::evaluate(&condition.expression, &vars) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) => errors.push(format!(
+                "expression '{}' resulted in error: {e}",
+                condition.expression
+            )),
+        }
+    }
+    match (errors.len(), hook.failure_policy) {
+        (0, _) => Ok(true),
+        (_, FailurePolicy::Ignore) => {
+            tracing::warn!(webhook = %hook.name, errors = ?errors, "matchConditions failed; skipping the webhook (failurePolicy Ignore)");
+            Ok(false)
+        }
+        (1, FailurePolicy::Fail) => Err(forbidden(attrs, &errors[0])),
+        (_, FailurePolicy::Fail) => Err(forbidden(attrs, &format!("[{}]", errors.join(", ")))),
+    }
+}
+
+/// Whether `hook` is called for this request, given the object as mutated so far. As in
+/// kube-apiserver, a selector that does not match, or rules that do not, win over a selector
+/// that cannot be evaluated; `matchConditions` come last.
 pub fn should_call(
     hook: &Webhook,
     attrs: &AdmissionAttributes,
     object: Option<&Value>,
-) -> Result<bool, SelectorError> {
+) -> Result<bool, ApiError> {
+    if is_exempt(attrs) {
+        return Ok(false);
+    }
     let ns = namespace_selector_matches(hook, attrs, object);
     if ns == Ok(false) {
         return Ok(false);
@@ -192,9 +271,18 @@ pub fn should_call(
     if obj == Ok(false) {
         return Ok(false);
     }
-    ns?;
-    obj?;
-    Ok(hook.rules.iter().any(|r| rule_matches(r, attrs)))
+    if !hook.rules.iter().any(|r| rule_matches(r, attrs)) {
+        return Ok(false);
+    }
+    let internal = |e: SelectorError| {
+        ApiError::internal(format!(
+            "webhook {:?} of {:?}: {e}",
+            hook.name, hook.configuration
+        ))
+    };
+    ns.map_err(internal)?;
+    obj.map_err(internal)?;
+    match_conditions_hold(hook, attrs, object)
 }
 
 #[cfg(test)]
@@ -380,7 +468,12 @@ mod tests {
         );
         a.namespace_labels.clear();
         let h = hook(json!({ "namespaceSelector": { "matchLabels": { "x": "y" } } }));
-        assert_eq!(should_call(&h, &a, a.object.as_ref()), Ok(true));
+        // (Webhook configurations are exempt from webhooks altogether; the selector alone is
+        // what is checked here.)
+        assert_eq!(
+            namespace_selector_matches(&h, &a, a.object.as_ref()),
+            Ok(true)
+        );
     }
 
     #[test]
@@ -422,6 +515,73 @@ mod tests {
         let h = hook(json!({
             "objectSelector": { "matchExpressions": [{ "key": "app", "operator": "Near" }] },
         }));
-        assert!(should_call(&h, &a, a.object.as_ref()).is_err());
+        let e = should_call(&h, &a, a.object.as_ref()).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Internal error occurred: webhook \"h.sluice.dev\" of \"c\": \"Near\" is not a valid label selector operator"
+        );
+        // Rules that do not match win too.
+        let h = hook(json!({
+            "objectSelector": { "matchExpressions": [{ "key": "app", "operator": "Near" }] },
+            "rules": [{ "operations": ["*"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"] }],
+        }));
+        assert_eq!(should_call(&h, &a, a.object.as_ref()), Ok(false));
+    }
+
+    #[test]
+    fn webhook_configurations_never_go_to_webhooks() {
+        let a = attrs(
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            None,
+            None,
+        );
+        assert_eq!(should_call(&hook(json!({})), &a, None), Ok(false));
+    }
+
+    fn with_conditions(policy: &str, expressions: &[&str]) -> Webhook {
+        hook(json!({
+            "failurePolicy": policy,
+            "matchConditions": expressions.iter().enumerate()
+                .map(|(i, e)| json!({ "name": format!("c{i}"), "expression": e }))
+                .collect::<Vec<_>>(),
+        }))
+    }
+
+    #[test]
+    fn match_conditions_see_the_request_and_the_object() {
+        let a = attrs("apps", "deployments", None, Some("shop"));
+        let h = with_conditions(
+            "Fail",
+            &[
+                "request.userInfo.username == 'admin'",
+                "request.resource.resource == 'deployments' && request.namespace == 'shop'",
+                "object.metadata.labels.app == 'podinfo'",
+            ],
+        );
+        assert_eq!(should_call(&h, &a, a.object.as_ref()), Ok(true));
+        let h = with_conditions("Fail", &["request.userInfo.username != 'admin'"]);
+        assert_eq!(should_call(&h, &a, a.object.as_ref()), Ok(false));
+    }
+
+    #[test]
+    fn a_false_condition_wins_over_an_erroring_one() {
+        let a = attrs("apps", "deployments", None, Some("shop"));
+        let h = with_conditions("Fail", &["object.nope == 1", "false"]);
+        assert_eq!(should_call(&h, &a, a.object.as_ref()), Ok(false));
+    }
+
+    #[test]
+    fn an_erroring_condition_follows_the_failure_policy() {
+        let a = attrs("apps", "deployments", None, Some("shop"));
+        let h = with_conditions("Fail", &["object.nope == 1"]);
+        let e = should_call(&h, &a, a.object.as_ref()).unwrap_err();
+        assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+        assert_eq!(
+            e.message,
+            "deployments.apps \"podinfo\" is forbidden: expression 'object.nope == 1' resulted in error: no such key: nope"
+        );
+        let h = with_conditions("Ignore", &["object.nope == 1"]);
+        assert_eq!(should_call(&h, &a, a.object.as_ref()), Ok(false));
     }
 }

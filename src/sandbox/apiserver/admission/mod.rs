@@ -12,18 +12,21 @@
 //!           │ webhook changed the object                     │
 //! ```
 //!
-//! - [`config`] reads configurations; [`matching`] decides who is called; [`review`] builds
+//! - [`config`] reads configurations; [`matching`] decides who is called (with [`cel`] for
+//!   `matchConditions`); [`review`] builds
 //!   the review, reads the answer and words the errors; [`client`] does the HTTPS. Only
 //!   [`Admitter`] does I/O.
 //!
 //! Where it knowingly differs from kube-apiserver (details in each submodule):
-//! - `matchPolicy: Equivalent` is matched as `Exact`; `matchConditions` (CEL) are not
-//!   evaluated and a webhook with them is called as if they held.
+//! - `matchPolicy: Equivalent` is matched as `Exact`; `matchConditions` are evaluated by a
+//!   CEL subset ([`cel`]) and anything outside it is an evaluation error.
 //! - Validating webhooks run concurrently, as in kube-apiserver, but when several fail the
 //!   first in calling order is reported (kube-apiserver reports whichever finished first).
 //! - Warnings of a webhook that denies the request are lost with the error (the error type
 //!   has no room for them); kube-apiserver still sends them as `Warning:` headers.
-//! - No in-tree admission plugins run between rounds, and no audit annotations are kept.
+//! - No in-tree admission plugins run between rounds, and no audit annotations are kept; the
+//!   object is not re-defaulted between two mutating webhooks (the API server defaults it
+//!   once the mutating phase is over).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,6 +38,7 @@ use serde_json::Value;
 use super::resources::ResourceKind;
 use super::status::ApiError;
 
+pub mod cel;
 pub mod client;
 pub mod config;
 pub mod matching;
@@ -128,13 +132,6 @@ fn unreadable(err: config::ConfigError) -> ApiError {
     ApiError::internal(err.to_string())
 }
 
-fn no_match(hook: &Webhook, err: matching::SelectorError) -> ApiError {
-    ApiError::internal(format!(
-        "webhook {:?} of {:?}: {err}",
-        hook.name, hook.configuration
-    ))
-}
-
 /// Appends `new` warnings not already present, as kube-apiserver's warning recorder does.
 fn add_warnings(into: &mut Vec<String>, new: Vec<String>) {
     for w in new {
@@ -172,12 +169,6 @@ impl Admitter {
                     )));
                 }
             }
-        }
-        if hook.match_conditions > 0 {
-            tracing::debug!(
-                webhook = %hook.name,
-                "matchConditions are not evaluated by the sandbox; calling the webhook"
-            );
         }
         let api_version = review::review_version(&hook.admission_review_versions)
             .ok_or(HookFailure::Calling(CallError::NoReviewVersion))?;
@@ -224,9 +215,7 @@ impl Admitter {
                 break;
             }
             for hook in &hooks {
-                if !matching::should_call(hook, attrs, object.as_ref())
-                    .map_err(|e| no_match(hook, e))?
-                {
+                if !matching::should_call(hook, attrs, object.as_ref())? {
                     continue;
                 }
                 if round == 1 && !rounds.to_reinvoke.contains(&hook.id) {
@@ -278,9 +267,7 @@ impl Admitter {
         let hooks = config::webhooks(VALIDATING, configs).map_err(unreadable)?;
         let mut relevant = Vec::new();
         for hook in &hooks {
-            if matching::should_call(hook, attrs, attrs.object.as_ref())
-                .map_err(|e| no_match(hook, e))?
-            {
+            if matching::should_call(hook, attrs, attrs.object.as_ref())? {
                 relevant.push(hook);
             }
         }
@@ -367,6 +354,33 @@ mod tests {
         // c (IfNeeded) runs after the last change: not reinvoked.
         r.invoked("c/2");
         assert_eq!(r.to_reinvoke, ["c/0"]);
+    }
+
+    #[test]
+    fn its_futures_can_be_spawned_by_the_api_server() {
+        fn spawnable<F: std::future::Future + Send>(_: F) {}
+        let kinds = crate::sandbox::apiserver::resources::builtin_kinds();
+        let attrs = AdmissionAttributes {
+            kind: kinds[0].clone(),
+            sub_resource: None,
+            object_kind: None,
+            operation: Operation::Create,
+            name: "shop".into(),
+            namespace: None,
+            user: UserInfo {
+                username: "admin".into(),
+                uid: String::new(),
+                groups: vec![],
+            },
+            dry_run: false,
+            options: None,
+            object: None,
+            old_object: None,
+            namespace_labels: BTreeMap::new(),
+        };
+        let admitter = Admitter::new(Arc::new(|_: &ServiceRef| None));
+        spawnable(admitter.mutate(&[], &attrs));
+        spawnable(admitter.validate(&[], &attrs));
     }
 
     #[test]
