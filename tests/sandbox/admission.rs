@@ -3,7 +3,7 @@
 //! directly with configurations built as JSON, the way the sandbox API server stores them.
 //!
 //! The webhook server's first path segment picks its behaviour: `patch-b64`, `patch-array`,
-//! `deny`, `slow`, `warn`, `wrong-uid`, anything else allows. Every review it gets is recorded.
+//! `deny`, `slow`, `warn`, `wrong-uid`, `crash` (a 500), anything else allows. Every review it gets is recorded.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::Uri;
-use axum::response::Json;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Json, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 use sluice::sandbox::apiserver::admission::{
@@ -66,7 +66,7 @@ fn label_patch(key: &str) -> Vec<u8> {
     .unwrap()
 }
 
-async fn webhook(State(log): State<Log>, uri: Uri, Json(review): Json<Value>) -> Json<Value> {
+async fn webhook(State(log): State<Log>, uri: Uri, Json(review): Json<Value>) -> Response {
     let path = uri.path().to_string();
     log.0.lock().unwrap().push(Call {
         path: path.clone(),
@@ -96,6 +96,14 @@ async fn webhook(State(log): State<Log>, uri: Uri, Json(review): Json<Value>) ->
             json!({ "uid": uid, "allowed": true, "warnings": [format!("{path} says hello")] })
         }
         "wrong-uid" => json!({ "uid": "not-yours", "allowed": true }),
+        "crash" => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [("content-type", "text/plain")],
+                "boom\n",
+            )
+                .into_response();
+        }
         _ => json!({ "uid": uid, "allowed": true }),
     };
     Json(json!({
@@ -103,6 +111,7 @@ async fn webhook(State(log): State<Log>, uri: Uri, Json(review): Json<Value>) ->
         "kind": "AdmissionReview",
         "response": response,
     }))
+    .into_response()
 }
 
 /// A running HTTPS webhook server.
@@ -880,4 +889,22 @@ async fn webhook_configurations_themselves_never_go_to_webhooks() {
         .await
         .unwrap();
     assert!(hooks.log.paths().is_empty());
+}
+
+#[tokio::test]
+async fn a_webhook_that_answers_500_fails_the_call_with_its_text() {
+    let hooks = Hooks::start().await;
+    let configs = [validating(
+        "sluice",
+        vec![hooks.hook("validate.sluice.dev", "/crash", json!({}))],
+    )];
+    let err = hooks
+        .admitter()
+        .validate(&configs, &create_deployment())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "Internal error occurred: failed calling webhook \"validate.sluice.dev\": failed to call webhook: an error on the server (\"boom\") has prevented the request from succeeding"
+    );
 }
