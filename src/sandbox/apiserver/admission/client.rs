@@ -48,6 +48,11 @@ pub fn target(cc: &ClientConfig, timeout_seconds: i64) -> Result<Target, CallErr
     if let Some(url) = cc.url.as_deref() {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| CallError::Client(format!("parse {url:?}: {e}")))?;
+        if parsed.scheme() != "https" {
+            return Err(CallError::Client(format!(
+                "webhook URL {url:?}: 'https' is the only allowed URL scheme; serve the webhook over TLS"
+            )));
+        }
         let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -376,6 +381,20 @@ mod tests {
                 name: "sluice".into(),
                 port: 443
             }
+        );
+    }
+
+    #[test]
+    fn a_plain_http_url_is_refused() {
+        let cc = ClientConfig {
+            url: Some("http://127.0.0.1:9557/x".into()),
+            ..Default::default()
+        };
+        let e = target(&cc, 10).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("'https' is the only allowed URL scheme"),
+            "{e}"
         );
     }
 

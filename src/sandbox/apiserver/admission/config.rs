@@ -46,10 +46,13 @@ pub enum SideEffects {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
+    /// `CREATE`, `UPDATE`, `DELETE`, `CONNECT` or `*`.
     #[serde(default)]
     pub operations: Vec<String>,
+    /// API groups (`""` for core) or `*`.
     #[serde(default)]
     pub api_groups: Vec<String>,
+    /// Versions or `*`.
     #[serde(default)]
     pub api_versions: Vec<String>,
     /// `deployments`, `deployments/scale`, `deployments/*`, `*`, `*/*`.
@@ -63,7 +66,9 @@ pub struct Rule {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Requirement {
     pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
     pub operator: String,
+    /// Required for `In`/`NotIn`, empty for `Exists`/`DoesNotExist`.
     #[serde(default)]
     pub values: Vec<String>,
 }
@@ -92,7 +97,9 @@ pub struct MatchCondition {
 pub struct ServiceReference {
     pub namespace: String,
     pub name: String,
+    /// URL path; `/` when absent.
     pub path: Option<String>,
+    /// 443 when absent.
     pub port: Option<i64>,
 }
 
@@ -100,7 +107,9 @@ pub struct ServiceReference {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientConfig {
+    /// `https://host:port/path`, used as written.
     pub url: Option<String>,
+    /// A Service, reached as `NAME.NAMESPACE.svc`.
     pub service: Option<ServiceReference>,
     /// Base64 of PEM certificates, as the JSON of a `[]byte` field carries it.
     pub ca_bundle: Option<String>,
@@ -145,22 +154,28 @@ struct RawConfiguration {
 pub struct Webhook {
     /// `CONFIGURATION/INDEX`: identifies the webhook across reinvocation rounds.
     pub id: String,
+    /// Name of the configuration the webhook belongs to.
     pub configuration: String,
+    /// The webhook's own name, as denial and failure messages quote it.
     pub name: String,
     pub client_config: ClientConfig,
     pub rules: Vec<Rule>,
+    /// `Fail` when absent.
     pub failure_policy: FailurePolicy,
     /// `Exact` or `Equivalent` (the default); both are matched exactly here.
     pub match_policy: String,
     /// `{}` (everything) when absent, as the API defaults it.
     pub namespace_selector: LabelSelector,
     pub object_selector: LabelSelector,
+    /// Decides whether a dry-run request may reach the webhook.
     pub side_effects: SideEffects,
     /// 10 when absent.
     pub timeout_seconds: i64,
+    /// Review versions the webhook accepts, in its order of preference.
     pub admission_review_versions: Vec<String>,
     /// `reinvocationPolicy: IfNeeded` (mutating webhooks only).
     pub reinvoke_if_needed: bool,
+    /// CEL conditions that must all hold for the webhook to be called.
     pub match_conditions: Vec<MatchCondition>,
 }
 
@@ -168,8 +183,10 @@ pub struct Webhook {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{kind} {name:?} cannot be read: {detail}; fix or delete the configuration")]
 pub struct ConfigError {
+    /// `MutatingWebhookConfiguration` or `ValidatingWebhookConfiguration`.
     pub kind: &'static str,
     pub name: String,
+    /// What serde found wrong.
     pub detail: String,
 }
 

@@ -50,9 +50,12 @@ use review::{CallError, HookFailure, Verdict};
 /// The authenticated user, as it appears in `request.userInfo`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserInfo {
+    /// `admin`, `system:serviceaccount:sluice-system:sluice`.
     pub username: String,
+    /// Omitted from the review when empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uid: String,
+    /// Omitted from the review when empty.
     #[serde(default)]
     pub groups: Vec<String>,
 }
@@ -67,6 +70,7 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The name the review and webhook rules use.
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Create => "CREATE",
@@ -88,13 +92,18 @@ pub struct AdmissionAttributes {
     /// `("autoscaling", "v1", "Scale")`).
     pub object_kind: Option<(String, String, String)>,
     pub operation: Operation,
+    /// The object's name; empty for a create by `generateName` before it is given one.
     pub name: String,
+    /// `None` for cluster-scoped objects; the Namespace's own name for a Namespace.
     pub namespace: Option<String>,
     pub user: UserInfo,
+    /// `dryRun=All`: webhooks with side effects refuse the request.
     pub dry_run: bool,
     /// `CreateOptions`, `UpdateOptions`, `PatchOptions` or `DeleteOptions` as sent.
     pub options: Option<Value>,
+    /// The new object (`None` for DELETE).
     pub object: Option<Value>,
+    /// The stored object (`None` for CREATE).
     pub old_object: Option<Value>,
     /// Labels of the object's Namespace (or of the Namespace itself), for `namespaceSelector`.
     pub namespace_labels: BTreeMap<String, String>,
@@ -105,6 +114,7 @@ pub struct AdmissionAttributes {
 pub struct ServiceRef {
     pub namespace: String,
     pub name: String,
+    /// The service port, 443 unless the configuration says otherwise.
     pub port: u16,
 }
 
@@ -114,7 +124,9 @@ pub type ServiceResolver = Arc<dyn Fn(&ServiceRef) -> Option<SocketAddr> + Send 
 /// The outcome of the mutating phase: the (possibly patched) object and webhook warnings.
 #[derive(Clone, Debug, Default)]
 pub struct Admitted {
+    /// The object after every mutating webhook's patch.
     pub object: Option<Value>,
+    /// Webhook warnings, once each, in the order they came.
     pub warnings: Vec<String>,
 }
 
