@@ -1,8 +1,331 @@
-//! The sandbox's Kubernetes API server (HTTPS, kube-apiserver semantics).
+//! The sandbox's Kubernetes API server: HTTPS on a free 127.0.0.1 port, kube-apiserver
+//! semantics over `serde_json::Value` objects for every kind in [`resources::builtin_kinds`].
+//!
+//! ```text
+//! kube::Client / kubectl ──TLS──► server (auth, routing) ──► pipeline ──► store ──► watches
+//!                                         │ decode → default → mutate → default → validate
+//!                                         ▼
+//!                                   admission webhooks (Admitter)
+//! ```
+//!
+//! - [`server`]: routes, handlers and the write pipeline.
+//! - [`store`]: objects, the resourceVersion counter, watch history and garbage collection.
+//! - [`selectors`]: label and field selectors. [`discovery`]: discovery and OpenAPI documents.
+//! - [`kubeconfig`]: the kubeconfig files written at start.
+//!
+//! Where the sandbox knowingly differs from kube-apiserver:
+//! - Authentication is two fixed bearer tokens (see [`Identity`]); there is no RBAC: every
+//!   authenticated user may do everything. No/unknown token → 401 on every path except
+//!   `/healthz`, `/livez` and `/readyz`.
+//! - Objects are JSON values with no schema: unknown fields are kept, not pruned, unless
+//!   `defaults::validate` refuses them. Multi-version kinds (TrafficSplit) share one storage
+//!   and only `apiVersion` is rewritten between versions (no field conversion).
+//! - core/v1 and events.k8s.io/v1 Events are separate storages (the real server shares one
+//!   and converts).
+//! - No protobuf, no Table output (`kubectl get` prints from the JSON list), no pods.
+//! - Further per-area differences are listed in each module's docs.
 
 pub mod admission;
 pub mod defaults;
+pub mod discovery;
 pub mod fieldmanager;
+pub mod kubeconfig;
 pub mod resources;
+pub mod selectors;
+pub mod server;
 pub mod status;
+pub mod store;
 pub mod strategic;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use self::admission::{Admitter, ServiceRef, ServiceResolver, UserInfo};
+use self::server::Shared;
+use self::store::Store;
+
+/// Errors starting the API server or building a client for it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("sandbox API server TLS: {0}")]
+    Tls(#[from] crate::tls::Error),
+    #[error(
+        "sandbox API server: {what}: {source}; check that the directory is writable and 127.0.0.1 has a free port"
+    )]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sandbox kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("building a kube::Client for the sandbox API server: {0}")]
+    Client(#[from] kube::Error),
+}
+
+impl Error {
+    fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// How to run the API server.
+#[derive(Clone, Debug)]
+pub struct ApiServerOptions {
+    /// Changes kept for watch resumption; a watch from an older resourceVersion gets 410.
+    pub watch_history: usize,
+    /// How often `allowWatchBookmarks` watches get a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// Where the kubeconfig files go; a temporary directory (removed with the server) if unset.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for ApiServerOptions {
+    fn default() -> Self {
+        Self {
+            watch_history: 10_000,
+            bookmark_interval: Duration::from_secs(1),
+            dir: None,
+        }
+    }
+}
+
+/// Who a request comes from. Each identity has a fixed bearer token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// `kubernetes-admin`, a member of `system:masters`.
+    Admin,
+    /// Sluice's ServiceAccount `sluice-system/sluice`.
+    Sluice,
+}
+
+impl Identity {
+    /// Every identity, for token lookup.
+    pub const ALL: [Identity; 2] = [Identity::Admin, Identity::Sluice];
+
+    pub fn username(self) -> &'static str {
+        match self {
+            Identity::Admin => "kubernetes-admin",
+            Identity::Sluice => "system:serviceaccount:sluice-system:sluice",
+        }
+    }
+
+    pub fn groups(self) -> Vec<String> {
+        let groups: &[&str] = match self {
+            Identity::Admin => &["system:masters", "system:authenticated"],
+            Identity::Sluice => &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:sluice-system",
+                "system:authenticated",
+            ],
+        };
+        groups.iter().map(|g| g.to_string()).collect()
+    }
+
+    /// The bearer token that authenticates as this identity.
+    pub fn token(self) -> &'static str {
+        match self {
+            Identity::Admin => "sluice-sandbox-admin-token",
+            Identity::Sluice => "sluice-sandbox-sluice-sa-token",
+        }
+    }
+
+    /// `admin.kubeconfig` / `sluice.kubeconfig`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Identity::Admin => "admin.kubeconfig",
+            Identity::Sluice => "sluice.kubeconfig",
+        }
+    }
+
+    /// The identity a bearer token authenticates, if any.
+    pub fn from_token(token: &str) -> Option<Identity> {
+        Identity::ALL.into_iter().find(|i| i.token() == token)
+    }
+
+    /// `request.userInfo` as admission webhooks see it.
+    pub fn user_info(self) -> UserInfo {
+        UserInfo {
+            username: self.username().to_string(),
+            uid: String::new(),
+            groups: self.groups(),
+        }
+    }
+}
+
+/// A running sandbox API server. Clones share the server.
+#[derive(Clone)]
+pub struct ApiServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    ca_pem: String,
+    dir: PathBuf,
+    handle: axum_server::Handle<SocketAddr>,
+    _tempdir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl ApiServer {
+    /// Mints a CA and a serving certificate, binds a free 127.0.0.1 port, writes the
+    /// kubeconfig files and starts serving.
+    pub async fn start(opts: ApiServerOptions) -> Result<ApiServer, Error> {
+        crate::tls::install_crypto_provider();
+        let ca = crate::tls::Ca::new("sluice sandbox CA")?;
+        let issued = ca.issue(&["localhost"], &[IpAddr::V4(Ipv4Addr::LOCALHOST)])?;
+        let tls =
+            crate::tls::server_config("sandbox API server", &issued.cert_pem, &issued.key_pem)?;
+
+        let (dir, tempdir) = match &opts.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)
+                    .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+                (d.clone(), None)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("sluice-sandbox-")
+                    .tempdir()
+                    .map_err(|e| Error::io("creating a temporary directory", e))?;
+                (t.path().to_path_buf(), Some(Arc::new(t)))
+            }
+        };
+
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| Error::io("binding 127.0.0.1:0", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("configuring the listener", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the bound address", e))?;
+
+        let services: Arc<RwLock<HashMap<(String, String), SocketAddr>>> = Arc::default();
+        let lookup = services.clone();
+        let resolver: ServiceResolver = Arc::new(move |r: &ServiceRef| {
+            lookup
+                .read()
+                .ok()?
+                .get(&(r.namespace.clone(), r.name.clone()))
+                .copied()
+        });
+        let shared = Arc::new(Shared::new(
+            Store::new(opts.watch_history),
+            Admitter::new(resolver),
+            services,
+            opts.bookmark_interval,
+            addr,
+        ));
+
+        for who in Identity::ALL {
+            let path = dir.join(who.file_name());
+            let doc = kubeconfig::render(&format!("https://{addr}"), ca.cert_pem(), who);
+            std::fs::write(&path, doc.to_string())
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        }
+
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp_rustls(
+            listener,
+            axum_server::tls_rustls::RustlsConfig::from_config(tls),
+        )
+        .map_err(|e| Error::io("starting the TLS listener", e))?
+        .handle(handle.clone());
+        let app = server::router(shared.clone());
+        tokio::spawn(async move {
+            if let Err(e) = server.serve(app.into_make_service()).await {
+                tracing::error!(error = %e, "sandbox API server stopped");
+            }
+        });
+        handle.listening().await;
+
+        Ok(ApiServer {
+            shared,
+            addr,
+            ca_pem: ca.cert_pem().to_string(),
+            dir,
+            handle,
+            _tempdir: tempdir,
+        })
+    }
+
+    /// `https://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The CA that signed the serving certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    /// The kubeconfig file (JSON) for `who`, written at start.
+    pub fn kubeconfig_path(&self, who: Identity) -> PathBuf {
+        self.dir.join(who.file_name())
+    }
+
+    /// An unmodified `kube::Client` built from `who`'s kubeconfig.
+    pub async fn client(&self, who: Identity) -> Result<kube::Client, Error> {
+        let path = self.kubeconfig_path(who);
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&path).map_err(|source| Error::Kubeconfig {
+                path: path.clone(),
+                source,
+            })?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(|source| Error::Kubeconfig { path, source })?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// Serves (`true`) or hides (`false`) a group version such as `split.smi-spec.io/v1alpha2`:
+    /// hidden ones leave discovery and their URLs answer 404.
+    pub fn set_served(&self, group_version: &str, served: bool) {
+        self.shared.set_served(group_version, served);
+    }
+
+    /// Drops the watch history, so a watch from any earlier resourceVersion gets 410 Expired.
+    pub fn compact(&self) {
+        self.shared.lock_store().compact();
+    }
+
+    /// Makes webhook `service` references to `namespace/name` resolve to `addr`.
+    pub fn register_service(&self, namespace: &str, name: &str, addr: SocketAddr) {
+        if let Ok(mut s) = self.shared.services.write() {
+            s.insert((namespace.to_string(), name.to_string()), addr);
+        }
+    }
+
+    /// Requests served so far, by verb (`get`, `list`, `create`, ...), watches excluded.
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.shared.request_counts()
+    }
+
+    /// Ends every watch and stops serving.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown();
+        self.handle.graceful_shutdown(Some(Duration::from_secs(1)));
+        // Give in-flight connections their grace period.
+        for _ in 0..50 {
+            if self.handle.connection_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

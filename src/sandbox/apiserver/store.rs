@@ -1,0 +1,569 @@
+//! The sandbox's etcd: every object, the one cluster-wide resourceVersion counter, the bounded
+//! watch history, and owner-reference garbage collection.
+//!
+//! ```text
+//! write ──► Store (rv += 1) ──► history (VecDeque, bounded) ──► broadcast ──► watch streams
+//! ```
+//!
+//! Objects are kept as `serde_json::Value` in their storage version, keyed by storage key
+//! (`apps/deployments`) and `(namespace, name)`. Everything here is synchronous and pure apart
+//! from the broadcast; the server holds the store behind one mutex, so each write is atomic.
+//!
+//! Differences from kube-apiserver:
+//! - Lists are served from the current state, not from a snapshot at the continue token's
+//!   resourceVersion.
+//! - Garbage collection runs synchronously inside the deleting request (Background deletion
+//!   removes dependents before the response), and GC deletions do not go through admission.
+//! - A watcher that falls more than the broadcast buffer behind gets a 410 `Expired` ERROR
+//!   event and must re-watch, as a lagging kube-apiserver watch-cache client would.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::selectors::Selection;
+
+/// `ADDED`, `MODIFIED` or `DELETED`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change in the store, as kept in the watch history.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub rv: u64,
+    pub storage_key: String,
+    pub event: EventType,
+    /// The object after the change (for DELETED: the last state, carrying the deletion's rv).
+    pub object: Value,
+    /// The object before the change (MODIFIED only), so selector watches can see it leave.
+    pub prev: Option<Value>,
+}
+
+/// `(namespace, name)`; namespace is empty for cluster-scoped objects.
+pub type ObjKey = (String, String);
+
+/// Objects, the resourceVersion counter and the watch history.
+pub struct Store {
+    rv: u64,
+    objects: BTreeMap<String, BTreeMap<ObjKey, Value>>,
+    history: VecDeque<Arc<Change>>,
+    history_limit: usize,
+    /// Every change with rv <= compacted has been dropped from the history.
+    compacted: u64,
+    tx: broadcast::Sender<Arc<Change>>,
+}
+
+/// The namespace and name of an object.
+pub fn obj_key(obj: &Value) -> ObjKey {
+    (
+        obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// The `metadata.resourceVersion` of an object as a number (0 when absent or garbage).
+pub fn object_rv(obj: &Value) -> u64 {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn uid_of(obj: &Value) -> Option<&str> {
+    obj["metadata"]["uid"].as_str()
+}
+
+fn owner_uids(obj: &Value) -> Vec<String> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r["uid"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The finalizer kube-apiserver adds for `propagationPolicy: Foreground`.
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+impl Store {
+    /// An empty store keeping at most `history_limit` changes for watch resumption.
+    pub fn new(history_limit: usize) -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        Self {
+            rv: 0,
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            history_limit: history_limit.max(1),
+            compacted: 0,
+            tx,
+        }
+    }
+
+    /// The current cluster-wide resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    /// Every change with a resourceVersion at or below this one has left the history.
+    pub fn compacted(&self) -> u64 {
+        self.compacted
+    }
+
+    /// Drops the whole watch history: a watch from any earlier resourceVersion gets 410.
+    pub fn compact(&mut self) {
+        self.history.clear();
+        self.compacted = self.rv;
+    }
+
+    /// A receiver of every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.tx.subscribe()
+    }
+
+    /// The retained changes after `rv`, or `Err(compacted)` when some of them were dropped.
+    pub fn changes_since(&self, rv: u64) -> Result<Vec<Arc<Change>>, u64> {
+        if rv < self.compacted {
+            return Err(self.compacted);
+        }
+        Ok(self.history.iter().filter(|c| c.rv > rv).cloned().collect())
+    }
+
+    pub fn get(&self, storage_key: &str, key: &ObjKey) -> Option<&Value> {
+        self.objects.get(storage_key)?.get(key)
+    }
+
+    /// Objects of one storage, in (namespace, name) order, optionally in one namespace.
+    pub fn list<'a>(
+        &'a self,
+        storage_key: &str,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .get(storage_key)
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter(move |((ns, _), _)| namespace.is_none_or(|want| ns == want))
+            .map(|(_, v)| v)
+    }
+
+    fn record(&mut self, storage_key: &str, event: EventType, object: Value, prev: Option<Value>) {
+        let change = Arc::new(Change {
+            rv: self.rv,
+            storage_key: storage_key.to_string(),
+            event,
+            object,
+            prev,
+        });
+        self.history.push_back(change.clone());
+        while self.history.len() > self.history_limit {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted = old.rv;
+            }
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(change);
+    }
+
+    /// Stores a new object with the next resourceVersion and returns it as stored.
+    pub fn insert(&mut self, storage_key: &str, mut obj: Value) -> Value {
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let key = obj_key(&obj);
+        let prev = self
+            .objects
+            .entry(storage_key.to_string())
+            .or_default()
+            .insert(key, obj.clone());
+        let event = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.record(storage_key, event, obj.clone(), prev);
+        obj
+    }
+
+    /// Removes an object, recording a DELETED change that carries a new resourceVersion.
+    pub fn remove(&mut self, storage_key: &str, key: &ObjKey) -> Option<Value> {
+        let mut obj = self.objects.get_mut(storage_key)?.remove(key)?;
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        self.record(storage_key, EventType::Deleted, obj.clone(), None);
+        Some(obj)
+    }
+
+    /// Deletes an object the way the registry does: objects with finalizers only get a
+    /// `deletionTimestamp` (if they do not have one yet); others are removed.
+    pub fn delete_or_finalize(&mut self, storage_key: &str, key: &ObjKey, now: &str) {
+        let Some(obj) = self.get(storage_key, key) else {
+            return;
+        };
+        if finalizers(obj).is_empty() {
+            self.remove(storage_key, key);
+        } else if obj["metadata"]["deletionTimestamp"].is_null() {
+            let mut obj = obj.clone();
+            obj["metadata"]["deletionTimestamp"] = json!(now);
+            self.insert(storage_key, obj);
+        }
+    }
+
+    /// Removes every object of `namespace` (the namespace controller's job).
+    pub fn delete_namespace_contents(&mut self, namespace: &str) {
+        let keys: Vec<(String, ObjKey)> = self
+            .objects
+            .iter()
+            .flat_map(|(sk, m)| {
+                m.keys()
+                    .filter(|(ns, _)| ns == namespace)
+                    .map(|k| (sk.clone(), k.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (sk, k) in keys {
+            self.remove(&sk, &k);
+        }
+    }
+
+    /// Removes `uid` from the ownerReferences of every dependent (propagationPolicy Orphan).
+    pub fn orphan_dependents(&mut self, uid: &str) {
+        for (sk, key, mut obj) in self.dependents_of(uid) {
+            if let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() {
+                refs.retain(|r| r["uid"].as_str() != Some(uid));
+                if refs.is_empty() {
+                    obj["metadata"]
+                        .as_object_mut()
+                        .map(|m| m.remove("ownerReferences"));
+                }
+            }
+            let _ = key;
+            self.insert(&sk, obj);
+        }
+    }
+
+    fn dependents_of(&self, uid: &str) -> Vec<(String, ObjKey, Value)> {
+        self.objects
+            .iter()
+            .flat_map(|(sk, m)| {
+                m.iter()
+                    .filter(|(_, o)| owner_uids(o).iter().any(|u| u == uid))
+                    .map(|(k, o)| (sk.clone(), k.clone(), o.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Runs the garbage collector to a fixed point:
+    /// - an owner being deleted in the foreground has its dependents deleted, and loses its
+    ///   `foregroundDeletion` finalizer (and is removed) once none remain;
+    /// - a dependent whose owners are all gone is deleted; one with some owners left loses the
+    ///   references to the vanished ones.
+    pub fn collect_garbage(&mut self, now: &str) {
+        for _ in 0..10_000 {
+            if !self.gc_step(now) {
+                return;
+            }
+        }
+    }
+
+    fn gc_step(&mut self, now: &str) -> bool {
+        let live_uids: HashSet<String> = self
+            .objects
+            .values()
+            .flat_map(|m| m.values())
+            .filter_map(|o| uid_of(o).map(str::to_string))
+            .collect();
+        let all: Vec<(String, ObjKey, Value)> = self
+            .objects
+            .iter()
+            .flat_map(|(sk, m)| {
+                m.iter()
+                    .map(|(k, o)| (sk.clone(), k.clone(), o.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (sk, key, obj) in &all {
+            let fins = finalizers(obj);
+            if obj["metadata"]["deletionTimestamp"].is_null()
+                || !fins.iter().any(|f| f == FOREGROUND_FINALIZER)
+            {
+                continue;
+            }
+            let uid = uid_of(obj).unwrap_or_default();
+            let dependents = self.dependents_of(uid);
+            if dependents.is_empty() {
+                let mut obj = obj.clone();
+                let rest: Vec<String> = fins
+                    .into_iter()
+                    .filter(|f| f != FOREGROUND_FINALIZER)
+                    .collect();
+                if rest.is_empty() {
+                    self.remove(sk, key);
+                } else {
+                    obj["metadata"]["finalizers"] = json!(rest);
+                    self.insert(sk, obj);
+                }
+                return true;
+            }
+            let mut acted = false;
+            for (dsk, dkey, dep) in dependents {
+                if dep["metadata"]["deletionTimestamp"].is_null() {
+                    self.delete_or_finalize(&dsk, &dkey, now);
+                    acted = true;
+                }
+            }
+            if acted {
+                return true;
+            }
+        }
+        for (sk, key, obj) in &all {
+            let owners = owner_uids(obj);
+            if owners.is_empty() {
+                continue;
+            }
+            let alive: Vec<&String> = owners.iter().filter(|u| live_uids.contains(*u)).collect();
+            if alive.len() == owners.len() {
+                continue;
+            }
+            if alive.is_empty() {
+                if obj["metadata"]["deletionTimestamp"].is_null() {
+                    self.delete_or_finalize(sk, key, now);
+                    return true;
+                }
+                continue;
+            }
+            let mut obj = obj.clone();
+            if let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() {
+                refs.retain(|r| r["uid"].as_str().is_some_and(|u| live_uids.contains(u)));
+            }
+            self.insert(sk, obj);
+            return true;
+        }
+        false
+    }
+}
+
+/// What a watch with a namespace and selection sees of one change, as kube-apiserver's
+/// watch cache decides it: an object entering the selection is ADDED, one leaving it DELETED.
+pub fn visible_event<'a>(
+    change: &'a Change,
+    namespace: Option<&str>,
+    selection: &Selection,
+) -> Option<(EventType, &'a Value)> {
+    if let Some(ns) = namespace
+        && change.object["metadata"]["namespace"].as_str() != Some(ns)
+    {
+        return None;
+    }
+    let now = selection.matches(&change.object);
+    match change.event {
+        EventType::Modified => {
+            let before = change.prev.as_ref().is_some_and(|p| selection.matches(p));
+            match (before, now) {
+                (true, true) => Some((EventType::Modified, &change.object)),
+                (false, true) => Some((EventType::Added, &change.object)),
+                (true, false) => Some((EventType::Deleted, &change.object)),
+                (false, false) => None,
+            }
+        }
+        event => now.then_some((event, &change.object)),
+    }
+}
+
+/// The `continue` token kube-apiserver hands out: base64 of
+/// `{"v":"meta.k8s.io/v1","rv":RV,"start":"/NAME\u0000"}`, the start key relative to the
+/// list's prefix (`/NAMESPACE/NAME` for an all-namespaces list of a namespaced kind).
+pub fn encode_continue(rv: u64, list_namespace: Option<&str>, last: &ObjKey) -> String {
+    let start = if list_namespace.is_some() || last.0.is_empty() {
+        format!("/{}\u{0}", last.1)
+    } else {
+        format!("/{}/{}\u{0}", last.0, last.1)
+    };
+    // Field order as Go writes it: v, rv, start.
+    let token = format!(
+        r#"{{"v":"meta.k8s.io/v1","rv":{rv},"start":{}}}"#,
+        Value::String(start)
+    );
+    base64::engine::general_purpose::STANDARD.encode(token)
+}
+
+/// Decodes a continue token of a list in `list_namespace` into the resourceVersion and the
+/// key to resume after; `None` if it is not a token this server issued.
+pub fn decode_continue(token: &str, list_namespace: Option<&str>) -> Option<(u64, ObjKey)> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(token))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    let start = v["start"]
+        .as_str()?
+        .strip_suffix('\u{0}')?
+        .strip_prefix('/')?;
+    let key = match (list_namespace, start.split_once('/')) {
+        (Some(ns), _) => (ns.to_string(), start.to_string()),
+        (None, Some((ns, name))) => (ns.to_string(), name.to_string()),
+        (None, None) => (String::new(), start.to_string()),
+    };
+    Some((v["rv"].as_u64()?, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::apiserver::selectors::LabelSelector;
+
+    fn obj(ns: &str, name: &str, uid: &str) -> Value {
+        json!({"metadata": {"namespace": ns, "name": name, "uid": uid}})
+    }
+
+    fn owned(ns: &str, name: &str, uid: &str, owner: &str) -> Value {
+        let mut o = obj(ns, name, uid);
+        o["metadata"]["ownerReferences"] =
+            json!([{"uid": owner, "name": "x", "kind": "X", "apiVersion": "v1"}]);
+        o
+    }
+
+    #[test]
+    fn every_write_takes_the_next_cluster_wide_resource_version() {
+        let mut s = Store::new(10);
+        let a = s.insert("apps/deployments", obj("d", "a", "1"));
+        let b = s.insert("/configmaps", obj("d", "b", "2"));
+        assert_eq!(a["metadata"]["resourceVersion"], "1");
+        assert_eq!(b["metadata"]["resourceVersion"], "2");
+        s.remove("/configmaps", &("d".into(), "b".into()));
+        assert_eq!(s.resource_version(), 3);
+    }
+
+    #[test]
+    fn bounded_history_expires_old_resource_versions() {
+        let mut s = Store::new(2);
+        for i in 0..4 {
+            s.insert("k", obj("d", &format!("o{i}"), &i.to_string()));
+        }
+        assert_eq!(s.changes_since(1).unwrap_err(), 2);
+        assert_eq!(s.changes_since(2).unwrap().len(), 2);
+        s.compact();
+        assert_eq!(s.changes_since(3).unwrap_err(), 4);
+        assert!(s.changes_since(4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn background_collection_deletes_dependents_of_a_vanished_owner() {
+        let mut s = Store::new(100);
+        s.insert("apps/deployments", obj("d", "owner", "u1"));
+        s.insert("apps/replicasets", owned("d", "child", "u2", "u1"));
+        s.insert("/pods", owned("d", "grandchild", "u3", "u2"));
+        s.remove("apps/deployments", &("d".into(), "owner".into()));
+        s.collect_garbage("now");
+        assert_eq!(s.list("apps/replicasets", None).count(), 0);
+        assert_eq!(s.list("/pods", None).count(), 0);
+    }
+
+    #[test]
+    fn foreground_deletion_removes_the_owner_only_after_its_dependents() {
+        let mut s = Store::new(100);
+        let mut owner = obj("d", "owner", "u1");
+        owner["metadata"]["finalizers"] = json!([FOREGROUND_FINALIZER]);
+        owner["metadata"]["deletionTimestamp"] = json!("now");
+        s.insert("apps/deployments", owner);
+        s.insert("apps/replicasets", owned("d", "child", "u2", "u1"));
+        let mut rx = s.subscribe();
+        s.collect_garbage("now");
+        let first = rx.try_recv().unwrap();
+        assert_eq!(
+            (first.event, first.storage_key.as_str()),
+            (EventType::Deleted, "apps/replicasets")
+        );
+        let second = rx.try_recv().unwrap();
+        assert_eq!(
+            (second.event, second.storage_key.as_str()),
+            (EventType::Deleted, "apps/deployments")
+        );
+    }
+
+    #[test]
+    fn orphaning_strips_the_owner_reference() {
+        let mut s = Store::new(100);
+        s.insert("apps/deployments", obj("d", "owner", "u1"));
+        s.insert("apps/replicasets", owned("d", "child", "u2", "u1"));
+        s.orphan_dependents("u1");
+        s.remove("apps/deployments", &("d".into(), "owner".into()));
+        s.collect_garbage("now");
+        let child = s
+            .get("apps/replicasets", &("d".into(), "child".into()))
+            .unwrap();
+        assert!(child["metadata"]["ownerReferences"].is_null());
+    }
+
+    #[test]
+    fn an_object_leaving_the_selection_is_seen_as_deleted() {
+        let sel = Selection {
+            labels: LabelSelector::parse("app=a").unwrap(),
+            ..Default::default()
+        };
+        let change = Change {
+            rv: 2,
+            storage_key: "k".into(),
+            event: EventType::Modified,
+            object: json!({"metadata": {"namespace": "d", "labels": {"app": "b"}}}),
+            prev: Some(json!({"metadata": {"namespace": "d", "labels": {"app": "a"}}})),
+        };
+        assert_eq!(
+            visible_event(&change, None, &sel).unwrap().0,
+            EventType::Deleted
+        );
+        assert!(visible_event(&change, Some("other"), &sel).is_none());
+    }
+
+    #[test]
+    fn continue_tokens_round_trip_in_kube_apiserver_shape() {
+        let key: ObjKey = ("capture".into(), "podinfo".into());
+        let t = encode_continue(1169, Some("capture"), &key);
+        // The token the fixture `list-deployments` shows for this list.
+        assert_eq!(
+            t,
+            "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MTE2OSwic3RhcnQiOiIvcG9kaW5mb1x1MDAwMCJ9"
+        );
+        assert_eq!(
+            decode_continue(&t, Some("capture")),
+            Some((1169, key.clone()))
+        );
+        let all = encode_continue(5, None, &key);
+        assert_eq!(decode_continue(&all, None), Some((5, key)));
+    }
+}
