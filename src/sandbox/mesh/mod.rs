@@ -18,8 +18,8 @@
 //!
 //! Where it knowingly differs from a meshed cluster (see also [`routing`] and [`ledger`]):
 //! - Requests are abstract: no connections, no retries, no timeouts; a failure is a 500.
-//! - Error rates are applied by a deterministic accumulator per (Deployment, image), so a
-//!   version with `error_rate` 0.01 fails exactly one request in a hundred.
+//! - Error rates are applied by a deterministic accumulator per pod, so a pod of a version
+//!   with `error_rate` 0.01 fails exactly one request in every hundred it answers.
 //! - Latency is drawn from a log-normal fitted to the profile's p50 and p99 with a seeded
 //!   generator: the same seed and the same request order give the same samples.
 
@@ -347,11 +347,7 @@ impl Mesh {
         let profile = self.profiles.get(&pod.image).cloned().unwrap_or_default();
         let acc = self
             .error_acc
-            .entry((
-                pod.namespace.clone(),
-                pod.deployment.clone(),
-                pod.image.clone(),
-            ))
+            .entry((pod.namespace.clone(), pod.name.clone(), pod.image.clone()))
             .or_default();
         *acc += profile.error_rate.clamp(0.0, 1.0);
         let failure = *acc >= 1.0 - 1e-9;

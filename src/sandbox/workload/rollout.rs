@@ -148,7 +148,7 @@ fn pod_suffix(n: u64) -> String {
     const SPACE: u64 = 27 * 27 * 27 * 27 * 27;
     // Multiplying by a number prime to 27 permutes 0..27^5, so suffixes look random yet never
     // repeat.
-    let mut v = (n % SPACE) * 2_654_435_761 % SPACE;
+    let mut v = ((n + 1) % SPACE) * 2_654_435_761 % SPACE;
     let mut out = [0u8; 5];
     for slot in out.iter_mut().rev() {
         *slot = SAFE_ALPHABET[(v % 27) as usize];
