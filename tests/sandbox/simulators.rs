@@ -177,6 +177,12 @@ async fn workload_rolls_a_new_deployment_to_ready_and_writes_kube_status() {
         (available.status.as_str(), available.reason.as_deref()),
         ("True", Some("MinimumReplicasAvailable"))
     );
+    // A settled Deployment gets no further status writes.
+    tokio::time::sleep(READY_DELAY).await;
+    let patches = c.server.request_counts().get("patch").copied();
+    assert!(patches.is_some_and(|n| n > 0), "status was written");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(c.server.request_counts().get("patch").copied(), patches);
     let pods = pods_of(&c.workload.pods(), "wl", "app");
     assert_eq!(pods.len(), 2);
     let hash = &pods[0].template_hash;
