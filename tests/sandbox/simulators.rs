@@ -2,6 +2,7 @@
 //! with an unmodified `kube::Client`, the way Sluice's controller will see them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition};
@@ -428,7 +429,9 @@ async fn mesh_splits_traffic_by_the_stored_trafficsplit_and_exports_linkerd_metr
         body.contains("response_latency_ms_bucket{namespace=\"mesh\",deployment=\"app-primary\"")
     );
 
-    let counters = mesh
+    // The built-in query endpoint holds the simulator as a shared counter source.
+    let source: Arc<dyn CounterSource> = Arc::new(mesh.clone());
+    let counters = source
         .counters_at("mesh", "app", SystemTime::now())
         .expect("canary counters");
     assert!(counters.requests > 0);

@@ -156,6 +156,8 @@ pub fn sample_latency(profile: &Profile, rng: &mut fastrand::Rng) -> f64 {
 
 type Key = (String, String);
 
+/// The requests configured for one apex Service.
+#[derive(Default)]
 struct Load {
     rps: f64,
     carry: f64,
@@ -222,32 +224,24 @@ impl Mesh {
         }
     }
 
+    fn load_mut(&mut self, namespace: &str, service: &str) -> &mut Load {
+        self.loads
+            .entry((namespace.to_string(), service.to_string()))
+            .or_default()
+    }
+
     fn set_load(&mut self, namespace: &str, service: &str, rps: f64) {
-        let key = (namespace.to_string(), service.to_string());
+        let load = self.load_mut(namespace, service);
         if rps > 0.0 && rps.is_finite() {
-            let load = self.loads.entry(key).or_insert_with(|| Load {
-                rps,
-                carry: 0.0,
-                classes: Vec::new(),
-                class_rr: Swrr::default(),
-            });
             load.rps = rps;
-        } else if let Some(load) = self.loads.get_mut(&key) {
+        } else {
             load.rps = 0.0;
             load.carry = 0.0;
         }
     }
 
     fn set_classes(&mut self, namespace: &str, service: &str, classes: Vec<RequestClass>) {
-        let load = self
-            .loads
-            .entry((namespace.to_string(), service.to_string()))
-            .or_insert_with(|| Load {
-                rps: 0.0,
-                carry: 0.0,
-                classes: Vec::new(),
-                class_rr: Swrr::default(),
-            });
+        let load = self.load_mut(namespace, service);
         load.classes = classes;
         load.class_rr = Swrr::default();
     }
