@@ -572,3 +572,86 @@ async fn mesh_sends_a_header_class_to_its_httproute_backend_and_follows_route_ch
     mesh.shutdown();
     c.stop().await;
 }
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// Whether kubectl can be run; fails in CI (`CI=true`) when it cannot.
+fn have_kubectl(test: &str) -> bool {
+    if std::path::Path::new(KUBECTL).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{KUBECTL} is missing; CI must install kubectl for {test}"
+    );
+    eprintln!("skipping {test}: {KUBECTL} is not installed");
+    false
+}
+
+/// `kubectl rollout status` against the sandbox: (exit success, stdout + stderr).
+async fn rollout_status(server: &ApiServer, ns: &str, extra: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig_path(Identity::Admin))
+        .args([
+            "-n",
+            ns,
+            "rollout",
+            "status",
+            "deployment/app",
+            "--timeout=20s",
+        ])
+        .args(extra)
+        .output()
+        .await
+        .expect("kubectl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_status_reads_the_simulated_status() {
+    if !have_kubectl("kubectl_rollout_status_reads_the_simulated_status") {
+        return;
+    }
+    let c = Cluster::start("kubectl").await;
+    let api = c.deployments("kubectl");
+    let mut d = mk_deploy("app", "app", "app:1", 2);
+    if let Some(spec) = d.spec.as_mut() {
+        spec.progress_deadline_seconds = Some(2);
+    }
+    api.create(&PostParams::default(), &d)
+        .await
+        .expect("deployment created");
+    let (ok, text) = rollout_status(&c.server, "kubectl", &[]).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("deployment \"app\" successfully rolled out"),
+        "{text}"
+    );
+
+    set_image(&api, "app", "app:2", Some(true)).await;
+    wait_for(&api, "app", "the pause to be observed", |d| {
+        d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
+    })
+    .await;
+    let (_, text) = rollout_status(&c.server, "kubectl", &["--watch=false"]).await;
+    assert!(
+        text.contains("Waiting for deployment \"app\" rollout to finish: 0 out of 2 new replicas have been updated..."),
+        "{text}"
+    );
+
+    c.workload.mark_broken("app:3");
+    set_image(&api, "app", "app:3", Some(false)).await;
+    let (ok, text) = rollout_status(&c.server, "kubectl", &[]).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("deployment \"app\" exceeded its progress deadline"),
+        "{text}"
+    );
+    c.stop().await;
+}
