@@ -210,10 +210,19 @@ pub fn parse_split(namespace: &str, name: &str, spec: &Value) -> Result<Split, R
     })
 }
 
+/// Whether a reference's `group` names the core group. A parentRef's group defaults to the
+/// Gateway API group (so it must be written), a backendRef's to the core group; like
+/// Linkerd, `core` is accepted for `""`.
+fn is_core_group(group: Option<&str>, absent_means_core: bool) -> bool {
+    group.map_or(absent_means_core, |g| g.is_empty() || g == "core")
+}
+
 /// Reads an HTTPRoute's `spec`; only Service parents and Service backends are kept.
 pub fn parse_http_route(namespace: &str, name: &str, created: &str, spec: &Value) -> HttpRoute {
     let parents = items(spec, "parentRefs")
-        .filter(|p| str_at(p, "group") == Some("") && str_at(p, "kind") == Some("Service"))
+        .filter(|p| {
+            is_core_group(str_at(p, "group"), false) && str_at(p, "kind") == Some("Service")
+        })
         .filter_map(|p| {
             let ns = str_at(p, "namespace").unwrap_or(namespace);
             Some((ns.to_string(), str_at(p, "name")?.to_string()))
@@ -224,7 +233,7 @@ pub fn parse_http_route(namespace: &str, name: &str, created: &str, spec: &Value
             matches: items(r, "matches").map(parse_match).collect(),
             backends: items(r, "backendRefs")
                 .filter(|b| {
-                    str_at(b, "group").unwrap_or("").is_empty()
+                    is_core_group(str_at(b, "group"), true)
                         && str_at(b, "kind").unwrap_or("Service") == "Service"
                 })
                 .filter_map(|b| {
@@ -575,7 +584,7 @@ mod tests {
 
     #[test]
     fn routes_for_other_parents_kinds_or_namespaces_do_not_apply() {
-        let gateway_parent = json!({"parentRefs": [{"name": "app"}],
+        let gateway_parent = json!({"parentRefs": [{"name": "app"}, {"kind": "Service", "name": "app"}],
             "rules": [{"backendRefs": [{"name": "x"}]}]});
         let table = RouteTable {
             http_routes: vec![mk_route("gw", "2026-01-01T00:00:00Z", gateway_parent)],
@@ -589,6 +598,19 @@ mod tests {
             backends(&table.resolve("other", "app", &Headers::new())),
             [("app".into(), 1.0)]
         );
+    }
+
+    #[test]
+    fn a_parent_in_the_core_group_spelled_core_is_a_service_parent() {
+        let route = mk_route(
+            "app",
+            "",
+            json!({
+            "parentRefs": [{"group": "core", "kind": "Service", "name": "app", "namespace": "ns"}],
+            "rules": [{"backendRefs": [{"group": "core", "kind": "Service", "name": "a"}]}]}),
+        );
+        assert_eq!(route.parents, [("ns".to_string(), "app".to_string())]);
+        assert_eq!(route.rules[0].backends.len(), 1);
     }
 
     #[test]
