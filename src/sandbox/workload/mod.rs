@@ -266,7 +266,14 @@ impl Controller {
         let (ns, name) = (&key.0, &key.1);
         self.wakes.remove(&key);
         let Some(deploy) = self.deployments.get(&key) else {
-            self.sims.remove(&key);
+            // Forget the pods but not the name counter: a Deployment created again under
+            // this name must not reuse a pod name (the mesh keys its series by pod).
+            if let Some(sim) = self.sims.get_mut(&key) {
+                *sim = DeploymentSim {
+                    next_pod: sim.next_pod,
+                    ..DeploymentSim::default()
+                };
+            }
             shared.pods.set_deployment_pods(ns, name, Vec::new());
             return;
         };

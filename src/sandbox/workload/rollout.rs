@@ -101,6 +101,9 @@ pub struct DeploymentSim {
     pub replica_sets: BTreeSet<String>,
     /// Sequence for pod-name suffixes, so names never repeat within a Deployment.
     pub next_pod: u64,
+    /// The Deployment these pods belong to: a Deployment deleted and created again under
+    /// the same name while the watch was away starts with no pods.
+    pub uid: Option<String>,
 }
 
 /// What is outside the Deployment: the scenario's settings and the clock.
@@ -704,7 +707,16 @@ pub fn step(deploy: &Deployment, prev: &DeploymentSim, env: Env<'_>) -> Step {
     };
     let now = env.now;
 
-    let mut sim = prev.clone();
+    let mut sim = if prev.uid == deploy.metadata.uid {
+        prev.clone()
+    } else {
+        // Keep counting pod names, so no pod of the new Deployment takes an old one's name.
+        DeploymentSim {
+            uid: deploy.metadata.uid.clone(),
+            next_pod: prev.next_pod,
+            ..DeploymentSim::default()
+        }
+    };
     for pod in &mut sim.pods {
         let due = pod.created + env.ready_delay;
         let broken = pod.images.iter().any(|i| env.broken_images.contains(i));

@@ -451,3 +451,22 @@ fn going_back_to_an_old_template_reuses_its_pods() {
     assert!(h.images().iter().all(|(i, _)| i == "app:1"));
     assert_eq!(h.condition(PROGRESSING).1, NEW_RS_AVAILABLE);
 }
+
+#[test]
+fn a_deployment_recreated_under_the_same_name_starts_with_fresh_pods() {
+    let mut d = mk_deploy("app", "app:1", 2);
+    d.metadata.uid = Some("first".into());
+    let mut h = Harness::new(d);
+    h.run_until_quiet(Duration::from_secs(60));
+    let old: Vec<String> = h.sim.pods.iter().map(|p| p.name.clone()).collect();
+    h.deploy.metadata.uid = Some("second".into());
+    h.deploy.status = None;
+    h.sync();
+    assert_eq!(counts(h.status()), [2, 2, 0, 0, 2]);
+    assert!(
+        h.sim
+            .pods
+            .iter()
+            .all(|p| !p.is_ready() && !old.contains(&p.name))
+    );
+}
