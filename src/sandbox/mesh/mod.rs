@@ -50,7 +50,9 @@ use routing::{Decision, Headers, RouteTable, ServiceInfo, Swrr};
 pub struct Profile {
     /// Fraction of requests answered with a 500, 0.0..=1.0.
     pub error_rate: f64,
+    /// Median latency, ms.
     pub latency_p50_ms: f64,
+    /// 99th-percentile latency, ms.
     pub latency_p99_ms: f64,
 }
 
@@ -85,9 +87,11 @@ impl Default for MeshOptions {
 /// A kind of request to an apex Service, sent in proportion to `share`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RequestClass {
+    /// A label for the scenario's own use.
     pub name: String,
     /// Relative share of the Service's requests.
     pub share: f64,
+    /// Headers every request of the class carries (names are case-insensitive).
     pub headers: BTreeMap<String, String>,
     /// Sent in a `cookie` header, as `name=value` pairs joined by `; `.
     pub cookies: BTreeMap<String, String>,
@@ -120,7 +124,9 @@ impl RequestClass {
 /// Requests one apex Service sent in one wall-clock second, by receiving Deployment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrafficSecond {
+    /// Seconds since the Unix epoch.
     pub unix_second: u64,
+    /// Requests answered by pods of each Deployment (dropped requests are not counted).
     pub by_deployment: BTreeMap<String, u64>,
 }
 

@@ -54,6 +54,7 @@ impl Default for WorkloadOptions {
 /// One simulated pod, as the mesh simulator sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimPod {
+    /// The Deployment's namespace.
     pub namespace: String,
     /// `DEPLOYMENT-HASH-xxxxx`, as the ReplicaSet controller names pods.
     pub name: String,
@@ -61,9 +62,11 @@ pub struct SimPod {
     pub deployment: String,
     /// The template's labels plus `pod-template-hash`.
     pub labels: BTreeMap<String, String>,
+    /// The `pod-template-hash` of the template it runs.
     pub template_hash: String,
     /// The first container's image: the version the mesh profiles.
     pub image: String,
+    /// Whether it is ready (and so an endpoint of the Services that select it).
     pub ready: bool,
 }
 

@@ -57,13 +57,17 @@ const RESUMED: &str = "DeploymentResumed";
 /// One simulated pod and its life so far.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodState {
+    /// `DEPLOYMENT-HASH-xxxxx`.
     pub name: String,
+    /// The `pod-template-hash` of the template it runs.
     pub template_hash: String,
     /// The first container's image (the version the mesh profiles).
     pub image: String,
     /// Every container image; any broken one keeps the pod unready.
     pub images: Vec<String>,
+    /// The template's labels plus `pod-template-hash`.
     pub labels: BTreeMap<String, String>,
+    /// When the simulated ReplicaSet created it.
     pub created: SystemTime,
     /// When it became ready; `None` while it is not (yet) ready.
     pub ready_at: Option<SystemTime>,
@@ -96,6 +100,7 @@ impl PodState {
 /// What the simulator remembers about one Deployment between steps.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DeploymentSim {
+    /// Its pods, of every template.
     pub pods: Vec<PodState>,
     /// Template hashes whose ReplicaSet has been created.
     pub replica_sets: BTreeSet<String>,
@@ -109,8 +114,11 @@ pub struct DeploymentSim {
 /// What is outside the Deployment: the scenario's settings and the clock.
 #[derive(Clone, Copy, Debug)]
 pub struct Env<'a> {
+    /// Images whose pods never become ready.
     pub broken_images: &'a BTreeSet<String>,
+    /// How long a pod takes to become ready.
     pub ready_delay: Duration,
+    /// The wall clock (condition times and the progress deadline are wall-clock).
     pub now: SystemTime,
 }
 
@@ -119,6 +127,7 @@ pub struct Env<'a> {
 pub struct Step {
     /// The status to write (compare with the stored one before writing).
     pub status: DeploymentStatus,
+    /// The pods and memory to keep for the next step.
     pub sim: DeploymentSim,
     /// When the step must run again even if the Deployment does not change.
     pub wake: Option<SystemTime>,
