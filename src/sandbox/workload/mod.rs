@@ -303,12 +303,12 @@ impl Controller {
         if let Some(at) = step.wake {
             self.wakes.insert(key.clone(), at);
         }
-        let stored = deploy.status.clone().unwrap_or_default();
-        if stored == step.status {
+        let patch = status_patch(&step.status);
+        if !changes(deploy.status.as_ref(), &patch) {
             return;
         }
         let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-        let patch = Patch::Merge(status_patch(&step.status));
+        let patch = Patch::Merge(patch);
         match api
             .patch_status(name, &PatchParams::default(), &patch)
             .await
@@ -342,6 +342,20 @@ fn status_patch(status: &DeploymentStatus) -> Value {
         }
     }
     json!({ "status": body })
+}
+
+/// Whether `patch` would change any field of `stored` it sets. Fields the simulator does not
+/// own (such as `terminatingReplicas`) are not compared, so a server that fills them in
+/// cannot make the simulator write forever.
+fn changes(stored: Option<&DeploymentStatus>, patch: &Value) -> bool {
+    let stored = stored
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_else(|| json!({}));
+    patch["status"].as_object().is_some_and(|fields| {
+        fields
+            .iter()
+            .any(|(k, v)| stored.get(k).unwrap_or(&Value::Null) != v)
+    })
 }
 
 async fn run(client: kube::Client, opts: WorkloadOptions, shared: Arc<Shared>) {
@@ -429,6 +443,22 @@ mod tests {
                 .as_object()
                 .is_some_and(|o| o.contains_key("readyReplicas"))
         );
+    }
+
+    #[test]
+    fn only_owned_status_fields_decide_whether_to_write() {
+        let ours = DeploymentStatus {
+            replicas: Some(2),
+            observed_generation: Some(1),
+            ..Default::default()
+        };
+        let patch = status_patch(&ours);
+        let mut stored = ours.clone();
+        stored.terminating_replicas = Some(0);
+        assert!(!changes(Some(&stored), &patch));
+        stored.ready_replicas = Some(1);
+        assert!(changes(Some(&stored), &patch));
+        assert!(changes(None, &patch));
     }
 
     fn deploy(name: &str, rv: &str) -> Deployment {
