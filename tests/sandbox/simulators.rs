@@ -1,1 +1,657 @@
-//! Sandbox tests: simulators.
+//! Sandbox tests: the workload and mesh simulators driven through the sandbox API server
+//! with an unmodified `kube::Client`, the way Sluice's controller will see them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use serde_json::json;
+use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
+use sluice::sandbox::mesh::{MeshOptions, MeshSimulator, Profile, RequestClass};
+use sluice::sandbox::prometheus::CounterSource;
+use sluice::sandbox::workload::{PodTable, SimPod, WorkloadOptions, WorkloadSimulator};
+
+const READY_DELAY: Duration = Duration::from_millis(300);
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Cluster {
+    server: ApiServer,
+    client: kube::Client,
+    workload: WorkloadSimulator,
+}
+
+impl Cluster {
+    async fn start(namespace: &str) -> Cluster {
+        sluice::tls::install_crypto_provider();
+        let server = ApiServer::start(ApiServerOptions::default())
+            .await
+            .expect("sandbox API server starts");
+        let client = server.client(Identity::Admin).await.expect("admin client");
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace created");
+        let workload = WorkloadSimulator::start(
+            client.clone(),
+            WorkloadOptions {
+                ready_delay: READY_DELAY,
+            },
+        );
+        Cluster {
+            server,
+            client,
+            workload,
+        }
+    }
+
+    fn deployments(&self, ns: &str) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    async fn stop(self) {
+        self.workload.shutdown();
+        self.server.shutdown().await;
+    }
+}
+
+fn mk_deploy(name: &str, app: &str, image: &str, replicas: i32) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": app}},
+            "template": {"metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": "main", "image": image}]}}
+        }
+    }))
+    .expect("deployment")
+}
+
+fn mk_service(name: &str, app: &str) -> Service {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": app}, "ports": [{"port": 80}]}
+    }))
+    .expect("service")
+}
+
+fn condition<'a>(d: &'a Deployment, type_: &str) -> Option<&'a DeploymentCondition> {
+    d.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn reason(d: &Deployment, type_: &str) -> String {
+    condition(d, type_)
+        .and_then(|c| c.reason.clone())
+        .unwrap_or_default()
+}
+
+fn counts(d: &Deployment) -> [i32; 4] {
+    let s = d.status.clone().unwrap_or_default();
+    [
+        s.replicas.unwrap_or(0),
+        s.updated_replicas.unwrap_or(0),
+        s.ready_replicas.unwrap_or(0),
+        s.available_replicas.unwrap_or(0),
+    ]
+}
+
+/// Polls the Deployment until `done` holds, or fails with its last state.
+async fn wait_for(
+    api: &Api<Deployment>,
+    name: &str,
+    what: &str,
+    done: impl Fn(&Deployment) -> bool,
+) -> Deployment {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let d = api.get(name).await.expect("deployment readable");
+        if done(&d) {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            d.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn rolled_out(d: &Deployment) -> bool {
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    d.status.as_ref().and_then(|s| s.observed_generation) >= d.metadata.generation
+        && counts(d) == [replicas; 4]
+        && reason(d, "Progressing") == "NewReplicaSetAvailable"
+}
+
+fn pods_of(table: &PodTable, ns: &str, deployment: &str) -> Vec<SimPod> {
+    table
+        .pods(ns)
+        .into_iter()
+        .filter(|p| p.deployment == deployment)
+        .collect()
+}
+
+async fn set_image(api: &Api<Deployment>, name: &str, image: &str, paused: Option<bool>) {
+    let mut spec =
+        json!({"template": {"spec": {"containers": [{"name": "main", "image": image}]}}});
+    if let Some(paused) = paused {
+        spec["paused"] = json!(paused);
+    }
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": spec})),
+    )
+    .await
+    .expect("template patched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_rolls_a_new_deployment_to_ready_and_writes_kube_status() {
+    let c = Cluster::start("wl").await;
+    let api = c.deployments("wl");
+    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:1", 2))
+        .await
+        .expect("deployment created");
+    let d = wait_for(&api, "app", "the rollout", rolled_out).await;
+    assert_eq!(
+        d.status.as_ref().and_then(|s| s.observed_generation),
+        Some(1)
+    );
+    let available = condition(&d, "Available").expect("Available condition");
+    assert_eq!(
+        (available.status.as_str(), available.reason.as_deref()),
+        ("True", Some("MinimumReplicasAvailable"))
+    );
+    // A settled Deployment gets no further status writes.
+    tokio::time::sleep(READY_DELAY).await;
+    let patches = c.server.request_counts().get("patch").copied();
+    assert!(patches.is_some_and(|n| n > 0), "status was written");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(c.server.request_counts().get("patch").copied(), patches);
+    let pods = pods_of(&c.workload.pods(), "wl", "app");
+    assert_eq!(pods.len(), 2);
+    let hash = &pods[0].template_hash;
+    let message = condition(&d, "Progressing").and_then(|c| c.message.clone());
+    assert_eq!(
+        message,
+        Some(format!(
+            "ReplicaSet \"app-{hash}\" has successfully progressed."
+        ))
+    );
+    for pod in &pods {
+        assert!(pod.ready && pod.image == "app:1");
+        assert!(pod.name.starts_with(&format!("app-{hash}-")));
+        assert_eq!(pod.labels.get("pod-template-hash"), Some(hash));
+        assert_eq!(pod.labels.get("app").map(String::as_str), Some("app"));
+    }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_holds_a_paused_template_change_then_rolls_on_resume() {
+    let c = Cluster::start("paused").await;
+    let api = c.deployments("paused");
+    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:1", 2))
+        .await
+        .expect("deployment created");
+    wait_for(&api, "app", "the first rollout", rolled_out).await;
+
+    set_image(&api, "app", "app:2", Some(true)).await;
+    let d = wait_for(&api, "app", "the pause to be observed", |d| {
+        d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
+    })
+    .await;
+    // What `kubectl rollout status` reads as "0 out of 2 new replicas have been updated".
+    assert_eq!(counts(&d), [2, 0, 2, 2]);
+    assert_eq!(reason(&d, "Progressing"), "DeploymentPaused");
+    tokio::time::sleep(READY_DELAY * 2).await;
+    let images: Vec<String> = pods_of(&c.workload.pods(), "paused", "app")
+        .into_iter()
+        .map(|p| p.image)
+        .collect();
+    assert_eq!(images, ["app:1", "app:1"]);
+
+    api.patch(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"paused": false}})),
+    )
+    .await
+    .expect("resumed");
+    wait_for(&api, "app", "the rollout after resume", rolled_out).await;
+    let pods = pods_of(&c.workload.pods(), "paused", "app");
+    assert!(
+        pods.iter().all(|p| p.image == "app:2" && p.ready),
+        "{pods:?}"
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_reports_a_broken_image_past_its_progress_deadline() {
+    let c = Cluster::start("broken").await;
+    let api = c.deployments("broken");
+    let mut d = mk_deploy("app", "app", "app:1", 2);
+    if let Some(spec) = d.spec.as_mut() {
+        spec.progress_deadline_seconds = Some(2);
+    }
+    api.create(&PostParams::default(), &d)
+        .await
+        .expect("deployment created");
+    wait_for(&api, "app", "the first rollout", rolled_out).await;
+
+    c.workload.mark_broken("app:2");
+    set_image(&api, "app", "app:2", None).await;
+    let d = wait_for(&api, "app", "ProgressDeadlineExceeded", |d| {
+        reason(d, "Progressing") == "ProgressDeadlineExceeded"
+    })
+    .await;
+    assert_eq!(
+        condition(&d, "Progressing").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    // The old pods keep serving; the new one never turns ready.
+    let pods = pods_of(&c.workload.pods(), "broken", "app");
+    let ready: Vec<&str> = pods
+        .iter()
+        .filter(|p| p.ready)
+        .map(|p| p.image.as_str())
+        .collect();
+    assert_eq!(ready, ["app:1", "app:1"]);
+    assert!(pods.iter().any(|p| p.image == "app:2" && !p.ready));
+    assert_eq!(counts(&d), [3, 1, 2, 2]);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_scales_and_drops_the_pods_of_a_deleted_deployment() {
+    let c = Cluster::start("scale").await;
+    let api = c.deployments("scale");
+    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:1", 1))
+        .await
+        .expect("deployment created");
+    wait_for(&api, "app", "the first rollout", rolled_out).await;
+    api.patch(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .expect("scaled");
+    wait_for(&api, "app", "three ready replicas", |d| {
+        counts(d) == [3, 3, 3, 3]
+    })
+    .await;
+    assert_eq!(pods_of(&c.workload.pods(), "scale", "app").len(), 3);
+
+    api.delete("app", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let deadline = Instant::now() + PATIENCE;
+    while !pods_of(&c.workload.pods(), "scale", "app").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "pods of a deleted Deployment linger"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.stop().await;
+}
+
+fn split_api(client: &kube::Client, ns: &str, version: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("split.smi-spec.io", version, "TrafficSplit");
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "trafficsplits"),
+    )
+}
+
+fn route_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "httproutes"),
+    )
+}
+
+/// Deployments `app` (app:2, the canary) and `app-primary` (app:1), and the Services
+/// `app`, `app-canary` and `app-primary`, as Sluice lays them out mid-rollout.
+async fn mk_rollout_layout(c: &Cluster, ns: &str) {
+    let api = c.deployments(ns);
+    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:2", 2))
+        .await
+        .expect("canary created");
+    api.create(
+        &PostParams::default(),
+        &mk_deploy("app-primary", "app-primary", "app:1", 2),
+    )
+    .await
+    .expect("primary created");
+    let services: Api<Service> = Api::namespaced(c.client.clone(), ns);
+    for (name, app) in [
+        ("app", "app-primary"),
+        ("app-canary", "app"),
+        ("app-primary", "app-primary"),
+    ] {
+        services
+            .create(&PostParams::default(), &mk_service(name, app))
+            .await
+            .expect("service created");
+    }
+    wait_for(&api, "app", "the canary", rolled_out).await;
+    wait_for(&api, "app-primary", "the primary", rolled_out).await;
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Waits until `count` whole seconds of traffic to `svc` after unix second `after` are
+/// recorded (the second that is still running is never returned), and returns them.
+async fn whole_seconds_after(
+    mesh: &MeshSimulator,
+    ns: &str,
+    svc: &str,
+    after: u64,
+    count: usize,
+) -> Vec<BTreeMap<String, u64>> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now = unix_now();
+        let seconds: Vec<BTreeMap<String, u64>> = mesh
+            .traffic(ns, svc)
+            .into_iter()
+            .filter(|s| s.unix_second > after && s.unix_second < now)
+            .map(|s| s.by_deployment)
+            .collect();
+        if seconds.len() >= count {
+            return seconds;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} whole seconds of traffic to {ns}/{svc}",
+            seconds.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_splits_traffic_by_the_stored_trafficsplit_and_exports_linkerd_metrics() {
+    let c = Cluster::start("mesh").await;
+    mk_rollout_layout(&c, "mesh").await;
+    split_api(&c.client, "mesh", "v1alpha2")
+        .create(&PostParams::default(), &serde_json::from_value(json!({
+            "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
+            "metadata": {"name": "app"},
+            "spec": {"service": "app", "backends": [
+                {"service": "app-primary", "weight": 90}, {"service": "app-canary", "weight": 10}]}
+        })).expect("split"))
+        .await
+        .expect("split created");
+
+    let mesh = MeshSimulator::start(c.client.clone(), c.workload.pods(), MeshOptions::default())
+        .await
+        .expect("mesh starts");
+    mesh.set_profile(
+        "app:2",
+        Profile {
+            error_rate: 0.1,
+            latency_p50_ms: 30.0,
+            latency_p99_ms: 80.0,
+        },
+    );
+    mesh.set_load("mesh", "app", 200.0);
+    let start = unix_now();
+    let seconds = whole_seconds_after(&mesh, "mesh", "app", start, 2).await;
+    for s in &seconds {
+        let canary = s.get("app").copied().unwrap_or(0);
+        let total: u64 = s.values().sum();
+        // Within one request of 10% of what that second carried.
+        assert!(
+            canary * 10 <= total + 10 && canary * 10 + 10 >= total,
+            "{s:?}"
+        );
+    }
+
+    let body = reqwest::get(format!("http://{}/metrics", mesh.metrics_addr()))
+        .await
+        .expect("metrics reachable")
+        .text()
+        .await
+        .expect("metrics body");
+    for pod in pods_of(&c.workload.pods(), "mesh", "app") {
+        let prefix = format!(
+            "response_total{{namespace=\"mesh\",deployment=\"app\",pod=\"{}\",pod_template_hash=\"{}\",direction=\"inbound\",classification=\"failure\",status_code=\"500\"}} ",
+            pod.name, pod.template_hash
+        );
+        assert!(body.lines().any(|l| l.starts_with(&prefix)), "{body}");
+    }
+    assert!(
+        body.contains("response_latency_ms_bucket{namespace=\"mesh\",deployment=\"app-primary\"")
+    );
+
+    // The built-in query endpoint holds the simulator as a shared counter source.
+    let source: Arc<dyn CounterSource> = Arc::new(mesh.clone());
+    let counters = source
+        .counters_at("mesh", "app", SystemTime::now())
+        .expect("canary counters");
+    assert!(counters.requests > 0);
+    // Each of the two canary pods fails exactly every tenth request it answers.
+    assert!(
+        counters.failures.abs_diff(counters.requests / 10) <= 2,
+        "{counters:?}"
+    );
+    assert_eq!(
+        counters.latency_buckets.last().map(|b| b.1),
+        Some(counters.requests)
+    );
+    mesh.shutdown();
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_reads_v1alpha1_quantities_when_v1alpha2_is_not_served() {
+    let c = Cluster::start("alpha1").await;
+    c.server.set_served("split.smi-spec.io/v1alpha2", false);
+    mk_rollout_layout(&c, "alpha1").await;
+    split_api(&c.client, "alpha1", "v1alpha1")
+        .create(&PostParams::default(), &serde_json::from_value(json!({
+            "apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit",
+            "metadata": {"name": "app"},
+            "spec": {"service": "app", "backends": [
+                {"service": "app-primary", "weight": "500m"}, {"service": "app-canary", "weight": "500m"}]}
+        })).expect("split"))
+        .await
+        .expect("split created");
+    let mesh = MeshSimulator::start(c.client.clone(), c.workload.pods(), MeshOptions::default())
+        .await
+        .expect("mesh starts");
+    mesh.set_load("alpha1", "app", 100.0);
+    let seconds = whole_seconds_after(&mesh, "alpha1", "app", unix_now(), 2).await;
+    for s in &seconds {
+        let (canary, primary) = (
+            s.get("app").copied().unwrap_or(0),
+            s.get("app-primary").copied().unwrap_or(0),
+        );
+        assert!(canary.abs_diff(primary) <= 1, "{s:?}");
+    }
+    mesh.shutdown();
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_sends_a_header_class_to_its_httproute_backend_and_follows_route_changes() {
+    let c = Cluster::start("ab").await;
+    mk_rollout_layout(&c, "ab").await;
+    let routes = route_api(&c.client, "ab");
+    let route = |canary_weight: i64| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "app"},
+            "spec": {
+                "parentRefs": [{"group": "", "kind": "Service", "name": "app", "port": 80}],
+                "rules": [
+                    {"matches": [{"headers": [{"name": "cookie", "type": "RegularExpression",
+                                               "value": "(^|;\\s*)canary=always(;|$)"}]}],
+                     "backendRefs": [{"name": "app-canary", "port": 80}]},
+                    {"backendRefs": [{"name": "app-primary", "port": 80, "weight": 100 - canary_weight},
+                                     {"name": "app-canary", "port": 80, "weight": canary_weight}]}]}
+        }))
+        .expect("route")
+    };
+    routes
+        .create(&PostParams::default(), &route(0))
+        .await
+        .expect("route created");
+
+    let mesh = MeshSimulator::start(c.client.clone(), c.workload.pods(), MeshOptions::default())
+        .await
+        .expect("mesh starts");
+    mesh.set_request_classes(
+        "ab",
+        "app",
+        vec![
+            RequestClass {
+                name: "insiders".into(),
+                share: 1.0,
+                cookies: BTreeMap::from([("canary".to_string(), "always".to_string())]),
+                ..Default::default()
+            },
+            RequestClass {
+                name: "everyone".into(),
+                share: 4.0,
+                ..Default::default()
+            },
+        ],
+    );
+    mesh.set_load("ab", "app", 100.0);
+    for s in whole_seconds_after(&mesh, "ab", "app", unix_now(), 2).await {
+        // One request in five is an insider's; only insiders reach the canary.
+        let total: u64 = s.values().sum();
+        let canary = s.get("app").copied().unwrap_or(0);
+        assert!((canary * 5).abs_diff(total) <= 5, "{s:?}");
+    }
+
+    // Moving the weight moves the non-insider traffic with it.
+    let mut updated = route(50);
+    let current = routes.get("app").await.expect("route readable");
+    updated.metadata.resource_version = current.metadata.resource_version;
+    routes
+        .replace("app", &PostParams::default(), &updated)
+        .await
+        .expect("route updated");
+    // The watch delivers the change well within a second.
+    let changed = unix_now() + 1;
+    for s in whole_seconds_after(&mesh, "ab", "app", changed, 1).await {
+        // Insiders (1/5) plus half of everyone else (2/5).
+        let total: u64 = s.values().sum();
+        let canary = s.get("app").copied().unwrap_or(0);
+        assert!((canary * 5).abs_diff(total * 3) <= 10, "{s:?}");
+    }
+    mesh.shutdown();
+    c.stop().await;
+}
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// Whether kubectl can be run; fails in CI (`CI=true`) when it cannot.
+fn have_kubectl(test: &str) -> bool {
+    if std::path::Path::new(KUBECTL).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{KUBECTL} is missing; CI must install kubectl for {test}"
+    );
+    eprintln!("skipping {test}: {KUBECTL} is not installed");
+    false
+}
+
+/// `kubectl rollout status` against the sandbox: (exit success, stdout + stderr).
+async fn rollout_status(server: &ApiServer, ns: &str, extra: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig_path(Identity::Admin))
+        .args([
+            "-n",
+            ns,
+            "rollout",
+            "status",
+            "deployment/app",
+            "--timeout=20s",
+        ])
+        .args(extra)
+        .output()
+        .await
+        .expect("kubectl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_status_reads_the_simulated_status() {
+    if !have_kubectl("kubectl_rollout_status_reads_the_simulated_status") {
+        return;
+    }
+    let c = Cluster::start("kubectl").await;
+    let api = c.deployments("kubectl");
+    let mut d = mk_deploy("app", "app", "app:1", 2);
+    if let Some(spec) = d.spec.as_mut() {
+        spec.progress_deadline_seconds = Some(2);
+    }
+    api.create(&PostParams::default(), &d)
+        .await
+        .expect("deployment created");
+    let (ok, text) = rollout_status(&c.server, "kubectl", &[]).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("deployment \"app\" successfully rolled out"),
+        "{text}"
+    );
+
+    set_image(&api, "app", "app:2", Some(true)).await;
+    wait_for(&api, "app", "the pause to be observed", |d| {
+        d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
+    })
+    .await;
+    let (_, text) = rollout_status(&c.server, "kubectl", &["--watch=false"]).await;
+    assert!(
+        text.contains("Waiting for deployment \"app\" rollout to finish: 0 out of 2 new replicas have been updated..."),
+        "{text}"
+    );
+
+    c.workload.mark_broken("app:3");
+    set_image(&api, "app", "app:3", Some(false)).await;
+    let (ok, text) = rollout_status(&c.server, "kubectl", &[]).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("deployment \"app\" exceeded its progress deadline"),
+        "{text}"
+    );
+    c.stop().await;
+}

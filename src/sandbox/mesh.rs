@@ -1,1 +1,0 @@
-//! Mesh simulator: sends traffic by route weights and exports Linkerd-format metrics.

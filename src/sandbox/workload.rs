@@ -1,1 +1,0 @@
-//! Workload simulator: rolls Deployments the way the deployment controller does.
