@@ -249,6 +249,7 @@ pub fn render_config(targets: &[SocketAddr], scrape_interval: Duration) -> Strin
 impl Prometheus {
     /// Starts Prometheus on a free 127.0.0.1 port and waits until it reports ready.
     pub async fn start(opts: PrometheusOptions) -> Result<Prometheus, Error> {
+        crate::tls::install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("sluice-prometheus-")
             .tempdir()
@@ -294,7 +295,6 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--storage.tsdb.retention.time=1d")
-            .arg("--storage.tsdb.no-lockfile")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -569,12 +569,17 @@ fn parse_time(t: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339(t).ok()
 }
 
-fn unix_seconds(at: SystemTime) -> f64 {
+/// A sample's timestamp as Prometheus writes it: Unix seconds, with milliseconds if any.
+fn unix_seconds(at: SystemTime) -> serde_json::Value {
     let ms = at
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis();
-    ms as f64 / 1000.0
+    if ms.is_multiple_of(1000) {
+        json!((ms / 1000) as u64)
+    } else {
+        json!(ms as f64 / 1000.0)
+    }
 }
 
 /// A sample value as Prometheus writes it.
