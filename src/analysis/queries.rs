@@ -4,10 +4,11 @@
 //! (`namespace`, `deployment`, `direction`, `classification`; see REFERENCE.md). Canary pods
 //! report `deployment="app"`, primary pods `deployment="app-primary"`.
 //!
-//! Every selector matches `deployment` **exactly** (`=`), never by regular expression (`=~`):
-//! a regex such as `deployment=~"app"` is anchored, but the habit of writing `app.*` or reusing a
-//! pattern invites `app` to also match `app-primary`, which would blend the stable version's
-//! traffic into the canary's verdict. An exact match cannot.
+//! Every selector matches `deployment` **exactly** (`=`), never by regular expression (`=~`), so
+//! `app` can never match `app-primary` and the stable version's traffic can never blend into the
+//! canary's verdict. A regex is anchored, but Kubernetes names may contain `.`, which a regex reads
+//! as "any character": `deployment=~"app.v2"` would also select `app-v2`. An exact matcher has no
+//! such reading (and Prometheus resolves it straight from its index).
 //!
 //! ```text
 //! BuiltinQuery ──promql()──► "100 * sum(rate(response_total{…}[1m])) / …"
@@ -77,6 +78,21 @@ impl QueryKind {
             QueryKind::Requests => "requests",
             QueryKind::Failures => "failures",
         }
+    }
+}
+
+impl std::str::FromStr for QueryKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        QueryKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown built-in query {s:?}; expected one of success-rate, latency-p99, requests, failures"
+                )
+            })
     }
 }
 
@@ -386,6 +402,15 @@ mod tests {
         }
         let ms = BuiltinQuery::new(QueryKind::Requests, "a", "b", Duration::from_millis(2500));
         assert_eq!(BuiltinQuery::parse(&ms.promql()), Some(ms));
+    }
+
+    #[test]
+    fn query_kinds_round_trip_through_their_names() {
+        for kind in QueryKind::ALL {
+            assert_eq!(kind.as_str().parse::<QueryKind>(), Ok(kind));
+        }
+        let err = "p99".parse::<QueryKind>().unwrap_err();
+        assert!(err.contains("latency-p99"), "{err}");
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub enum Error {
         waited: Duration,
         last: String,
     },
+    #[error("building the HTTP client that polls prometheus: {0}")]
+    Client(#[source] reqwest::Error),
     #[error(transparent)]
     Query(#[from] PromError),
 }
@@ -127,6 +129,7 @@ impl Error {
             Error::Exited { .. } => "exited",
             Error::NotReady { .. } => "not_ready",
             Error::NoData { .. } => "no_data",
+            Error::Client(_) => "client",
             Error::Query(e) => e.metric_label(),
         }
     }
@@ -309,10 +312,7 @@ impl Prometheus {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(1))
             .build()
-            .map_err(|e| Error::Io {
-                what: "building an HTTP client".into(),
-                source: std::io::Error::other(e),
-            })?;
+            .map_err(Error::Client)?;
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().map_err(io("waiting for prometheus"))? {
@@ -702,6 +702,62 @@ pub fn histogram_quantile(q: f64, mut buckets: Vec<(f64, f64)>) -> f64 {
         rank -= merged[b - 1].1;
     }
     bucket_start + (bucket_end - bucket_start) * (rank / count)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Either one, for `sluice sandbox`
+
+/// What answers the sandbox's Prometheus queries: the real thing when installed, else the
+/// built-in simulation.
+#[derive(Debug)]
+pub enum QueryBackend {
+    /// A real Prometheus scraping the mesh simulator.
+    Prometheus(Box<Prometheus>),
+    /// The built-in query endpoint reading the mesh simulator's counters.
+    Builtin(BuiltinQueryEndpoint),
+}
+
+impl QueryBackend {
+    /// Starts the real Prometheus on `targets` if `binary` is installed, else the built-in
+    /// endpoint over `source`.
+    pub async fn start(
+        binary: PrometheusBinary,
+        targets: Vec<SocketAddr>,
+        source: Arc<dyn CounterSource>,
+    ) -> Result<Self, Error> {
+        Ok(match binary {
+            PrometheusBinary::Installed(path) => QueryBackend::Prometheus(Box::new(
+                Prometheus::start(PrometheusOptions::new(path, targets)).await?,
+            )),
+            PrometheusBinary::NotInstalled => {
+                QueryBackend::Builtin(BuiltinQueryEndpoint::start(source).await?)
+            }
+        })
+    }
+
+    /// The base URL to give the controller as `--prometheus-url`.
+    pub fn url(&self) -> &str {
+        match self {
+            QueryBackend::Prometheus(p) => p.url(),
+            QueryBackend::Builtin(b) => b.url(),
+        }
+    }
+
+    /// Whether this is the simulation, which answers only the built-in checks.
+    pub fn is_simulated(&self) -> bool {
+        matches!(self, QueryBackend::Builtin(_))
+    }
+
+    /// Stops whichever is running.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        match self {
+            QueryBackend::Prometheus(p) => p.shutdown().await,
+            QueryBackend::Builtin(b) => {
+                b.shutdown().await;
+                Ok(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

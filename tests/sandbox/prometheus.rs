@@ -20,7 +20,7 @@ use sluice::analysis::prometheus::{PromClient, PromError, Sample};
 use sluice::analysis::queries::{BuiltinQuery, QueryKind};
 use sluice::sandbox::prometheus::{
     BuiltinQueryEndpoint, CounterSource, Counters, Error, INSTALL_HINT, NOT_A_PROMQL_ENGINE,
-    Prometheus, PrometheusBinary, PrometheusOptions, locate_binary,
+    Prometheus, PrometheusBinary, PrometheusOptions, QueryBackend, locate_binary,
 };
 
 /// Serves `app` on a free loopback port until the test ends.
@@ -453,6 +453,34 @@ async fn builtin_endpoint_refuses_any_other_query_saying_it_is_a_simulation() {
         body["error"],
         "invalid parameter \"time\": cannot parse \"soon\" to a valid timestamp"
     );
+}
+
+#[tokio::test]
+async fn without_a_binary_the_sandbox_answers_from_the_builtin_endpoint() {
+    sluice::tls::install_crypto_provider();
+    let source = Arc::new(FakeCounters(HashMap::from([(
+        "app",
+        vec![
+            (t(0), mk_counters(0, 0, &[])),
+            (t(60), mk_counters(300, 3, &[])),
+        ],
+    )])));
+    let backend = QueryBackend::start(PrometheusBinary::NotInstalled, vec![], source)
+        .await
+        .unwrap();
+    assert!(backend.is_simulated());
+    let client = PromClient::new(backend.url(), Duration::from_secs(5)).unwrap();
+    let failures = client
+        .query_value(&query(QueryKind::Failures, "app"), Some(t(60)))
+        .await
+        .unwrap();
+    assert_eq!(failures, 3.0);
+    backend.shutdown().await.unwrap();
+    let err = client
+        .query(&query(QueryKind::Failures, "app"), Some(t(60)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.metric_label(), "unreachable", "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
