@@ -290,12 +290,10 @@ impl Prometheus {
         let log_path = dir.join("prometheus.log");
         let log = std::fs::File::create(&log_path)
             .map_err(io(format!("creating {}", log_path.display())))?;
+        let tsdb = dir.join("data").display().to_string();
         let mut child = Command::new(&opts.binary)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={tsdb}"))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--storage.tsdb.retention.time=1d")
             .stdin(Stdio::null())
@@ -324,6 +322,7 @@ impl Prometheus {
             }
             if let Ok(r) = http.get(&ready).send().await
                 && r.status().is_success()
+                && serves_tsdb(&http, &url, &tsdb).await
             {
                 return Ok((child, url));
             }
@@ -387,6 +386,18 @@ impl Prometheus {
         }
         Ok(())
     }
+}
+
+/// Whether the Prometheus at `url` is ours (runs on our TSDB) and not another process that took
+/// the port between our probe and Prometheus' bind.
+async fn serves_tsdb(http: &reqwest::Client, url: &str, tsdb: &str) -> bool {
+    let Ok(r) = http.get(format!("{url}/api/v1/status/flags")).send().await else {
+        return false;
+    };
+    let Ok(flags) = r.json::<serde_json::Value>().await else {
+        return false;
+    };
+    flags["data"]["storage.tsdb.path"] == tsdb
 }
 
 fn free_port() -> Result<u16, Error> {
