@@ -29,10 +29,12 @@ pub enum PromError {
     #[error("Prometheus URL {url:?} is not a valid http(s) URL: {reason}; check --prometheus-url")]
     InvalidUrl { url: String, reason: String },
     #[error(
-        "cannot reach Prometheus at {url}: {source}; check --prometheus-url and that Prometheus is running"
+        "cannot reach Prometheus at {url}: {reason}; check --prometheus-url and that Prometheus is running"
     )]
     Unreachable {
         url: String,
+        /// The transport's causes, innermost last (e.g. `tcp connect error: Connection refused`).
+        reason: String,
         #[source]
         source: reqwest::Error,
     },
@@ -169,9 +171,25 @@ impl PromClient {
         } else {
             PromError::Unreachable {
                 url: self.query_url.clone(),
+                reason: causes(&e),
                 source: e,
             }
         }
+    }
+}
+
+/// The causes under a transport error, joined: reqwest's own message only repeats the URL.
+fn causes(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        parts.push(cause.to_string());
+        next = cause.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
     }
 }
 

@@ -584,4 +584,5 @@ async fn prom_client_names_the_url_when_prometheus_is_unreachable() {
         msg.contains(&base) && msg.contains("--prometheus-url"),
         "{msg}"
     );
+    assert!(msg.to_lowercase().contains("connection refused"), "{msg}");
 }
