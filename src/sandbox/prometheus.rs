@@ -69,6 +69,9 @@ pub const INSTALL_HINT: &str = "install it: apt-get install -y prometheus";
 /// The message the built-in query endpoint answers any query it does not simulate with.
 pub const NOT_A_PROMQL_ENGINE: &str = "the sandbox's built-in query endpoint is a simulation, not a PromQL engine: it answers only Sluice's built-in checks; install prometheus (apt-get install -y prometheus) for custom queries";
 
+/// What the built-in query endpoint answers on `/-/ready` and `/-/healthy`.
+const READY: &str = "Sluice's built-in query endpoint (a simulation, not Prometheus) is Ready.\n";
+
 /// Errors starting or using the Prometheus harness.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -450,14 +453,9 @@ impl BuiltinQueryEndpoint {
             .map_err(io("reading the built-in query endpoint's address"))?;
         let app = Router::new()
             .route("/api/v1/query", get(query_get).post(query_post))
-            .route(
-                "/-/ready",
-                get(|| async { "Prometheus Server is Ready.\n" }),
-            )
-            .route(
-                "/-/healthy",
-                get(|| async { "Prometheus Server is Healthy.\n" }),
-            )
+            // Same paths and status codes as Prometheus, but words that do not pretend to be it.
+            .route("/-/ready", get(|| async { READY }))
+            .route("/-/healthy", get(|| async { READY }))
             .with_state(source);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

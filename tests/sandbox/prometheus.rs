@@ -360,6 +360,13 @@ async fn builtin_endpoint_answers_get_like_prometheus() {
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
+    assert!(
+        ready
+            .text()
+            .await
+            .unwrap()
+            .contains("a simulation, not Prometheus")
+    );
 }
 
 #[tokio::test]
