@@ -1,3 +1,4 @@
-//! Analysis: the Prometheus queries behind Sluice's checks.
+//! Analysis: the Prometheus queries behind Sluice's checks, and the client that runs them.
 
+pub mod prometheus;
 pub mod queries;

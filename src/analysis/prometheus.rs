@@ -1,0 +1,458 @@
+//! A small client for Prometheus' HTTP API: instant queries that must come back as one number.
+//!
+//! ```text
+//! PromClient::query ──POST /api/v1/query (query, time)──► Prometheus
+//!        ◄── Sample::Value(f64) | Sample::Empty | PromError
+//! ```
+//!
+//! Every way a query can go wrong is a [`PromError`] that names the URL or the query and says
+//! what to do; the analysis turns it into a failed check with that reason, never a crash and never
+//! a silent pass. Decoding the body is a pure function ([`decode_response`]), tested without a
+//! server. A body that is not what Prometheus sends is an error, never a panic.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// The answer to an instant query that was asked to aggregate to a single number.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Sample {
+    /// One finite value.
+    Value(f64),
+    /// No series matched (e.g. no traffic at all in the window).
+    Empty,
+}
+
+/// Errors querying Prometheus. Each message names the URL or the query at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PromError {
+    #[error("Prometheus URL {url:?} is not a valid http(s) URL: {reason}; check --prometheus-url")]
+    InvalidUrl { url: String, reason: String },
+    #[error(
+        "cannot reach Prometheus at {url}: {reason}; check --prometheus-url and that Prometheus is running"
+    )]
+    Unreachable {
+        url: String,
+        /// The transport's causes, innermost last (e.g. `tcp connect error: Connection refused`).
+        reason: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Prometheus at {url} did not answer within {timeout:?}")]
+    Timeout { url: String, timeout: Duration },
+    #[error("Prometheus at {url} answered HTTP {status}: {body}")]
+    Http {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("Prometheus refused query `{query}` ({error_type}): {error}")]
+    Api {
+        query: String,
+        error_type: String,
+        error: String,
+    },
+    #[error("Prometheus at {url} sent a body that is not a query response ({reason}): {body}")]
+    Unparseable {
+        url: String,
+        reason: String,
+        body: String,
+    },
+    #[error("query `{query}` returned no data; is there traffic, and does the query select it?")]
+    EmptyResult { query: String },
+    #[error("query `{query}` returned {value}, not a number (e.g. 0/0 when there was no traffic)")]
+    NotFinite { query: String, value: String },
+    #[error(
+        "query `{query}` returned {count} series; it must aggregate to one (wrap it in sum(...))"
+    )]
+    MultipleSeries { query: String, count: usize },
+    #[error(
+        "query `{query}` returned a {result_type}; it must return an instant vector or a scalar"
+    )]
+    UnexpectedResultType { query: String, result_type: String },
+}
+
+impl PromError {
+    /// A short, stable label for metrics (as kube-rs controller-rs does).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            PromError::InvalidUrl { .. } => "invalid_url",
+            PromError::Unreachable { .. } => "unreachable",
+            PromError::Timeout { .. } => "timeout",
+            PromError::Http { .. } => "http_error",
+            PromError::Api { .. } => "api_error",
+            PromError::Unparseable { .. } => "unparseable",
+            PromError::EmptyResult { .. } => "empty_result",
+            PromError::NotFinite { .. } => "not_finite",
+            PromError::MultipleSeries { .. } => "multiple_series",
+            PromError::UnexpectedResultType { .. } => "unexpected_result_type",
+        }
+    }
+}
+
+/// A Prometheus HTTP API client for instant queries.
+#[derive(Clone, Debug)]
+pub struct PromClient {
+    http: reqwest::Client,
+    query_url: String,
+    timeout: Duration,
+}
+
+impl PromClient {
+    /// A client for the Prometheus at `base_url` (e.g. `http://prometheus.linkerd-viz:9090`),
+    /// giving up on each query after `timeout`.
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, PromError> {
+        let invalid = |reason: &str| PromError::InvalidUrl {
+            url: base_url.to_string(),
+            reason: reason.to_string(),
+        };
+        let parsed = reqwest::Url::parse(base_url).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid("the scheme must be http or https"));
+        }
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(Self {
+            http,
+            query_url: format!("{}/api/v1/query", base_url.trim_end_matches('/')),
+            timeout,
+        })
+    }
+
+    /// Runs `promql` as an instant query at `at` (Prometheus' "now" if `None`). A result with
+    /// several series, NaN or ±Inf is an error; no series at all is [`Sample::Empty`].
+    pub async fn query(&self, promql: &str, at: Option<SystemTime>) -> Result<Sample, PromError> {
+        let mut form = vec![("query", promql.to_string())];
+        if let Some(at) = at {
+            form.push(("time", unix_seconds(at)));
+        }
+        let response = self
+            .http
+            .post(&self.query_url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(encode_form(&form))
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        decode_response(&self.query_url, promql, status, &body)
+    }
+
+    /// Like [`query`](Self::query), but no data is an error too: for checks that need a value.
+    pub async fn query_value(
+        &self,
+        promql: &str,
+        at: Option<SystemTime>,
+    ) -> Result<f64, PromError> {
+        match self.query(promql, at).await? {
+            Sample::Value(v) => Ok(v),
+            Sample::Empty => Err(PromError::EmptyResult {
+                query: promql.to_string(),
+            }),
+        }
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> PromError {
+        if e.is_timeout() {
+            PromError::Timeout {
+                url: self.query_url.clone(),
+                timeout: self.timeout,
+            }
+        } else {
+            PromError::Unreachable {
+                url: self.query_url.clone(),
+                reason: causes(&e),
+                source: e,
+            }
+        }
+    }
+}
+
+/// The causes under a transport error, joined: reqwest's own message only repeats the URL.
+fn causes(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        parts.push(cause.to_string());
+        next = cause.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Decodes an `/api/v1/query` answer (HTTP `status`, `body`) to one sample.
+pub fn decode_response(
+    url: &str,
+    query: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<Sample, PromError> {
+    let text = || snippet(body);
+    let unparseable = |reason: &str| PromError::Unparseable {
+        url: url.to_string(),
+        reason: reason.to_string(),
+        body: text(),
+    };
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    // Prometheus answers errors with 400/422/503 and a JSON body: its words are the best reason.
+    if let Some(j) = &json
+        && j["status"] == "error"
+    {
+        return Err(PromError::Api {
+            query: query.to_string(),
+            error_type: j["errorType"].as_str().unwrap_or("unknown").to_string(),
+            error: j["error"].as_str().unwrap_or("(no message)").to_string(),
+        });
+    }
+    if !(200..300).contains(&status) {
+        return Err(PromError::Http {
+            url: url.to_string(),
+            status,
+            body: text(),
+        });
+    }
+    let json = json.ok_or_else(|| unparseable("not JSON"))?;
+    if json["status"] != "success" {
+        return Err(unparseable(
+            "\"status\" is neither \"success\" nor \"error\"",
+        ));
+    }
+    let data = &json["data"];
+    let result_type = data["resultType"]
+        .as_str()
+        .ok_or_else(|| unparseable("no data.resultType"))?;
+    let value = match result_type {
+        "scalar" => &data["result"],
+        "vector" => {
+            let series = data["result"]
+                .as_array()
+                .ok_or_else(|| unparseable("data.result is not an array"))?;
+            match series.as_slice() {
+                [] => return Ok(Sample::Empty),
+                [one] => &one["value"],
+                many => {
+                    return Err(PromError::MultipleSeries {
+                        query: query.to_string(),
+                        count: many.len(),
+                    });
+                }
+            }
+        }
+        other => {
+            return Err(PromError::UnexpectedResultType {
+                query: query.to_string(),
+                result_type: other.to_string(),
+            });
+        }
+    };
+    let raw = value[1]
+        .as_str()
+        .ok_or_else(|| unparseable("a sample is not [timestamp, \"value\"]"))?;
+    let v = parse_prom_float(raw).ok_or_else(|| unparseable("a sample value is not a number"))?;
+    if !v.is_finite() {
+        return Err(PromError::NotFinite {
+            query: query.to_string(),
+            value: raw.to_string(),
+        });
+    }
+    Ok(Sample::Value(v))
+}
+
+/// Parses a sample value as Prometheus writes it (`1.5`, `NaN`, `+Inf`, `-Inf`).
+fn parse_prom_float(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        s if s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) =>
+        {
+            s.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+/// A Unix timestamp in seconds with millisecond precision, as Prometheus' `time` parameter.
+fn unix_seconds(at: SystemTime) -> String {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(d) => format!("{}.{:03}", d.as_secs(), d.subsec_millis()),
+        // Before 1970: Prometheus accepts negative timestamps.
+        Err(e) => format!("-{:.3}", e.duration().as_secs_f64()),
+    }
+}
+
+/// `application/x-www-form-urlencoded`, as the WHATWG URL standard specifies it.
+fn encode_form(pairs: &[(&str, String)]) -> String {
+    let enc = |s: &str| {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                b => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// At most 200 characters of a body, for error messages.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut s: String = text.chars().take(200).collect();
+    if text.chars().nth(200).is_some() {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "http://prom:9090/api/v1/query";
+
+    fn decode(status: u16, body: &str) -> Result<Sample, PromError> {
+        decode_response(URL, "q", status, body.as_bytes())
+    }
+
+    #[test]
+    fn a_single_series_vector_is_its_value() {
+        let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.5,"99.25"]}]}}"#;
+        assert_eq!(decode(200, body).unwrap(), Sample::Value(99.25));
+    }
+
+    #[test]
+    fn a_scalar_is_its_value() {
+        let body =
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}"#;
+        assert_eq!(decode(200, body).unwrap(), Sample::Value(3.0));
+    }
+
+    #[test]
+    fn an_empty_vector_is_empty() {
+        let body = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(decode(200, body).unwrap(), Sample::Empty);
+    }
+
+    #[test]
+    fn several_series_are_refused_naming_the_count() {
+        let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]}}"#;
+        let err = decode(200, body).unwrap_err();
+        assert!(
+            matches!(err, PromError::MultipleSeries { count: 2, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("2 series"), "{err}");
+    }
+
+    #[test]
+    fn nan_and_infinities_are_not_values() {
+        for v in ["NaN", "+Inf", "-Inf"] {
+            let body = format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1,"{v}"]}}]}}}}"#
+            );
+            let err = decode(200, &body).unwrap_err();
+            assert_eq!(err.metric_label(), "not_finite", "{v}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_prometheus_error_keeps_its_type_and_words() {
+        let body = r#"{"status":"error","errorType":"bad_data","error":"1:1: parse error: unexpected end of input"}"#;
+        match decode(400, body).unwrap_err() {
+            PromError::Api {
+                error_type, error, ..
+            } => {
+                assert_eq!(error_type, "bad_data");
+                assert_eq!(error, "1:1: parse error: unexpected end of input");
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_non_json_error_status_is_an_http_error() {
+        let err = decode(502, "<html>Bad Gateway</html>").unwrap_err();
+        assert!(matches!(err, PromError::Http { status: 502, .. }), "{err}");
+        assert!(err.to_string().contains("Bad Gateway"), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_unparseable_never_a_panic() {
+        let bodies = [
+            "",
+            "not json",
+            "[]",
+            "null",
+            r#"{"status":"success"}"#,
+            r#"{"status":"maybe","data":{}}"#,
+            r#"{"status":"success","data":{"resultType":"vector","result":{}}}"#,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"value":7}]}}"#,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"value":[1,2]}]}}"#,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"abc"]}]}}"#,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"infinity"]}]}}"#,
+            r#"{"status":"success","data":{"resultType":"scalar","result":"x"}}"#,
+        ];
+        for body in bodies {
+            let err = decode(200, body).unwrap_err();
+            assert_eq!(err.metric_label(), "unparseable", "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_matrix_is_refused_as_the_wrong_result_type() {
+        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        let err = decode(200, body).unwrap_err();
+        assert_eq!(err.metric_label(), "unexpected_result_type", "{err}");
+    }
+
+    #[test]
+    fn refuses_a_url_that_is_not_http() {
+        for url in ["prometheus:9090", "ftp://prom", "not a url"] {
+            let err = PromClient::new(url, Duration::from_secs(1)).unwrap_err();
+            assert_eq!(err.metric_label(), "invalid_url", "{url}");
+            assert!(err.to_string().contains("--prometheus-url"), "{err}");
+        }
+    }
+
+    #[test]
+    fn encodes_a_query_as_a_form() {
+        let form = encode_form(&[
+            ("query", "sum(x{a=\"b c\"}[1m]) / 2".to_string()),
+            ("time", "1.5".to_string()),
+        ]);
+        assert_eq!(
+            form,
+            "query=sum%28x%7Ba%3D%22b+c%22%7D%5B1m%5D%29+%2F+2&time=1.5"
+        );
+    }
+
+    #[test]
+    fn renders_the_time_in_unix_seconds_with_milliseconds() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        assert_eq!(unix_seconds(at), "1700000000.250");
+    }
+}
