@@ -76,10 +76,8 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
             MetricsBackend::Auto
         },
     };
-    let sandbox = Sandbox::start(opts)
-        .await
-        .context("starting the sandbox")?;
-    if !sandbox.metrics.is_real() {
+    let sandbox = Sandbox::start(opts).await.context("starting the sandbox")?;
+    if sandbox.metrics.is_simulated() {
         println!(
             "metrics: no `prometheus` binary found, using the built-in query endpoint (built-in checks only; apt-get install -y prometheus for real PromQL)"
         );

@@ -105,7 +105,7 @@ pub async fn run(sandbox: &Sandbox) -> Result<Summary, Error> {
     let (rate, p99) = read_metrics(sandbox).await?;
     summary.say(format!(
         "{}: success rate {rate:.1}%, p99 latency {p99:.0}ms over the last 10s",
-        if sandbox.metrics.is_real() {
+        if !sandbox.metrics.is_simulated() {
             "prometheus"
         } else {
             "built-in query endpoint"
@@ -114,11 +114,7 @@ pub async fn run(sandbox: &Sandbox) -> Result<Summary, Error> {
 
     let patch = json!({ "spec": { "template": { "spec": { "containers": [{ "name": "podinfod", "image": NEW_IMAGE }] } } } });
     deployments
-        .patch(
-            APP,
-            &PatchParams::default(),
-            &Patch::Strategic(patch),
-        )
+        .patch(APP, &PatchParams::default(), &Patch::Strategic(patch))
         .await
         .map_err(kube_err("updating deployment demo/podinfo"))?;
     let t = Instant::now();
@@ -158,7 +154,10 @@ async fn wait_rolled(api: &Api<Deployment>, image: &str) -> Result<(), Error> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(Error::Timeout(limit, format!("deployment/{APP} to run {image}")));
+            return Err(Error::Timeout(
+                limit,
+                format!("deployment/{APP} to run {image}"),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -183,7 +182,7 @@ fn rolled(d: &Deployment, image: &str) -> bool {
 
 /// Polls the success rate and p99 of the app until Prometheus has two scrapes of traffic.
 async fn read_metrics(sandbox: &Sandbox) -> Result<(f64, f64), Error> {
-    let prom = PromClient::new(&sandbox.metrics.url(), Duration::from_secs(5))
+    let prom = PromClient::new(sandbox.metrics.url(), Duration::from_secs(5))
         .map_err(|e| Error::Metrics(e.to_string()))?;
     let interval = Duration::from_secs(10);
     let rate_q = BuiltinQuery::SuccessRate {
@@ -200,8 +199,8 @@ async fn read_metrics(sandbox: &Sandbox) -> Result<(f64, f64), Error> {
     let deadline = Instant::now() + limit;
     let mut last = String::new();
     loop {
-        let rate = prom.query_value(&rate_q.promql()).await;
-        let p99 = prom.query_value(&p99_q.promql()).await;
+        let rate = prom.query_value(&rate_q.promql(), None).await;
+        let p99 = prom.query_value(&p99_q.promql(), None).await;
         match (rate, p99) {
             (Ok(rate), Ok(p99)) => return Ok((rate, p99)),
             (Err(e), _) | (_, Err(e)) => {

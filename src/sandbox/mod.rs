@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use apiserver::{ApiServer, ApiServerOptions, Identity};
 use mesh::{MeshOptions, MeshSimulator};
-use prometheus::{BuiltinQueryEndpoint, Prometheus, PrometheusOptions};
+use prometheus::{PrometheusBinary, QueryBackend};
 use workload::{WorkloadOptions, WorkloadSimulator};
 
 /// Errors starting the sandbox; each names the part that failed.
@@ -74,33 +74,12 @@ impl Default for SandboxOptions {
     }
 }
 
-/// The query endpoint the sandbox's analysis reads.
-pub enum Metrics {
-    Prometheus(Prometheus),
-    Builtin(BuiltinQueryEndpoint),
-}
-
-impl Metrics {
-    /// Base URL of the Prometheus HTTP API.
-    pub fn url(&self) -> String {
-        match self {
-            Metrics::Prometheus(p) => p.url(),
-            Metrics::Builtin(b) => b.url(),
-        }
-    }
-
-    /// True when this is the real Prometheus.
-    pub fn is_real(&self) -> bool {
-        matches!(self, Metrics::Prometheus(_))
-    }
-}
-
 /// A running in-process cluster.
 pub struct Sandbox {
     pub api: ApiServer,
     pub workload: WorkloadSimulator,
     pub mesh: MeshSimulator,
-    pub metrics: Metrics,
+    pub metrics: QueryBackend,
 }
 
 impl Sandbox {
@@ -149,39 +128,25 @@ impl Sandbox {
     pub async fn shutdown(self) {
         self.mesh.shutdown();
         self.workload.shutdown();
-        match self.metrics {
-            Metrics::Prometheus(p) => p.shutdown().await,
-            Metrics::Builtin(b) => b.shutdown(),
+        if let Err(e) = self.metrics.shutdown().await {
+            tracing::warn!("stopping the sandbox's Prometheus: {e}");
         }
         self.api.shutdown().await;
     }
 }
 
-async fn start_metrics(backend: MetricsBackend, mesh: &MeshSimulator) -> Result<Metrics, Error> {
+async fn start_metrics(
+    backend: MetricsBackend,
+    mesh: &MeshSimulator,
+) -> Result<QueryBackend, Error> {
     let binary = match backend {
-        MetricsBackend::Builtin => None,
+        MetricsBackend::Builtin => PrometheusBinary::NotInstalled,
         MetricsBackend::Auto => {
             prometheus::locate_binary().map_err(|e| Error::Prometheus(e.to_string()))?
         }
     };
-    match binary {
-        Some(binary) => {
-            let opts = PrometheusOptions {
-                binary,
-                targets: vec![mesh.metrics_addr()],
-                ..PrometheusOptions::default()
-            };
-            let p = Prometheus::start(opts)
-                .await
-                .map_err(|e| Error::Prometheus(e.to_string()))?;
-            Ok(Metrics::Prometheus(p))
-        }
-        None => {
-            let source: Arc<dyn prometheus::CounterSource> = Arc::new(mesh.clone());
-            let b = BuiltinQueryEndpoint::start(source)
-                .await
-                .map_err(|e| Error::Prometheus(e.to_string()))?;
-            Ok(Metrics::Builtin(b))
-        }
-    }
+    let source: Arc<dyn prometheus::CounterSource> = Arc::new(mesh.clone());
+    QueryBackend::start(binary, vec![mesh.metrics_addr()], source)
+        .await
+        .map_err(|e| Error::Prometheus(e.to_string()))
 }

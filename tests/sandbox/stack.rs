@@ -12,17 +12,31 @@ use crate::support;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_on_the_whole_sandbox_and_traffic_reaches_the_app() {
     support::init();
-    let Some(metrics) = support::metrics_backend() else { return };
-    let sandbox = Sandbox::start(SandboxOptions { ready_delay: Duration::from_millis(300), metrics })
-        .await
-        .expect("sandbox starts");
+    let Some(metrics) = support::metrics_backend() else {
+        return;
+    };
+    let sandbox = Sandbox::start(SandboxOptions {
+        ready_delay: Duration::from_millis(300),
+        metrics,
+    })
+    .await
+    .expect("sandbox starts");
     let summary = demo::run(&sandbox).await.expect("demo passes");
-    assert!(summary.lines.iter().any(|l| l.contains("success rate 100.0%")), "{:#?}", summary.lines);
+    assert!(
+        summary
+            .lines
+            .iter()
+            .any(|l| l.contains("success rate 100.0%")),
+        "{:#?}",
+        summary.lines
+    );
     let traffic = sandbox.mesh.traffic(demo::NAMESPACE, demo::APP);
     let total: u64 = traffic.iter().flat_map(|s| s.by_deployment.values()).sum();
     assert!(total > 100, "the mesh sent {total} requests");
     assert!(
-        traffic.iter().all(|s| s.by_deployment.keys().all(|d| d == demo::APP)),
+        traffic
+            .iter()
+            .all(|s| s.by_deployment.keys().all(|d| d == demo::APP)),
         "only deployment/podinfo serves service/podinfo: {traffic:?}"
     );
     sandbox.shutdown().await;
@@ -30,7 +44,9 @@ async fn the_demo_runs_on_the_whole_sandbox_and_traffic_reaches_the_app() {
 
 #[test]
 fn sandbox_hold_serves_kubectl_and_stops_on_ctrl_c() {
-    let Some(kubectl) = support::kubectl() else { return };
+    let Some(kubectl) = support::kubectl() else {
+        return;
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["sandbox", "--hold", "--builtin-metrics"])
         .stdout(Stdio::piped())
@@ -49,14 +65,31 @@ fn sandbox_hold_serves_kubectl_and_stops_on_ctrl_c() {
         .args(["--kubeconfig", &kubeconfig, "get", "deploy", "-A"])
         .output()
         .expect("kubectl runs");
-    assert!(out.status.success(), "kubectl get deploy -A: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl get deploy -A: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(&kubectl)
-        .args(["--kubeconfig", &kubeconfig, "get", "namespaces", "-o", "name"])
+        .args([
+            "--kubeconfig",
+            &kubeconfig,
+            "get",
+            "namespaces",
+            "-o",
+            "name",
+        ])
         .output()
         .expect("kubectl runs");
     assert!(String::from_utf8_lossy(&out.stdout).contains("namespace/default"));
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
-    assert!(exit.success(), "sluice sandbox --hold exits cleanly on Ctrl-C: {exit}");
+    assert!(
+        exit.success(),
+        "sluice sandbox --hold exits cleanly on Ctrl-C: {exit}"
+    );
 }
