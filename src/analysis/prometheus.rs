@@ -132,11 +132,7 @@ impl PromClient {
         let response = self
             .http
             .post(&self.query_url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(encode_form(&form))
+            .form(&form)
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
@@ -296,28 +292,6 @@ fn unix_seconds(at: SystemTime) -> String {
     }
 }
 
-/// `application/x-www-form-urlencoded`, as the WHATWG URL standard specifies it.
-fn encode_form(pairs: &[(&str, String)]) -> String {
-    let enc = |s: &str| {
-        let mut out = String::with_capacity(s.len());
-        for b in s.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                    out.push(b as char)
-                }
-                b' ' => out.push('+'),
-                b => out.push_str(&format!("%{b:02X}")),
-            }
-        }
-        out
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 /// At most 200 characters of a body, for error messages.
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -436,18 +410,6 @@ mod tests {
             assert_eq!(err.metric_label(), "invalid_url", "{url}");
             assert!(err.to_string().contains("--prometheus-url"), "{err}");
         }
-    }
-
-    #[test]
-    fn encodes_a_query_as_a_form() {
-        let form = encode_form(&[
-            ("query", "sum(x{a=\"b c\"}[1m]) / 2".to_string()),
-            ("time", "1.5".to_string()),
-        ]);
-        assert_eq!(
-            form,
-            "query=sum%28x%7Ba%3D%22b+c%22%7D%5B1m%5D%29+%2F+2&time=1.5"
-        );
     }
 
     #[test]

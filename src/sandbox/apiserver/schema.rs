@@ -4,7 +4,8 @@
 //!
 //! Where it knowingly differs from kube-apiserver:
 //! - CEL rules (`x-kubernetes-validations`) and `format` are not checked; `pattern` is
-//!   matched by a small backtracking matcher (`pattern.rs`) that skips what it cannot parse.
+//!   matched with the `regex` crate (RE2 syntax, like Go's); a pattern it cannot compile is
+//!   not checked.
 //! - `x-kubernetes-list-type` uniqueness (set/map duplicates) is not checked.
 //! - `metadata` of embedded resources is not pruned; root `metadata` is left to the generic
 //!   ObjectMeta validation.
@@ -14,9 +15,6 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value};
 
 use super::{Cause, CauseKind};
-
-#[path = "pattern.rs"]
-mod pattern;
 
 const CRD_FILES: [&str; 2] = [
     include_str!("../../../deploy/crds/split.smi-spec.io_trafficsplits.yaml"),
@@ -337,7 +335,7 @@ fn validate_node(schema: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>)
                 ));
             }
             if let Some(p) = schema.get("pattern").and_then(Value::as_str)
-                && pattern::Pattern::parse(p).and_then(|re| re.is_match(s)) == Some(false)
+                && pattern_matches(p, s) == Some(false)
             {
                 causes.push(Cause::new(
                     CauseKind::Invalid,
@@ -403,6 +401,21 @@ fn validate_node(schema: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>)
         }
         _ => {}
     }
+}
+
+/// Whether `value` matches a CRD `pattern`, searched unanchored as Go's `regexp.MatchString`
+/// does. `None` when the pattern does not compile (the field is then not checked). Compiled
+/// patterns are cached: the same few CRD patterns are checked on every write.
+fn pattern_matches(pattern: &str, value: &str) -> Option<bool> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static CACHE: LazyLock<Mutex<HashMap<String, Option<regex::Regex>>>> =
+        LazyLock::new(Default::default);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let re = cache
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(pattern).ok());
+    re.as_ref().map(|re| re.is_match(value))
 }
 
 #[cfg(test)]

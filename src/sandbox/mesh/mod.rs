@@ -24,7 +24,6 @@
 //!   generator: the same seed and the same request order give the same samples.
 
 pub mod ledger;
-pub mod regex;
 pub mod routing;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::regex::Regex;
+use regex::Regex;
 
 /// A Service as routing needs it: its selector (`None` when it has none).
 #[derive(Clone, Debug, Default, PartialEq)]
