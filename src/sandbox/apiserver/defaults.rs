@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::resources::ResourceKind;
-use super::status::ApiError;
+use super::status::{ApiError, Cause, CauseKind};
 
 /// Fills in the defaults kube-apiserver sets on create and update.
 pub fn default_object(kind: &ResourceKind, obj: &mut Value) {
@@ -79,168 +79,12 @@ pub fn validate(kind: &ResourceKind, obj: &Value, old: Option<&Value>) -> Result
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        Err(invalid(kind, name, &causes))
+        Err(ApiError::invalid(kind, name, &causes))
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Causes, worded as k8s.io/apimachinery/pkg/util/validation/field words them
-
-/// The kind of a validation failure (`field.ErrorType`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CauseKind {
-    Invalid,
-    TypeInvalid,
-    Required,
-    NotSupported,
-    Duplicate,
-    Forbidden,
-    TooLong,
-    TooMany,
-}
-
-impl CauseKind {
-    /// The cause `reason` in the Status details.
-    fn reason(self) -> &'static str {
-        match self {
-            CauseKind::Invalid => "FieldValueInvalid",
-            CauseKind::TypeInvalid => "FieldValueTypeInvalid",
-            CauseKind::Required => "FieldValueRequired",
-            CauseKind::NotSupported => "FieldValueNotSupported",
-            CauseKind::Duplicate => "FieldValueDuplicate",
-            CauseKind::Forbidden => "FieldValueForbidden",
-            CauseKind::TooLong => "FieldValueTooLong",
-            CauseKind::TooMany => "FieldValueTooMany",
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            CauseKind::Invalid | CauseKind::TypeInvalid => "Invalid value",
-            CauseKind::Required => "Required value",
-            CauseKind::NotSupported => "Unsupported value",
-            CauseKind::Duplicate => "Duplicate value",
-            CauseKind::Forbidden => "Forbidden",
-            CauseKind::TooLong => "Too long",
-            CauseKind::TooMany => "Too many",
-        }
-    }
-
-    /// Kinds whose message leaves the bad value out.
-    fn omits_value(self) -> bool {
-        matches!(
-            self,
-            CauseKind::Required | CauseKind::Forbidden | CauseKind::TooLong
-        )
-    }
-}
-
-/// One invalid field.
-#[derive(Clone, Debug, PartialEq)]
-struct Cause {
-    kind: CauseKind,
-    field: String,
-    value: Option<Value>,
-    text: String,
-}
-
-impl Cause {
-    fn new(kind: CauseKind, field: String, value: Option<Value>, text: impl Into<String>) -> Self {
-        Self {
-            kind,
-            field,
-            value,
-            text: text.into(),
-        }
-    }
-
-    fn invalid(field: impl Into<String>, value: &Value, text: impl Into<String>) -> Self {
-        Self::new(CauseKind::Invalid, field.into(), Some(value.clone()), text)
-    }
-
-    fn required(field: impl Into<String>, text: impl Into<String>) -> Self {
-        Self::new(CauseKind::Required, field.into(), None, text)
-    }
-
-    fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
-        let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
-        Self::new(
-            CauseKind::NotSupported,
-            field.into(),
-            Some(value.clone()),
-            format!("supported values: {}", list.join(", ")),
-        )
-    }
-
-    /// The cause message: `Invalid value: "Bad_Name": a lowercase RFC 1123 ...`.
-    fn detail(&self) -> String {
-        let mut s = self.kind.label().to_string();
-        if !self.kind.omits_value() {
-            s.push_str(": ");
-            s.push_str(&render_value(self.value.as_ref()));
-        }
-        if !self.text.is_empty() {
-            s.push_str(": ");
-            s.push_str(&self.text);
-        }
-        s
-    }
-}
-
-/// How `field.Error` prints a bad value: strings quoted, numbers and booleans bare, the rest
-/// as JSON.
-fn render_value(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => "null".to_string(),
-        Some(Value::String(s)) => format!("{s:?}"),
-        Some(other) => other.to_string(),
-    }
-}
-
-/// The 422 kube-apiserver answers: `Deployment.apps "x" is invalid: <field>: <detail>`
-/// (`Service "x" is invalid: ...` for the core group).
-fn invalid(kind: &ResourceKind, name: &str, causes: &[Cause]) -> ApiError {
-    let mut unique: Vec<&Cause> = Vec::new();
-    for c in causes {
-        if !unique.contains(&c) {
-            unique.push(c);
-        }
-    }
-    let parts: Vec<String> = unique
-        .iter()
-        .map(|c| {
-            if c.field.is_empty() {
-                c.detail()
-            } else {
-                format!("{}: {}", c.field, c.detail())
-            }
-        })
-        .collect();
-    let summary = if parts.len() == 1 {
-        parts[0].clone()
-    } else {
-        format!("[{}]", parts.join(", "))
-    };
-    let qualified = if kind.group.is_empty() {
-        kind.kind.to_string()
-    } else {
-        format!("{}.{}", kind.kind, kind.group)
-    };
-    let mut details = json!({"name": name, "kind": kind.kind});
-    if !kind.group.is_empty() {
-        details["group"] = json!(kind.group);
-    }
-    details["causes"] = unique
-        .iter()
-        .map(|c| json!({"reason": c.kind.reason(), "message": c.detail(), "field": c.field}))
-        .collect();
-    ApiError::new(
-        422,
-        "Invalid",
-        format!("{qualified} {name:?} is invalid: {summary}"),
-    )
-    .with_details(details)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Names

@@ -17,7 +17,7 @@
 //!
 //! Where this is simpler than structured-merge-diff (and so differs from kube-apiserver):
 //! - There is no OpenAPI schema: list keys, set lists and atomic maps come from a fixed table
-//!   ([`list_map_keys`], `is_atomic_map`) for the kinds the sandbox serves; every other list is
+//!   ([`list_shape`](super::resources::list_shape), `is_atomic_map`) for the kinds the sandbox serves; every other list is
 //!   atomic and every other map granular.
 //! - The empty object an Update compares a create against is a per-kind skeleton reproducing
 //!   what Go's zero value serialises to (so `spec` is not "added", but `metadata.labels` is).
@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use super::resources::list_map_keys;
 use super::status::ApiError;
 
 /// Records, in `new.metadata.managedFields`, the fields `manager` owns after an Update
@@ -533,33 +534,6 @@ fn display_path(path: &[String]) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // The shape of the served kinds (what structured-merge-diff reads from the OpenAPI schema)
-
-/// The list-map keys server-side apply uses for list `field` under the map at `parent_path`.
-/// `None`: not a keyed list.
-pub fn list_map_keys(field: &str, parent_path: &[&str]) -> Option<&'static [&'static str]> {
-    match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets"
-        | "webhooks" => Some(&["name"]),
-        "volumeMounts" | "volumeDevices" => Some(&["mountPath"]),
-        "ownerReferences" => Some(&["uid"]),
-        "conditions" => Some(&["type"]),
-        "ports" if parent_path == ["spec"] => Some(&["port", "protocol"]),
-        "ports"
-            if matches!(
-                parent_path.last(),
-                Some(&"containers") | Some(&"initContainers") | Some(&"ephemeralContainers")
-            ) =>
-        {
-            Some(&["containerPort", "protocol"])
-        }
-        _ => None,
-    }
-}
 
 fn is_set_list(field: &str, parent_path: &[&str]) -> bool {
     field == "finalizers" && parent_path == ["metadata"]

@@ -39,15 +39,6 @@ impl ResourceKind {
         }
     }
 
-    /// The group as `Invalid` messages write it: `Deployment.apps`, `Service ""`→ `core`.
-    pub fn group_or_core(&self) -> &'static str {
-        if self.group.is_empty() {
-            "core"
-        } else {
-            self.group
-        }
-    }
-
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
     }
@@ -243,24 +234,58 @@ pub fn lookup<'a>(
         .find(|k| k.group == group && k.version == version && k.plural == plural)
 }
 
-/// The list merge keys that strategic merge patch and server-side apply use for a field
-/// name, for the kinds the sandbox serves (Deployments and Services). `None` means the list
-/// is atomic and replaced whole.
-pub fn merge_key(field: &str, parent_path: &[&str]) -> Option<&'static str> {
+/// How a list field of a served kind merges, as its OpenAPI schema would say: the strategic
+/// merge key (`x-kubernetes-patch-merge-key`) and the server-side apply list-map keys
+/// (`x-kubernetes-list-map-keys`). The sandbox serves no schema for built-in kinds, so this one
+/// table stands in for it; lists not in it are atomic (replaced whole).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListShape {
+    pub patch_merge_key: &'static str,
+    pub map_keys: &'static [&'static str],
+}
+
+/// The shape of list `field` under the map at `parent_path` (field names from the object root,
+/// list positions omitted), or `None` for an atomic list.
+pub fn list_shape(field: &str, parent_path: &[&str]) -> Option<ListShape> {
+    let keyed = |patch_merge_key, map_keys| {
+        Some(ListShape {
+            patch_merge_key,
+            map_keys,
+        })
+    };
     match field {
         "containers"
         | "initContainers"
         | "ephemeralContainers"
         | "env"
         | "volumes"
-        | "volumeMounts"
-        | "imagePullSecrets" => Some("name"),
-        // Container ports merge by containerPort; Service ports by port.
-        "ports" if parent_path.last() == Some(&"spec") => Some("port"),
-        "ports" => Some("containerPort"),
-        "conditions" => Some("type"),
+        | "imagePullSecrets"
+        | "webhooks" => keyed("name", &["name"]),
+        "volumeMounts" | "volumeDevices" => keyed("mountPath", &["mountPath"]),
+        "ownerReferences" => keyed("uid", &["uid"]),
+        "conditions" => keyed("type", &["type"]),
+        // A Service's ports merge by port; a container's by containerPort.
+        "ports" if parent_path == ["spec"] => keyed("port", &["port", "protocol"]),
+        "ports"
+            if matches!(
+                parent_path.last(),
+                Some(&"containers") | Some(&"initContainers") | Some(&"ephemeralContainers")
+            ) =>
+        {
+            keyed("containerPort", &["containerPort", "protocol"])
+        }
         _ => None,
     }
+}
+
+/// The strategic merge key of a list, or `None` when it is replaced atomically.
+pub fn patch_merge_key(field: &str, parent_path: &[&str]) -> Option<&'static str> {
+    list_shape(field, parent_path).map(|s| s.patch_merge_key)
+}
+
+/// The server-side apply list-map keys of a list, or `None` when it is not a keyed list.
+pub fn list_map_keys(field: &str, parent_path: &[&str]) -> Option<&'static [&'static str]> {
+    list_shape(field, parent_path).map(|s| s.map_keys)
 }
 
 #[cfg(test)]
@@ -294,11 +319,11 @@ mod tests {
 
     #[test]
     fn service_ports_merge_by_port_and_container_ports_by_container_port() {
-        assert_eq!(merge_key("ports", &["spec"]), Some("port"));
+        assert_eq!(patch_merge_key("ports", &["spec"]), Some("port"));
         assert_eq!(
-            merge_key("ports", &["spec", "template", "spec", "containers"]),
+            patch_merge_key("ports", &["spec", "template", "spec", "containers"]),
             Some("containerPort")
         );
-        assert_eq!(merge_key("args", &["containers"]), None);
+        assert_eq!(patch_merge_key("args", &["containers"]), None);
     }
 }

@@ -51,7 +51,7 @@ use super::Identity;
 use super::admission::{AdmissionAttributes, Admitter, Operation};
 use super::resources::{ResourceKind, builtin_kinds};
 use super::selectors::{FieldSelector, LabelSelector, Selection};
-use super::status::ApiError;
+use super::status::{ApiError, Cause};
 use super::store::{self, FOREGROUND_FINALIZER, ObjKey, Store, obj_key, object_rv};
 use super::{defaults, fieldmanager, strategic};
 use super::{discovery, table};
@@ -1483,13 +1483,9 @@ async fn write_scale(s: &Shared, ctx: &Ctx, t: &Target) -> Result<Response, ApiE
         .await?;
     let mut warnings = mutated.warnings;
     let desired = mutated.object.unwrap_or(desired);
-    let replicas = desired["spec"]["replicas"].as_i64().ok_or_else(|| {
-        ApiError::invalid(
-            &t.kind,
-            name,
-            &[("spec.replicas".into(), "Required value".into())],
-        )
-    })?;
+    let replicas = desired["spec"]["replicas"]
+        .as_i64()
+        .ok_or_else(|| ApiError::invalid(&t.kind, name, &[Cause::required("spec.replicas", "")]))?;
     let mut obj = present(&t.kind, old.clone());
     if !obj["spec"].is_object() {
         obj["spec"] = json!({});

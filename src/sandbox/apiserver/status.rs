@@ -17,6 +17,122 @@ pub struct ApiError {
     pub details: Option<Value>,
 }
 
+/// The kind of a validation failure (`field.ErrorType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CauseKind {
+    Invalid,
+    TypeInvalid,
+    Required,
+    NotSupported,
+    Duplicate,
+    Forbidden,
+    TooLong,
+    TooMany,
+}
+
+impl CauseKind {
+    /// The cause `reason` in the Status details.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CauseKind::Invalid => "FieldValueInvalid",
+            CauseKind::TypeInvalid => "FieldValueTypeInvalid",
+            CauseKind::Required => "FieldValueRequired",
+            CauseKind::NotSupported => "FieldValueNotSupported",
+            CauseKind::Duplicate => "FieldValueDuplicate",
+            CauseKind::Forbidden => "FieldValueForbidden",
+            CauseKind::TooLong => "FieldValueTooLong",
+            CauseKind::TooMany => "FieldValueTooMany",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CauseKind::Invalid | CauseKind::TypeInvalid => "Invalid value",
+            CauseKind::Required => "Required value",
+            CauseKind::NotSupported => "Unsupported value",
+            CauseKind::Duplicate => "Duplicate value",
+            CauseKind::Forbidden => "Forbidden",
+            CauseKind::TooLong => "Too long",
+            CauseKind::TooMany => "Too many",
+        }
+    }
+
+    /// Kinds whose message leaves the bad value out.
+    fn omits_value(self) -> bool {
+        matches!(
+            self,
+            CauseKind::Required | CauseKind::Forbidden | CauseKind::TooLong
+        )
+    }
+}
+
+/// One invalid field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cause {
+    pub kind: CauseKind,
+    pub field: String,
+    pub value: Option<Value>,
+    pub text: String,
+}
+
+impl Cause {
+    pub fn new(
+        kind: CauseKind,
+        field: String,
+        value: Option<Value>,
+        text: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            field,
+            value,
+            text: text.into(),
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, value: &Value, text: impl Into<String>) -> Self {
+        Self::new(CauseKind::Invalid, field.into(), Some(value.clone()), text)
+    }
+
+    pub fn required(field: impl Into<String>, text: impl Into<String>) -> Self {
+        Self::new(CauseKind::Required, field.into(), None, text)
+    }
+
+    pub fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
+        let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        Self::new(
+            CauseKind::NotSupported,
+            field.into(),
+            Some(value.clone()),
+            format!("supported values: {}", list.join(", ")),
+        )
+    }
+
+    /// The cause message: `Invalid value: "Bad_Name": a lowercase RFC 1123 ...`.
+    pub fn detail(&self) -> String {
+        let mut s = self.kind.label().to_string();
+        if !self.kind.omits_value() {
+            s.push_str(": ");
+            s.push_str(&render_value(self.value.as_ref()));
+        }
+        if !self.text.is_empty() {
+            s.push_str(": ");
+            s.push_str(&self.text);
+        }
+        s
+    }
+}
+
+/// How `field.Error` prints a bad value: strings quoted, numbers and booleans bare, the rest
+/// as JSON.
+fn render_value(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "null".to_string(),
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({}): {}", self.code, self.reason, self.message)
@@ -81,34 +197,49 @@ impl ApiError {
         .with_details(details(kind, name, kind.plural))
     }
 
-    /// 422 with one cause per invalid field: `(field, detail)` where detail reads
-    /// `Invalid value: "Bad_Name": ...` or `Required value`.
-    pub fn invalid(kind: &ResourceKind, name: &str, causes: &[(String, String)]) -> Self {
-        let summary = causes
+    /// The 422 kube-apiserver answers: `Deployment.apps "x" is invalid: <field>: <detail>`
+    /// (`Service "x" is invalid: ...` for the core group).
+    pub fn invalid(kind: &ResourceKind, name: &str, causes: &[Cause]) -> Self {
+        let mut unique: Vec<&Cause> = Vec::new();
+        for c in causes {
+            if !unique.contains(&c) {
+                unique.push(c);
+            }
+        }
+        let parts: Vec<String> = unique
             .iter()
-            .map(|(field, detail)| format!("{field}: {detail}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let summary = if causes.len() > 1 {
-            format!("[{summary}]")
-        } else {
-            summary
-        };
-        let mut d = details(kind, name, kind.kind);
-        d["causes"] = causes
-            .iter()
-            .map(|(field, detail)| json!({ "reason": "FieldValueInvalid", "message": detail, "field": field }))
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.detail()
+                } else {
+                    format!("{}: {}", c.field, c.detail())
+                }
+            })
             .collect();
-        Self::new(
+        let summary = if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            format!("[{}]", parts.join(", "))
+        };
+        let qualified = if kind.group.is_empty() {
+            kind.kind.to_string()
+        } else {
+            format!("{}.{}", kind.kind, kind.group)
+        };
+        let mut details = json!({"name": name, "kind": kind.kind});
+        if !kind.group.is_empty() {
+            details["group"] = json!(kind.group);
+        }
+        details["causes"] = unique
+            .iter()
+            .map(|c| json!({"reason": c.kind.reason(), "message": c.detail(), "field": c.field}))
+            .collect();
+        ApiError::new(
             422,
             "Invalid",
-            format!(
-                "{}.{} \"{name}\" is invalid: {summary}",
-                kind.kind,
-                kind.group_or_core()
-            ),
+            format!("{qualified} {name:?} is invalid: {summary}"),
         )
-        .with_details(d)
+        .with_details(details)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

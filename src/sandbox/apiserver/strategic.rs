@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Where it knowingly differs from kube-apiserver:
-//! - Merge keys come from [`list_merge_key`] (a fixed table for the kinds the sandbox serves),
+//! - Merge keys come from [`list_shape`](super::resources::list_shape) (a fixed table for the kinds the sandbox serves),
 //!   not from Go struct tags. kube-apiserver refuses strategic patches on custom resources
 //!   (415); that is the server's decision, not this module's.
 //! - As in kube, `$patch: merge` is refused (in maps: "unknown patch type"; in lists:
@@ -21,7 +21,7 @@
 
 use serde_json::{Map, Value};
 
-use super::resources;
+use super::resources::patch_merge_key;
 
 /// Why a strategic merge patch could not be applied (answered as 422/400 by the server).
 #[derive(Debug, thiserror::Error)]
@@ -32,21 +32,6 @@ const PATCH: &str = "$patch";
 const RETAIN_KEYS: &str = "$retainKeys";
 const SET_ELEMENT_ORDER: &str = "$setElementOrder/";
 const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList/";
-
-/// The strategic merge key of list `field` under the map at `parent_path` (field names from the
-/// object root, list positions omitted). `None` means the list is replaced atomically.
-///
-/// Extends [`resources::merge_key`] with the keys it does not carry: `volumeMounts` merge by
-/// `mountPath` (kube's `patchMergeKey`), `ownerReferences` by `uid`, webhook configurations'
-/// `webhooks` by `name`.
-pub fn list_merge_key(field: &str, parent_path: &[&str]) -> Option<&'static str> {
-    match field {
-        "volumeMounts" | "volumeDevices" => Some("mountPath"),
-        "ownerReferences" => Some("uid"),
-        "webhooks" => Some("name"),
-        _ => resources::merge_key(field, parent_path),
-    }
-}
 
 /// Lists of primitives that merge as sets (`patchStrategy:"merge"` on a `[]string`).
 fn is_primitive_merge_list(field: &str, parent_path: &[&str]) -> bool {
@@ -194,7 +179,7 @@ fn merge_map(
             }
             Value::Array(pl) => {
                 let parent: Vec<&str> = path.iter().map(String::as_str).collect();
-                let merged = if let Some(merge_key) = list_merge_key(key, &parent) {
+                let merged = if let Some(merge_key) = patch_merge_key(key, &parent) {
                     let ol = match original.get(key) {
                         Some(Value::Array(ol)) => ol.as_slice(),
                         _ => &[],
@@ -227,7 +212,7 @@ fn merge_map(
             )));
         };
         let parent: Vec<&str> = path.iter().map(String::as_str).collect();
-        let merge_key = list_merge_key(field, &parent);
+        let merge_key = patch_merge_key(field, &parent);
         let server_order = match original.get(field) {
             Some(Value::Array(a)) => a.as_slice(),
             _ => &[],
