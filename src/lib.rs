@@ -8,11 +8,15 @@
 //! - [`sandbox`]: an in-process cluster (API server, admission call-outs, workload and mesh
 //!   simulators, Prometheus harness) that `sluice sandbox` and the end-to-end tests run on.
 //! - [`analysis`]: the Prometheus queries behind the built-in checks.
+//! - [`policy`]: the vocabulary of labels and annotations, and settings.
+//! - [`controller`]: the rollout state on the objects.
 //! - [`cli`]: the `sluice` command line.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
 pub mod cli;
+pub mod controller;
+pub mod policy;
 pub mod sandbox;
 pub mod telemetry;
 pub mod tls;

@@ -1,0 +1,3 @@
+//! The rollout controller: the state kept on the objects ([`status`]).
+
+pub mod status;

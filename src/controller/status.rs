@@ -1,0 +1,273 @@
+//! Rollout state as it lives on the Deployment: the phase (also the `sluice.dev/phase` label)
+//! and the `sluice.dev/status` annotation. Nothing else holds state, so a controller that
+//! restarts resumes from the objects alone (DESIGN §7.3).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::policy::keys::STATUS_ANNOTATION;
+
+/// Where a managed Deployment is in its lifecycle (DESIGN §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Initialized,
+    Preparing,
+    Progressing,
+    Paused,
+    WaitingPromotion,
+    Promoting,
+    RollingBack,
+    Succeeded,
+    Failed,
+    /// Needs a person: no apex Service, route API not served, ...; the reason is in the status.
+    Blocked,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 10] = [
+        Phase::Initialized,
+        Phase::Preparing,
+        Phase::Progressing,
+        Phase::Paused,
+        Phase::WaitingPromotion,
+        Phase::Promoting,
+        Phase::RollingBack,
+        Phase::Succeeded,
+        Phase::Failed,
+        Phase::Blocked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Initialized => "Initialized",
+            Phase::Preparing => "Preparing",
+            Phase::Progressing => "Progressing",
+            Phase::Paused => "Paused",
+            Phase::WaitingPromotion => "WaitingPromotion",
+            Phase::Promoting => "Promoting",
+            Phase::RollingBack => "RollingBack",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::Blocked => "Blocked",
+        }
+    }
+
+    /// At rest: no rollout holds the Deployment (the user's Deployment serves 100%).
+    pub fn is_at_rest(self) -> bool {
+        matches!(self, Phase::Initialized | Phase::Succeeded | Phase::Failed)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = StatusError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| StatusError::UnknownPhase(s.to_string()))
+    }
+}
+
+impl Serialize for Phase {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Phase {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A point in time, written as RFC 3339 (`2026-11-27T09:03:00Z`) so `kubectl get -o yaml` reads well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub SystemTime);
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_rfc3339_seconds(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&s)
+            .map(Timestamp)
+            .map_err(|e| serde::de::Error::custom(format!("timestamp {s:?}: {e}")))
+    }
+}
+
+/// The outcome of one check in one analysis interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CheckResult {
+    Pass,
+    Fail,
+    /// Too little traffic (below `min-requests`) to judge either way.
+    NoVerdict,
+}
+
+/// One check's verdict, with the figures behind it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckVerdict {
+    /// `success-rate`, `latency-p99`, `baseline-error-rate`, a custom check's name, ...
+    pub name: String,
+    pub result: CheckResult,
+    /// The measured value, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// What was measured against what, in words: `99.2% >= 99%`, `Prometheus unreachable: ...`.
+    pub detail: String,
+}
+
+/// The `sluice.dev/status` annotation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    pub phase: Phase,
+    /// Revision (template hash) of the version being rolled out, or of the one serving at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Revision of the stable version (the primary while a rollout runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// Share of traffic routed to the new version, percent.
+    pub weight: u32,
+    /// Failed checks counted against `threshold` in this rollout.
+    pub failed_checks: u32,
+    /// Consecutive intervals without a verdict (too little traffic).
+    #[serde(default)]
+    pub silent_intervals: u32,
+    /// Analysis rounds passed in this rollout (blue/green and A/B count these).
+    #[serde(default)]
+    pub iterations: u32,
+    /// The last interval's verdicts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_verdicts: Vec<CheckVerdict>,
+    /// When the phase was entered.
+    pub phase_since: Timestamp,
+    /// When the last analysis ran (the next is due one `interval` later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_analysis: Option<Timestamp>,
+    /// A revision that failed and is refused at admission until `sluice.dev/retry` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_revision: Option<String>,
+    /// What a person should know about the current phase, in words.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+impl RolloutStatus {
+    /// A fresh status in `phase`, entered at `now`.
+    pub fn new(phase: Phase, now: SystemTime) -> Self {
+        Self {
+            phase,
+            revision: None,
+            stable_revision: None,
+            weight: 0,
+            failed_checks: 0,
+            silent_intervals: 0,
+            iterations: 0,
+            last_verdicts: Vec::new(),
+            phase_since: Timestamp(now),
+            last_analysis: None,
+            failed_revision: None,
+            message: String::new(),
+        }
+    }
+
+    /// Reads the status from an object's annotations; `Ok(None)` when it has none yet.
+    pub fn from_annotations(
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Option<Self>, StatusError> {
+        let Some(raw) = annotations.and_then(|a| a.get(STATUS_ANNOTATION)) else {
+            return Ok(None);
+        };
+        serde_json::from_str(raw)
+            .map(Some)
+            .map_err(|e| StatusError::Malformed {
+                value: raw.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The annotation value (compact JSON).
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).expect("a status always serialises")
+    }
+}
+
+/// A status annotation Sluice cannot read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StatusError {
+    #[error("{0:?} is not a Sluice phase")]
+    UnknownPhase(String),
+    #[error(
+        "annotation {STATUS_ANNOTATION} is not a Sluice status ({reason}): {value:?}; it is written by Sluice only: remove it and Sluice rewrites it from the objects"
+    )]
+    Malformed { value: String, reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn the_status_annotation_round_trips() {
+        let mut s = RolloutStatus::new(Phase::Progressing, at(1_800_000_000));
+        s.revision = Some("6f7d9c".into());
+        s.weight = 20;
+        s.failed_checks = 1;
+        s.last_verdicts = vec![CheckVerdict {
+            name: "success-rate".into(),
+            result: CheckResult::Fail,
+            value: Some(97.5),
+            detail: "97.5% < 99%".into(),
+        }];
+        let annotations = BTreeMap::from([(STATUS_ANNOTATION.to_string(), s.to_annotation())]);
+        assert_eq!(RolloutStatus::from_annotations(Some(&annotations)).unwrap(), Some(s));
+    }
+
+    #[test]
+    fn the_annotation_is_readable_json() {
+        let s = RolloutStatus::new(Phase::Initialized, at(1_800_000_000));
+        assert_eq!(
+            s.to_annotation(),
+            r#"{"phase":"Initialized","weight":0,"failedChecks":0,"silentIntervals":0,"iterations":0,"phaseSince":"2027-01-15T08:00:00Z"}"#
+        );
+    }
+
+    #[test]
+    fn a_garbled_status_is_an_error_that_says_what_to_do() {
+        let annotations = BTreeMap::from([(STATUS_ANNOTATION.to_string(), "{nope".to_string())]);
+        let err = RolloutStatus::from_annotations(Some(&annotations)).unwrap_err();
+        assert!(err.to_string().contains("remove it"), "{err}");
+    }
+
+    #[test]
+    fn every_phase_round_trips() {
+        for p in Phase::ALL {
+            assert_eq!(p.as_str().parse::<Phase>().unwrap(), p);
+        }
+        assert!("Running".parse::<Phase>().is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! Policy: Sluice's keys ([`keys`]).
+
+pub mod keys;
