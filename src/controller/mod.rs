@@ -1,3 +1,5 @@
-//! The rollout controller: the state kept on the objects ([`status`]).
+//! The rollout controller: the state kept on the objects ([`status`]) and the pure state
+//! machine that moves it ([`machine`]).
 
+pub mod machine;
 pub mod status;

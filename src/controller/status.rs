@@ -159,6 +159,9 @@ pub struct RolloutStatus {
     pub last_verdicts: Vec<CheckVerdict>,
     /// When the phase was entered.
     pub phase_since: Timestamp,
+    /// When the current revision's rollout began (the `progress-deadline` clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Timestamp>,
     /// When the last analysis ran (the next is due one `interval` later).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_analysis: Option<Timestamp>,
@@ -183,6 +186,7 @@ impl RolloutStatus {
             iterations: 0,
             last_verdicts: Vec::new(),
             phase_since: Timestamp(now),
+            started: None,
             last_analysis: None,
             failed_revision: None,
             message: String::new(),
@@ -244,7 +248,10 @@ mod tests {
             detail: "97.5% < 99%".into(),
         }];
         let annotations = BTreeMap::from([(STATUS_ANNOTATION.to_string(), s.to_annotation())]);
-        assert_eq!(RolloutStatus::from_annotations(Some(&annotations)).unwrap(), Some(s));
+        assert_eq!(
+            RolloutStatus::from_annotations(Some(&annotations)).unwrap(),
+            Some(s)
+        );
     }
 
     #[test]

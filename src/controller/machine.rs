@@ -1,0 +1,630 @@
+//! The rollout state machine: a pure function from (last status, what the objects show now,
+//! the plan, this interval's verdicts) to (next status, effects, events, when to look again).
+//!
+//! ```text
+//!            new revision (webhook paused app, recorded stable template)
+//! Initialized ──────────────► Preparing ── primary ready ──► Progressing ── max weight ──► Promoting ──► Succeeded
+//! Succeeded                    │ route 100/0, apex → primary,   │ every interval: analyse   route 0/100, apex restored,
+//! Failed                       │ unpause app                    │ pass → next step           app-primary deleted
+//!    ▲                         ▼                                ▼ fail × threshold, not ready by progress-deadline, abort
+//!    └──────────── Failed ◄── RollingBack: route 100/0 at once, app's template := stable, wait ready, route 0/100
+//! ```
+//!
+//! How state survives a crash (DESIGN §7.3): the reconciler writes the returned status first
+//! and then performs the effects. Every effect is an idempotent "ensure" that converges the
+//! world to the status, and every pass re-emits the effects of the current phase, so a
+//! controller killed between the two resumes by redoing them: a step is never skipped (the
+//! weight is in the status before the route moves) nor repeated (the next step needs a new
+//! analysis, whose time is in the status too).
+//!
+//! Choices where DESIGN is silent, as Flagger users would expect:
+//! - The first step (0 → first weight) needs no analysis: the canary has had no traffic to
+//!   judge. Every later step needs one passing analysis interval.
+//! - `threshold` consecutive intervals without a verdict (too little traffic) count as one
+//!   failed check, and the silence count starts again.
+//! - A new revision during a rollout resets the weight, the failed checks and the progress
+//!   deadline: the analysis judges the newest template from scratch, against the same primary.
+//! - `progress-deadline` runs from the start of the current revision's rollout.
+
+use std::time::{Duration, SystemTime};
+
+use super::status::{CheckResult, CheckVerdict, Phase, RolloutStatus, Timestamp};
+
+/// What the reconciler read from the objects for one Deployment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub now: SystemTime,
+    /// Revision of the Deployment's current pod template.
+    pub revision: String,
+    /// Revision of the `sluice.dev/stable-template` annotation, when the webhook recorded one.
+    pub stable_revision: Option<String>,
+    /// The user's Deployment: rolled to its current template and available?
+    pub app: Readiness,
+    /// `app-primary`, when it exists.
+    pub primary: Option<Readiness>,
+    /// `sluice.dev/abort` is set.
+    pub abort_requested: bool,
+    /// `sluice.dev/retry` is set.
+    pub retry_requested: bool,
+    /// A problem that needs a person (no apex Service, route API not served), in words.
+    pub blocked: Option<String>,
+}
+
+/// Readiness of a workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Rolling or waiting for pods.
+    Progressing,
+    /// Kubernetes gave up on it (e.g. `ProgressDeadlineExceeded`), in words.
+    Failed(String),
+}
+
+/// The resolved settings the machine needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub interval: Duration,
+    /// Canary weights of the steps, ascending; the last one is `max-weight`.
+    pub weights: Vec<u32>,
+    pub threshold: u32,
+    pub progress_deadline: Duration,
+}
+
+/// Traffic split, percent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub primary: u32,
+    pub canary: u32,
+}
+
+impl Split {
+    /// Everything to the primary (during a rollout, before the first step, during a rollback).
+    pub const PRIMARY: Split = Split {
+        primary: 100,
+        canary: 0,
+    };
+    /// Everything to the user's Deployment (at rest).
+    pub const AT_REST: Split = Split {
+        primary: 0,
+        canary: 100,
+    };
+
+    pub fn canary(weight: u32) -> Split {
+        Split {
+            primary: 100 - weight.min(100),
+            canary: weight.min(100),
+        }
+    }
+}
+
+/// An idempotent change the reconciler makes to converge the world to the status. The
+/// reconciler performs them in order and stops at the first error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Services `app-primary`, `app-canary` exist.
+    EnsureServices,
+    /// The route splits traffic so.
+    EnsureRoute(Split),
+    /// `app-primary` runs the stable template at `app`'s replicas.
+    EnsurePrimary,
+    /// The apex Service selects primary pods (its own selector kept in an annotation).
+    SwitchApexToPrimary,
+    /// The apex Service has its own selector back.
+    RestoreApex,
+    /// `app.spec.paused`.
+    SetPaused(bool),
+    /// `app`'s template is the stable template again.
+    RestoreStableTemplate,
+    /// `app-primary` is gone.
+    DeletePrimary,
+    /// The `sluice.dev/stable-template` annotation is gone (no rollout holds `app`).
+    ClearStableTemplate,
+    /// The `sluice.dev/retry` annotation is gone (it was acted on).
+    ClearRetry,
+}
+
+/// Event severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+/// A Kubernetes Event on the Deployment, worded for a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventType,
+    /// CamelCase reason (`Advanced`, `CheckFailed`, ...).
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What to do after one look at a Deployment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The status to write (first).
+    pub status: RolloutStatus,
+    /// Then these, in order.
+    pub effects: Vec<Effect>,
+    pub events: Vec<Event>,
+    /// Look again after this long even if nothing changes (watch events come sooner).
+    pub requeue: Option<Duration>,
+}
+
+/// How often to look while waiting on readiness.
+const WAIT: Duration = Duration::from_secs(2);
+/// How often to look at rest (a safety net under the watches).
+const AT_REST_RESYNC: Duration = Duration::from_secs(300);
+
+/// Whether an analysis interval is due: the reconciler runs the checks only then, and passes
+/// their verdicts to [`decide`].
+pub fn analysis_due(status: Option<&RolloutStatus>, obs: &Observation, plan: &Plan) -> bool {
+    let Some(s) = status else { return false };
+    s.phase == Phase::Progressing
+        && s.weight > 0
+        && s.revision.as_deref() == Some(obs.revision.as_str())
+        && obs.app == Readiness::Ready
+        && next_analysis(s, plan).is_some_and(|t| t <= obs.now)
+}
+
+fn next_analysis(s: &RolloutStatus, plan: &Plan) -> Option<SystemTime> {
+    s.last_analysis.map(|t| t.0 + plan.interval)
+}
+
+/// Decides the next step for one Deployment. `verdicts` are this interval's check results,
+/// given only when [`analysis_due`] said so.
+pub fn decide(
+    prev: Option<&RolloutStatus>,
+    obs: &Observation,
+    plan: &Plan,
+    verdicts: Option<&[CheckVerdict]>,
+) -> Decision {
+    let mut d = Decision {
+        status: prev
+            .cloned()
+            .unwrap_or_else(|| RolloutStatus::new(Phase::Initialized, obs.now)),
+        effects: Vec::new(),
+        events: Vec::new(),
+        requeue: None,
+    };
+    match d.status.phase {
+        Phase::Initialized | Phase::Succeeded | Phase::Failed | Phase::Blocked => {
+            at_rest(&mut d, prev.is_none(), obs)
+        }
+        Phase::Preparing => preparing(&mut d, obs, plan),
+        Phase::Progressing | Phase::Paused | Phase::WaitingPromotion => {
+            progressing(&mut d, obs, plan, verdicts)
+        }
+        Phase::Promoting => promoting(&mut d, obs),
+        Phase::RollingBack => rolling_back(&mut d, obs),
+    }
+    d
+}
+
+impl Decision {
+    fn enter(&mut self, phase: Phase, now: SystemTime) {
+        if self.status.phase != phase {
+            self.status.phase = phase;
+            self.status.phase_since = Timestamp(now);
+        }
+    }
+
+    fn event(&mut self, kind: EventType, reason: &'static str, message: String) {
+        self.events.push(Event {
+            kind,
+            reason,
+            message,
+        });
+    }
+}
+
+fn short(revision: &str) -> &str {
+    &revision[..revision.len().min(10)]
+}
+
+fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {
+    if let Some(reason) = &obs.blocked {
+        if d.status.phase != Phase::Blocked || d.status.message != *reason {
+            d.event(EventType::Warning, "Blocked", reason.clone());
+        }
+        d.enter(Phase::Blocked, obs.now);
+        d.status.message = reason.clone();
+        d.requeue = Some(Duration::from_secs(30));
+        return;
+    }
+    if d.status.phase == Phase::Blocked {
+        d.enter(Phase::Initialized, obs.now);
+        d.status.message = String::new();
+        d.event(
+            EventType::Normal,
+            "Initialized",
+            "the problem is resolved: Services and route are in place at 0% primary / 100% this Deployment".into(),
+        );
+    } else if first_look {
+        d.event(
+            EventType::Normal,
+            "Initialized",
+            "managed by Sluice: created Services -primary and -canary and the route; all traffic stays on this Deployment until its template changes".into(),
+        );
+    }
+    let pending = obs
+        .stable_revision
+        .as_deref()
+        .filter(|stable| *stable != obs.revision);
+    let Some(stable) = pending else {
+        // Nothing to roll out: converge to rest.
+        d.status.revision = Some(obs.revision.clone());
+        d.status.stable_revision = Some(obs.revision.clone());
+        d.effects = rest_effects();
+        if obs.stable_revision.is_some() {
+            // The template went back to the stable one before a rollout started.
+            d.effects.push(Effect::SetPaused(false));
+        }
+        d.requeue = Some(AT_REST_RESYNC);
+        return;
+    };
+    let s = &mut d.status;
+    s.revision = Some(obs.revision.clone());
+    s.stable_revision = Some(stable.to_string());
+    s.weight = 0;
+    s.failed_checks = 0;
+    s.silent_intervals = 0;
+    s.iterations = 0;
+    s.last_verdicts.clear();
+    s.last_analysis = None;
+    s.started = Some(Timestamp(obs.now));
+    s.message = format!(
+        "rolling out revision {} over stable {}",
+        short(&obs.revision),
+        short(stable)
+    );
+    d.enter(Phase::Preparing, obs.now);
+    d.effects = vec![
+        Effect::EnsureServices,
+        Effect::SetPaused(true),
+        Effect::EnsurePrimary,
+    ];
+    if obs.retry_requested {
+        d.status.failed_revision = None;
+        d.effects.push(Effect::ClearRetry);
+    }
+    d.event(
+        EventType::Normal,
+        "Preparing",
+        format!(
+            "new revision {} detected; starting -primary from the stable revision {} before any traffic moves",
+            short(&obs.revision),
+            short(stable)
+        ),
+    );
+    d.requeue = Some(WAIT);
+}
+
+fn rest_effects() -> Vec<Effect> {
+    vec![
+        Effect::EnsureServices,
+        Effect::EnsureRoute(Split::AT_REST),
+        Effect::RestoreApex,
+        Effect::DeletePrimary,
+        Effect::ClearStableTemplate,
+    ]
+}
+
+fn deadline_passed(d: &Decision, obs: &Observation, plan: &Plan) -> bool {
+    d.status
+        .started
+        .is_some_and(|t| obs.now.duration_since(t.0).unwrap_or_default() >= plan.progress_deadline)
+}
+
+fn preparing(d: &mut Decision, obs: &Observation, plan: &Plan) {
+    if obs.abort_requested {
+        return start_rollback(d, obs, "aborted by sluice.dev/abort".into());
+    }
+    d.effects = vec![
+        Effect::EnsureServices,
+        Effect::SetPaused(true),
+        Effect::EnsurePrimary,
+    ];
+    match &obs.primary {
+        Some(Readiness::Ready) => {
+            d.effects.extend([
+                Effect::EnsureRoute(Split::PRIMARY),
+                Effect::SwitchApexToPrimary,
+                Effect::SetPaused(false),
+            ]);
+            d.enter(Phase::Progressing, obs.now);
+            d.status.weight = 0;
+            d.event(
+                EventType::Normal,
+                "Progressing",
+                format!(
+                    "-primary is ready and serves 100%; rolling this Deployment to revision {} while it receives no traffic",
+                    d.status.revision.as_deref().map(short).unwrap_or("?")
+                ),
+            );
+            d.requeue = Some(WAIT);
+        }
+        primary => {
+            if deadline_passed(d, obs, plan) {
+                let why = match primary {
+                    Some(Readiness::Failed(reason)) => reason.clone(),
+                    _ => "not ready".into(),
+                };
+                return start_rollback(
+                    d,
+                    obs,
+                    format!(
+                        "-primary (the stable version) did not become ready within progress-deadline {}: {why}",
+                        humantime::format_duration(plan.progress_deadline)
+                    ),
+                );
+            }
+            d.requeue = Some(WAIT);
+        }
+    }
+}
+
+fn progressing(
+    d: &mut Decision,
+    obs: &Observation,
+    plan: &Plan,
+    verdicts: Option<&[CheckVerdict]>,
+) {
+    if obs.abort_requested {
+        return start_rollback(d, obs, "aborted by sluice.dev/abort".into());
+    }
+    if d.status.revision.as_deref() != Some(obs.revision.as_str()) {
+        let old = d.status.revision.clone().unwrap_or_default();
+        let s = &mut d.status;
+        s.revision = Some(obs.revision.clone());
+        s.weight = 0;
+        s.failed_checks = 0;
+        s.silent_intervals = 0;
+        s.iterations = 0;
+        s.last_verdicts.clear();
+        s.last_analysis = None;
+        s.started = Some(Timestamp(obs.now));
+        d.enter(Phase::Progressing, obs.now);
+        d.event(
+            EventType::Normal,
+            "NewRevision",
+            format!(
+                "revision {} replaced {} mid-rollout; the stable version keeps serving and the analysis restarts at 0%",
+                short(&obs.revision),
+                short(&old)
+            ),
+        );
+    }
+    d.effects = vec![
+        Effect::EnsureServices,
+        Effect::EnsurePrimary,
+        Effect::EnsureRoute(Split::canary(d.status.weight)),
+        Effect::SwitchApexToPrimary,
+        Effect::SetPaused(false),
+    ];
+    match &obs.app {
+        Readiness::Failed(reason) => {
+            return start_rollback(
+                d,
+                obs,
+                format!("the new version failed to roll out: {reason}"),
+            );
+        }
+        Readiness::Progressing => {
+            if deadline_passed(d, obs, plan) {
+                return start_rollback(
+                    d,
+                    obs,
+                    format!(
+                        "the new version was not ready within progress-deadline {}",
+                        humantime::format_duration(plan.progress_deadline)
+                    ),
+                );
+            }
+            d.requeue = Some(WAIT);
+            return;
+        }
+        Readiness::Ready => {}
+    }
+    if d.status.weight == 0 {
+        let first = plan.weights.first().copied().unwrap_or(100);
+        advance(d, obs, first);
+        return;
+    }
+    if let Some(verdicts) = verdicts {
+        judge(d, obs, plan, verdicts);
+        if d.status.phase != Phase::Progressing {
+            return;
+        }
+    }
+    d.requeue = Some(match next_analysis(&d.status, plan) {
+        Some(t) => t
+            .duration_since(obs.now)
+            .unwrap_or_default()
+            .max(Duration::from_millis(100)),
+        None => plan.interval,
+    });
+}
+
+fn advance(d: &mut Decision, obs: &Observation, weight: u32) {
+    let from = d.status.weight;
+    d.status.weight = weight;
+    d.status.last_analysis = Some(Timestamp(obs.now));
+    d.effects.retain(|e| !matches!(e, Effect::EnsureRoute(_)));
+    d.effects
+        .insert(2, Effect::EnsureRoute(Split::canary(weight)));
+    d.event(
+        EventType::Normal,
+        "Advanced",
+        format!(
+            "weight {from}% → {weight}% for revision {}",
+            d.status.revision.as_deref().map(short).unwrap_or("?")
+        ),
+    );
+    d.requeue = Some(WAIT);
+}
+
+fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerdict]) {
+    d.status.last_verdicts = verdicts.to_vec();
+    d.status.last_analysis = Some(Timestamp(obs.now));
+    let failed: Vec<&CheckVerdict> = verdicts
+        .iter()
+        .filter(|v| v.result == CheckResult::Fail)
+        .collect();
+    let silent =
+        !verdicts.is_empty() && verdicts.iter().all(|v| v.result == CheckResult::NoVerdict);
+    let summary = |vs: &[&CheckVerdict]| {
+        vs.iter()
+            .map(|v| format!("{} ({})", v.name, v.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if !failed.is_empty() {
+        d.status.failed_checks += 1;
+        d.status.silent_intervals = 0;
+        d.event(
+            EventType::Warning,
+            "CheckFailed",
+            format!(
+                "analysis failed at {}%: {} — failed checks {}/{}",
+                d.status.weight,
+                summary(&failed),
+                d.status.failed_checks,
+                plan.threshold
+            ),
+        );
+    } else if silent {
+        d.status.silent_intervals += 1;
+        let all: Vec<&CheckVerdict> = verdicts.iter().collect();
+        if d.status.silent_intervals >= plan.threshold {
+            d.status.silent_intervals = 0;
+            d.status.failed_checks += 1;
+            d.event(
+                EventType::Warning,
+                "CheckFailed",
+                format!(
+                    "{} intervals in a row without enough traffic to judge ({}) count as a failed check — failed checks {}/{}",
+                    plan.threshold,
+                    summary(&all),
+                    d.status.failed_checks,
+                    plan.threshold
+                ),
+            );
+        } else {
+            d.event(
+                EventType::Normal,
+                "NoVerdict",
+                format!(
+                    "not enough traffic to judge at {}%: {}; holding the weight",
+                    d.status.weight,
+                    summary(&all)
+                ),
+            );
+        }
+    } else {
+        d.status.silent_intervals = 0;
+        d.status.iterations += 1;
+        let next = plan.weights.iter().copied().find(|w| *w > d.status.weight);
+        match next {
+            Some(w) => advance(d, obs, w),
+            None => {
+                d.enter(Phase::Promoting, obs.now);
+                d.event(
+                    EventType::Normal,
+                    "Promoting",
+                    format!(
+                        "analysis passed at max weight {}%; switching all traffic to revision {}",
+                        d.status.weight,
+                        d.status.revision.as_deref().map(short).unwrap_or("?")
+                    ),
+                );
+                d.requeue = Some(Duration::ZERO);
+            }
+        }
+        return;
+    }
+    if d.status.failed_checks >= plan.threshold {
+        let why = format!(
+            "{} failed checks reached threshold {}: {}",
+            d.status.failed_checks,
+            plan.threshold,
+            summary(&failed)
+        );
+        start_rollback(d, obs, why);
+    }
+}
+
+fn promoting(d: &mut Decision, obs: &Observation) {
+    d.effects = vec![
+        Effect::EnsureRoute(Split::AT_REST),
+        Effect::RestoreApex,
+        Effect::DeletePrimary,
+        Effect::ClearStableTemplate,
+    ];
+    d.status.weight = 100;
+    d.status.stable_revision = d.status.revision.clone();
+    d.status.message = String::new();
+    d.enter(Phase::Succeeded, obs.now);
+    d.event(
+        EventType::Normal,
+        "Succeeded",
+        format!(
+            "revision {} promoted: it serves 100% and -primary is removed",
+            d.status.revision.as_deref().map(short).unwrap_or("?")
+        ),
+    );
+    d.requeue = Some(AT_REST_RESYNC);
+}
+
+fn start_rollback(d: &mut Decision, obs: &Observation, why: String) {
+    d.status.message = why.clone();
+    d.enter(Phase::RollingBack, obs.now);
+    d.event(
+        EventType::Warning,
+        "RollingBack",
+        format!("{why}; sending all traffic back to the stable version and restoring its template"),
+    );
+    rolling_back(d, obs);
+}
+
+fn rolling_back(d: &mut Decision, obs: &Observation) {
+    d.status.weight = 0;
+    let restored = d.status.stable_revision.as_deref() == Some(obs.revision.as_str());
+    if restored && obs.app == Readiness::Ready {
+        let failed = d.status.revision.clone();
+        d.status.failed_revision = failed.clone();
+        d.status.revision = d.status.stable_revision.clone();
+        d.enter(Phase::Failed, obs.now);
+        d.effects = rest_effects();
+        d.event(
+            EventType::Warning,
+            "RolledBack",
+            format!(
+                "rolled back: the stable revision serves 100% again; revision {} is refused at apply time until sluice.dev/retry is set ({})",
+                failed.as_deref().map(short).unwrap_or("?"),
+                d.status.message
+            ),
+        );
+        d.requeue = Some(AT_REST_RESYNC);
+        return;
+    }
+    d.effects = Vec::new();
+    if obs.primary == Some(Readiness::Ready) {
+        d.effects.push(Effect::EnsureRoute(Split::PRIMARY));
+    }
+    d.effects
+        .extend([Effect::RestoreStableTemplate, Effect::SetPaused(false)]);
+    d.requeue = Some(WAIT);
+}
+
+#[cfg(test)]
+mod tests;
