@@ -10,7 +10,7 @@
 //! `update-ok`/`patch-merge` (the capture scaled the Deployment to 3 before reading those
 //! responses; the replay expects the 4 its request sent).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,79 +23,20 @@ use kube::api::{
 use serde_json::{Value, json};
 use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
 
-/// A fresh sandbox API server.
-pub(crate) async fn server() -> ApiServer {
-    sluice::tls::install_crypto_provider();
-    ApiServer::start(ApiServerOptions::default())
-        .await
-        .expect("sandbox API server starts")
+use crate::support::{deployment, http, namespace, server, webhook};
+
+/// The API of `K` in `default` for the server's admin.
+async fn in_default<K>(server: &ApiServer) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default")
 }
 
-/// A reqwest client that trusts the server's CA.
-pub(crate) fn http(server: &ApiServer) -> reqwest::Client {
-    let ca = reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap();
-    reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .build()
-        .unwrap()
-}
-
-pub(crate) async fn namespace(client: &kube::Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    api.create(&PostParams::default(), &ns).await.unwrap();
-}
-
-pub(crate) fn deployment(name: &str, app: &str, replicas: i32) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"app": app}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": app}},
-            "template": {"metadata": {"labels": {"app": app}},
-                "spec": {"containers": [{"name": "main", "image": format!("{app}:1")}]}}
-        }
-    }))
-    .unwrap()
-}
-
-/// A tiny HTTPS admission webhook (certificate for `localhost`, 127.0.0.1 and the Service
-/// `sluice-webhook.sluice-system.svc`) at `/{path}` answering each review's `request` with the
-/// `response` that `answer` builds (the uid is filled in). Returns its address and CA.
-pub(crate) async fn webhook(
-    path: &'static str,
-    answer: impl Fn(&Value) -> Value + Clone + Send + Sync + 'static,
-) -> (SocketAddr, String) {
-    let ca = sluice::tls::Ca::new("conformance webhook CA").unwrap();
-    let issued = ca
-        .issue(
-            &["localhost", "sluice-webhook.sluice-system.svc"],
-            &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
-        )
-        .unwrap();
-    let tls = sluice::tls::server_config("webhook", &issued.cert_pem, &issued.key_pem).unwrap();
-    let app = axum::Router::new().route(
-        &format!("/{path}"),
-        axum::routing::post(move |axum::Json(review): axum::Json<Value>| async move {
-            let mut response = answer(&review["request"]);
-            response["uid"] = review["request"]["uid"].clone();
-            axum::Json(json!({
-                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "response": response,
-            }))
-        }),
-    );
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(tls),
-    )
-    .unwrap();
-    tokio::spawn(server.serve(app.into_make_service()));
-    (addr, ca.cert_pem().to_string())
+/// An empty ConfigMap `name`.
+fn mk_configmap(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
 }
 
 /// A webhook that denies every request with `message`.
@@ -519,8 +460,9 @@ async fn a_raw_watch_from_a_compacted_version_is_one_error_event_and_the_runtime
     let server = server().await;
     let client = server.client(Identity::Admin).await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "one"}})).unwrap();
-    api.create(&PostParams::default(), &cm).await.unwrap();
+    api.create(&PostParams::default(), &mk_configmap("one"))
+        .await
+        .unwrap();
     server.compact();
     let resp = http(&server)
         .get(format!(
@@ -589,8 +531,7 @@ async fn a_raw_watch_from_a_compacted_version_is_one_error_event_and_the_runtime
 #[tokio::test]
 async fn an_update_with_a_stale_resource_version_conflicts() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     let first = api
         .create(&PostParams::default(), &deployment("web", "web", 1))
         .await
@@ -631,8 +572,7 @@ async fn an_update_with_a_stale_resource_version_conflicts() {
 #[tokio::test]
 async fn server_side_apply_conflicts_without_force_and_wins_with_it() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     let applied = api
         .patch(
             "web",
@@ -674,8 +614,7 @@ async fn server_side_apply_conflicts_without_force_and_wins_with_it() {
 #[tokio::test]
 async fn merge_json_and_strategic_patches_apply() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     let mut d = deployment("web", "web", 1);
     d.spec
         .as_mut()
@@ -840,8 +779,7 @@ async fn foreground_deletion_removes_dependents_before_the_owner() {
 #[tokio::test]
 async fn label_and_field_selectors_filter_lists_and_watches() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     for (name, app) in [("a", "web"), ("b", "web"), ("c", "db")] {
         api.create(&PostParams::default(), &deployment(name, app, 1))
             .await
@@ -936,12 +874,11 @@ async fn label_and_field_selectors_filter_lists_and_watches() {
 #[tokio::test]
 async fn limit_and_continue_page_through_a_list() {
     let server = server().await;
-    let api: Api<ConfigMap> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<ConfigMap> = in_default(&server).await;
     for i in 0..5 {
-        let cm: ConfigMap =
-            serde_json::from_value(json!({"metadata": {"name": format!("cm{i}")}})).unwrap();
-        api.create(&PostParams::default(), &cm).await.unwrap();
+        api.create(&PostParams::default(), &mk_configmap(&format!("cm{i}")))
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let mut params = ListParams::default().limit(2);
@@ -1164,8 +1101,7 @@ async fn status_and_scale_subresources_write_only_their_part() {
 #[tokio::test]
 async fn dry_run_writes_persist_nothing_and_requests_are_counted() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     let before = server.request_counts();
     api.create(
         &PostParams {
@@ -1273,8 +1209,7 @@ async fn bookmarks_and_initial_events_end_are_sent_when_asked_for() {
 #[tokio::test]
 async fn shutdown_ends_watches_and_stops_serving() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     let mut stream = api
         .watch(&WatchParams::default(), "0")
         .await
@@ -1296,10 +1231,12 @@ async fn shutdown_ends_watches_and_stops_serving() {
 
 #[tokio::test]
 async fn non_object_bodies_and_patches_are_400_not_a_crash() {
+    use reqwest::Method;
+    const JSON: &str = "application/json";
     let server = server().await;
     let http = http(&server);
     let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
-    let send = |method: reqwest::Method, url: String, ct: &'static str, body: &'static str| {
+    let send = |method: Method, url: String, ct: &'static str, body: &'static str| {
         http.request(method, url)
             .bearer_auth(Identity::Admin.token())
             .header("Content-Type", ct)
@@ -1307,47 +1244,32 @@ async fn non_object_bodies_and_patches_are_400_not_a_crash() {
             .send()
     };
     let created = send(
-        reqwest::Method::POST,
+        Method::POST,
         base.clone(),
-        "application/json",
+        JSON,
         r#"{"metadata":{"name":"c"}}"#,
     )
     .await
     .unwrap();
     assert_eq!(created.status().as_u16(), 201);
     for (method, url, ct, body) in [
+        (Method::POST, base.clone(), JSON, "[1,2]"),
+        (Method::PUT, format!("{base}/c"), JSON, "\"text\""),
         (
-            reqwest::Method::POST,
-            base.clone(),
-            "application/json",
-            "[1,2]",
-        ),
-        (
-            reqwest::Method::PUT,
-            format!("{base}/c"),
-            "application/json",
-            "\"text\"",
-        ),
-        (
-            reqwest::Method::PATCH,
+            Method::PATCH,
             format!("{base}/c"),
             "application/merge-patch+json",
             "[]",
         ),
         (
-            reqwest::Method::PATCH,
+            Method::PATCH,
             format!("{base}/c"),
             "application/json-patch+json",
             "{}",
         ),
+        (Method::DELETE, format!("{base}/c"), JSON, "[1]"),
         (
-            reqwest::Method::DELETE,
-            format!("{base}/c"),
-            "application/json",
-            "[1]",
-        ),
-        (
-            reqwest::Method::PATCH,
+            Method::PATCH,
             format!("{base}/c?fieldManager=t"),
             "application/apply-patch+yaml",
             "- a\n- b\n",
@@ -1367,10 +1289,10 @@ async fn non_object_bodies_and_patches_are_400_not_a_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_patches_are_never_lost() {
     let server = server().await;
-    let api: Api<ConfigMap> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "shared"}})).unwrap();
-    api.create(&PostParams::default(), &cm).await.unwrap();
+    let api: Api<ConfigMap> = in_default(&server).await;
+    api.create(&PostParams::default(), &mk_configmap("shared"))
+        .await
+        .unwrap();
     let writes = (0..24).map(|i| {
         let api = api.clone();
         tokio::spawn(async move {
@@ -1395,11 +1317,11 @@ async fn concurrent_patches_are_never_lost() {
 #[tokio::test]
 async fn a_single_object_watch_sees_only_that_object() {
     let server = server().await;
-    let api: Api<ConfigMap> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<ConfigMap> = in_default(&server).await;
     for name in ["a", "b"] {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        api.create(&PostParams::default(), &cm).await.unwrap();
+        api.create(&PostParams::default(), &mk_configmap(name))
+            .await
+            .unwrap();
     }
     let text = http(&server)
         .get(format!(
@@ -1548,8 +1470,7 @@ async fn a_mutating_webhook_behind_a_service_patches_writes_and_its_warnings_rea
 #[tokio::test]
 async fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_event() {
     let server = server().await;
-    let api: Api<ConfigMap> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<ConfigMap> = in_default(&server).await;
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1"}})).unwrap();
     let created = api.create(&PostParams::default(), &cm).await.unwrap();
@@ -1590,11 +1511,11 @@ async fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_ev
 async fn the_runtime_watcher_works_with_streaming_lists() {
     use kube::runtime::watcher;
     let server = server().await;
-    let api: Api<ConfigMap> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<ConfigMap> = in_default(&server).await;
     for name in ["a", "b"] {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        api.create(&PostParams::default(), &cm).await.unwrap();
+        api.create(&PostParams::default(), &mk_configmap(name))
+            .await
+            .unwrap();
     }
     let mut w = watcher::watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
     let mut initial = Vec::new();
@@ -1610,8 +1531,9 @@ async fn the_runtime_watcher_works_with_streaming_lists() {
         }
     }
     assert_eq!(initial, vec!["a", "b"]);
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap();
-    api.create(&PostParams::default(), &cm).await.unwrap();
+    api.create(&PostParams::default(), &mk_configmap("c"))
+        .await
+        .unwrap();
     match tokio::time::timeout(Duration::from_secs(5), w.next())
         .await
         .unwrap()

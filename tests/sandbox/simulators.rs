@@ -2,19 +2,22 @@
 //! with an unmodified `kube::Client`, the way Sluice's controller will see them.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use serde_json::json;
-use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
+use sluice::sandbox::apiserver::ApiServer;
 use sluice::sandbox::mesh::{MeshOptions, MeshSimulator, Profile, RequestClass};
 use sluice::sandbox::prometheus::CounterSource;
 use sluice::sandbox::workload::{PodTable, SimPod, WorkloadOptions, WorkloadSimulator};
+
+use crate::support;
 
 const READY_DELAY: Duration = Duration::from_millis(300);
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -27,17 +30,8 @@ struct Cluster {
 
 impl Cluster {
     async fn start(namespace: &str) -> Cluster {
-        sluice::tls::install_crypto_provider();
-        let server = ApiServer::start(ApiServerOptions::default())
-            .await
-            .expect("sandbox API server starts");
-        let client = server.client(Identity::Admin).await.expect("admin client");
-        let ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace");
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("namespace created");
+        let (server, client) = support::server_and_client().await;
+        support::namespace(&client, namespace).await;
         let workload = WorkloadSimulator::start(
             client.clone(),
             WorkloadOptions {
@@ -53,6 +47,17 @@ impl Cluster {
 
     fn deployments(&self, ns: &str) -> Api<Deployment> {
         Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Creates `d` in `ns` and waits for its rollout; returns the API and the rolled-out state.
+    async fn roll_out(&self, ns: &str, d: &Deployment) -> (Api<Deployment>, Deployment) {
+        let api = self.deployments(ns);
+        api.create(&PostParams::default(), d)
+            .await
+            .expect("deployment created");
+        let name = d.metadata.name.as_deref().expect("a named deployment");
+        let rolled = wait_for(&api, name, "the first rollout", rolled_out).await;
+        (api, rolled)
     }
 
     async fn stop(self) {
@@ -84,6 +89,13 @@ fn mk_service(name: &str, app: &str) -> Service {
     .expect("service")
 }
 
+/// `mk_deploy` with a progress deadline of `seconds`.
+fn mk_deploy_with_deadline(name: &str, image: &str, replicas: i32, seconds: i32) -> Deployment {
+    let mut d = mk_deploy(name, name, image, replicas);
+    d.spec.as_mut().unwrap().progress_deadline_seconds = Some(seconds);
+    d
+}
+
 fn condition<'a>(d: &'a Deployment, type_: &str) -> Option<&'a DeploymentCondition> {
     d.status
         .as_ref()?
@@ -109,6 +121,25 @@ fn counts(d: &Deployment) -> [i32; 4] {
     ]
 }
 
+/// Polls `probe` until it gives `Ok`, failing after [`PATIENCE`] with `what` and the last `Err`.
+async fn wait_until<T, F>(what: &str, mut probe: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let last = match probe().await {
+            Ok(done) => return done,
+            Err(last) => last,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Polls the Deployment until `done` holds, or fails with its last state.
 async fn wait_for(
     api: &Api<Deployment>,
@@ -116,19 +147,15 @@ async fn wait_for(
     what: &str,
     done: impl Fn(&Deployment) -> bool,
 ) -> Deployment {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    wait_until(what, || async {
         let d = api.get(name).await.expect("deployment readable");
         if done(&d) {
-            return d;
+            Ok(d)
+        } else {
+            Err(format!("{:?}", d.status))
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {:?}",
-            d.status
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 fn rolled_out(d: &Deployment) -> bool {
@@ -136,6 +163,11 @@ fn rolled_out(d: &Deployment) -> bool {
     d.status.as_ref().and_then(|s| s.observed_generation) >= d.metadata.generation
         && counts(d) == [replicas; 4]
         && reason(d, "Progressing") == "NewReplicaSetAvailable"
+}
+
+/// Whether the simulator has seen the Deployment's latest spec.
+fn observed(d: &Deployment) -> bool {
+    d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
 }
 
 fn pods_of(table: &PodTable, ns: &str, deployment: &str) -> Vec<SimPod> {
@@ -146,29 +178,25 @@ fn pods_of(table: &PodTable, ns: &str, deployment: &str) -> Vec<SimPod> {
         .collect()
 }
 
+async fn merge_patch(api: &Api<Deployment>, name: &str, patch: serde_json::Value) {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("deployment patched");
+}
+
 async fn set_image(api: &Api<Deployment>, name: &str, image: &str, paused: Option<bool>) {
     let mut spec =
         json!({"template": {"spec": {"containers": [{"name": "main", "image": image}]}}});
     if let Some(paused) = paused {
         spec["paused"] = json!(paused);
     }
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": spec})),
-    )
-    .await
-    .expect("template patched");
+    merge_patch(api, name, json!({"spec": spec})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_rolls_a_new_deployment_to_ready_and_writes_kube_status() {
     let c = Cluster::start("wl").await;
-    let api = c.deployments("wl");
-    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:1", 2))
-        .await
-        .expect("deployment created");
-    let d = wait_for(&api, "app", "the rollout", rolled_out).await;
+    let (_, d) = c.roll_out("wl", &mk_deploy("app", "app", "app:1", 2)).await;
     assert_eq!(
         d.status.as_ref().and_then(|s| s.observed_generation),
         Some(1)
@@ -206,17 +234,12 @@ async fn workload_rolls_a_new_deployment_to_ready_and_writes_kube_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_holds_a_paused_template_change_then_rolls_on_resume() {
     let c = Cluster::start("paused").await;
-    let api = c.deployments("paused");
-    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:1", 2))
-        .await
-        .expect("deployment created");
-    wait_for(&api, "app", "the first rollout", rolled_out).await;
+    let (api, _) = c
+        .roll_out("paused", &mk_deploy("app", "app", "app:1", 2))
+        .await;
 
     set_image(&api, "app", "app:2", Some(true)).await;
-    let d = wait_for(&api, "app", "the pause to be observed", |d| {
-        d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
-    })
-    .await;
+    let d = wait_for(&api, "app", "the pause to be observed", observed).await;
     // What `kubectl rollout status` reads as "0 out of 2 new replicas have been updated".
     assert_eq!(counts(&d), [2, 0, 2, 2]);
     assert_eq!(reason(&d, "Progressing"), "DeploymentPaused");
@@ -227,13 +250,7 @@ async fn workload_holds_a_paused_template_change_then_rolls_on_resume() {
         .collect();
     assert_eq!(images, ["app:1", "app:1"]);
 
-    api.patch(
-        "app",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"paused": false}})),
-    )
-    .await
-    .expect("resumed");
+    merge_patch(&api, "app", json!({"spec": {"paused": false}})).await;
     wait_for(&api, "app", "the rollout after resume", rolled_out).await;
     let pods = pods_of(&c.workload.pods(), "paused", "app");
     assert!(
@@ -246,15 +263,9 @@ async fn workload_holds_a_paused_template_change_then_rolls_on_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_reports_a_broken_image_past_its_progress_deadline() {
     let c = Cluster::start("broken").await;
-    let api = c.deployments("broken");
-    let mut d = mk_deploy("app", "app", "app:1", 2);
-    if let Some(spec) = d.spec.as_mut() {
-        spec.progress_deadline_seconds = Some(2);
-    }
-    api.create(&PostParams::default(), &d)
-        .await
-        .expect("deployment created");
-    wait_for(&api, "app", "the first rollout", rolled_out).await;
+    let (api, _) = c
+        .roll_out("broken", &mk_deploy_with_deadline("app", "app:1", 2, 2))
+        .await;
 
     c.workload.mark_broken("app:2");
     set_image(&api, "app", "app:2", None).await;
@@ -282,18 +293,10 @@ async fn workload_reports_a_broken_image_past_its_progress_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_scales_and_drops_the_pods_of_a_deleted_deployment() {
     let c = Cluster::start("scale").await;
-    let api = c.deployments("scale");
-    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:1", 1))
-        .await
-        .expect("deployment created");
-    wait_for(&api, "app", "the first rollout", rolled_out).await;
-    api.patch(
-        "app",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"replicas": 3}})),
-    )
-    .await
-    .expect("scaled");
+    let (api, _) = c
+        .roll_out("scale", &mk_deploy("app", "app", "app:1", 1))
+        .await;
+    merge_patch(&api, "app", json!({"spec": {"replicas": 3}})).await;
     wait_for(&api, "app", "three ready replicas", |d| {
         counts(d) == [3, 3, 3, 3]
     })
@@ -303,14 +306,15 @@ async fn workload_scales_and_drops_the_pods_of_a_deleted_deployment() {
     api.delete("app", &DeleteParams::default())
         .await
         .expect("deleted");
-    let deadline = Instant::now() + PATIENCE;
-    while !pods_of(&c.workload.pods(), "scale", "app").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "pods of a deleted Deployment linger"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("the pods of a deleted Deployment to go", || async {
+        let pods = pods_of(&c.workload.pods(), "scale", "app");
+        if pods.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("they linger: {pods:?}"))
+        }
+    })
+    .await;
     c.stop().await;
 }
 
@@ -375,8 +379,8 @@ async fn whole_seconds_after(
     after: u64,
     count: usize,
 ) -> Vec<BTreeMap<String, u64>> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    let what = format!("{count} whole seconds of traffic to {ns}/{svc}");
+    wait_until(&what, || async {
         let now = unix_now();
         let seconds: Vec<BTreeMap<String, u64>> = mesh
             .traffic(ns, svc)
@@ -385,15 +389,12 @@ async fn whole_seconds_after(
             .map(|s| s.by_deployment)
             .collect();
         if seconds.len() >= count {
-            return seconds;
+            Ok(seconds)
+        } else {
+            Err(format!("only {}", seconds.len()))
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {} whole seconds of traffic to {ns}/{svc}",
-            seconds.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,38 +574,25 @@ async fn mesh_sends_a_header_class_to_its_httproute_backend_and_follows_route_ch
     c.stop().await;
 }
 
-const KUBECTL: &str = "/usr/bin/kubectl";
-
-/// Whether kubectl can be run; fails in CI (`CI=true`) when it cannot.
-fn have_kubectl(test: &str) -> bool {
-    if std::path::Path::new(KUBECTL).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{KUBECTL} is missing; CI must install kubectl for {test}"
-    );
-    eprintln!("skipping {test}: {KUBECTL} is not installed");
-    false
-}
-
 /// `kubectl rollout status` against the sandbox: (exit success, stdout + stderr).
-async fn rollout_status(server: &ApiServer, ns: &str, extra: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(KUBECTL)
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig_path(Identity::Admin))
-        .args([
-            "-n",
-            ns,
-            "rollout",
-            "status",
-            "deployment/app",
-            "--timeout=20s",
-        ])
-        .args(extra)
-        .output()
-        .await
-        .expect("kubectl runs");
+async fn rollout_status(
+    kubectl: &Path,
+    server: &ApiServer,
+    ns: &str,
+    extra: &[&str],
+) -> (bool, String) {
+    let args: Vec<&str> = [
+        "-n",
+        ns,
+        "rollout",
+        "status",
+        "deployment/app",
+        "--timeout=20s",
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    .collect();
+    let out = support::run_kubectl(kubectl, server, &args).await;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -615,19 +603,18 @@ async fn rollout_status(server: &ApiServer, ns: &str, extra: &[&str]) -> (bool, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_rollout_status_reads_the_simulated_status() {
-    if !have_kubectl("kubectl_rollout_status_reads_the_simulated_status") {
+    let Some(kubectl) = support::kubectl() else {
         return;
-    }
+    };
     let c = Cluster::start("kubectl").await;
     let api = c.deployments("kubectl");
-    let mut d = mk_deploy("app", "app", "app:1", 2);
-    if let Some(spec) = d.spec.as_mut() {
-        spec.progress_deadline_seconds = Some(2);
-    }
-    api.create(&PostParams::default(), &d)
-        .await
-        .expect("deployment created");
-    let (ok, text) = rollout_status(&c.server, "kubectl", &[]).await;
+    api.create(
+        &PostParams::default(),
+        &mk_deploy_with_deadline("app", "app:1", 2, 2),
+    )
+    .await
+    .expect("deployment created");
+    let (ok, text) = rollout_status(&kubectl, &c.server, "kubectl", &[]).await;
     assert!(ok, "{text}");
     assert!(
         text.contains("deployment \"app\" successfully rolled out"),
@@ -635,11 +622,8 @@ async fn kubectl_rollout_status_reads_the_simulated_status() {
     );
 
     set_image(&api, "app", "app:2", Some(true)).await;
-    wait_for(&api, "app", "the pause to be observed", |d| {
-        d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
-    })
-    .await;
-    let (_, text) = rollout_status(&c.server, "kubectl", &["--watch=false"]).await;
+    wait_for(&api, "app", "the pause to be observed", observed).await;
+    let (_, text) = rollout_status(&kubectl, &c.server, "kubectl", &["--watch=false"]).await;
     assert!(
         text.contains("Waiting for deployment \"app\" rollout to finish: 0 out of 2 new replicas have been updated..."),
         "{text}"
@@ -647,7 +631,7 @@ async fn kubectl_rollout_status_reads_the_simulated_status() {
 
     c.workload.mark_broken("app:3");
     set_image(&api, "app", "app:3", Some(false)).await;
-    let (ok, text) = rollout_status(&c.server, "kubectl", &[]).await;
+    let (ok, text) = rollout_status(&kubectl, &c.server, "kubectl", &[]).await;
     assert!(!ok, "{text}");
     assert!(
         text.contains("deployment \"app\" exceeded its progress deadline"),
