@@ -17,10 +17,13 @@ use axum::response::{IntoResponse, Json, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 use sluice::sandbox::apiserver::admission::{
-    AdmissionAttributes, Admitter, Operation, ServiceRef, ServiceResolver, UserInfo,
+    AdmissionAttributes, Admitted, Admitter, Operation, ServiceRef, ServiceResolver, UserInfo,
 };
 use sluice::sandbox::apiserver::resources::{builtin_kinds, lookup};
+use sluice::sandbox::apiserver::status::ApiError;
 use sluice::tls::Ca;
+
+use crate::support;
 
 const DENIAL: &str =
     "sluice.dev/step-weight: \"150\" is not a weight; use a whole number from 1 to 100";
@@ -123,28 +126,10 @@ struct Hooks {
 
 impl Hooks {
     async fn start() -> Self {
-        sluice::tls::install_crypto_provider();
-        let ca = Ca::new("admission test CA").unwrap();
-        let service_host = format!("{SERVICE_NAME}.{SERVICE_NAMESPACE}.svc");
-        let issued = ca
-            .issue(
-                &["localhost", &service_host],
-                &["127.0.0.1".parse().unwrap()],
-            )
-            .unwrap();
-        let tls =
-            sluice::tls::server_config("test webhooks", &issued.cert_pem, &issued.key_pem).unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let log = Log::default();
         let app = Router::new().fallback(webhook).with_state(log.clone());
-        let server = axum_server::from_tcp_rustls(
-            listener,
-            axum_server::tls_rustls::RustlsConfig::from_config(tls),
-        )
-        .unwrap();
-        tokio::spawn(server.serve(app.into_make_service()));
+        let (addr, ca) =
+            support::serve_tls(app, &[&format!("{SERVICE_NAME}.{SERVICE_NAMESPACE}.svc")]);
         Self {
             addr,
             ca_bundle: base64::engine::general_purpose::STANDARD.encode(ca.cert_pem()),
@@ -173,6 +158,31 @@ impl Hooks {
         });
         merge(&mut h, extra);
         h
+    }
+
+    /// A webhook called at `path` of this server, with the defaults of [`Hooks::hook`].
+    fn at(&self, name: &str, path: &str) -> Value {
+        self.hook(name, path, json!({}))
+    }
+
+    /// A webhook like [`Hooks::hook`] whose URL is a port nothing listens on; returns the port.
+    fn refused(&self, name: &str, extra: Value) -> (Value, u16) {
+        let port = support::free_port();
+        let mut hook = self.hook(name, "/none", extra);
+        hook["clientConfig"]["url"] = json!(format!("https://127.0.0.1:{port}/none"));
+        (hook, port)
+    }
+
+    /// Runs the mutating webhooks of `configs` on [`create_deployment`].
+    async fn mutate(&self, configs: &[Value]) -> Result<Admitted, ApiError> {
+        self.admitter().mutate(configs, &create_deployment()).await
+    }
+
+    /// Runs the validating webhooks of `configs` on [`create_deployment`]; returns the warnings.
+    async fn validate(&self, configs: &[Value]) -> Result<Vec<String>, ApiError> {
+        self.admitter()
+            .validate(configs, &create_deployment())
+            .await
     }
 
     fn admitter(&self) -> Admitter {
@@ -236,29 +246,17 @@ fn create_deployment() -> AdmissionAttributes {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_mutating_patch_is_applied_whether_base64_or_an_array_of_numbers() {
     let hooks = Hooks::start().await;
     let configs = [mutating(
         "sluice",
         vec![
-            hooks.hook("b64.sluice.dev", "/patch-b64", json!({})),
-            hooks.hook("array.sluice.dev", "/patch-array", json!({})),
+            hooks.at("b64.sluice.dev", "/patch-b64"),
+            hooks.at("array.sluice.dev", "/patch-array"),
         ],
     )];
-    let admitted = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
-        .await
-        .unwrap();
+    let admitted = hooks.mutate(&configs).await.unwrap();
     let labels = &admitted.object.unwrap()["metadata"]["labels"];
     assert_eq!(labels["patched-b64"], "yes");
     assert_eq!(labels["patched-array"], "yes");
@@ -284,13 +282,9 @@ async fn a_denial_is_worded_as_kube_apiserver_words_it() {
     let hooks = Hooks::start().await;
     let configs = [validating(
         "sluice",
-        vec![hooks.hook("validate.sluice.dev", "/deny", json!({}))],
+        vec![hooks.at("validate.sluice.dev", "/deny")],
     )];
-    let err = hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.validate(&configs).await.unwrap_err();
     // The `create-denied-by-validating-webhook` capture: 403, no reason.
     assert_eq!(
         err.to_status(),
@@ -307,13 +301,9 @@ async fn a_mutating_webhook_can_deny_too() {
     let hooks = Hooks::start().await;
     let configs = [mutating(
         "sluice",
-        vec![hooks.hook("mutate.sluice.dev", "/deny", json!({}))],
+        vec![hooks.at("mutate.sluice.dev", "/deny")],
     )];
-    let err = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.mutate(&configs).await.unwrap_err();
     assert_eq!(err.code, 403);
     assert_eq!(
         err.message,
@@ -333,11 +323,7 @@ async fn a_timeout_under_failure_policy_fail_is_an_internal_error() {
         )],
     )];
     let started = std::time::Instant::now();
-    let err = hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.validate(&configs).await.unwrap_err();
     // Well before the webhook would have answered (10 s): the 1 s timeout cut the call.
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!((err.code, err.reason.as_str()), (500, "InternalError"));
@@ -353,16 +339,9 @@ async fn a_timeout_under_failure_policy_fail_is_an_internal_error() {
 #[tokio::test]
 async fn a_refused_connection_under_the_default_failure_policy_is_an_internal_error() {
     let hooks = Hooks::start().await;
-    let port = free_port();
-    let mut hook = hooks.hook(
-        "validate.sluice.dev",
-        "/none",
-        json!({ "timeoutSeconds": 1 }),
-    );
-    hook["clientConfig"]["url"] = json!(format!("https://127.0.0.1:{port}/none"));
+    let (hook, port) = hooks.refused("validate.sluice.dev", json!({ "timeoutSeconds": 1 }));
     let err = hooks
-        .admitter()
-        .validate(&[validating("sluice", vec![hook])], &create_deployment())
+        .validate(&[validating("sluice", vec![hook])])
         .await
         .unwrap_err();
     assert_eq!((err.code, err.reason.as_str()), (500, "InternalError"));
@@ -377,29 +356,18 @@ async fn a_refused_connection_under_the_default_failure_policy_is_an_internal_er
 #[tokio::test]
 async fn failure_policy_ignore_goes_on_as_if_the_webhook_did_not_exist() {
     let hooks = Hooks::start().await;
-    let port = free_port();
-    let mut refused = hooks.hook(
-        "refused.sluice.dev",
-        "/none",
-        json!({ "failurePolicy": "Ignore" }),
-    );
-    refused["clientConfig"]["url"] = json!(format!("https://127.0.0.1:{port}/none"));
+    let (refused, _) = hooks.refused("refused.sluice.dev", json!({ "failurePolicy": "Ignore" }));
     let slow = hooks.hook(
         "slow.sluice.dev",
         "/slow",
         json!({ "failurePolicy": "Ignore", "timeoutSeconds": 1 }),
     );
-    let after = hooks.hook("after.sluice.dev", "/patch-b64", json!({}));
-    let admitter = hooks.admitter();
-    let attrs = create_deployment();
-    let admitted = admitter
-        .mutate(
-            &[mutating(
-                "sluice",
-                vec![refused.clone(), slow.clone(), after],
-            )],
-            &attrs,
-        )
+    let after = hooks.at("after.sluice.dev", "/patch-b64");
+    let admitted = hooks
+        .mutate(&[mutating(
+            "sluice",
+            vec![refused.clone(), slow.clone(), after],
+        )])
         .await
         .unwrap();
     // The webhooks after the failed ones still ran.
@@ -407,8 +375,8 @@ async fn failure_policy_ignore_goes_on_as_if_the_webhook_did_not_exist() {
         admitted.object.unwrap()["metadata"]["labels"]["patched-b64"],
         "yes"
     );
-    admitter
-        .validate(&[validating("sluice", vec![refused, slow])], &attrs)
+    hooks
+        .validate(&[validating("sluice", vec![refused, slow])])
         .await
         .unwrap();
 }
@@ -444,11 +412,7 @@ async fn rules_and_selectors_decide_which_webhooks_are_called() {
             })),
         ],
     )];
-    let admitter = hooks.admitter();
-    admitter
-        .validate(&configs, &create_deployment())
-        .await
-        .unwrap();
+    hooks.validate(&configs).await.unwrap();
     assert_eq!(hooks.log.paths(), ["/allow/match"]);
 
     // `kubectl scale`: an UPDATE of deployments/scale with a Scale object reaches only the
@@ -461,7 +425,7 @@ async fn rules_and_selectors_decide_which_webhooks_are_called() {
         "metadata": { "name": "podinfo", "namespace": "shop" }, "spec": { "replicas": 3 } }));
     scale.old_object = Some(json!({ "apiVersion": "autoscaling/v1", "kind": "Scale",
         "metadata": { "name": "podinfo", "namespace": "shop" }, "spec": { "replicas": 2 } }));
-    admitter.validate(&configs, &scale).await.unwrap();
+    hooks.admitter().validate(&configs, &scale).await.unwrap();
     assert_eq!(hooks.log.paths(), ["/allow/match", "/allow/scale-only"]);
     let request = &hooks.log.calls("/allow/scale-only")[0].review["request"];
     assert_eq!(
@@ -549,10 +513,7 @@ async fn an_if_needed_webhook_is_called_again_after_a_later_webhook_changes_the_
     let hooks = Hooks::start().await;
     // Configurations run by name: "a-observe" before "b-patch".
     let configs = [
-        mutating(
-            "b-patch",
-            vec![hooks.hook("patch.sluice.dev", "/patch-b64", json!({}))],
-        ),
+        mutating("b-patch", vec![hooks.at("patch.sluice.dev", "/patch-b64")]),
         mutating(
             "a-observe",
             vec![
@@ -569,11 +530,7 @@ async fn an_if_needed_webhook_is_called_again_after_a_later_webhook_changes_the_
             ],
         ),
     ];
-    let admitted = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
-        .await
-        .unwrap();
+    let admitted = hooks.mutate(&configs).await.unwrap();
     assert_eq!(
         hooks.log.paths(),
         [
@@ -605,7 +562,7 @@ async fn no_webhook_is_reinvoked_when_nothing_changed_after_it() {
     let configs = [mutating(
         "sluice",
         vec![
-            hooks.hook("patch.sluice.dev", "/patch-b64", json!({})),
+            hooks.at("patch.sluice.dev", "/patch-b64"),
             hooks.hook(
                 "after.sluice.dev",
                 "/allow/after",
@@ -613,11 +570,7 @@ async fn no_webhook_is_reinvoked_when_nothing_changed_after_it() {
             ),
         ],
     )];
-    hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
-        .await
-        .unwrap();
+    hooks.mutate(&configs).await.unwrap();
     assert_eq!(hooks.log.paths(), ["/patch-b64", "/allow/after"]);
 }
 
@@ -637,11 +590,7 @@ async fn a_service_client_config_is_resolved_and_verified_as_name_namespace_svc(
         "sluice",
         vec![service_hook(&hooks, "svc.sluice.dev", SERVICE_NAME)],
     )];
-    let admitted = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
-        .await
-        .unwrap();
+    let admitted = hooks.mutate(&configs).await.unwrap();
     assert_eq!(
         admitted.object.unwrap()["metadata"]["labels"]["patched-b64"],
         "yes"
@@ -658,11 +607,7 @@ async fn a_service_whose_name_the_certificate_does_not_carry_is_not_trusted() {
         "sluice",
         vec![service_hook(&hooks, "svc.sluice.dev", "other")],
     )];
-    let err = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.mutate(&configs).await.unwrap_err();
     assert_eq!(err.code, 500);
     assert_eq!(
         err.message,
@@ -677,8 +622,7 @@ async fn an_unresolvable_service_fails_the_call() {
     let mut hook = service_hook(&hooks, "svc.sluice.dev", SERVICE_NAME);
     hook["clientConfig"]["service"]["port"] = json!(443);
     let err = hooks
-        .admitter()
-        .mutate(&[mutating("sluice", vec![hook])], &create_deployment())
+        .mutate(&[mutating("sluice", vec![hook])])
         .await
         .unwrap_err();
     assert_eq!(
@@ -691,12 +635,11 @@ async fn an_unresolvable_service_fails_the_call() {
 async fn a_webhook_signed_by_another_ca_is_not_trusted() {
     let hooks = Hooks::start().await;
     let stranger = Ca::new("some other CA").unwrap();
-    let mut hook = hooks.hook("validate.sluice.dev", "/allow/x", json!({}));
+    let mut hook = hooks.at("validate.sluice.dev", "/allow/x");
     hook["clientConfig"]["caBundle"] =
         json!(base64::engine::general_purpose::STANDARD.encode(stranger.cert_pem()));
     let err = hooks
-        .admitter()
-        .validate(&[validating("sluice", vec![hook])], &create_deployment())
+        .validate(&[validating("sluice", vec![hook])])
         .await
         .unwrap_err();
     assert_eq!(
@@ -713,13 +656,9 @@ async fn a_validating_webhook_that_returns_a_patch_fails_the_call() {
     let hooks = Hooks::start().await;
     let configs = [validating(
         "sluice",
-        vec![hooks.hook("validate.sluice.dev", "/patch-b64", json!({}))],
+        vec![hooks.at("validate.sluice.dev", "/patch-b64")],
     )];
-    let err = hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.validate(&configs).await.unwrap_err();
     assert_eq!(
         err.message,
         "Internal error occurred: failed calling webhook \"validate.sluice.dev\": received invalid webhook response: validating webhook may not return response.patch"
@@ -731,13 +670,9 @@ async fn an_answer_to_another_request_fails_the_call() {
     let hooks = Hooks::start().await;
     let configs = [mutating(
         "sluice",
-        vec![hooks.hook("mutate.sluice.dev", "/wrong-uid", json!({}))],
+        vec![hooks.at("mutate.sluice.dev", "/wrong-uid")],
     )];
-    let err = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.mutate(&configs).await.unwrap_err();
     let uid = hooks.log.calls("/wrong-uid")[0].review["request"]["uid"]
         .as_str()
         .unwrap()
@@ -753,30 +688,22 @@ async fn an_answer_to_another_request_fails_the_call() {
 #[tokio::test]
 async fn warnings_of_every_webhook_are_collected() {
     let hooks = Hooks::start().await;
-    let admitter = hooks.admitter();
-    let attrs = create_deployment();
-    let admitted = admitter
-        .mutate(
-            &[mutating(
-                "sluice",
-                vec![hooks.hook("m.sluice.dev", "/warn/m", json!({}))],
-            )],
-            &attrs,
-        )
+    let admitted = hooks
+        .mutate(&[mutating(
+            "sluice",
+            vec![hooks.at("m.sluice.dev", "/warn/m")],
+        )])
         .await
         .unwrap();
     assert_eq!(admitted.warnings, ["/warn/m says hello"]);
-    let warnings = admitter
-        .validate(
-            &[validating(
-                "sluice",
-                vec![
-                    hooks.hook("v1.sluice.dev", "/warn/v1", json!({})),
-                    hooks.hook("v2.sluice.dev", "/warn/v2", json!({})),
-                ],
-            )],
-            &attrs,
-        )
+    let warnings = hooks
+        .validate(&[validating(
+            "sluice",
+            vec![
+                hooks.at("v1.sluice.dev", "/warn/v1"),
+                hooks.at("v2.sluice.dev", "/warn/v2"),
+            ],
+        )])
         .await
         .unwrap();
     assert_eq!(warnings, ["/warn/v1 says hello", "/warn/v2 says hello"]);
@@ -786,23 +713,16 @@ async fn warnings_of_every_webhook_are_collected() {
 async fn the_first_failing_validating_webhook_in_order_is_reported() {
     let hooks = Hooks::start().await;
     let configs = [
-        validating(
-            "b",
-            vec![hooks.hook("late.sluice.dev", "/deny/late", json!({}))],
-        ),
+        validating("b", vec![hooks.at("late.sluice.dev", "/deny/late")]),
         validating(
             "a",
             vec![
-                hooks.hook("allow.sluice.dev", "/allow/a", json!({})),
-                hooks.hook("early.sluice.dev", "/deny/early", json!({})),
+                hooks.at("allow.sluice.dev", "/allow/a"),
+                hooks.at("early.sluice.dev", "/deny/early"),
             ],
         ),
     ];
-    let err = hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.validate(&configs).await.unwrap_err();
     assert_eq!(
         err.message,
         format!("admission webhook \"early.sluice.dev\" denied the request: {DENIAL}")
@@ -824,11 +744,7 @@ async fn a_v1beta1_only_webhook_gets_and_must_answer_a_v1beta1_review() {
             json!({ "admissionReviewVersions": ["v1beta1"] }),
         )],
     )];
-    hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
-        .await
-        .unwrap();
+    hooks.validate(&configs).await.unwrap();
     assert_eq!(
         hooks.log.calls("/allow/beta")[0].review["apiVersion"],
         "admission.k8s.io/v1beta1"
@@ -869,7 +785,7 @@ async fn match_conditions_skip_the_webhook_for_requests_they_exclude() {
 #[tokio::test]
 async fn webhook_configurations_themselves_never_go_to_webhooks() {
     let hooks = Hooks::start().await;
-    let mut hook = hooks.hook("all.sluice.dev", "/deny", json!({}));
+    let mut hook = hooks.at("all.sluice.dev", "/deny");
     hook["rules"] = json!([{ "operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"] }]);
     let kinds = builtin_kinds();
     let mut attrs = create_deployment();
@@ -897,13 +813,9 @@ async fn a_webhook_that_answers_500_fails_the_call_with_its_text() {
     let hooks = Hooks::start().await;
     let configs = [validating(
         "sluice",
-        vec![hooks.hook("validate.sluice.dev", "/crash", json!({}))],
+        vec![hooks.at("validate.sluice.dev", "/crash")],
     )];
-    let err = hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.validate(&configs).await.unwrap_err();
     assert_eq!(
         err.message,
         "Internal error occurred: failed calling webhook \"validate.sluice.dev\": failed to call webhook: an error on the server (\"boom\") has prevented the request from succeeding"
