@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
+use reqwest::Method;
 use serde_json::{Value, json};
 use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
 
@@ -32,6 +33,24 @@ where
     K::DynamicType: Default,
 {
     Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default")
+}
+
+/// A request as the admin to `path` of `server`.
+fn as_admin(server: &ApiServer, method: Method, path: &str) -> reqwest::RequestBuilder {
+    http(server)
+        .request(method, format!("{}{path}", server.url()))
+        .bearer_auth(Identity::Admin.token())
+}
+
+/// The body of a GET of `path` as the admin (a watch's events, one a line).
+async fn get_text(server: &ApiServer, path: &str) -> String {
+    as_admin(server, Method::GET, path)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// An empty ConfigMap `name`.
@@ -195,13 +214,12 @@ async fn replays_every_captured_kube_apiserver_response() {
             "create-denied-by-validating-webhook" => {
                 let message = "sluice.dev/step-weight: \"150\" is not a weight; use a whole number from 1 to 100";
                 let (addr, ca) = denying_webhook(message).await;
-                register_validating_webhook(&http, &server, addr, &ca).await;
+                register_validating_webhook(&server, addr, &ca).await;
             }
             _ => {}
         }
 
-        let method =
-            reqwest::Method::from_bytes(req["method"].as_str().unwrap().as_bytes()).unwrap();
+        let method = Method::from_bytes(req["method"].as_str().unwrap().as_bytes()).unwrap();
         let mut r = http
             .request(
                 method,
@@ -320,12 +338,7 @@ async fn replays_every_captured_kube_apiserver_response() {
     );
 }
 
-async fn register_validating_webhook(
-    http: &reqwest::Client,
-    server: &ApiServer,
-    addr: SocketAddr,
-    ca_pem: &str,
-) {
+async fn register_validating_webhook(server: &ApiServer, addr: SocketAddr, ca_pem: &str) {
     use base64::Engine;
     let config = json!({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
@@ -338,16 +351,15 @@ async fn register_validating_webhook(
             "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Fail", "timeoutSeconds": 5
         }]
     });
-    let resp = http
-        .post(format!(
-            "{}/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .json(&config)
-        .send()
-        .await
-        .unwrap();
+    let resp = as_admin(
+        server,
+        Method::POST,
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+    )
+    .json(&config)
+    .send()
+    .await
+    .unwrap();
     assert_eq!(
         resp.status().as_u16(),
         201,
@@ -464,15 +476,14 @@ async fn a_raw_watch_from_a_compacted_version_is_one_error_event_and_the_runtime
         .await
         .unwrap();
     server.compact();
-    let resp = http(&server)
-        .get(format!(
-            "{}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .send()
-        .await
-        .unwrap();
+    let resp = as_admin(
+        &server,
+        Method::GET,
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1",
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let text = resp.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -740,12 +751,13 @@ async fn foreground_deletion_removes_dependents_before_the_owner() {
         .await
         .unwrap();
     let rv = owner.metadata.resource_version.clone().unwrap();
-    let raw = http(&server)
-        .get(format!(
-            "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token());
+    let raw = as_admin(
+        &server,
+        Method::GET,
+        &format!(
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1"
+        ),
+    );
     let deleted = deploys
         .delete("web", &DeleteParams::foreground())
         .await
@@ -899,12 +911,7 @@ async fn limit_and_continue_page_through_a_list() {
 #[tokio::test]
 async fn an_unserved_group_version_leaves_discovery_and_answers_404() {
     let server = server().await;
-    let http = http(&server);
-    let get = |path: &str| {
-        http.get(format!("{}{path}", server.url()))
-            .bearer_auth(Identity::Admin.token())
-            .send()
-    };
+    let get = |path: &str| as_admin(&server, Method::GET, path).send();
     let path = "/apis/split.smi-spec.io/v1alpha2/namespaces/default/trafficsplits";
     assert_eq!(get(path).await.unwrap().status().as_u16(), 200);
     server.set_served("split.smi-spec.io/v1alpha2", false);
@@ -966,18 +973,16 @@ async fn requests_without_a_known_token_are_unauthorized() {
 #[tokio::test]
 async fn malformed_json_is_a_400_status_and_unknown_paths_are_404() {
     let server = server().await;
-    let http = http(&server);
-    let resp = http
-        .post(format!(
-            "{}/api/v1/namespaces/default/configmaps",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .header("Content-Type", "application/json")
-        .body("{\"metadata\": [")
-        .send()
-        .await
-        .unwrap();
+    let resp = as_admin(
+        &server,
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+    )
+    .header("Content-Type", "application/json")
+    .body("{\"metadata\": [")
+    .send()
+    .await
+    .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let status: Value = resp.json().await.unwrap();
     assert_eq!(status["reason"], "BadRequest");
@@ -988,29 +993,12 @@ async fn malformed_json_is_a_400_status_and_unknown_paths_are_404() {
             .starts_with("the object provided is unrecognized (must be of type ConfigMap)")
     );
     for (method, path, code) in [
-        (
-            reqwest::Method::GET,
-            "/apis/nope.example.com/v1/things",
-            404,
-        ),
-        (
-            reqwest::Method::GET,
-            "/api/v1/namespaces/default/widgets",
-            404,
-        ),
-        (
-            reqwest::Method::POST,
-            "/api/v1/namespaces/default/configmaps/x",
-            405,
-        ),
-        (reqwest::Method::POST, "/apis/apps/v1/deployments", 404),
+        (Method::GET, "/apis/nope.example.com/v1/things", 404),
+        (Method::GET, "/api/v1/namespaces/default/widgets", 404),
+        (Method::POST, "/api/v1/namespaces/default/configmaps/x", 405),
+        (Method::POST, "/apis/apps/v1/deployments", 404),
     ] {
-        let resp = http
-            .request(method, format!("{}{path}", server.url()))
-            .bearer_auth(Identity::Admin.token())
-            .send()
-            .await
-            .unwrap();
+        let resp = as_admin(&server, method, path).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), code, "{path}");
     }
 }
@@ -1177,18 +1165,7 @@ async fn bookmarks_and_initial_events_end_are_sent_when_asked_for() {
     })
     .await
     .unwrap();
-    let text = http(&server)
-        .get(format!(
-            "{}/api/v1/namespaces?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&server, "/api/v1/namespaces?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1").await;
     let events: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -1221,24 +1198,17 @@ async fn shutdown_ends_watches_and_stops_serving() {
         matches!(end, Ok(None) | Ok(Some(Err(_)))),
         "the watch ends on shutdown: {end:?}"
     );
-    let after = http(&server)
-        .get(format!("{}/version", server.url()))
-        .bearer_auth(Identity::Admin.token())
-        .send()
-        .await;
+    let after = as_admin(&server, Method::GET, "/version").send().await;
     assert!(after.is_err(), "no longer serving: {after:?}");
 }
 
 #[tokio::test]
 async fn non_object_bodies_and_patches_are_400_not_a_crash() {
-    use reqwest::Method;
     const JSON: &str = "application/json";
     let server = server().await;
-    let http = http(&server);
-    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let base = "/api/v1/namespaces/default/configmaps".to_string();
     let send = |method: Method, url: String, ct: &'static str, body: &'static str| {
-        http.request(method, url)
-            .bearer_auth(Identity::Admin.token())
+        as_admin(&server, method, &url)
             .header("Content-Type", ct)
             .body(body)
             .send()
@@ -1323,18 +1293,11 @@ async fn a_single_object_watch_sees_only_that_object() {
             .await
             .unwrap();
     }
-    let text = http(&server)
-        .get(format!(
-            "{}/api/v1/namespaces/default/configmaps/a?watch=1&timeoutSeconds=1",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(
+        &server,
+        "/api/v1/namespaces/default/configmaps/a?watch=1&timeoutSeconds=1",
+    )
+    .await;
     let seen: Vec<(String, String)> = text
         .lines()
         .map(|l| {
@@ -1394,16 +1357,15 @@ async fn a_mutating_webhook_behind_a_service_patches_writes_and_its_warnings_rea
         }]
     });
     let http = http(&server);
-    let created = http
-        .post(format!(
-            "{}/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .json(&config)
-        .send()
-        .await
-        .unwrap();
+    let created = as_admin(
+        &server,
+        Method::POST,
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+    )
+    .json(&config)
+    .send()
+    .await
+    .unwrap();
     assert_eq!(created.status().as_u16(), 201);
 
     let url = format!(
@@ -1492,18 +1454,13 @@ async fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_ev
         replaced.metadata.resource_version.as_deref(),
         Some(rv.as_str())
     );
-    let text = http(&server)
-        .get(format!(
-            "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(
+        &server,
+        &format!(
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1"
+        ),
+    )
+    .await;
     assert_eq!(text, "", "no event for writes that changed nothing");
 }
 
