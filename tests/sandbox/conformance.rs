@@ -803,54 +803,23 @@ async fn label_and_field_selectors_filter_lists_and_watches() {
             .map(|d| d.metadata.name.unwrap())
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("app=web"))
-                .await
-                .unwrap()
+    let selected = [
+        (ListParams::default().labels("app=web"), vec!["a", "b"]),
+        (ListParams::default().labels("app notin (web)"), vec!["c"]),
+        (
+            ListParams::default().labels("app in (db,web),app!=web"),
+            vec!["c"],
         ),
-        vec!["a", "b"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("app notin (web)"))
-                .await
-                .unwrap()
+        (ListParams::default().labels("!app"), vec![]),
+        (ListParams::default().fields("metadata.name=b"), vec!["b"]),
+        (
+            ListParams::default().fields("metadata.namespace=default,metadata.name!=a"),
+            vec!["b", "c"],
         ),
-        vec!["c"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("app in (db,web),app!=web"))
-                .await
-                .unwrap()
-        ),
-        vec!["c"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("!app"))
-                .await
-                .unwrap()
-        ),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().fields("metadata.name=b"))
-                .await
-                .unwrap()
-        ),
-        vec!["b"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().fields("metadata.namespace=default,metadata.name!=a"))
-                .await
-                .unwrap()
-        ),
-        vec!["b", "c"]
-    );
+    ];
+    for (params, want) in selected {
+        assert_eq!(names(api.list(&params).await.unwrap()), want, "{params:?}");
+    }
     let all: Api<Deployment> = Api::all(server.client(Identity::Admin).await.unwrap());
     assert_eq!(
         names(all.list(&ListParams::default()).await.unwrap()).len(),

@@ -15,7 +15,7 @@ use serde_json::json;
 use sluice::sandbox::apiserver::ApiServer;
 use sluice::sandbox::mesh::{MeshOptions, MeshSimulator, Profile, RequestClass};
 use sluice::sandbox::prometheus::CounterSource;
-use sluice::sandbox::workload::{PodTable, SimPod, WorkloadOptions, WorkloadSimulator};
+use sluice::sandbox::workload::{SimPod, WorkloadOptions, WorkloadSimulator};
 
 use crate::support;
 
@@ -60,13 +60,24 @@ impl Cluster {
         (api, rolled)
     }
 
+    /// The simulated pods of `deployment` in `ns`.
+    fn pods(&self, ns: &str, deployment: &str) -> Vec<SimPod> {
+        self.workload
+            .pods()
+            .pods(ns)
+            .into_iter()
+            .filter(|p| p.deployment == deployment)
+            .collect()
+    }
+
     async fn stop(self) {
         self.workload.shutdown();
         self.server.shutdown().await;
     }
 }
 
-fn mk_deploy(name: &str, app: &str, image: &str, replicas: i32) -> Deployment {
+fn mk_deploy(name: &str, image: &str, replicas: i32) -> Deployment {
+    let app = name;
     serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name},
@@ -91,7 +102,7 @@ fn mk_service(name: &str, app: &str) -> Service {
 
 /// `mk_deploy` with a progress deadline of `seconds`.
 fn mk_deploy_with_deadline(name: &str, image: &str, replicas: i32, seconds: i32) -> Deployment {
-    let mut d = mk_deploy(name, name, image, replicas);
+    let mut d = mk_deploy(name, image, replicas);
     d.spec.as_mut().unwrap().progress_deadline_seconds = Some(seconds);
     d
 }
@@ -170,14 +181,6 @@ fn observed(d: &Deployment) -> bool {
     d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
 }
 
-fn pods_of(table: &PodTable, ns: &str, deployment: &str) -> Vec<SimPod> {
-    table
-        .pods(ns)
-        .into_iter()
-        .filter(|p| p.deployment == deployment)
-        .collect()
-}
-
 async fn merge_patch(api: &Api<Deployment>, name: &str, patch: serde_json::Value) {
     api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
@@ -196,7 +199,7 @@ async fn set_image(api: &Api<Deployment>, name: &str, image: &str, paused: Optio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_rolls_a_new_deployment_to_ready_and_writes_kube_status() {
     let c = Cluster::start("wl").await;
-    let (_, d) = c.roll_out("wl", &mk_deploy("app", "app", "app:1", 2)).await;
+    let (_, d) = c.roll_out("wl", &mk_deploy("app", "app:1", 2)).await;
     assert_eq!(
         d.status.as_ref().and_then(|s| s.observed_generation),
         Some(1)
@@ -212,7 +215,7 @@ async fn workload_rolls_a_new_deployment_to_ready_and_writes_kube_status() {
     assert!(patches.is_some_and(|n| n > 0), "status was written");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(c.server.request_counts().get("patch").copied(), patches);
-    let pods = pods_of(&c.workload.pods(), "wl", "app");
+    let pods = c.pods("wl", "app");
     assert_eq!(pods.len(), 2);
     let hash = &pods[0].template_hash;
     let message = condition(&d, "Progressing").and_then(|c| c.message.clone());
@@ -234,9 +237,7 @@ async fn workload_rolls_a_new_deployment_to_ready_and_writes_kube_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_holds_a_paused_template_change_then_rolls_on_resume() {
     let c = Cluster::start("paused").await;
-    let (api, _) = c
-        .roll_out("paused", &mk_deploy("app", "app", "app:1", 2))
-        .await;
+    let (api, _) = c.roll_out("paused", &mk_deploy("app", "app:1", 2)).await;
 
     set_image(&api, "app", "app:2", Some(true)).await;
     let d = wait_for(&api, "app", "the pause to be observed", observed).await;
@@ -244,7 +245,8 @@ async fn workload_holds_a_paused_template_change_then_rolls_on_resume() {
     assert_eq!(counts(&d), [2, 0, 2, 2]);
     assert_eq!(reason(&d, "Progressing"), "DeploymentPaused");
     tokio::time::sleep(READY_DELAY * 2).await;
-    let images: Vec<String> = pods_of(&c.workload.pods(), "paused", "app")
+    let images: Vec<String> = c
+        .pods("paused", "app")
         .into_iter()
         .map(|p| p.image)
         .collect();
@@ -252,7 +254,7 @@ async fn workload_holds_a_paused_template_change_then_rolls_on_resume() {
 
     merge_patch(&api, "app", json!({"spec": {"paused": false}})).await;
     wait_for(&api, "app", "the rollout after resume", rolled_out).await;
-    let pods = pods_of(&c.workload.pods(), "paused", "app");
+    let pods = c.pods("paused", "app");
     assert!(
         pods.iter().all(|p| p.image == "app:2" && p.ready),
         "{pods:?}"
@@ -278,7 +280,7 @@ async fn workload_reports_a_broken_image_past_its_progress_deadline() {
         Some("False")
     );
     // The old pods keep serving; the new one never turns ready.
-    let pods = pods_of(&c.workload.pods(), "broken", "app");
+    let pods = c.pods("broken", "app");
     let ready: Vec<&str> = pods
         .iter()
         .filter(|p| p.ready)
@@ -293,21 +295,19 @@ async fn workload_reports_a_broken_image_past_its_progress_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_scales_and_drops_the_pods_of_a_deleted_deployment() {
     let c = Cluster::start("scale").await;
-    let (api, _) = c
-        .roll_out("scale", &mk_deploy("app", "app", "app:1", 1))
-        .await;
+    let (api, _) = c.roll_out("scale", &mk_deploy("app", "app:1", 1)).await;
     merge_patch(&api, "app", json!({"spec": {"replicas": 3}})).await;
     wait_for(&api, "app", "three ready replicas", |d| {
         counts(d) == [3, 3, 3, 3]
     })
     .await;
-    assert_eq!(pods_of(&c.workload.pods(), "scale", "app").len(), 3);
+    assert_eq!(c.pods("scale", "app").len(), 3);
 
     api.delete("app", &DeleteParams::default())
         .await
         .expect("deleted");
     wait_until("the pods of a deleted Deployment to go", || async {
-        let pods = pods_of(&c.workload.pods(), "scale", "app");
+        let pods = c.pods("scale", "app");
         if pods.is_empty() {
             Ok(())
         } else {
@@ -340,12 +340,12 @@ fn route_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
 /// `app`, `app-canary` and `app-primary`, as Sluice lays them out mid-rollout.
 async fn mk_rollout_layout(c: &Cluster, ns: &str) {
     let api = c.deployments(ns);
-    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:2", 2))
+    api.create(&PostParams::default(), &mk_deploy("app", "app:2", 2))
         .await
         .expect("canary created");
     api.create(
         &PostParams::default(),
-        &mk_deploy("app-primary", "app-primary", "app:1", 2),
+        &mk_deploy("app-primary", "app:1", 2),
     )
     .await
     .expect("primary created");
@@ -441,7 +441,7 @@ async fn mesh_splits_traffic_by_the_stored_trafficsplit_and_exports_linkerd_metr
         .text()
         .await
         .expect("metrics body");
-    for pod in pods_of(&c.workload.pods(), "mesh", "app") {
+    for pod in c.pods("mesh", "app") {
         let prefix = format!(
             "response_total{{namespace=\"mesh\",deployment=\"app\",pod=\"{}\",pod_template_hash=\"{}\",direction=\"inbound\",classification=\"failure\",status_code=\"500\"}} ",
             pod.name, pod.template_hash
