@@ -185,6 +185,16 @@ impl Hooks {
             .await
     }
 
+    /// [`Hooks::mutate`] with one configuration, `sluice`, of `webhooks`.
+    async fn mutate_with(&self, webhooks: Vec<Value>) -> Result<Admitted, ApiError> {
+        self.mutate(&[mutating("sluice", webhooks)]).await
+    }
+
+    /// [`Hooks::validate`] with one configuration, `sluice`, of `webhooks`.
+    async fn validate_with(&self, webhooks: Vec<Value>) -> Result<Vec<String>, ApiError> {
+        self.validate(&[validating("sluice", webhooks)]).await
+    }
+
     fn admitter(&self) -> Admitter {
         let addr = self.addr;
         let resolver: ServiceResolver = Arc::new(move |svc: &ServiceRef| {
@@ -249,14 +259,13 @@ fn create_deployment() -> AdmissionAttributes {
 #[tokio::test]
 async fn a_mutating_patch_is_applied_whether_base64_or_an_array_of_numbers() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![
+    let admitted = hooks
+        .mutate_with(vec![
             hooks.at("b64.sluice.dev", "/patch-b64"),
             hooks.at("array.sluice.dev", "/patch-array"),
-        ],
-    )];
-    let admitted = hooks.mutate(&configs).await.unwrap();
+        ])
+        .await
+        .unwrap();
     let labels = &admitted.object.unwrap()["metadata"]["labels"];
     assert_eq!(labels["patched-b64"], "yes");
     assert_eq!(labels["patched-array"], "yes");
@@ -280,11 +289,10 @@ async fn a_mutating_patch_is_applied_whether_base64_or_an_array_of_numbers() {
 #[tokio::test]
 async fn a_denial_is_worded_as_kube_apiserver_words_it() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.at("validate.sluice.dev", "/deny")],
-    )];
-    let err = hooks.validate(&configs).await.unwrap_err();
+    let err = hooks
+        .validate_with(vec![hooks.at("validate.sluice.dev", "/deny")])
+        .await
+        .unwrap_err();
     // The `create-denied-by-validating-webhook` capture: 403, no reason.
     assert_eq!(
         err.to_status(),
@@ -299,11 +307,10 @@ async fn a_denial_is_worded_as_kube_apiserver_words_it() {
 #[tokio::test]
 async fn a_mutating_webhook_can_deny_too() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![hooks.at("mutate.sluice.dev", "/deny")],
-    )];
-    let err = hooks.mutate(&configs).await.unwrap_err();
+    let err = hooks
+        .mutate_with(vec![hooks.at("mutate.sluice.dev", "/deny")])
+        .await
+        .unwrap_err();
     assert_eq!(err.code, 403);
     assert_eq!(
         err.message,
@@ -314,16 +321,15 @@ async fn a_mutating_webhook_can_deny_too() {
 #[tokio::test]
 async fn a_timeout_under_failure_policy_fail_is_an_internal_error() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.hook(
+    let started = std::time::Instant::now();
+    let err = hooks
+        .validate_with(vec![hooks.hook(
             "validate.sluice.dev",
             "/slow",
             json!({ "timeoutSeconds": 1, "failurePolicy": "Fail" }),
-        )],
-    )];
-    let started = std::time::Instant::now();
-    let err = hooks.validate(&configs).await.unwrap_err();
+        )])
+        .await
+        .unwrap_err();
     // Well before the webhook would have answered (10 s): the 1 s timeout cut the call.
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!((err.code, err.reason.as_str()), (500, "InternalError"));
@@ -340,10 +346,7 @@ async fn a_timeout_under_failure_policy_fail_is_an_internal_error() {
 async fn a_refused_connection_under_the_default_failure_policy_is_an_internal_error() {
     let hooks = Hooks::start().await;
     let (hook, port) = hooks.refused("validate.sluice.dev", json!({ "timeoutSeconds": 1 }));
-    let err = hooks
-        .validate(&[validating("sluice", vec![hook])])
-        .await
-        .unwrap_err();
+    let err = hooks.validate_with(vec![hook]).await.unwrap_err();
     assert_eq!((err.code, err.reason.as_str()), (500, "InternalError"));
     assert_eq!(
         err.message,
@@ -375,10 +378,7 @@ async fn failure_policy_ignore_goes_on_as_if_the_webhook_did_not_exist() {
         admitted.object.unwrap()["metadata"]["labels"]["patched-b64"],
         "yes"
     );
-    hooks
-        .validate(&[validating("sluice", vec![refused, slow])])
-        .await
-        .unwrap();
+    hooks.validate_with(vec![refused, slow]).await.unwrap();
 }
 
 #[tokio::test]
@@ -559,18 +559,17 @@ async fn an_if_needed_webhook_is_called_again_after_a_later_webhook_changes_the_
 #[tokio::test]
 async fn no_webhook_is_reinvoked_when_nothing_changed_after_it() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![
+    hooks
+        .mutate_with(vec![
             hooks.at("patch.sluice.dev", "/patch-b64"),
             hooks.hook(
                 "after.sluice.dev",
                 "/allow/after",
                 json!({ "reinvocationPolicy": "IfNeeded" }),
             ),
-        ],
-    )];
-    hooks.mutate(&configs).await.unwrap();
+        ])
+        .await
+        .unwrap();
     assert_eq!(hooks.log.paths(), ["/patch-b64", "/allow/after"]);
 }
 
@@ -586,11 +585,10 @@ fn service_hook(hooks: &Hooks, name: &str, service: &str) -> Value {
 #[tokio::test]
 async fn a_service_client_config_is_resolved_and_verified_as_name_namespace_svc() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![service_hook(&hooks, "svc.sluice.dev", SERVICE_NAME)],
-    )];
-    let admitted = hooks.mutate(&configs).await.unwrap();
+    let admitted = hooks
+        .mutate_with(vec![service_hook(&hooks, "svc.sluice.dev", SERVICE_NAME)])
+        .await
+        .unwrap();
     assert_eq!(
         admitted.object.unwrap()["metadata"]["labels"]["patched-b64"],
         "yes"
@@ -603,11 +601,10 @@ async fn a_service_whose_name_the_certificate_does_not_carry_is_not_trusted() {
     let hooks = Hooks::start().await;
     // The resolver sends every service in the namespace to the same server, whose
     // certificate is only for `hooks.sluice-test.svc`.
-    let configs = [mutating(
-        "sluice",
-        vec![service_hook(&hooks, "svc.sluice.dev", "other")],
-    )];
-    let err = hooks.mutate(&configs).await.unwrap_err();
+    let err = hooks
+        .mutate_with(vec![service_hook(&hooks, "svc.sluice.dev", "other")])
+        .await
+        .unwrap_err();
     assert_eq!(err.code, 500);
     assert_eq!(
         err.message,
@@ -621,10 +618,7 @@ async fn an_unresolvable_service_fails_the_call() {
     let hooks = Hooks::start().await;
     let mut hook = service_hook(&hooks, "svc.sluice.dev", SERVICE_NAME);
     hook["clientConfig"]["service"]["port"] = json!(443);
-    let err = hooks
-        .mutate(&[mutating("sluice", vec![hook])])
-        .await
-        .unwrap_err();
+    let err = hooks.mutate_with(vec![hook]).await.unwrap_err();
     assert_eq!(
         err.message,
         "Internal error occurred: failed calling webhook \"svc.sluice.dev\": failed to call webhook: Post \"https://hooks.sluice-test.svc:443/patch-b64?timeout=10s\": service \"hooks\" not found"
@@ -638,10 +632,7 @@ async fn a_webhook_signed_by_another_ca_is_not_trusted() {
     let mut hook = hooks.at("validate.sluice.dev", "/allow/x");
     hook["clientConfig"]["caBundle"] =
         json!(base64::engine::general_purpose::STANDARD.encode(stranger.cert_pem()));
-    let err = hooks
-        .validate(&[validating("sluice", vec![hook])])
-        .await
-        .unwrap_err();
+    let err = hooks.validate_with(vec![hook]).await.unwrap_err();
     assert_eq!(
         err.message,
         format!(
@@ -654,11 +645,10 @@ async fn a_webhook_signed_by_another_ca_is_not_trusted() {
 #[tokio::test]
 async fn a_validating_webhook_that_returns_a_patch_fails_the_call() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.at("validate.sluice.dev", "/patch-b64")],
-    )];
-    let err = hooks.validate(&configs).await.unwrap_err();
+    let err = hooks
+        .validate_with(vec![hooks.at("validate.sluice.dev", "/patch-b64")])
+        .await
+        .unwrap_err();
     assert_eq!(
         err.message,
         "Internal error occurred: failed calling webhook \"validate.sluice.dev\": received invalid webhook response: validating webhook may not return response.patch"
@@ -668,11 +658,10 @@ async fn a_validating_webhook_that_returns_a_patch_fails_the_call() {
 #[tokio::test]
 async fn an_answer_to_another_request_fails_the_call() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![hooks.at("mutate.sluice.dev", "/wrong-uid")],
-    )];
-    let err = hooks.mutate(&configs).await.unwrap_err();
+    let err = hooks
+        .mutate_with(vec![hooks.at("mutate.sluice.dev", "/wrong-uid")])
+        .await
+        .unwrap_err();
     let uid = hooks.log.calls("/wrong-uid")[0].review["request"]["uid"]
         .as_str()
         .unwrap()
@@ -736,15 +725,14 @@ async fn the_first_failing_validating_webhook_in_order_is_reported() {
 #[tokio::test]
 async fn a_v1beta1_only_webhook_gets_and_must_answer_a_v1beta1_review() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.hook(
+    hooks
+        .validate_with(vec![hooks.hook(
             "old.sluice.dev",
             "/allow/beta",
             json!({ "admissionReviewVersions": ["v1beta1"] }),
-        )],
-    )];
-    hooks.validate(&configs).await.unwrap();
+        )])
+        .await
+        .unwrap();
     assert_eq!(
         hooks.log.calls("/allow/beta")[0].review["apiVersion"],
         "admission.k8s.io/v1beta1"
@@ -811,11 +799,10 @@ async fn webhook_configurations_themselves_never_go_to_webhooks() {
 #[tokio::test]
 async fn a_webhook_that_answers_500_fails_the_call_with_its_text() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.at("validate.sluice.dev", "/crash")],
-    )];
-    let err = hooks.validate(&configs).await.unwrap_err();
+    let err = hooks
+        .validate_with(vec![hooks.at("validate.sluice.dev", "/crash")])
+        .await
+        .unwrap_err();
     assert_eq!(
         err.message,
         "Internal error occurred: failed calling webhook \"validate.sluice.dev\": failed to call webhook: an error on the server (\"boom\") has prevented the request from succeeding"
