@@ -378,6 +378,16 @@ async fn next_event(
         .expect("a decodable event")
 }
 
+/// Asserts that the next event is `kind` (`ADDED`, `MODIFIED`, …) of `name`.
+async fn expect_event(
+    stream: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<Deployment>>> + Unpin),
+    kind: &str,
+    name: &str,
+) {
+    let event = next_event(stream).await;
+    assert_eq!(event_name(&event), (kind.to_string(), name.to_string()));
+}
+
 fn event_name(e: &WatchEvent<Deployment>) -> (String, String) {
     match e {
         WatchEvent::Added(d) => ("ADDED".into(), d.metadata.name.clone().unwrap_or_default()),
@@ -419,19 +429,10 @@ async fn a_watch_resumes_after_a_resource_version() {
         .await
         .unwrap()
         .boxed();
-    assert_eq!(
-        event_name(&next_event(&mut stream).await),
-        ("ADDED".into(), "b".into())
-    );
-    assert_eq!(
-        event_name(&next_event(&mut stream).await),
-        ("MODIFIED".into(), "a".into())
-    );
+    expect_event(&mut stream, "ADDED", "b").await;
+    expect_event(&mut stream, "MODIFIED", "a").await;
     api.delete("b", &DeleteParams::default()).await.unwrap();
-    assert_eq!(
-        event_name(&next_event(&mut stream).await),
-        ("DELETED".into(), "b".into())
-    );
+    expect_event(&mut stream, "DELETED", "b").await;
 }
 
 #[tokio::test]
@@ -846,10 +847,7 @@ async fn label_and_field_selectors_filter_lists_and_watches() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        event_name(&next_event(&mut stream).await),
-        ("DELETED".into(), "a".into())
-    );
+    expect_event(&mut stream, "DELETED", "a").await;
 }
 
 #[tokio::test]
