@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use sluice::sandbox::apiserver::ApiServer;
 use sluice::sandbox::mesh::{MeshOptions, MeshSimulator, Profile, RequestClass};
 use sluice::sandbox::prometheus::CounterSource;
@@ -68,6 +68,17 @@ impl Cluster {
             .into_iter()
             .filter(|p| p.deployment == deployment)
             .collect()
+    }
+
+    /// The mesh simulator over this cluster's pods, with default options.
+    async fn start_mesh(&self) -> MeshSimulator {
+        MeshSimulator::start(
+            self.client.clone(),
+            self.workload.pods(),
+            MeshOptions::default(),
+        )
+        .await
+        .expect("mesh starts")
     }
 
     async fn stop(self) {
@@ -327,6 +338,24 @@ fn split_api(client: &kube::Client, ns: &str, version: &str) -> Api<DynamicObjec
     )
 }
 
+/// The TrafficSplit `app` of `split.smi-spec.io/{version}` in `ns`, between `app-primary` and
+/// `app-canary` with the weights as that version writes them.
+async fn mk_split(c: &Cluster, ns: &str, version: &str, primary: Value, canary: Value) {
+    let split = json!({
+        "apiVersion": format!("split.smi-spec.io/{version}"), "kind": "TrafficSplit",
+        "metadata": {"name": "app"},
+        "spec": {"service": "app", "backends": [
+            {"service": "app-primary", "weight": primary}, {"service": "app-canary", "weight": canary}]}
+    });
+    split_api(&c.client, ns, version)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(split).expect("split"),
+        )
+        .await
+        .expect("split created");
+}
+
 fn route_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
     Api::namespaced_with(
@@ -401,19 +430,9 @@ async fn whole_seconds_after(
 async fn mesh_splits_traffic_by_the_stored_trafficsplit_and_exports_linkerd_metrics() {
     let c = Cluster::start("mesh").await;
     mk_rollout_layout(&c, "mesh").await;
-    split_api(&c.client, "mesh", "v1alpha2")
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
-            "metadata": {"name": "app"},
-            "spec": {"service": "app", "backends": [
-                {"service": "app-primary", "weight": 90}, {"service": "app-canary", "weight": 10}]}
-        })).expect("split"))
-        .await
-        .expect("split created");
+    mk_split(&c, "mesh", "v1alpha2", json!(90), json!(10)).await;
 
-    let mesh = MeshSimulator::start(c.client.clone(), c.workload.pods(), MeshOptions::default())
-        .await
-        .expect("mesh starts");
+    let mesh = c.start_mesh().await;
     mesh.set_profile(
         "app:2",
         Profile {
@@ -476,18 +495,8 @@ async fn mesh_reads_v1alpha1_quantities_when_v1alpha2_is_not_served() {
     let c = Cluster::start("alpha1").await;
     c.server.set_served("split.smi-spec.io/v1alpha2", false);
     mk_rollout_layout(&c, "alpha1").await;
-    split_api(&c.client, "alpha1", "v1alpha1")
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit",
-            "metadata": {"name": "app"},
-            "spec": {"service": "app", "backends": [
-                {"service": "app-primary", "weight": "500m"}, {"service": "app-canary", "weight": "500m"}]}
-        })).expect("split"))
-        .await
-        .expect("split created");
-    let mesh = MeshSimulator::start(c.client.clone(), c.workload.pods(), MeshOptions::default())
-        .await
-        .expect("mesh starts");
+    mk_split(&c, "alpha1", "v1alpha1", json!("500m"), json!("500m")).await;
+    let mesh = c.start_mesh().await;
     mesh.set_load("alpha1", "app", 100.0);
     let seconds = whole_seconds_after(&mesh, "alpha1", "app", unix_now(), 2).await;
     for s in &seconds {
@@ -526,9 +535,7 @@ async fn mesh_sends_a_header_class_to_its_httproute_backend_and_follows_route_ch
         .await
         .expect("route created");
 
-    let mesh = MeshSimulator::start(c.client.clone(), c.workload.pods(), MeshOptions::default())
-        .await
-        .expect("mesh starts");
+    let mesh = c.start_mesh().await;
     mesh.set_request_classes(
         "ab",
         "app",
