@@ -53,6 +53,14 @@ async fn get_text(server: &ApiServer, path: &str) -> String {
         .unwrap()
 }
 
+/// The Status a call was refused with; fails the test on a success or any other error.
+fn refusal<T: std::fmt::Debug>(result: kube::Result<T>) -> kube::core::Status {
+    match result {
+        Err(kube::Error::Api(s)) => *s,
+        other => panic!("want an API error, got {other:?}"),
+    }
+}
+
 /// An empty ConfigMap `name`.
 fn mk_configmap(name: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
@@ -557,21 +565,13 @@ async fn an_update_with_a_stale_resource_version_conflicts() {
     assert_eq!(second.metadata.generation, Some(2));
     let mut stale = first.clone();
     stale.spec.as_mut().unwrap().replicas = Some(5);
-    let err = api
-        .replace("web", &PostParams::default(), &stale)
-        .await
-        .unwrap_err();
-    match err {
-        kube::Error::Api(s) => {
-            assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
-            assert!(
-                s.message.contains("the object has been modified"),
-                "{}",
-                s.message
-            );
-        }
-        other => panic!("want a 409, got {other}"),
-    }
+    let s = refusal(api.replace("web", &PostParams::default(), &stale).await);
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+    assert!(
+        s.message.contains("the object has been modified"),
+        "{}",
+        s.message
+    );
     // Without a resourceVersion the update is unconditional.
     stale.metadata.resource_version = None;
     let third = api
@@ -599,19 +599,16 @@ async fn server_side_apply_conflicts_without_force_and_wins_with_it() {
         "apply creates a missing object"
     );
     let patch = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 4}});
-    let err = api
-        .patch("web", &PatchParams::apply("second"), &Patch::Apply(&patch))
-        .await
-        .unwrap_err();
-    match err {
-        kube::Error::Api(s) => assert_eq!(
-            (s.code, s.reason.as_str()),
-            (409, "Conflict"),
-            "{}",
-            s.message
-        ),
-        other => panic!("want a 409, got {other}"),
-    }
+    let s = refusal(
+        api.patch("web", &PatchParams::apply("second"), &Patch::Apply(&patch))
+            .await,
+    );
+    assert_eq!(
+        (s.code, s.reason.as_str()),
+        (409, "Conflict"),
+        "{}",
+        s.message
+    );
     let forced = api
         .patch(
             "web",
@@ -1023,18 +1020,15 @@ async fn status_and_scale_subresources_write_only_their_part() {
     assert_eq!(applied.spec.unwrap().replicas, Some(1));
     let mut missing = status_apply.clone();
     missing["metadata"]["name"] = json!("missing");
-    match api
-        .patch_status(
+    let s = refusal(
+        api.patch_status(
             "missing",
             &PatchParams::apply("sluice"),
             &Patch::Apply(&missing),
         )
-        .await
-        .unwrap_err()
-    {
-        kube::Error::Api(s) => assert_eq!(s.code, 404, "apply does not create through /status"),
-        other => panic!("want a 404, got {other}"),
-    }
+        .await,
+    );
+    assert_eq!(s.code, 404, "apply does not create through /status");
     let scale = api.get_scale("web").await.unwrap();
     assert_eq!(scale.spec.unwrap().replicas, Some(1));
     let scaled = api
@@ -1079,36 +1073,27 @@ async fn creates_need_an_existing_namespace_and_deleting_one_removes_its_objects
     let server = server().await;
     let client = server.client(Identity::Admin).await.unwrap();
     let api: Api<Deployment> = Api::namespaced(client.clone(), "team");
-    match api
-        .create(&PostParams::default(), &deployment("web", "web", 1))
-        .await
-        .unwrap_err()
-    {
-        kube::Error::Api(s) => assert_eq!(
-            (s.code, s.message.as_str()),
-            (404, "namespaces \"team\" not found")
-        ),
-        other => panic!("want a 404, got {other}"),
-    }
+    let s = refusal(
+        api.create(&PostParams::default(), &deployment("web", "web", 1))
+            .await,
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (404, "namespaces \"team\" not found")
+    );
     namespace(&client, "team").await;
     api.create(&PostParams::default(), &deployment("web", "web", 1))
         .await
         .unwrap();
     let namespaces: Api<Namespace> = Api::all(client);
-    match namespaces
-        .delete("default", &DeleteParams::default())
-        .await
-        .unwrap_err()
-    {
-        kube::Error::Api(s) => assert_eq!(
-            (s.code, s.message.as_str()),
-            (
-                403,
-                "namespaces \"default\" is forbidden: this namespace may not be deleted"
-            )
-        ),
-        other => panic!("want a 403, got {other}"),
-    }
+    let s = refusal(namespaces.delete("default", &DeleteParams::default()).await);
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (
+            403,
+            "namespaces \"default\" is forbidden: this namespace may not be deleted"
+        )
+    );
     namespaces
         .delete("team", &DeleteParams::default())
         .await
