@@ -187,12 +187,32 @@ impl Hooks {
 
     /// [`Hooks::mutate`] with one configuration, `sluice`, of `webhooks`.
     async fn mutate_with(&self, webhooks: Vec<Value>) -> Result<Admitted, ApiError> {
-        self.mutate(&[mutating("sluice", webhooks)]).await
+        self.mutate_on(webhooks, &create_deployment()).await
     }
 
     /// [`Hooks::validate`] with one configuration, `sluice`, of `webhooks`.
     async fn validate_with(&self, webhooks: Vec<Value>) -> Result<Vec<String>, ApiError> {
-        self.validate(&[validating("sluice", webhooks)]).await
+        self.validate_on(webhooks, &create_deployment()).await
+    }
+
+    /// Runs one mutating configuration, `sluice`, of `webhooks` on `attrs`.
+    async fn mutate_on(
+        &self,
+        webhooks: Vec<Value>,
+        attrs: &AdmissionAttributes,
+    ) -> Result<Admitted, ApiError> {
+        let configs = [mutating("sluice", webhooks)];
+        self.admitter().mutate(&configs, attrs).await
+    }
+
+    /// Runs one validating configuration, `sluice`, of `webhooks` on `attrs`.
+    async fn validate_on(
+        &self,
+        webhooks: Vec<Value>,
+        attrs: &AdmissionAttributes,
+    ) -> Result<Vec<String>, ApiError> {
+        let configs = [validating("sluice", webhooks)];
+        self.admitter().validate(&configs, attrs).await
     }
 
     fn admitter(&self) -> Admitter {
@@ -367,10 +387,7 @@ async fn failure_policy_ignore_goes_on_as_if_the_webhook_did_not_exist() {
     );
     let after = hooks.at("after.sluice.dev", "/patch-b64");
     let admitted = hooks
-        .mutate(&[mutating(
-            "sluice",
-            vec![refused.clone(), slow.clone(), after],
-        )])
+        .mutate_with(vec![refused.clone(), slow.clone(), after])
         .await
         .unwrap();
     // The webhooks after the failed ones still ran.
@@ -439,37 +456,31 @@ async fn rules_and_selectors_decide_which_webhooks_are_called() {
 #[tokio::test]
 async fn an_object_selector_also_matches_the_old_object() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.hook(
-            "old.sluice.dev",
-            "/allow/old",
-            json!({
-                "objectSelector": { "matchLabels": { "tier": "web" } },
-            }),
-        )],
+    let webhooks = vec![hooks.hook(
+        "old.sluice.dev",
+        "/allow/old",
+        json!({
+            "objectSelector": { "matchLabels": { "tier": "web" } },
+        }),
     )];
     let mut update = create_deployment();
     update.operation = Operation::Update;
     update.old_object = Some(json!({ "metadata": { "labels": { "tier": "web" } } }));
-    hooks.admitter().validate(&configs, &update).await.unwrap();
+    hooks.validate_on(webhooks, &update).await.unwrap();
     assert_eq!(hooks.log.paths(), ["/allow/old"]);
 }
 
 #[tokio::test]
 async fn a_dry_run_is_refused_for_a_webhook_that_may_have_side_effects() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![hooks.hook(
-            "effects.sluice.dev",
-            "/allow/effects",
-            json!({ "sideEffects": "Unknown", "failurePolicy": "Ignore" }),
-        )],
+    let webhooks = vec![hooks.hook(
+        "effects.sluice.dev",
+        "/allow/effects",
+        json!({ "sideEffects": "Unknown", "failurePolicy": "Ignore" }),
     )];
     let mut attrs = create_deployment();
     attrs.dry_run = true;
-    let err = hooks.admitter().mutate(&configs, &attrs).await.unwrap_err();
+    let err = hooks.mutate_on(webhooks, &attrs).await.unwrap_err();
     // Refused whatever the failure policy, and never called.
     assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
     assert_eq!(
@@ -482,25 +493,22 @@ async fn a_dry_run_is_refused_for_a_webhook_that_may_have_side_effects() {
 #[tokio::test]
 async fn a_dry_run_reaches_a_webhook_without_side_effects_marked_as_dry_run() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![
-            hooks.hook(
-                "none.sluice.dev",
-                "/allow/none",
-                json!({ "sideEffects": "None" }),
-            ),
-            hooks.hook(
-                "ondryrun.sluice.dev",
-                "/allow/on-dry-run",
-                json!({ "sideEffects": "NoneOnDryRun" }),
-            ),
-        ],
-    )];
+    let webhooks = vec![
+        hooks.hook(
+            "none.sluice.dev",
+            "/allow/none",
+            json!({ "sideEffects": "None" }),
+        ),
+        hooks.hook(
+            "ondryrun.sluice.dev",
+            "/allow/on-dry-run",
+            json!({ "sideEffects": "NoneOnDryRun" }),
+        ),
+    ];
     let mut attrs = create_deployment();
     attrs.dry_run = true;
     attrs.options = Some(json!({ "dryRun": ["All"] }));
-    hooks.admitter().validate(&configs, &attrs).await.unwrap();
+    hooks.validate_on(webhooks, &attrs).await.unwrap();
     for path in ["/allow/none", "/allow/on-dry-run"] {
         let request = &hooks.log.calls(path)[0].review["request"];
         assert_eq!(request["dryRun"], true, "{path}");
@@ -678,21 +686,15 @@ async fn an_answer_to_another_request_fails_the_call() {
 async fn warnings_of_every_webhook_are_collected() {
     let hooks = Hooks::start().await;
     let admitted = hooks
-        .mutate(&[mutating(
-            "sluice",
-            vec![hooks.at("m.sluice.dev", "/warn/m")],
-        )])
+        .mutate_with(vec![hooks.at("m.sluice.dev", "/warn/m")])
         .await
         .unwrap();
     assert_eq!(admitted.warnings, ["/warn/m says hello"]);
     let warnings = hooks
-        .validate(&[validating(
-            "sluice",
-            vec![
-                hooks.at("v1.sluice.dev", "/warn/v1"),
-                hooks.at("v2.sluice.dev", "/warn/v2"),
-            ],
-        )])
+        .validate_with(vec![
+            hooks.at("v1.sluice.dev", "/warn/v1"),
+            hooks.at("v2.sluice.dev", "/warn/v2"),
+        ])
         .await
         .unwrap();
     assert_eq!(warnings, ["/warn/v1 says hello", "/warn/v2 says hello"]);
@@ -788,11 +790,7 @@ async fn webhook_configurations_themselves_never_go_to_webhooks() {
     attrs.namespace = None;
     attrs.operation = Operation::Delete;
     attrs.old_object = attrs.object.take();
-    hooks
-        .admitter()
-        .validate(&[validating("sluice", vec![hook])], &attrs)
-        .await
-        .unwrap();
+    hooks.validate_on(vec![hook], &attrs).await.unwrap();
     assert!(hooks.log.paths().is_empty());
 }
 
