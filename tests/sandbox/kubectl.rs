@@ -1,6 +1,6 @@
-//! Sandbox tests: an unmodified kubectl (`/usr/bin/kubectl`, v1.32) against the sandbox API
-//! server, through the kubeconfig it writes. Without kubectl the tests fail when `CI=true` and
-//! print a one-line skip reason otherwise.
+//! Sandbox tests: an unmodified kubectl (v1.32, found on `PATH` by `support::kubectl`) against
+//! the sandbox API server, through the kubeconfig it writes. Without kubectl the tests fail when
+//! `CI=true` and print a one-line skip reason otherwise.
 
 use std::path::PathBuf;
 use std::process::Output;
