@@ -17,10 +17,13 @@ use axum::response::{IntoResponse, Json, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 use sluice::sandbox::apiserver::admission::{
-    AdmissionAttributes, Admitter, Operation, ServiceRef, ServiceResolver, UserInfo,
+    AdmissionAttributes, Admitted, Admitter, Operation, ServiceRef, ServiceResolver, UserInfo,
 };
 use sluice::sandbox::apiserver::resources::{builtin_kinds, lookup};
+use sluice::sandbox::apiserver::status::ApiError;
 use sluice::tls::Ca;
+
+use crate::support;
 
 const DENIAL: &str =
     "sluice.dev/step-weight: \"150\" is not a weight; use a whole number from 1 to 100";
@@ -123,28 +126,10 @@ struct Hooks {
 
 impl Hooks {
     async fn start() -> Self {
-        sluice::tls::install_crypto_provider();
-        let ca = Ca::new("admission test CA").unwrap();
-        let service_host = format!("{SERVICE_NAME}.{SERVICE_NAMESPACE}.svc");
-        let issued = ca
-            .issue(
-                &["localhost", &service_host],
-                &["127.0.0.1".parse().unwrap()],
-            )
-            .unwrap();
-        let tls =
-            sluice::tls::server_config("test webhooks", &issued.cert_pem, &issued.key_pem).unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let log = Log::default();
         let app = Router::new().fallback(webhook).with_state(log.clone());
-        let server = axum_server::from_tcp_rustls(
-            listener,
-            axum_server::tls_rustls::RustlsConfig::from_config(tls),
-        )
-        .unwrap();
-        tokio::spawn(server.serve(app.into_make_service()));
+        let (addr, ca) =
+            support::serve_tls(app, &[&format!("{SERVICE_NAME}.{SERVICE_NAMESPACE}.svc")]);
         Self {
             addr,
             ca_bundle: base64::engine::general_purpose::STANDARD.encode(ca.cert_pem()),
@@ -173,6 +158,61 @@ impl Hooks {
         });
         merge(&mut h, extra);
         h
+    }
+
+    /// A webhook called at `path` of this server, with the defaults of [`Hooks::hook`].
+    fn at(&self, name: &str, path: &str) -> Value {
+        self.hook(name, path, json!({}))
+    }
+
+    /// A webhook like [`Hooks::hook`] whose URL is a port nothing listens on; returns the port.
+    fn refused(&self, name: &str, extra: Value) -> (Value, u16) {
+        let port = support::free_port();
+        let mut hook = self.hook(name, "/none", extra);
+        hook["clientConfig"]["url"] = json!(format!("https://127.0.0.1:{port}/none"));
+        (hook, port)
+    }
+
+    /// Runs the mutating webhooks of `configs` on [`create_deployment`].
+    async fn mutate(&self, configs: &[Value]) -> Result<Admitted, ApiError> {
+        self.admitter().mutate(configs, &create_deployment()).await
+    }
+
+    /// Runs the validating webhooks of `configs` on [`create_deployment`]; returns the warnings.
+    async fn validate(&self, configs: &[Value]) -> Result<Vec<String>, ApiError> {
+        self.admitter()
+            .validate(configs, &create_deployment())
+            .await
+    }
+
+    /// [`Hooks::mutate`] with one configuration, `sluice`, of `webhooks`.
+    async fn mutate_with(&self, webhooks: Vec<Value>) -> Result<Admitted, ApiError> {
+        self.mutate_on(webhooks, &create_deployment()).await
+    }
+
+    /// [`Hooks::validate`] with one configuration, `sluice`, of `webhooks`.
+    async fn validate_with(&self, webhooks: Vec<Value>) -> Result<Vec<String>, ApiError> {
+        self.validate_on(webhooks, &create_deployment()).await
+    }
+
+    /// Runs one mutating configuration, `sluice`, of `webhooks` on `attrs`.
+    async fn mutate_on(
+        &self,
+        webhooks: Vec<Value>,
+        attrs: &AdmissionAttributes,
+    ) -> Result<Admitted, ApiError> {
+        let configs = [mutating("sluice", webhooks)];
+        self.admitter().mutate(&configs, attrs).await
+    }
+
+    /// Runs one validating configuration, `sluice`, of `webhooks` on `attrs`.
+    async fn validate_on(
+        &self,
+        webhooks: Vec<Value>,
+        attrs: &AdmissionAttributes,
+    ) -> Result<Vec<String>, ApiError> {
+        let configs = [validating("sluice", webhooks)];
+        self.admitter().validate(&configs, attrs).await
     }
 
     fn admitter(&self) -> Admitter {
@@ -236,27 +276,14 @@ fn create_deployment() -> AdmissionAttributes {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_mutating_patch_is_applied_whether_base64_or_an_array_of_numbers() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![
-            hooks.hook("b64.sluice.dev", "/patch-b64", json!({})),
-            hooks.hook("array.sluice.dev", "/patch-array", json!({})),
-        ],
-    )];
     let admitted = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
+        .mutate_with(vec![
+            hooks.at("b64.sluice.dev", "/patch-b64"),
+            hooks.at("array.sluice.dev", "/patch-array"),
+        ])
         .await
         .unwrap();
     let labels = &admitted.object.unwrap()["metadata"]["labels"];
@@ -282,13 +309,8 @@ async fn a_mutating_patch_is_applied_whether_base64_or_an_array_of_numbers() {
 #[tokio::test]
 async fn a_denial_is_worded_as_kube_apiserver_words_it() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.hook("validate.sluice.dev", "/deny", json!({}))],
-    )];
     let err = hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
+        .validate_with(vec![hooks.at("validate.sluice.dev", "/deny")])
         .await
         .unwrap_err();
     // The `create-denied-by-validating-webhook` capture: 403, no reason.
@@ -305,13 +327,8 @@ async fn a_denial_is_worded_as_kube_apiserver_words_it() {
 #[tokio::test]
 async fn a_mutating_webhook_can_deny_too() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![hooks.hook("mutate.sluice.dev", "/deny", json!({}))],
-    )];
     let err = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
+        .mutate_with(vec![hooks.at("mutate.sluice.dev", "/deny")])
         .await
         .unwrap_err();
     assert_eq!(err.code, 403);
@@ -324,18 +341,13 @@ async fn a_mutating_webhook_can_deny_too() {
 #[tokio::test]
 async fn a_timeout_under_failure_policy_fail_is_an_internal_error() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.hook(
+    let started = std::time::Instant::now();
+    let err = hooks
+        .validate_with(vec![hooks.hook(
             "validate.sluice.dev",
             "/slow",
             json!({ "timeoutSeconds": 1, "failurePolicy": "Fail" }),
-        )],
-    )];
-    let started = std::time::Instant::now();
-    let err = hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
+        )])
         .await
         .unwrap_err();
     // Well before the webhook would have answered (10 s): the 1 s timeout cut the call.
@@ -353,18 +365,8 @@ async fn a_timeout_under_failure_policy_fail_is_an_internal_error() {
 #[tokio::test]
 async fn a_refused_connection_under_the_default_failure_policy_is_an_internal_error() {
     let hooks = Hooks::start().await;
-    let port = free_port();
-    let mut hook = hooks.hook(
-        "validate.sluice.dev",
-        "/none",
-        json!({ "timeoutSeconds": 1 }),
-    );
-    hook["clientConfig"]["url"] = json!(format!("https://127.0.0.1:{port}/none"));
-    let err = hooks
-        .admitter()
-        .validate(&[validating("sluice", vec![hook])], &create_deployment())
-        .await
-        .unwrap_err();
+    let (hook, port) = hooks.refused("validate.sluice.dev", json!({ "timeoutSeconds": 1 }));
+    let err = hooks.validate_with(vec![hook]).await.unwrap_err();
     assert_eq!((err.code, err.reason.as_str()), (500, "InternalError"));
     assert_eq!(
         err.message,
@@ -377,29 +379,15 @@ async fn a_refused_connection_under_the_default_failure_policy_is_an_internal_er
 #[tokio::test]
 async fn failure_policy_ignore_goes_on_as_if_the_webhook_did_not_exist() {
     let hooks = Hooks::start().await;
-    let port = free_port();
-    let mut refused = hooks.hook(
-        "refused.sluice.dev",
-        "/none",
-        json!({ "failurePolicy": "Ignore" }),
-    );
-    refused["clientConfig"]["url"] = json!(format!("https://127.0.0.1:{port}/none"));
+    let (refused, _) = hooks.refused("refused.sluice.dev", json!({ "failurePolicy": "Ignore" }));
     let slow = hooks.hook(
         "slow.sluice.dev",
         "/slow",
         json!({ "failurePolicy": "Ignore", "timeoutSeconds": 1 }),
     );
-    let after = hooks.hook("after.sluice.dev", "/patch-b64", json!({}));
-    let admitter = hooks.admitter();
-    let attrs = create_deployment();
-    let admitted = admitter
-        .mutate(
-            &[mutating(
-                "sluice",
-                vec![refused.clone(), slow.clone(), after],
-            )],
-            &attrs,
-        )
+    let after = hooks.at("after.sluice.dev", "/patch-b64");
+    let admitted = hooks
+        .mutate_with(vec![refused.clone(), slow.clone(), after])
         .await
         .unwrap();
     // The webhooks after the failed ones still ran.
@@ -407,10 +395,7 @@ async fn failure_policy_ignore_goes_on_as_if_the_webhook_did_not_exist() {
         admitted.object.unwrap()["metadata"]["labels"]["patched-b64"],
         "yes"
     );
-    admitter
-        .validate(&[validating("sluice", vec![refused, slow])], &attrs)
-        .await
-        .unwrap();
+    hooks.validate_with(vec![refused, slow]).await.unwrap();
 }
 
 #[tokio::test]
@@ -444,11 +429,7 @@ async fn rules_and_selectors_decide_which_webhooks_are_called() {
             })),
         ],
     )];
-    let admitter = hooks.admitter();
-    admitter
-        .validate(&configs, &create_deployment())
-        .await
-        .unwrap();
+    hooks.validate(&configs).await.unwrap();
     assert_eq!(hooks.log.paths(), ["/allow/match"]);
 
     // `kubectl scale`: an UPDATE of deployments/scale with a Scale object reaches only the
@@ -461,7 +442,7 @@ async fn rules_and_selectors_decide_which_webhooks_are_called() {
         "metadata": { "name": "podinfo", "namespace": "shop" }, "spec": { "replicas": 3 } }));
     scale.old_object = Some(json!({ "apiVersion": "autoscaling/v1", "kind": "Scale",
         "metadata": { "name": "podinfo", "namespace": "shop" }, "spec": { "replicas": 2 } }));
-    admitter.validate(&configs, &scale).await.unwrap();
+    hooks.admitter().validate(&configs, &scale).await.unwrap();
     assert_eq!(hooks.log.paths(), ["/allow/match", "/allow/scale-only"]);
     let request = &hooks.log.calls("/allow/scale-only")[0].review["request"];
     assert_eq!(
@@ -475,37 +456,31 @@ async fn rules_and_selectors_decide_which_webhooks_are_called() {
 #[tokio::test]
 async fn an_object_selector_also_matches_the_old_object() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.hook(
-            "old.sluice.dev",
-            "/allow/old",
-            json!({
-                "objectSelector": { "matchLabels": { "tier": "web" } },
-            }),
-        )],
+    let webhooks = vec![hooks.hook(
+        "old.sluice.dev",
+        "/allow/old",
+        json!({
+            "objectSelector": { "matchLabels": { "tier": "web" } },
+        }),
     )];
     let mut update = create_deployment();
     update.operation = Operation::Update;
     update.old_object = Some(json!({ "metadata": { "labels": { "tier": "web" } } }));
-    hooks.admitter().validate(&configs, &update).await.unwrap();
+    hooks.validate_on(webhooks, &update).await.unwrap();
     assert_eq!(hooks.log.paths(), ["/allow/old"]);
 }
 
 #[tokio::test]
 async fn a_dry_run_is_refused_for_a_webhook_that_may_have_side_effects() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![hooks.hook(
-            "effects.sluice.dev",
-            "/allow/effects",
-            json!({ "sideEffects": "Unknown", "failurePolicy": "Ignore" }),
-        )],
+    let webhooks = vec![hooks.hook(
+        "effects.sluice.dev",
+        "/allow/effects",
+        json!({ "sideEffects": "Unknown", "failurePolicy": "Ignore" }),
     )];
     let mut attrs = create_deployment();
     attrs.dry_run = true;
-    let err = hooks.admitter().mutate(&configs, &attrs).await.unwrap_err();
+    let err = hooks.mutate_on(webhooks, &attrs).await.unwrap_err();
     // Refused whatever the failure policy, and never called.
     assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
     assert_eq!(
@@ -518,25 +493,22 @@ async fn a_dry_run_is_refused_for_a_webhook_that_may_have_side_effects() {
 #[tokio::test]
 async fn a_dry_run_reaches_a_webhook_without_side_effects_marked_as_dry_run() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![
-            hooks.hook(
-                "none.sluice.dev",
-                "/allow/none",
-                json!({ "sideEffects": "None" }),
-            ),
-            hooks.hook(
-                "ondryrun.sluice.dev",
-                "/allow/on-dry-run",
-                json!({ "sideEffects": "NoneOnDryRun" }),
-            ),
-        ],
-    )];
+    let webhooks = vec![
+        hooks.hook(
+            "none.sluice.dev",
+            "/allow/none",
+            json!({ "sideEffects": "None" }),
+        ),
+        hooks.hook(
+            "ondryrun.sluice.dev",
+            "/allow/on-dry-run",
+            json!({ "sideEffects": "NoneOnDryRun" }),
+        ),
+    ];
     let mut attrs = create_deployment();
     attrs.dry_run = true;
     attrs.options = Some(json!({ "dryRun": ["All"] }));
-    hooks.admitter().validate(&configs, &attrs).await.unwrap();
+    hooks.validate_on(webhooks, &attrs).await.unwrap();
     for path in ["/allow/none", "/allow/on-dry-run"] {
         let request = &hooks.log.calls(path)[0].review["request"];
         assert_eq!(request["dryRun"], true, "{path}");
@@ -549,10 +521,7 @@ async fn an_if_needed_webhook_is_called_again_after_a_later_webhook_changes_the_
     let hooks = Hooks::start().await;
     // Configurations run by name: "a-observe" before "b-patch".
     let configs = [
-        mutating(
-            "b-patch",
-            vec![hooks.hook("patch.sluice.dev", "/patch-b64", json!({}))],
-        ),
+        mutating("b-patch", vec![hooks.at("patch.sluice.dev", "/patch-b64")]),
         mutating(
             "a-observe",
             vec![
@@ -569,11 +538,7 @@ async fn an_if_needed_webhook_is_called_again_after_a_later_webhook_changes_the_
             ],
         ),
     ];
-    let admitted = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
-        .await
-        .unwrap();
+    let admitted = hooks.mutate(&configs).await.unwrap();
     assert_eq!(
         hooks.log.paths(),
         [
@@ -602,20 +567,15 @@ async fn an_if_needed_webhook_is_called_again_after_a_later_webhook_changes_the_
 #[tokio::test]
 async fn no_webhook_is_reinvoked_when_nothing_changed_after_it() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![
-            hooks.hook("patch.sluice.dev", "/patch-b64", json!({})),
+    hooks
+        .mutate_with(vec![
+            hooks.at("patch.sluice.dev", "/patch-b64"),
             hooks.hook(
                 "after.sluice.dev",
                 "/allow/after",
                 json!({ "reinvocationPolicy": "IfNeeded" }),
             ),
-        ],
-    )];
-    hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
+        ])
         .await
         .unwrap();
     assert_eq!(hooks.log.paths(), ["/patch-b64", "/allow/after"]);
@@ -633,13 +593,8 @@ fn service_hook(hooks: &Hooks, name: &str, service: &str) -> Value {
 #[tokio::test]
 async fn a_service_client_config_is_resolved_and_verified_as_name_namespace_svc() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![service_hook(&hooks, "svc.sluice.dev", SERVICE_NAME)],
-    )];
     let admitted = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
+        .mutate_with(vec![service_hook(&hooks, "svc.sluice.dev", SERVICE_NAME)])
         .await
         .unwrap();
     assert_eq!(
@@ -654,13 +609,8 @@ async fn a_service_whose_name_the_certificate_does_not_carry_is_not_trusted() {
     let hooks = Hooks::start().await;
     // The resolver sends every service in the namespace to the same server, whose
     // certificate is only for `hooks.sluice-test.svc`.
-    let configs = [mutating(
-        "sluice",
-        vec![service_hook(&hooks, "svc.sluice.dev", "other")],
-    )];
     let err = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
+        .mutate_with(vec![service_hook(&hooks, "svc.sluice.dev", "other")])
         .await
         .unwrap_err();
     assert_eq!(err.code, 500);
@@ -676,11 +626,7 @@ async fn an_unresolvable_service_fails_the_call() {
     let hooks = Hooks::start().await;
     let mut hook = service_hook(&hooks, "svc.sluice.dev", SERVICE_NAME);
     hook["clientConfig"]["service"]["port"] = json!(443);
-    let err = hooks
-        .admitter()
-        .mutate(&[mutating("sluice", vec![hook])], &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.mutate_with(vec![hook]).await.unwrap_err();
     assert_eq!(
         err.message,
         "Internal error occurred: failed calling webhook \"svc.sluice.dev\": failed to call webhook: Post \"https://hooks.sluice-test.svc:443/patch-b64?timeout=10s\": service \"hooks\" not found"
@@ -691,14 +637,10 @@ async fn an_unresolvable_service_fails_the_call() {
 async fn a_webhook_signed_by_another_ca_is_not_trusted() {
     let hooks = Hooks::start().await;
     let stranger = Ca::new("some other CA").unwrap();
-    let mut hook = hooks.hook("validate.sluice.dev", "/allow/x", json!({}));
+    let mut hook = hooks.at("validate.sluice.dev", "/allow/x");
     hook["clientConfig"]["caBundle"] =
         json!(base64::engine::general_purpose::STANDARD.encode(stranger.cert_pem()));
-    let err = hooks
-        .admitter()
-        .validate(&[validating("sluice", vec![hook])], &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.validate_with(vec![hook]).await.unwrap_err();
     assert_eq!(
         err.message,
         format!(
@@ -711,13 +653,8 @@ async fn a_webhook_signed_by_another_ca_is_not_trusted() {
 #[tokio::test]
 async fn a_validating_webhook_that_returns_a_patch_fails_the_call() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.hook("validate.sluice.dev", "/patch-b64", json!({}))],
-    )];
     let err = hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
+        .validate_with(vec![hooks.at("validate.sluice.dev", "/patch-b64")])
         .await
         .unwrap_err();
     assert_eq!(
@@ -729,13 +666,8 @@ async fn a_validating_webhook_that_returns_a_patch_fails_the_call() {
 #[tokio::test]
 async fn an_answer_to_another_request_fails_the_call() {
     let hooks = Hooks::start().await;
-    let configs = [mutating(
-        "sluice",
-        vec![hooks.hook("mutate.sluice.dev", "/wrong-uid", json!({}))],
-    )];
     let err = hooks
-        .admitter()
-        .mutate(&configs, &create_deployment())
+        .mutate_with(vec![hooks.at("mutate.sluice.dev", "/wrong-uid")])
         .await
         .unwrap_err();
     let uid = hooks.log.calls("/wrong-uid")[0].review["request"]["uid"]
@@ -753,30 +685,16 @@ async fn an_answer_to_another_request_fails_the_call() {
 #[tokio::test]
 async fn warnings_of_every_webhook_are_collected() {
     let hooks = Hooks::start().await;
-    let admitter = hooks.admitter();
-    let attrs = create_deployment();
-    let admitted = admitter
-        .mutate(
-            &[mutating(
-                "sluice",
-                vec![hooks.hook("m.sluice.dev", "/warn/m", json!({}))],
-            )],
-            &attrs,
-        )
+    let admitted = hooks
+        .mutate_with(vec![hooks.at("m.sluice.dev", "/warn/m")])
         .await
         .unwrap();
     assert_eq!(admitted.warnings, ["/warn/m says hello"]);
-    let warnings = admitter
-        .validate(
-            &[validating(
-                "sluice",
-                vec![
-                    hooks.hook("v1.sluice.dev", "/warn/v1", json!({})),
-                    hooks.hook("v2.sluice.dev", "/warn/v2", json!({})),
-                ],
-            )],
-            &attrs,
-        )
+    let warnings = hooks
+        .validate_with(vec![
+            hooks.at("v1.sluice.dev", "/warn/v1"),
+            hooks.at("v2.sluice.dev", "/warn/v2"),
+        ])
         .await
         .unwrap();
     assert_eq!(warnings, ["/warn/v1 says hello", "/warn/v2 says hello"]);
@@ -786,23 +704,16 @@ async fn warnings_of_every_webhook_are_collected() {
 async fn the_first_failing_validating_webhook_in_order_is_reported() {
     let hooks = Hooks::start().await;
     let configs = [
-        validating(
-            "b",
-            vec![hooks.hook("late.sluice.dev", "/deny/late", json!({}))],
-        ),
+        validating("b", vec![hooks.at("late.sluice.dev", "/deny/late")]),
         validating(
             "a",
             vec![
-                hooks.hook("allow.sluice.dev", "/allow/a", json!({})),
-                hooks.hook("early.sluice.dev", "/deny/early", json!({})),
+                hooks.at("allow.sluice.dev", "/allow/a"),
+                hooks.at("early.sluice.dev", "/deny/early"),
             ],
         ),
     ];
-    let err = hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
-        .await
-        .unwrap_err();
+    let err = hooks.validate(&configs).await.unwrap_err();
     assert_eq!(
         err.message,
         format!("admission webhook \"early.sluice.dev\" denied the request: {DENIAL}")
@@ -816,17 +727,12 @@ async fn the_first_failing_validating_webhook_in_order_is_reported() {
 #[tokio::test]
 async fn a_v1beta1_only_webhook_gets_and_must_answer_a_v1beta1_review() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.hook(
+    hooks
+        .validate_with(vec![hooks.hook(
             "old.sluice.dev",
             "/allow/beta",
             json!({ "admissionReviewVersions": ["v1beta1"] }),
-        )],
-    )];
-    hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
+        )])
         .await
         .unwrap();
     assert_eq!(
@@ -869,7 +775,7 @@ async fn match_conditions_skip_the_webhook_for_requests_they_exclude() {
 #[tokio::test]
 async fn webhook_configurations_themselves_never_go_to_webhooks() {
     let hooks = Hooks::start().await;
-    let mut hook = hooks.hook("all.sluice.dev", "/deny", json!({}));
+    let mut hook = hooks.at("all.sluice.dev", "/deny");
     hook["rules"] = json!([{ "operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"] }]);
     let kinds = builtin_kinds();
     let mut attrs = create_deployment();
@@ -884,24 +790,15 @@ async fn webhook_configurations_themselves_never_go_to_webhooks() {
     attrs.namespace = None;
     attrs.operation = Operation::Delete;
     attrs.old_object = attrs.object.take();
-    hooks
-        .admitter()
-        .validate(&[validating("sluice", vec![hook])], &attrs)
-        .await
-        .unwrap();
+    hooks.validate_on(vec![hook], &attrs).await.unwrap();
     assert!(hooks.log.paths().is_empty());
 }
 
 #[tokio::test]
 async fn a_webhook_that_answers_500_fails_the_call_with_its_text() {
     let hooks = Hooks::start().await;
-    let configs = [validating(
-        "sluice",
-        vec![hooks.hook("validate.sluice.dev", "/crash", json!({}))],
-    )];
     let err = hooks
-        .admitter()
-        .validate(&configs, &create_deployment())
+        .validate_with(vec![hooks.at("validate.sluice.dev", "/crash")])
         .await
         .unwrap_err();
     assert_eq!(

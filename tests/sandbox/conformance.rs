@@ -10,7 +10,7 @@
 //! `update-ok`/`patch-merge` (the capture scaled the Deployment to 3 before reading those
 //! responses; the replay expects the 4 its request sent).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,82 +20,50 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
+use reqwest::Method;
 use serde_json::{Value, json};
 use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
 
-/// A fresh sandbox API server.
-pub(crate) async fn server() -> ApiServer {
-    sluice::tls::install_crypto_provider();
-    ApiServer::start(ApiServerOptions::default())
-        .await
-        .expect("sandbox API server starts")
+use crate::support::{deployment, http, namespace, server, webhook};
+
+/// The API of `K` in `default` for the server's admin.
+async fn in_default<K>(server: &ApiServer) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default")
 }
 
-/// A reqwest client that trusts the server's CA.
-pub(crate) fn http(server: &ApiServer) -> reqwest::Client {
-    let ca = reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap();
-    reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .build()
+/// A request as the admin to `path` of `server`.
+fn as_admin(server: &ApiServer, method: Method, path: &str) -> reqwest::RequestBuilder {
+    http(server)
+        .request(method, format!("{}{path}", server.url()))
+        .bearer_auth(Identity::Admin.token())
+}
+
+/// The body of a GET of `path` as the admin (a watch's events, one a line).
+async fn get_text(server: &ApiServer, path: &str) -> String {
+    as_admin(server, Method::GET, path)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
         .unwrap()
 }
 
-pub(crate) async fn namespace(client: &kube::Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    api.create(&PostParams::default(), &ns).await.unwrap();
+/// The Status a call was refused with; fails the test on a success or any other error.
+fn refusal<T: std::fmt::Debug>(result: kube::Result<T>) -> kube::core::Status {
+    match result {
+        Err(kube::Error::Api(s)) => *s,
+        other => panic!("want an API error, got {other:?}"),
+    }
 }
 
-pub(crate) fn deployment(name: &str, app: &str, replicas: i32) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"app": app}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": app}},
-            "template": {"metadata": {"labels": {"app": app}},
-                "spec": {"containers": [{"name": "main", "image": format!("{app}:1")}]}}
-        }
-    }))
-    .unwrap()
-}
-
-/// A tiny HTTPS admission webhook (certificate for `localhost`, 127.0.0.1 and the Service
-/// `sluice-webhook.sluice-system.svc`) at `/{path}` answering each review's `request` with the
-/// `response` that `answer` builds (the uid is filled in). Returns its address and CA.
-pub(crate) async fn webhook(
-    path: &'static str,
-    answer: impl Fn(&Value) -> Value + Clone + Send + Sync + 'static,
-) -> (SocketAddr, String) {
-    let ca = sluice::tls::Ca::new("conformance webhook CA").unwrap();
-    let issued = ca
-        .issue(
-            &["localhost", "sluice-webhook.sluice-system.svc"],
-            &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
-        )
-        .unwrap();
-    let tls = sluice::tls::server_config("webhook", &issued.cert_pem, &issued.key_pem).unwrap();
-    let app = axum::Router::new().route(
-        &format!("/{path}"),
-        axum::routing::post(move |axum::Json(review): axum::Json<Value>| async move {
-            let mut response = answer(&review["request"]);
-            response["uid"] = review["request"]["uid"].clone();
-            axum::Json(json!({
-                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "response": response,
-            }))
-        }),
-    );
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(tls),
-    )
-    .unwrap();
-    tokio::spawn(server.serve(app.into_make_service()));
-    (addr, ca.cert_pem().to_string())
+/// An empty ConfigMap `name`.
+fn mk_configmap(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
 }
 
 /// A webhook that denies every request with `message`.
@@ -254,13 +222,12 @@ async fn replays_every_captured_kube_apiserver_response() {
             "create-denied-by-validating-webhook" => {
                 let message = "sluice.dev/step-weight: \"150\" is not a weight; use a whole number from 1 to 100";
                 let (addr, ca) = denying_webhook(message).await;
-                register_validating_webhook(&http, &server, addr, &ca).await;
+                register_validating_webhook(&server, addr, &ca).await;
             }
             _ => {}
         }
 
-        let method =
-            reqwest::Method::from_bytes(req["method"].as_str().unwrap().as_bytes()).unwrap();
+        let method = Method::from_bytes(req["method"].as_str().unwrap().as_bytes()).unwrap();
         let mut r = http
             .request(
                 method,
@@ -379,12 +346,7 @@ async fn replays_every_captured_kube_apiserver_response() {
     );
 }
 
-async fn register_validating_webhook(
-    http: &reqwest::Client,
-    server: &ApiServer,
-    addr: SocketAddr,
-    ca_pem: &str,
-) {
+async fn register_validating_webhook(server: &ApiServer, addr: SocketAddr, ca_pem: &str) {
     use base64::Engine;
     let config = json!({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
@@ -397,16 +359,15 @@ async fn register_validating_webhook(
             "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Fail", "timeoutSeconds": 5
         }]
     });
-    let resp = http
-        .post(format!(
-            "{}/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .json(&config)
-        .send()
-        .await
-        .unwrap();
+    let resp = as_admin(
+        server,
+        Method::POST,
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+    )
+    .json(&config)
+    .send()
+    .await
+    .unwrap();
     assert_eq!(
         resp.status().as_u16(),
         201,
@@ -423,6 +384,16 @@ async fn next_event(
         .expect("a watch event within 5s")
         .expect("the stream is open")
         .expect("a decodable event")
+}
+
+/// Asserts that the next event is `kind` (`ADDED`, `MODIFIED`, …) of `name`.
+async fn expect_event(
+    stream: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<Deployment>>> + Unpin),
+    kind: &str,
+    name: &str,
+) {
+    let event = next_event(stream).await;
+    assert_eq!(event_name(&event), (kind.to_string(), name.to_string()));
 }
 
 fn event_name(e: &WatchEvent<Deployment>) -> (String, String) {
@@ -466,19 +437,10 @@ async fn a_watch_resumes_after_a_resource_version() {
         .await
         .unwrap()
         .boxed();
-    assert_eq!(
-        event_name(&next_event(&mut stream).await),
-        ("ADDED".into(), "b".into())
-    );
-    assert_eq!(
-        event_name(&next_event(&mut stream).await),
-        ("MODIFIED".into(), "a".into())
-    );
+    expect_event(&mut stream, "ADDED", "b").await;
+    expect_event(&mut stream, "MODIFIED", "a").await;
     api.delete("b", &DeleteParams::default()).await.unwrap();
-    assert_eq!(
-        event_name(&next_event(&mut stream).await),
-        ("DELETED".into(), "b".into())
-    );
+    expect_event(&mut stream, "DELETED", "b").await;
 }
 
 #[tokio::test]
@@ -519,18 +481,18 @@ async fn a_raw_watch_from_a_compacted_version_is_one_error_event_and_the_runtime
     let server = server().await;
     let client = server.client(Identity::Admin).await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "one"}})).unwrap();
-    api.create(&PostParams::default(), &cm).await.unwrap();
-    server.compact();
-    let resp = http(&server)
-        .get(format!(
-            "{}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .send()
+    api.create(&PostParams::default(), &mk_configmap("one"))
         .await
         .unwrap();
+    server.compact();
+    let resp = as_admin(
+        &server,
+        Method::GET,
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1",
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let text = resp.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -589,8 +551,7 @@ async fn a_raw_watch_from_a_compacted_version_is_one_error_event_and_the_runtime
 #[tokio::test]
 async fn an_update_with_a_stale_resource_version_conflicts() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     let first = api
         .create(&PostParams::default(), &deployment("web", "web", 1))
         .await
@@ -604,21 +565,13 @@ async fn an_update_with_a_stale_resource_version_conflicts() {
     assert_eq!(second.metadata.generation, Some(2));
     let mut stale = first.clone();
     stale.spec.as_mut().unwrap().replicas = Some(5);
-    let err = api
-        .replace("web", &PostParams::default(), &stale)
-        .await
-        .unwrap_err();
-    match err {
-        kube::Error::Api(s) => {
-            assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
-            assert!(
-                s.message.contains("the object has been modified"),
-                "{}",
-                s.message
-            );
-        }
-        other => panic!("want a 409, got {other}"),
-    }
+    let s = refusal(api.replace("web", &PostParams::default(), &stale).await);
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+    assert!(
+        s.message.contains("the object has been modified"),
+        "{}",
+        s.message
+    );
     // Without a resourceVersion the update is unconditional.
     stale.metadata.resource_version = None;
     let third = api
@@ -631,8 +584,7 @@ async fn an_update_with_a_stale_resource_version_conflicts() {
 #[tokio::test]
 async fn server_side_apply_conflicts_without_force_and_wins_with_it() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     let applied = api
         .patch(
             "web",
@@ -647,19 +599,16 @@ async fn server_side_apply_conflicts_without_force_and_wins_with_it() {
         "apply creates a missing object"
     );
     let patch = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 4}});
-    let err = api
-        .patch("web", &PatchParams::apply("second"), &Patch::Apply(&patch))
-        .await
-        .unwrap_err();
-    match err {
-        kube::Error::Api(s) => assert_eq!(
-            (s.code, s.reason.as_str()),
-            (409, "Conflict"),
-            "{}",
-            s.message
-        ),
-        other => panic!("want a 409, got {other}"),
-    }
+    let s = refusal(
+        api.patch("web", &PatchParams::apply("second"), &Patch::Apply(&patch))
+            .await,
+    );
+    assert_eq!(
+        (s.code, s.reason.as_str()),
+        (409, "Conflict"),
+        "{}",
+        s.message
+    );
     let forced = api
         .patch(
             "web",
@@ -674,8 +623,7 @@ async fn server_side_apply_conflicts_without_force_and_wins_with_it() {
 #[tokio::test]
 async fn merge_json_and_strategic_patches_apply() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     let mut d = deployment("web", "web", 1);
     d.spec
         .as_mut()
@@ -801,12 +749,13 @@ async fn foreground_deletion_removes_dependents_before_the_owner() {
         .await
         .unwrap();
     let rv = owner.metadata.resource_version.clone().unwrap();
-    let raw = http(&server)
-        .get(format!(
-            "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token());
+    let raw = as_admin(
+        &server,
+        Method::GET,
+        &format!(
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1"
+        ),
+    );
     let deleted = deploys
         .delete("web", &DeleteParams::foreground())
         .await
@@ -840,8 +789,7 @@ async fn foreground_deletion_removes_dependents_before_the_owner() {
 #[tokio::test]
 async fn label_and_field_selectors_filter_lists_and_watches() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     for (name, app) in [("a", "web"), ("b", "web"), ("c", "db")] {
         api.create(&PostParams::default(), &deployment(name, app, 1))
             .await
@@ -853,54 +801,23 @@ async fn label_and_field_selectors_filter_lists_and_watches() {
             .map(|d| d.metadata.name.unwrap())
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("app=web"))
-                .await
-                .unwrap()
+    let selected = [
+        (ListParams::default().labels("app=web"), vec!["a", "b"]),
+        (ListParams::default().labels("app notin (web)"), vec!["c"]),
+        (
+            ListParams::default().labels("app in (db,web),app!=web"),
+            vec!["c"],
         ),
-        vec!["a", "b"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("app notin (web)"))
-                .await
-                .unwrap()
+        (ListParams::default().labels("!app"), vec![]),
+        (ListParams::default().fields("metadata.name=b"), vec!["b"]),
+        (
+            ListParams::default().fields("metadata.namespace=default,metadata.name!=a"),
+            vec!["b", "c"],
         ),
-        vec!["c"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("app in (db,web),app!=web"))
-                .await
-                .unwrap()
-        ),
-        vec!["c"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("!app"))
-                .await
-                .unwrap()
-        ),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().fields("metadata.name=b"))
-                .await
-                .unwrap()
-        ),
-        vec!["b"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().fields("metadata.namespace=default,metadata.name!=a"))
-                .await
-                .unwrap()
-        ),
-        vec!["b", "c"]
-    );
+    ];
+    for (params, want) in selected {
+        assert_eq!(names(api.list(&params).await.unwrap()), want, "{params:?}");
+    }
     let all: Api<Deployment> = Api::all(server.client(Identity::Admin).await.unwrap());
     assert_eq!(
         names(all.list(&ListParams::default()).await.unwrap()).len(),
@@ -927,21 +844,17 @@ async fn label_and_field_selectors_filter_lists_and_watches() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        event_name(&next_event(&mut stream).await),
-        ("DELETED".into(), "a".into())
-    );
+    expect_event(&mut stream, "DELETED", "a").await;
 }
 
 #[tokio::test]
 async fn limit_and_continue_page_through_a_list() {
     let server = server().await;
-    let api: Api<ConfigMap> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<ConfigMap> = in_default(&server).await;
     for i in 0..5 {
-        let cm: ConfigMap =
-            serde_json::from_value(json!({"metadata": {"name": format!("cm{i}")}})).unwrap();
-        api.create(&PostParams::default(), &cm).await.unwrap();
+        api.create(&PostParams::default(), &mk_configmap(&format!("cm{i}")))
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let mut params = ListParams::default().limit(2);
@@ -962,12 +875,7 @@ async fn limit_and_continue_page_through_a_list() {
 #[tokio::test]
 async fn an_unserved_group_version_leaves_discovery_and_answers_404() {
     let server = server().await;
-    let http = http(&server);
-    let get = |path: &str| {
-        http.get(format!("{}{path}", server.url()))
-            .bearer_auth(Identity::Admin.token())
-            .send()
-    };
+    let get = |path: &str| as_admin(&server, Method::GET, path).send();
     let path = "/apis/split.smi-spec.io/v1alpha2/namespaces/default/trafficsplits";
     assert_eq!(get(path).await.unwrap().status().as_u16(), 200);
     server.set_served("split.smi-spec.io/v1alpha2", false);
@@ -1029,18 +937,16 @@ async fn requests_without_a_known_token_are_unauthorized() {
 #[tokio::test]
 async fn malformed_json_is_a_400_status_and_unknown_paths_are_404() {
     let server = server().await;
-    let http = http(&server);
-    let resp = http
-        .post(format!(
-            "{}/api/v1/namespaces/default/configmaps",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .header("Content-Type", "application/json")
-        .body("{\"metadata\": [")
-        .send()
-        .await
-        .unwrap();
+    let resp = as_admin(
+        &server,
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+    )
+    .header("Content-Type", "application/json")
+    .body("{\"metadata\": [")
+    .send()
+    .await
+    .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let status: Value = resp.json().await.unwrap();
     assert_eq!(status["reason"], "BadRequest");
@@ -1051,29 +957,12 @@ async fn malformed_json_is_a_400_status_and_unknown_paths_are_404() {
             .starts_with("the object provided is unrecognized (must be of type ConfigMap)")
     );
     for (method, path, code) in [
-        (
-            reqwest::Method::GET,
-            "/apis/nope.example.com/v1/things",
-            404,
-        ),
-        (
-            reqwest::Method::GET,
-            "/api/v1/namespaces/default/widgets",
-            404,
-        ),
-        (
-            reqwest::Method::POST,
-            "/api/v1/namespaces/default/configmaps/x",
-            405,
-        ),
-        (reqwest::Method::POST, "/apis/apps/v1/deployments", 404),
+        (Method::GET, "/apis/nope.example.com/v1/things", 404),
+        (Method::GET, "/api/v1/namespaces/default/widgets", 404),
+        (Method::POST, "/api/v1/namespaces/default/configmaps/x", 405),
+        (Method::POST, "/apis/apps/v1/deployments", 404),
     ] {
-        let resp = http
-            .request(method, format!("{}{path}", server.url()))
-            .bearer_auth(Identity::Admin.token())
-            .send()
-            .await
-            .unwrap();
+        let resp = as_admin(&server, method, path).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), code, "{path}");
     }
 }
@@ -1131,18 +1020,15 @@ async fn status_and_scale_subresources_write_only_their_part() {
     assert_eq!(applied.spec.unwrap().replicas, Some(1));
     let mut missing = status_apply.clone();
     missing["metadata"]["name"] = json!("missing");
-    match api
-        .patch_status(
+    let s = refusal(
+        api.patch_status(
             "missing",
             &PatchParams::apply("sluice"),
             &Patch::Apply(&missing),
         )
-        .await
-        .unwrap_err()
-    {
-        kube::Error::Api(s) => assert_eq!(s.code, 404, "apply does not create through /status"),
-        other => panic!("want a 404, got {other}"),
-    }
+        .await,
+    );
+    assert_eq!(s.code, 404, "apply does not create through /status");
     let scale = api.get_scale("web").await.unwrap();
     assert_eq!(scale.spec.unwrap().replicas, Some(1));
     let scaled = api
@@ -1164,8 +1050,7 @@ async fn status_and_scale_subresources_write_only_their_part() {
 #[tokio::test]
 async fn dry_run_writes_persist_nothing_and_requests_are_counted() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     let before = server.request_counts();
     api.create(
         &PostParams {
@@ -1188,36 +1073,27 @@ async fn creates_need_an_existing_namespace_and_deleting_one_removes_its_objects
     let server = server().await;
     let client = server.client(Identity::Admin).await.unwrap();
     let api: Api<Deployment> = Api::namespaced(client.clone(), "team");
-    match api
-        .create(&PostParams::default(), &deployment("web", "web", 1))
-        .await
-        .unwrap_err()
-    {
-        kube::Error::Api(s) => assert_eq!(
-            (s.code, s.message.as_str()),
-            (404, "namespaces \"team\" not found")
-        ),
-        other => panic!("want a 404, got {other}"),
-    }
+    let s = refusal(
+        api.create(&PostParams::default(), &deployment("web", "web", 1))
+            .await,
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (404, "namespaces \"team\" not found")
+    );
     namespace(&client, "team").await;
     api.create(&PostParams::default(), &deployment("web", "web", 1))
         .await
         .unwrap();
     let namespaces: Api<Namespace> = Api::all(client);
-    match namespaces
-        .delete("default", &DeleteParams::default())
-        .await
-        .unwrap_err()
-    {
-        kube::Error::Api(s) => assert_eq!(
-            (s.code, s.message.as_str()),
-            (
-                403,
-                "namespaces \"default\" is forbidden: this namespace may not be deleted"
-            )
-        ),
-        other => panic!("want a 403, got {other}"),
-    }
+    let s = refusal(namespaces.delete("default", &DeleteParams::default()).await);
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (
+            403,
+            "namespaces \"default\" is forbidden: this namespace may not be deleted"
+        )
+    );
     namespaces
         .delete("team", &DeleteParams::default())
         .await
@@ -1241,18 +1117,7 @@ async fn bookmarks_and_initial_events_end_are_sent_when_asked_for() {
     })
     .await
     .unwrap();
-    let text = http(&server)
-        .get(format!(
-            "{}/api/v1/namespaces?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&server, "/api/v1/namespaces?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1").await;
     let events: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -1273,8 +1138,7 @@ async fn bookmarks_and_initial_events_end_are_sent_when_asked_for() {
 #[tokio::test]
 async fn shutdown_ends_watches_and_stops_serving() {
     let server = server().await;
-    let api: Api<Deployment> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<Deployment> = in_default(&server).await;
     let mut stream = api
         .watch(&WatchParams::default(), "0")
         .await
@@ -1286,68 +1150,48 @@ async fn shutdown_ends_watches_and_stops_serving() {
         matches!(end, Ok(None) | Ok(Some(Err(_)))),
         "the watch ends on shutdown: {end:?}"
     );
-    let after = http(&server)
-        .get(format!("{}/version", server.url()))
-        .bearer_auth(Identity::Admin.token())
-        .send()
-        .await;
+    let after = as_admin(&server, Method::GET, "/version").send().await;
     assert!(after.is_err(), "no longer serving: {after:?}");
 }
 
 #[tokio::test]
 async fn non_object_bodies_and_patches_are_400_not_a_crash() {
+    const JSON: &str = "application/json";
     let server = server().await;
-    let http = http(&server);
-    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
-    let send = |method: reqwest::Method, url: String, ct: &'static str, body: &'static str| {
-        http.request(method, url)
-            .bearer_auth(Identity::Admin.token())
+    let base = "/api/v1/namespaces/default/configmaps".to_string();
+    let send = |method: Method, url: String, ct: &'static str, body: &'static str| {
+        as_admin(&server, method, &url)
             .header("Content-Type", ct)
             .body(body)
             .send()
     };
     let created = send(
-        reqwest::Method::POST,
+        Method::POST,
         base.clone(),
-        "application/json",
+        JSON,
         r#"{"metadata":{"name":"c"}}"#,
     )
     .await
     .unwrap();
     assert_eq!(created.status().as_u16(), 201);
     for (method, url, ct, body) in [
+        (Method::POST, base.clone(), JSON, "[1,2]"),
+        (Method::PUT, format!("{base}/c"), JSON, "\"text\""),
         (
-            reqwest::Method::POST,
-            base.clone(),
-            "application/json",
-            "[1,2]",
-        ),
-        (
-            reqwest::Method::PUT,
-            format!("{base}/c"),
-            "application/json",
-            "\"text\"",
-        ),
-        (
-            reqwest::Method::PATCH,
+            Method::PATCH,
             format!("{base}/c"),
             "application/merge-patch+json",
             "[]",
         ),
         (
-            reqwest::Method::PATCH,
+            Method::PATCH,
             format!("{base}/c"),
             "application/json-patch+json",
             "{}",
         ),
+        (Method::DELETE, format!("{base}/c"), JSON, "[1]"),
         (
-            reqwest::Method::DELETE,
-            format!("{base}/c"),
-            "application/json",
-            "[1]",
-        ),
-        (
-            reqwest::Method::PATCH,
+            Method::PATCH,
             format!("{base}/c?fieldManager=t"),
             "application/apply-patch+yaml",
             "- a\n- b\n",
@@ -1367,10 +1211,10 @@ async fn non_object_bodies_and_patches_are_400_not_a_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_patches_are_never_lost() {
     let server = server().await;
-    let api: Api<ConfigMap> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "shared"}})).unwrap();
-    api.create(&PostParams::default(), &cm).await.unwrap();
+    let api: Api<ConfigMap> = in_default(&server).await;
+    api.create(&PostParams::default(), &mk_configmap("shared"))
+        .await
+        .unwrap();
     let writes = (0..24).map(|i| {
         let api = api.clone();
         tokio::spawn(async move {
@@ -1395,24 +1239,17 @@ async fn concurrent_patches_are_never_lost() {
 #[tokio::test]
 async fn a_single_object_watch_sees_only_that_object() {
     let server = server().await;
-    let api: Api<ConfigMap> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<ConfigMap> = in_default(&server).await;
     for name in ["a", "b"] {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        api.create(&PostParams::default(), &cm).await.unwrap();
+        api.create(&PostParams::default(), &mk_configmap(name))
+            .await
+            .unwrap();
     }
-    let text = http(&server)
-        .get(format!(
-            "{}/api/v1/namespaces/default/configmaps/a?watch=1&timeoutSeconds=1",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(
+        &server,
+        "/api/v1/namespaces/default/configmaps/a?watch=1&timeoutSeconds=1",
+    )
+    .await;
     let seen: Vec<(String, String)> = text
         .lines()
         .map(|l| {
@@ -1472,16 +1309,15 @@ async fn a_mutating_webhook_behind_a_service_patches_writes_and_its_warnings_rea
         }]
     });
     let http = http(&server);
-    let created = http
-        .post(format!(
-            "{}/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .json(&config)
-        .send()
-        .await
-        .unwrap();
+    let created = as_admin(
+        &server,
+        Method::POST,
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+    )
+    .json(&config)
+    .send()
+    .await
+    .unwrap();
     assert_eq!(created.status().as_u16(), 201);
 
     let url = format!(
@@ -1548,8 +1384,7 @@ async fn a_mutating_webhook_behind_a_service_patches_writes_and_its_warnings_rea
 #[tokio::test]
 async fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_event() {
     let server = server().await;
-    let api: Api<ConfigMap> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<ConfigMap> = in_default(&server).await;
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1"}})).unwrap();
     let created = api.create(&PostParams::default(), &cm).await.unwrap();
@@ -1571,18 +1406,13 @@ async fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_ev
         replaced.metadata.resource_version.as_deref(),
         Some(rv.as_str())
     );
-    let text = http(&server)
-        .get(format!(
-            "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1",
-            server.url()
-        ))
-        .bearer_auth(Identity::Admin.token())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(
+        &server,
+        &format!(
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1"
+        ),
+    )
+    .await;
     assert_eq!(text, "", "no event for writes that changed nothing");
 }
 
@@ -1590,11 +1420,11 @@ async fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_ev
 async fn the_runtime_watcher_works_with_streaming_lists() {
     use kube::runtime::watcher;
     let server = server().await;
-    let api: Api<ConfigMap> =
-        Api::namespaced(server.client(Identity::Admin).await.unwrap(), "default");
+    let api: Api<ConfigMap> = in_default(&server).await;
     for name in ["a", "b"] {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        api.create(&PostParams::default(), &cm).await.unwrap();
+        api.create(&PostParams::default(), &mk_configmap(name))
+            .await
+            .unwrap();
     }
     let mut w = watcher::watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
     let mut initial = Vec::new();
@@ -1610,8 +1440,9 @@ async fn the_runtime_watcher_works_with_streaming_lists() {
         }
     }
     assert_eq!(initial, vec!["a", "b"]);
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap();
-    api.create(&PostParams::default(), &cm).await.unwrap();
+    api.create(&PostParams::default(), &mk_configmap("c"))
+        .await
+        .unwrap();
     match tokio::time::timeout(Duration::from_secs(5), w.next())
         .await
         .unwrap()

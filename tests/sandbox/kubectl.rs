@@ -1,50 +1,95 @@
-//! Sandbox tests: an unmodified kubectl (`/usr/bin/kubectl`, v1.32) against the sandbox API
-//! server, through the kubeconfig it writes. Without kubectl the tests fail when `CI=true` and
-//! print a one-line skip reason otherwise.
+//! Sandbox tests: an unmodified kubectl (v1.32, found on `PATH` by `support::kubectl`) against
+//! the sandbox API server, through the kubeconfig it writes. Without kubectl the tests fail when
+//! `CI=true` and print a one-line skip reason otherwise.
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::process::Output;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
 use serde_json::Value;
 use sluice::sandbox::apiserver::{ApiServer, Identity};
 
-const KUBECTL: &str = "/usr/bin/kubectl";
+use crate::support;
 
-/// Whether kubectl can be run; panics in CI when it cannot.
-fn have_kubectl(test: &str) -> bool {
-    if Path::new(KUBECTL).exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{KUBECTL} is missing; CI must install kubectl for {test}");
-    }
-    eprintln!("skipping {test}: {KUBECTL} is not installed");
-    false
+/// kubectl and a fresh sandbox API server, with a folder for the manifests it applies.
+struct Session {
+    kubectl: PathBuf,
+    server: ApiServer,
+    dir: tempfile::TempDir,
 }
 
-/// Runs kubectl against `server` as the admin; returns stdout, failing on a non-zero exit.
-async fn kubectl(server: &ApiServer, args: &[&str]) -> String {
-    let out = tokio::process::Command::new(KUBECTL)
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig_path(Identity::Admin))
-        .args(args)
-        .output()
-        .await
-        .expect("kubectl runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.to_lowercase().contains("error") || l.contains("warning: error"))
-        .collect();
-    assert!(errors.is_empty(), "kubectl {args:?} complained: {stderr}");
-    stdout
+impl Session {
+    /// `None` (after one skip line) when kubectl is not installed and CI is not set.
+    async fn start() -> Option<Self> {
+        let kubectl = support::kubectl()?;
+        Some(Self {
+            kubectl,
+            server: support::server().await,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    async fn client(&self) -> kube::Client {
+        self.server.client(Identity::Admin).await.unwrap()
+    }
+
+    async fn output(&self, args: &[&str]) -> Output {
+        support::run_kubectl(&self.kubectl, &self.server, args).await
+    }
+
+    /// Runs kubectl as the admin; returns stdout, failing on a non-zero exit or a complaint.
+    async fn run(&self, args: &[&str]) -> String {
+        let out = self.output(args).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.to_lowercase().contains("error") || l.contains("warning: error"))
+            .collect();
+        assert!(errors.is_empty(), "kubectl {args:?} complained: {stderr}");
+        stdout
+    }
+
+    /// Writes `contents` to `name` in the session's folder; returns its path.
+    fn write(&self, name: &str, contents: &str) -> String {
+        let file = self.dir.path().join(name);
+        std::fs::write(&file, contents).unwrap();
+        file.to_str().unwrap().to_string()
+    }
+
+    /// `kubectl apply {flags} -f` of `manifest`.
+    async fn apply(&self, flags: &[&str], manifest: &str) -> String {
+        let path = self.write("podinfo.yaml", manifest);
+        let args: Vec<&str> = ["apply"]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .chain(["-f", &path])
+            .collect();
+        self.run(&args).await
+    }
+
+    /// `deployment/podinfo` in `default` as `kubectl get -o json --show-managed-fields` prints it.
+    async fn get_json(&self) -> Value {
+        let out = self
+            .run(&[
+                "-n",
+                "default",
+                "get",
+                "deployment",
+                "podinfo",
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ])
+            .await;
+        serde_json::from_str(&out).expect("kubectl -o json prints JSON")
+    }
 }
 
 fn manifest(image: &str, replicas: u32) -> String {
@@ -70,24 +115,6 @@ spec:
     )
 }
 
-async fn get_json(server: &ApiServer) -> Value {
-    let out = kubectl(
-        server,
-        &[
-            "-n",
-            "default",
-            "get",
-            "deployment",
-            "podinfo",
-            "-o",
-            "json",
-            "--show-managed-fields",
-        ],
-    )
-    .await;
-    serde_json::from_str(&out).expect("kubectl -o json prints JSON")
-}
-
 fn images(d: &Value) -> Vec<(String, String)> {
     d["spec"]["template"]["spec"]["containers"]
         .as_array()
@@ -104,22 +131,21 @@ fn images(d: &Value) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn kubectl_lists_deployments_in_every_namespace() {
-    if !have_kubectl("kubectl_lists_deployments_in_every_namespace") {
+    let Some(k) = Session::start().await else {
         return;
-    }
-    let server = crate::conformance::server().await;
-    let client = server.client(Identity::Admin).await.unwrap();
-    crate::conformance::namespace(&client, "team").await;
+    };
+    let client = k.client().await;
+    support::namespace(&client, "team").await;
     for ns in ["default", "team"] {
         let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
         api.create(
             &PostParams::default(),
-            &crate::conformance::deployment(&format!("web-{ns}"), "web", 1),
+            &support::deployment(&format!("web-{ns}"), "web", 1),
         )
         .await
         .unwrap();
     }
-    let out = kubectl(&server, &["get", "deploy", "-A"]).await;
+    let out = k.run(&["get", "deploy", "-A"]).await;
     let rows: Vec<Vec<&str>> = out
         .lines()
         .skip(1)
@@ -156,20 +182,16 @@ async fn kubectl_lists_deployments_in_every_namespace() {
 
 #[tokio::test]
 async fn kubectl_create_from_a_file_works_and_imperative_generators_get_415() {
-    if !have_kubectl("kubectl_create_from_a_file_works_and_imperative_generators_get_415") {
+    let Some(k) = Session::start().await else {
         return;
-    }
-    let server = crate::conformance::server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cm.yaml");
-    std::fs::write(
-        &file,
+    };
+    let file = k.write(
+        "cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n",
-    )
-    .unwrap();
-    let out = kubectl(&server, &["create", "-f", file.to_str().unwrap()]).await;
+    );
+    let out = k.run(&["create", "-f", &file]).await;
     assert_eq!(out.trim(), "configmap/settings created");
-    let out = kubectl(&server, &["get", "configmaps"]).await;
+    let out = k.run(&["get", "configmaps"]).await;
     let row: Vec<&str> = out
         .lines()
         .nth(1)
@@ -178,33 +200,23 @@ async fn kubectl_create_from_a_file_works_and_imperative_generators_get_415() {
         .collect();
     assert_eq!(&row[..2], &["settings", "1"], "{out}");
     // `kubectl create configmap NAME` sends protobuf, which the sandbox does not decode.
-    let refused = tokio::process::Command::new(KUBECTL)
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig_path(Identity::Admin))
-        .args(["create", "configmap", "other", "--from-literal=a=b"])
-        .output()
-        .await
-        .unwrap();
+    let refused = k
+        .output(&["create", "configmap", "other", "--from-literal=a=b"])
+        .await;
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown format"));
 }
 
 #[tokio::test]
 async fn kubectl_client_side_apply_creates_then_changes_an_image() {
-    if !have_kubectl("kubectl_client_side_apply_creates_then_changes_an_image") {
+    let Some(k) = Session::start().await else {
         return;
-    }
-    let server = crate::conformance::server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("podinfo.yaml");
-    let path = file.to_str().unwrap();
-    std::fs::write(&file, manifest("podinfo:6.0.0", 2)).unwrap();
-    let out = kubectl(&server, &["apply", "-f", path]).await;
+    };
+    let out = k.apply(&[], &manifest("podinfo:6.0.0", 2)).await;
     assert_eq!(out.trim(), "deployment.apps/podinfo created");
-    std::fs::write(&file, manifest("podinfo:6.0.1", 2)).unwrap();
-    let out = kubectl(&server, &["apply", "-f", path]).await;
+    let out = k.apply(&[], &manifest("podinfo:6.0.1", 2)).await;
     assert_eq!(out.trim(), "deployment.apps/podinfo configured");
-    let d = get_json(&server).await;
+    let d = k.get_json().await;
     assert_eq!(
         images(&d),
         vec![
@@ -219,25 +231,22 @@ async fn kubectl_client_side_apply_creates_then_changes_an_image() {
             .unwrap()
             .contains("podinfo:6.0.1")
     );
-    let out = kubectl(&server, &["apply", "-f", path]).await;
+    let out = k.apply(&[], &manifest("podinfo:6.0.1", 2)).await;
     assert_eq!(out.trim(), "deployment.apps/podinfo unchanged");
 }
 
 #[tokio::test]
 async fn kubectl_server_side_apply_shows_in_get_json() {
-    if !have_kubectl("kubectl_server_side_apply_shows_in_get_json") {
+    let Some(k) = Session::start().await else {
         return;
-    }
-    let server = crate::conformance::server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("podinfo.yaml");
-    let path = file.to_str().unwrap();
-    std::fs::write(&file, manifest("podinfo:6.0.0", 2)).unwrap();
-    let out = kubectl(&server, &["apply", "--server-side", "-f", path]).await;
+    };
+    let out = k
+        .apply(&["--server-side"], &manifest("podinfo:6.0.0", 2))
+        .await;
     assert_eq!(out.trim(), "deployment.apps/podinfo serverside-applied");
-    std::fs::write(&file, manifest("podinfo:6.0.1", 3)).unwrap();
-    kubectl(&server, &["apply", "--server-side", "-f", path]).await;
-    let d = get_json(&server).await;
+    k.apply(&["--server-side"], &manifest("podinfo:6.0.1", 3))
+        .await;
+    let d = k.get_json().await;
     assert_eq!(d["spec"]["replicas"], 3);
     assert_eq!(
         images(&d)[0],
@@ -257,32 +266,29 @@ async fn kubectl_server_side_apply_shows_in_get_json() {
 
 #[tokio::test]
 async fn kubectl_scales_through_the_scale_subresource() {
-    if !have_kubectl("kubectl_scales_through_the_scale_subresource") {
+    let Some(k) = Session::start().await else {
         return;
-    }
-    let server = crate::conformance::server().await;
-    let client = server.client(Identity::Admin).await.unwrap();
+    };
+    let client = k.client().await;
     let api: Api<Deployment> = Api::namespaced(client, "default");
     api.create(
         &PostParams::default(),
-        &crate::conformance::deployment("podinfo", "podinfo", 1),
+        &support::deployment("podinfo", "podinfo", 1),
     )
     .await
     .unwrap();
-    let out = kubectl(
-        &server,
-        &[
+    let out = k
+        .run(&[
             "-n",
             "default",
             "scale",
             "deployment",
             "podinfo",
             "--replicas=4",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(out.trim(), "deployment.apps/podinfo scaled");
-    assert_eq!(get_json(&server).await["spec"]["replicas"], 4);
-    let counts = server.request_counts();
+    assert_eq!(k.get_json().await["spec"]["replicas"], 4);
+    let counts = k.server.request_counts();
     assert!(counts.get("patch").copied().unwrap_or(0) >= 1, "{counts:?}");
 }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,7 +21,7 @@ use sluice::analysis::prometheus::{PromClient, PromError, Sample};
 use sluice::analysis::queries::{BuiltinQuery, QueryKind};
 use sluice::sandbox::prometheus::{
     BuiltinQueryEndpoint, CounterSource, Counters, Error, INSTALL_HINT, NOT_A_PROMQL_ENGINE,
-    Prometheus, PrometheusBinary, PrometheusOptions, QueryBackend, locate_binary,
+    Prometheus, PrometheusBinary, PrometheusOptions, QueryBackend,
 };
 
 /// Serves `app` on a free loopback port until the test ends.
@@ -135,23 +136,10 @@ fn assert_near(what: &str, got: f64, want: f64, tolerance: f64) {
     );
 }
 
-/// The binary to test with, or `None` after printing one skip line. With `CI=true` a missing
-/// binary fails the test with the install message.
-fn prometheus_or_skip(test: &str) -> Option<std::path::PathBuf> {
-    match locate_binary() {
-        Ok(PrometheusBinary::Installed(path)) => Some(path),
-        Ok(PrometheusBinary::NotInstalled) => {
-            eprintln!("skipping {test}: prometheus is not installed ({INSTALL_HINT})");
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
-
 #[tokio::test]
 async fn real_prometheus_answers_every_builtin_query_from_linkerd_metrics() {
-    sluice::tls::install_crypto_provider();
-    let Some(binary) = prometheus_or_skip("real_prometheus_answers_every_builtin_query") else {
+    support::init();
+    let Some(binary) = support::prometheus_binary() else {
         return;
     };
     let exporter = serve(
@@ -214,7 +202,7 @@ async fn real_prometheus_answers_every_builtin_query_from_linkerd_metrics() {
 
 #[tokio::test]
 async fn a_prometheus_that_exits_at_start_up_is_reported_with_its_log() {
-    sluice::tls::install_crypto_provider();
+    support::init();
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("prometheus");
     std::fs::write(
@@ -238,7 +226,7 @@ async fn a_prometheus_that_exits_at_start_up_is_reported_with_its_log() {
 
 #[tokio::test]
 async fn a_prometheus_binary_that_cannot_run_says_how_to_install_one() {
-    sluice::tls::install_crypto_provider();
+    support::init();
     let err = Prometheus::start(PrometheusOptions::new(
         "/nonexistent/prometheus".into(),
         vec![],
@@ -283,7 +271,15 @@ fn mk_counters(requests: u64, failures: u64, buckets: &[(f64, u64)]) -> Counters
     }
 }
 
+/// A client of `url` that waits 5 s at most.
+fn mk_client(url: &str) -> PromClient {
+    PromClient::new(url, Duration::from_secs(5)).unwrap()
+}
+
+/// The built-in query endpoint over fake counters of `shop/app` (traffic between `t(0)` and
+/// `t(60)`) and `shop/idle` (none).
 async fn mk_endpoint() -> BuiltinQueryEndpoint {
+    support::init();
     const INF: f64 = f64::INFINITY;
     let source = FakeCounters(HashMap::from([
         (
@@ -318,9 +314,8 @@ fn query(kind: QueryKind, dep: &str) -> String {
 
 #[tokio::test]
 async fn builtin_endpoint_answers_each_builtin_query_exactly() {
-    sluice::tls::install_crypto_provider();
     let endpoint = mk_endpoint().await;
-    let client = PromClient::new(endpoint.url(), Duration::from_secs(5)).unwrap();
+    let client = mk_client(endpoint.url());
     let at = Some(t(60));
     let v = |kind| {
         let client = client.clone();
@@ -336,7 +331,6 @@ async fn builtin_endpoint_answers_each_builtin_query_exactly() {
 
 #[tokio::test]
 async fn builtin_endpoint_answers_get_like_prometheus() {
-    sluice::tls::install_crypto_provider();
     let endpoint = mk_endpoint().await;
     let url = reqwest::Url::parse_with_params(
         &format!("{}/api/v1/query", endpoint.url()),
@@ -371,9 +365,8 @@ async fn builtin_endpoint_answers_get_like_prometheus() {
 
 #[tokio::test]
 async fn builtin_endpoint_gives_an_empty_result_without_data() {
-    sluice::tls::install_crypto_provider();
     let endpoint = mk_endpoint().await;
-    let client = PromClient::new(endpoint.url(), Duration::from_secs(5)).unwrap();
+    let client = mk_client(endpoint.url());
     for (dep, at) in [("nobody", t(60)), ("app", t(0) - Duration::from_secs(1))] {
         for kind in QueryKind::ALL {
             let sample = client.query(&query(kind, dep), Some(at)).await.unwrap();
@@ -389,9 +382,8 @@ async fn builtin_endpoint_gives_an_empty_result_without_data() {
 
 #[tokio::test]
 async fn builtin_endpoint_answers_nan_for_a_window_without_traffic() {
-    sluice::tls::install_crypto_provider();
     let endpoint = mk_endpoint().await;
-    let client = PromClient::new(endpoint.url(), Duration::from_secs(5)).unwrap();
+    let client = mk_client(endpoint.url());
     let at = Some(t(600));
     assert_eq!(
         client
@@ -411,7 +403,6 @@ async fn builtin_endpoint_answers_nan_for_a_window_without_traffic() {
 
 #[tokio::test]
 async fn builtin_endpoint_refuses_any_other_query_saying_it_is_a_simulation() {
-    sluice::tls::install_crypto_provider();
     let endpoint = mk_endpoint().await;
     let url = format!("{}/api/v1/query", endpoint.url());
     let http = reqwest::Client::new();
@@ -431,7 +422,7 @@ async fn builtin_endpoint_refuses_any_other_query_saying_it_is_a_simulation() {
             "{q}"
         );
     }
-    let client = PromClient::new(endpoint.url(), Duration::from_secs(5)).unwrap();
+    let client = mk_client(endpoint.url());
     let err = client
         .query("sum(rate(http_requests_total[1m]))", None)
         .await
@@ -464,7 +455,7 @@ async fn builtin_endpoint_refuses_any_other_query_saying_it_is_a_simulation() {
 
 #[tokio::test]
 async fn without_a_binary_the_sandbox_answers_from_the_builtin_endpoint() {
-    sluice::tls::install_crypto_provider();
+    support::init();
     let source = Arc::new(FakeCounters(HashMap::from([(
         "app",
         vec![
@@ -476,7 +467,7 @@ async fn without_a_binary_the_sandbox_answers_from_the_builtin_endpoint() {
         .await
         .unwrap();
     assert!(backend.is_simulated());
-    let client = PromClient::new(backend.url(), Duration::from_secs(5)).unwrap();
+    let client = mk_client(backend.url());
     let failures = client
         .query_value(&query(QueryKind::Failures, "app"), Some(t(60)))
         .await
@@ -536,7 +527,7 @@ async fn stub_prometheus() -> String {
 
 #[tokio::test]
 async fn prom_client_turns_each_misbehaviour_into_its_error() {
-    sluice::tls::install_crypto_provider();
+    support::init();
     let base = stub_prometheus().await;
     let client = |path: &str| {
         PromClient::new(&format!("{base}/{path}"), Duration::from_millis(500)).unwrap()
@@ -574,11 +565,8 @@ async fn prom_client_turns_each_misbehaviour_into_its_error() {
 
 #[tokio::test]
 async fn prom_client_names_the_url_when_prometheus_is_unreachable() {
-    sluice::tls::install_crypto_provider();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    support::init();
+    let port = support::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let err = PromClient::new(&base, Duration::from_secs(2))
         .unwrap()

@@ -2,19 +2,22 @@
 //! with an unmodified `kube::Client`, the way Sluice's controller will see them.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
-use serde_json::json;
-use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
+use serde_json::{Value, json};
+use sluice::sandbox::apiserver::ApiServer;
 use sluice::sandbox::mesh::{MeshOptions, MeshSimulator, Profile, RequestClass};
 use sluice::sandbox::prometheus::CounterSource;
-use sluice::sandbox::workload::{PodTable, SimPod, WorkloadOptions, WorkloadSimulator};
+use sluice::sandbox::workload::{SimPod, WorkloadOptions, WorkloadSimulator};
+
+use crate::support;
 
 const READY_DELAY: Duration = Duration::from_millis(300);
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -27,17 +30,8 @@ struct Cluster {
 
 impl Cluster {
     async fn start(namespace: &str) -> Cluster {
-        sluice::tls::install_crypto_provider();
-        let server = ApiServer::start(ApiServerOptions::default())
-            .await
-            .expect("sandbox API server starts");
-        let client = server.client(Identity::Admin).await.expect("admin client");
-        let ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace");
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("namespace created");
+        let (server, client) = support::server_and_client().await;
+        support::namespace(&client, namespace).await;
         let workload = WorkloadSimulator::start(
             client.clone(),
             WorkloadOptions {
@@ -55,13 +49,46 @@ impl Cluster {
         Api::namespaced(self.client.clone(), ns)
     }
 
+    /// Creates `d` in `ns` and waits for its rollout; returns the API and the rolled-out state.
+    async fn roll_out(&self, ns: &str, d: &Deployment) -> (Api<Deployment>, Deployment) {
+        let api = self.deployments(ns);
+        api.create(&PostParams::default(), d)
+            .await
+            .expect("deployment created");
+        let name = d.metadata.name.as_deref().expect("a named deployment");
+        let rolled = wait_for(&api, name, "the first rollout", rolled_out).await;
+        (api, rolled)
+    }
+
+    /// The simulated pods of `deployment` in `ns`.
+    fn pods(&self, ns: &str, deployment: &str) -> Vec<SimPod> {
+        self.workload
+            .pods()
+            .pods(ns)
+            .into_iter()
+            .filter(|p| p.deployment == deployment)
+            .collect()
+    }
+
+    /// The mesh simulator over this cluster's pods, with default options.
+    async fn start_mesh(&self) -> MeshSimulator {
+        MeshSimulator::start(
+            self.client.clone(),
+            self.workload.pods(),
+            MeshOptions::default(),
+        )
+        .await
+        .expect("mesh starts")
+    }
+
     async fn stop(self) {
         self.workload.shutdown();
         self.server.shutdown().await;
     }
 }
 
-fn mk_deploy(name: &str, app: &str, image: &str, replicas: i32) -> Deployment {
+fn mk_deploy(name: &str, image: &str, replicas: i32) -> Deployment {
+    let app = name;
     serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name},
@@ -82,6 +109,13 @@ fn mk_service(name: &str, app: &str) -> Service {
         "spec": {"selector": {"app": app}, "ports": [{"port": 80}]}
     }))
     .expect("service")
+}
+
+/// `mk_deploy` with a progress deadline of `seconds`.
+fn mk_deploy_with_deadline(name: &str, image: &str, replicas: i32, seconds: i32) -> Deployment {
+    let mut d = mk_deploy(name, image, replicas);
+    d.spec.as_mut().unwrap().progress_deadline_seconds = Some(seconds);
+    d
 }
 
 fn condition<'a>(d: &'a Deployment, type_: &str) -> Option<&'a DeploymentCondition> {
@@ -109,6 +143,25 @@ fn counts(d: &Deployment) -> [i32; 4] {
     ]
 }
 
+/// Polls `probe` until it gives `Ok`, failing after [`PATIENCE`] with `what` and the last `Err`.
+async fn wait_until<T, F>(what: &str, mut probe: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let last = match probe().await {
+            Ok(done) => return done,
+            Err(last) => last,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Polls the Deployment until `done` holds, or fails with its last state.
 async fn wait_for(
     api: &Api<Deployment>,
@@ -116,19 +169,15 @@ async fn wait_for(
     what: &str,
     done: impl Fn(&Deployment) -> bool,
 ) -> Deployment {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    wait_until(what, || async {
         let d = api.get(name).await.expect("deployment readable");
         if done(&d) {
-            return d;
+            Ok(d)
+        } else {
+            Err(format!("{:?}", d.status))
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {:?}",
-            d.status
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 fn rolled_out(d: &Deployment) -> bool {
@@ -138,12 +187,15 @@ fn rolled_out(d: &Deployment) -> bool {
         && reason(d, "Progressing") == "NewReplicaSetAvailable"
 }
 
-fn pods_of(table: &PodTable, ns: &str, deployment: &str) -> Vec<SimPod> {
-    table
-        .pods(ns)
-        .into_iter()
-        .filter(|p| p.deployment == deployment)
-        .collect()
+/// Whether the simulator has seen the Deployment's latest spec.
+fn observed(d: &Deployment) -> bool {
+    d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
+}
+
+async fn merge_patch(api: &Api<Deployment>, name: &str, patch: serde_json::Value) {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("deployment patched");
 }
 
 async fn set_image(api: &Api<Deployment>, name: &str, image: &str, paused: Option<bool>) {
@@ -152,23 +204,13 @@ async fn set_image(api: &Api<Deployment>, name: &str, image: &str, paused: Optio
     if let Some(paused) = paused {
         spec["paused"] = json!(paused);
     }
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": spec})),
-    )
-    .await
-    .expect("template patched");
+    merge_patch(api, name, json!({"spec": spec})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_rolls_a_new_deployment_to_ready_and_writes_kube_status() {
     let c = Cluster::start("wl").await;
-    let api = c.deployments("wl");
-    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:1", 2))
-        .await
-        .expect("deployment created");
-    let d = wait_for(&api, "app", "the rollout", rolled_out).await;
+    let (_, d) = c.roll_out("wl", &mk_deploy("app", "app:1", 2)).await;
     assert_eq!(
         d.status.as_ref().and_then(|s| s.observed_generation),
         Some(1)
@@ -184,7 +226,7 @@ async fn workload_rolls_a_new_deployment_to_ready_and_writes_kube_status() {
     assert!(patches.is_some_and(|n| n > 0), "status was written");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(c.server.request_counts().get("patch").copied(), patches);
-    let pods = pods_of(&c.workload.pods(), "wl", "app");
+    let pods = c.pods("wl", "app");
     assert_eq!(pods.len(), 2);
     let hash = &pods[0].template_hash;
     let message = condition(&d, "Progressing").and_then(|c| c.message.clone());
@@ -206,36 +248,24 @@ async fn workload_rolls_a_new_deployment_to_ready_and_writes_kube_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_holds_a_paused_template_change_then_rolls_on_resume() {
     let c = Cluster::start("paused").await;
-    let api = c.deployments("paused");
-    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:1", 2))
-        .await
-        .expect("deployment created");
-    wait_for(&api, "app", "the first rollout", rolled_out).await;
+    let (api, _) = c.roll_out("paused", &mk_deploy("app", "app:1", 2)).await;
 
     set_image(&api, "app", "app:2", Some(true)).await;
-    let d = wait_for(&api, "app", "the pause to be observed", |d| {
-        d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
-    })
-    .await;
+    let d = wait_for(&api, "app", "the pause to be observed", observed).await;
     // What `kubectl rollout status` reads as "0 out of 2 new replicas have been updated".
     assert_eq!(counts(&d), [2, 0, 2, 2]);
     assert_eq!(reason(&d, "Progressing"), "DeploymentPaused");
     tokio::time::sleep(READY_DELAY * 2).await;
-    let images: Vec<String> = pods_of(&c.workload.pods(), "paused", "app")
+    let images: Vec<String> = c
+        .pods("paused", "app")
         .into_iter()
         .map(|p| p.image)
         .collect();
     assert_eq!(images, ["app:1", "app:1"]);
 
-    api.patch(
-        "app",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"paused": false}})),
-    )
-    .await
-    .expect("resumed");
+    merge_patch(&api, "app", json!({"spec": {"paused": false}})).await;
     wait_for(&api, "app", "the rollout after resume", rolled_out).await;
-    let pods = pods_of(&c.workload.pods(), "paused", "app");
+    let pods = c.pods("paused", "app");
     assert!(
         pods.iter().all(|p| p.image == "app:2" && p.ready),
         "{pods:?}"
@@ -246,15 +276,9 @@ async fn workload_holds_a_paused_template_change_then_rolls_on_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_reports_a_broken_image_past_its_progress_deadline() {
     let c = Cluster::start("broken").await;
-    let api = c.deployments("broken");
-    let mut d = mk_deploy("app", "app", "app:1", 2);
-    if let Some(spec) = d.spec.as_mut() {
-        spec.progress_deadline_seconds = Some(2);
-    }
-    api.create(&PostParams::default(), &d)
-        .await
-        .expect("deployment created");
-    wait_for(&api, "app", "the first rollout", rolled_out).await;
+    let (api, _) = c
+        .roll_out("broken", &mk_deploy_with_deadline("app", "app:1", 2, 2))
+        .await;
 
     c.workload.mark_broken("app:2");
     set_image(&api, "app", "app:2", None).await;
@@ -267,7 +291,7 @@ async fn workload_reports_a_broken_image_past_its_progress_deadline() {
         Some("False")
     );
     // The old pods keep serving; the new one never turns ready.
-    let pods = pods_of(&c.workload.pods(), "broken", "app");
+    let pods = c.pods("broken", "app");
     let ready: Vec<&str> = pods
         .iter()
         .filter(|p| p.ready)
@@ -282,35 +306,26 @@ async fn workload_reports_a_broken_image_past_its_progress_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_scales_and_drops_the_pods_of_a_deleted_deployment() {
     let c = Cluster::start("scale").await;
-    let api = c.deployments("scale");
-    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:1", 1))
-        .await
-        .expect("deployment created");
-    wait_for(&api, "app", "the first rollout", rolled_out).await;
-    api.patch(
-        "app",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"replicas": 3}})),
-    )
-    .await
-    .expect("scaled");
+    let (api, _) = c.roll_out("scale", &mk_deploy("app", "app:1", 1)).await;
+    merge_patch(&api, "app", json!({"spec": {"replicas": 3}})).await;
     wait_for(&api, "app", "three ready replicas", |d| {
         counts(d) == [3, 3, 3, 3]
     })
     .await;
-    assert_eq!(pods_of(&c.workload.pods(), "scale", "app").len(), 3);
+    assert_eq!(c.pods("scale", "app").len(), 3);
 
     api.delete("app", &DeleteParams::default())
         .await
         .expect("deleted");
-    let deadline = Instant::now() + PATIENCE;
-    while !pods_of(&c.workload.pods(), "scale", "app").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "pods of a deleted Deployment linger"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("the pods of a deleted Deployment to go", || async {
+        let pods = c.pods("scale", "app");
+        if pods.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("they linger: {pods:?}"))
+        }
+    })
+    .await;
     c.stop().await;
 }
 
@@ -321,6 +336,24 @@ fn split_api(client: &kube::Client, ns: &str, version: &str) -> Api<DynamicObjec
         ns,
         &ApiResource::from_gvk_with_plural(&gvk, "trafficsplits"),
     )
+}
+
+/// The TrafficSplit `app` of `split.smi-spec.io/{version}` in `ns`, between `app-primary` and
+/// `app-canary` with the weights as that version writes them.
+async fn mk_split(c: &Cluster, ns: &str, version: &str, primary: Value, canary: Value) {
+    let split = json!({
+        "apiVersion": format!("split.smi-spec.io/{version}"), "kind": "TrafficSplit",
+        "metadata": {"name": "app"},
+        "spec": {"service": "app", "backends": [
+            {"service": "app-primary", "weight": primary}, {"service": "app-canary", "weight": canary}]}
+    });
+    split_api(&c.client, ns, version)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(split).expect("split"),
+        )
+        .await
+        .expect("split created");
 }
 
 fn route_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
@@ -336,12 +369,12 @@ fn route_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
 /// `app`, `app-canary` and `app-primary`, as Sluice lays them out mid-rollout.
 async fn mk_rollout_layout(c: &Cluster, ns: &str) {
     let api = c.deployments(ns);
-    api.create(&PostParams::default(), &mk_deploy("app", "app", "app:2", 2))
+    api.create(&PostParams::default(), &mk_deploy("app", "app:2", 2))
         .await
         .expect("canary created");
     api.create(
         &PostParams::default(),
-        &mk_deploy("app-primary", "app-primary", "app:1", 2),
+        &mk_deploy("app-primary", "app:1", 2),
     )
     .await
     .expect("primary created");
@@ -375,8 +408,8 @@ async fn whole_seconds_after(
     after: u64,
     count: usize,
 ) -> Vec<BTreeMap<String, u64>> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    let what = format!("{count} whole seconds of traffic to {ns}/{svc}");
+    wait_until(&what, || async {
         let now = unix_now();
         let seconds: Vec<BTreeMap<String, u64>> = mesh
             .traffic(ns, svc)
@@ -385,34 +418,21 @@ async fn whole_seconds_after(
             .map(|s| s.by_deployment)
             .collect();
         if seconds.len() >= count {
-            return seconds;
+            Ok(seconds)
+        } else {
+            Err(format!("only {}", seconds.len()))
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {} whole seconds of traffic to {ns}/{svc}",
-            seconds.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_splits_traffic_by_the_stored_trafficsplit_and_exports_linkerd_metrics() {
     let c = Cluster::start("mesh").await;
     mk_rollout_layout(&c, "mesh").await;
-    split_api(&c.client, "mesh", "v1alpha2")
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
-            "metadata": {"name": "app"},
-            "spec": {"service": "app", "backends": [
-                {"service": "app-primary", "weight": 90}, {"service": "app-canary", "weight": 10}]}
-        })).expect("split"))
-        .await
-        .expect("split created");
+    mk_split(&c, "mesh", "v1alpha2", json!(90), json!(10)).await;
 
-    let mesh = MeshSimulator::start(c.client.clone(), c.workload.pods(), MeshOptions::default())
-        .await
-        .expect("mesh starts");
+    let mesh = c.start_mesh().await;
     mesh.set_profile(
         "app:2",
         Profile {
@@ -440,7 +460,7 @@ async fn mesh_splits_traffic_by_the_stored_trafficsplit_and_exports_linkerd_metr
         .text()
         .await
         .expect("metrics body");
-    for pod in pods_of(&c.workload.pods(), "mesh", "app") {
+    for pod in c.pods("mesh", "app") {
         let prefix = format!(
             "response_total{{namespace=\"mesh\",deployment=\"app\",pod=\"{}\",pod_template_hash=\"{}\",direction=\"inbound\",classification=\"failure\",status_code=\"500\"}} ",
             pod.name, pod.template_hash
@@ -475,18 +495,8 @@ async fn mesh_reads_v1alpha1_quantities_when_v1alpha2_is_not_served() {
     let c = Cluster::start("alpha1").await;
     c.server.set_served("split.smi-spec.io/v1alpha2", false);
     mk_rollout_layout(&c, "alpha1").await;
-    split_api(&c.client, "alpha1", "v1alpha1")
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit",
-            "metadata": {"name": "app"},
-            "spec": {"service": "app", "backends": [
-                {"service": "app-primary", "weight": "500m"}, {"service": "app-canary", "weight": "500m"}]}
-        })).expect("split"))
-        .await
-        .expect("split created");
-    let mesh = MeshSimulator::start(c.client.clone(), c.workload.pods(), MeshOptions::default())
-        .await
-        .expect("mesh starts");
+    mk_split(&c, "alpha1", "v1alpha1", json!("500m"), json!("500m")).await;
+    let mesh = c.start_mesh().await;
     mesh.set_load("alpha1", "app", 100.0);
     let seconds = whole_seconds_after(&mesh, "alpha1", "app", unix_now(), 2).await;
     for s in &seconds {
@@ -525,9 +535,7 @@ async fn mesh_sends_a_header_class_to_its_httproute_backend_and_follows_route_ch
         .await
         .expect("route created");
 
-    let mesh = MeshSimulator::start(c.client.clone(), c.workload.pods(), MeshOptions::default())
-        .await
-        .expect("mesh starts");
+    let mesh = c.start_mesh().await;
     mesh.set_request_classes(
         "ab",
         "app",
@@ -573,38 +581,25 @@ async fn mesh_sends_a_header_class_to_its_httproute_backend_and_follows_route_ch
     c.stop().await;
 }
 
-const KUBECTL: &str = "/usr/bin/kubectl";
-
-/// Whether kubectl can be run; fails in CI (`CI=true`) when it cannot.
-fn have_kubectl(test: &str) -> bool {
-    if std::path::Path::new(KUBECTL).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{KUBECTL} is missing; CI must install kubectl for {test}"
-    );
-    eprintln!("skipping {test}: {KUBECTL} is not installed");
-    false
-}
-
 /// `kubectl rollout status` against the sandbox: (exit success, stdout + stderr).
-async fn rollout_status(server: &ApiServer, ns: &str, extra: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(KUBECTL)
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig_path(Identity::Admin))
-        .args([
-            "-n",
-            ns,
-            "rollout",
-            "status",
-            "deployment/app",
-            "--timeout=20s",
-        ])
-        .args(extra)
-        .output()
-        .await
-        .expect("kubectl runs");
+async fn rollout_status(
+    kubectl: &Path,
+    server: &ApiServer,
+    ns: &str,
+    extra: &[&str],
+) -> (bool, String) {
+    let args: Vec<&str> = [
+        "-n",
+        ns,
+        "rollout",
+        "status",
+        "deployment/app",
+        "--timeout=20s",
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    .collect();
+    let out = support::run_kubectl(kubectl, server, &args).await;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -615,19 +610,18 @@ async fn rollout_status(server: &ApiServer, ns: &str, extra: &[&str]) -> (bool, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_rollout_status_reads_the_simulated_status() {
-    if !have_kubectl("kubectl_rollout_status_reads_the_simulated_status") {
+    let Some(kubectl) = support::kubectl() else {
         return;
-    }
+    };
     let c = Cluster::start("kubectl").await;
     let api = c.deployments("kubectl");
-    let mut d = mk_deploy("app", "app", "app:1", 2);
-    if let Some(spec) = d.spec.as_mut() {
-        spec.progress_deadline_seconds = Some(2);
-    }
-    api.create(&PostParams::default(), &d)
-        .await
-        .expect("deployment created");
-    let (ok, text) = rollout_status(&c.server, "kubectl", &[]).await;
+    api.create(
+        &PostParams::default(),
+        &mk_deploy_with_deadline("app", "app:1", 2, 2),
+    )
+    .await
+    .expect("deployment created");
+    let (ok, text) = rollout_status(&kubectl, &c.server, "kubectl", &[]).await;
     assert!(ok, "{text}");
     assert!(
         text.contains("deployment \"app\" successfully rolled out"),
@@ -635,11 +629,8 @@ async fn kubectl_rollout_status_reads_the_simulated_status() {
     );
 
     set_image(&api, "app", "app:2", Some(true)).await;
-    wait_for(&api, "app", "the pause to be observed", |d| {
-        d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
-    })
-    .await;
-    let (_, text) = rollout_status(&c.server, "kubectl", &["--watch=false"]).await;
+    wait_for(&api, "app", "the pause to be observed", observed).await;
+    let (_, text) = rollout_status(&kubectl, &c.server, "kubectl", &["--watch=false"]).await;
     assert!(
         text.contains("Waiting for deployment \"app\" rollout to finish: 0 out of 2 new replicas have been updated..."),
         "{text}"
@@ -647,7 +638,7 @@ async fn kubectl_rollout_status_reads_the_simulated_status() {
 
     c.workload.mark_broken("app:3");
     set_image(&api, "app", "app:3", Some(false)).await;
-    let (ok, text) = rollout_status(&c.server, "kubectl", &[]).await;
+    let (ok, text) = rollout_status(&kubectl, &c.server, "kubectl", &[]).await;
     assert!(!ok, "{text}");
     assert!(
         text.contains("deployment \"app\" exceeded its progress deadline"),

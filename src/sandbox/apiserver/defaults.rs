@@ -1037,6 +1037,11 @@ mod tests {
         kind("apps", "v1", "deployments")
     }
 
+    /// [`validate`] of a new Deployment.
+    fn validate_deployment(d: &Value) -> Result<(), ApiError> {
+        validate(&deployments(), d, None)
+    }
+
     /// The body of the `create-deployment` fixture's request.
     fn podinfo() -> Value {
         json!({
@@ -1143,7 +1148,7 @@ mod tests {
     fn refuses_a_bad_name_with_the_fixture_wording() {
         let mut d = podinfo();
         d["metadata"]["name"] = json!("Bad_Name");
-        let err = validate(&deployments(), &d, None).unwrap_err();
+        let err = validate_deployment(&d).unwrap_err();
         assert_eq!(err.code, 422);
         assert_eq!(
             err.message,
@@ -1162,7 +1167,7 @@ mod tests {
         let mut d = podinfo();
         d["metadata"]["name"] = json!("noselector");
         d["spec"]["selector"] = json!({"matchLabels": {"app": "other"}});
-        let err = validate(&deployments(), &d, None).unwrap_err();
+        let err = validate_deployment(&d).unwrap_err();
         assert_eq!(
             err.message,
             "Deployment.apps \"noselector\" is invalid: spec.template.metadata.labels: Invalid value: {\"app\":\"podinfo\"}: `selector` does not match template `labels`"
@@ -1178,14 +1183,14 @@ mod tests {
     fn requires_a_name_a_selector_and_containers_with_names_and_images() {
         let d = json!({"metadata": {}, "spec": {"replicas": -1, "template": {"metadata": {"labels": {"a": "b"}},
             "spec": {"containers": [{"image": ""}]}}}});
-        let err = validate(&deployments(), &d, None).unwrap_err();
+        let err = validate_deployment(&d).unwrap_err();
         assert_eq!(
             err.message,
             "Deployment.apps \"\" is invalid: [metadata.name: Required value: name or generateName is required, spec.replicas: Invalid value: -1: must be greater than or equal to 0, spec.selector: Required value, spec.template.metadata.labels: Invalid value: {\"a\":\"b\"}: `selector` does not match template `labels`, spec.template.spec.containers[0].name: Required value, spec.template.spec.containers[0].image: Required value]"
         );
         let d = json!({"metadata": {"name": "x"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
             "template": {"metadata": {"labels": {"a": "b"}}, "spec": {}}}});
-        let err = validate(&deployments(), &d, None).unwrap_err();
+        let err = validate_deployment(&d).unwrap_err();
         assert_eq!(
             err.message,
             "Deployment.apps \"x\" is invalid: spec.template.spec.containers: Required value"
@@ -1200,7 +1205,7 @@ mod tests {
     fn refuses_bad_label_keys_and_values_with_kube_wording() {
         let mut d = podinfo();
         d["metadata"]["labels"] = json!({"sluice.dev/phase": "bad value!", "a/b/c": "x"});
-        let err = validate(&deployments(), &d, None).unwrap_err();
+        let err = validate_deployment(&d).unwrap_err();
         assert_eq!(
             err.message,
             format!(
@@ -1210,10 +1215,10 @@ mod tests {
         let mut ok = podinfo();
         ok["metadata"]["labels"] = json!({"sluice.dev/phase": "Progressing", "empty": ""});
         ok["metadata"]["annotations"] = json!({"sluice.dev/step-weight": "150 is fine here"});
-        assert_eq!(validate(&deployments(), &ok, None), Ok(()));
+        assert_eq!(validate_deployment(&ok), Ok(()));
         let mut bad_prefix = podinfo();
         bad_prefix["metadata"]["annotations"] = json!({"Bad_Prefix/x": "y"});
-        let err = validate(&deployments(), &bad_prefix, None).unwrap_err();
+        let err = validate_deployment(&bad_prefix).unwrap_err();
         assert!(
             err.message.contains("metadata.annotations: Invalid value: \"Bad_Prefix/x\": prefix part a lowercase RFC 1123 subdomain"),
             "{}",
@@ -1225,7 +1230,7 @@ mod tests {
     fn accepts_the_defaulted_fixture_deployment() {
         let mut d = podinfo();
         default_object(&deployments(), &mut d);
-        assert_eq!(validate(&deployments(), &d, None), Ok(()));
+        assert_eq!(validate_deployment(&d), Ok(()));
     }
 
     #[test]
@@ -1233,9 +1238,9 @@ mod tests {
         let mut d = podinfo();
         d["spec"]["selector"] =
             json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["podinfo"]}]});
-        assert_eq!(validate(&deployments(), &d, None), Ok(()));
+        assert_eq!(validate_deployment(&d), Ok(()));
         d["spec"]["selector"]["matchExpressions"][0]["operator"] = json!("NotIn");
-        assert!(validate(&deployments(), &d, None).is_err());
+        assert!(validate_deployment(&d).is_err());
     }
 
     #[test]
@@ -1255,7 +1260,7 @@ mod tests {
     fn refuses_both_rolling_update_limits_at_zero() {
         let mut d = podinfo();
         d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "0%"}});
-        let err = validate(&deployments(), &d, None).unwrap_err();
+        let err = validate_deployment(&d).unwrap_err();
         assert!(
             err.message
                 .ends_with("spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"),

@@ -15,12 +15,13 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn mk_pod(name: &str, deployment: &str, app: &str, image: &str, ready: bool) -> SimPod {
+/// A pod of `deployment` in `ns`, labelled `app: {deployment}`.
+fn mk_pod(name: &str, deployment: &str, image: &str, ready: bool) -> SimPod {
     SimPod {
         namespace: "ns".into(),
         name: name.into(),
         deployment: deployment.into(),
-        labels: labels(&[("app", app), ("pod-template-hash", "h")]),
+        labels: labels(&[("app", deployment), ("pod-template-hash", "h")]),
         template_hash: "h".into(),
         image: image.into(),
         ready,
@@ -43,26 +44,25 @@ fn mk_cluster() -> (RouteTable, PodTable) {
         );
     }
     let pods = PodTable::new();
+    set_canary_pods(&pods, [true, true]);
+    pods.set_deployment_pods(
+        "ns",
+        "app-primary",
+        vec![mk_pod("app-primary-h-1", "app-primary", "v1", true)],
+    );
+    (table, pods)
+}
+
+/// The canary's two pods, `app-h-1` and `app-h-2` (image v2), ready as `ready` says.
+fn set_canary_pods(pods: &PodTable, ready: [bool; 2]) {
     pods.set_deployment_pods(
         "ns",
         "app",
         vec![
-            mk_pod("app-h-1", "app", "app", "v2", true),
-            mk_pod("app-h-2", "app", "app", "v2", true),
+            mk_pod("app-h-1", "app", "v2", ready[0]),
+            mk_pod("app-h-2", "app", "v2", ready[1]),
         ],
     );
-    pods.set_deployment_pods(
-        "ns",
-        "app-primary",
-        vec![mk_pod(
-            "app-primary-h-1",
-            "app-primary",
-            "app-primary",
-            "v1",
-            true,
-        )],
-    );
-    (table, pods)
 }
 
 fn with_split(
@@ -162,14 +162,7 @@ fn without_a_route_the_apex_selector_picks_the_pods() {
 #[test]
 fn pods_that_are_not_ready_get_no_traffic() {
     let (table, pods) = mk_cluster();
-    pods.set_deployment_pods(
-        "ns",
-        "app",
-        vec![
-            mk_pod("app-h-1", "app", "app", "v2", true),
-            mk_pod("app-h-2", "app", "app", "v2", false),
-        ],
-    );
+    set_canary_pods(&pods, [true, false]);
     let mut mesh = Mesh::new(7);
     mesh.set_load("ns", "app", 10.0);
     run(&mut mesh, &table, &pods, 1);

@@ -288,9 +288,8 @@ pub fn should_call(
 #[cfg(test)]
 mod tests {
     use super::super::config::{Requirement, webhooks};
-    use super::super::{Operation, UserInfo};
+    use super::super::{Operation, mk_attrs};
     use super::*;
-    use crate::sandbox::apiserver::resources::{builtin_kinds, lookup};
     use serde_json::json;
 
     fn attrs(
@@ -299,25 +298,12 @@ mod tests {
         sub: Option<&str>,
         ns: Option<&str>,
     ) -> AdmissionAttributes {
-        let kinds = builtin_kinds();
-        let kind = lookup(&kinds, group, "v1", plural).unwrap().clone();
         AdmissionAttributes {
-            kind,
             sub_resource: sub.map(str::to_string),
-            object_kind: None,
-            operation: Operation::Update,
-            name: "podinfo".into(),
             namespace: ns.map(str::to_string),
-            user: UserInfo {
-                username: "admin".into(),
-                uid: String::new(),
-                groups: vec![],
-            },
-            dry_run: false,
-            options: None,
             object: Some(json!({ "metadata": { "labels": { "app": "podinfo" } } })),
-            old_object: None,
             namespace_labels: BTreeMap::from([("sluice.dev/canary".into(), "enabled".into())]),
+            ..mk_attrs(group, plural, Operation::Update)
         }
     }
 

@@ -349,6 +349,33 @@ impl Reinvocation {
     }
 }
 
+/// A test request: `operation` on the `{group}/v1` resource `plural`, for `podinfo` in `shop`,
+/// by `admin`, with no object, options or namespace labels. Tests set what they need over it.
+#[cfg(test)]
+pub(crate) fn mk_attrs(group: &str, plural: &str, operation: Operation) -> AdmissionAttributes {
+    let kinds = super::resources::builtin_kinds();
+    AdmissionAttributes {
+        kind: super::resources::lookup(&kinds, group, "v1", plural)
+            .unwrap()
+            .clone(),
+        sub_resource: None,
+        object_kind: None,
+        operation,
+        name: "podinfo".into(),
+        namespace: Some("shop".into()),
+        user: UserInfo {
+            username: "admin".into(),
+            uid: String::new(),
+            groups: vec![],
+        },
+        dry_run: false,
+        options: None,
+        object: None,
+        old_object: None,
+        namespace_labels: BTreeMap::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,25 +398,7 @@ mod tests {
     #[test]
     fn its_futures_can_be_spawned_by_the_api_server() {
         fn spawnable<F: std::future::Future + Send>(_: F) {}
-        let kinds = crate::sandbox::apiserver::resources::builtin_kinds();
-        let attrs = AdmissionAttributes {
-            kind: kinds[0].clone(),
-            sub_resource: None,
-            object_kind: None,
-            operation: Operation::Create,
-            name: "shop".into(),
-            namespace: None,
-            user: UserInfo {
-                username: "admin".into(),
-                uid: String::new(),
-                groups: vec![],
-            },
-            dry_run: false,
-            options: None,
-            object: None,
-            old_object: None,
-            namespace_labels: BTreeMap::new(),
-        };
+        let attrs = mk_attrs("", "namespaces", Operation::Create);
         let admitter = Admitter::new(Arc::new(|_: &ServiceRef| None));
         spawnable(admitter.mutate(&[], &attrs));
         spawnable(admitter.validate(&[], &attrs));

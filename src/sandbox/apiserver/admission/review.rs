@@ -517,25 +517,11 @@ mod tests {
 
     #[test]
     fn the_scale_subresource_review_carries_the_scale_kind_and_deployment_resource() {
-        let kinds = builtin_kinds();
-        let kind = lookup(&kinds, "apps", "v1", "deployments").unwrap().clone();
         let attrs = AdmissionAttributes {
-            kind,
             sub_resource: Some("scale".into()),
             object_kind: Some(("autoscaling".into(), "v1".into(), "Scale".into())),
-            operation: Operation::Update,
-            name: "podinfo".into(),
-            namespace: Some("shop".into()),
-            user: UserInfo {
-                username: "admin".into(),
-                uid: String::new(),
-                groups: vec![],
-            },
-            dry_run: false,
-            options: None,
             object: Some(json!({ "kind": "Scale" })),
-            old_object: None,
-            namespace_labels: BTreeMap::new(),
+            ..super::super::mk_attrs("apps", "deployments", Operation::Update)
         };
         let r = &build_review("admission.k8s.io/v1", "u", &attrs, attrs.object.as_ref())["request"];
         assert_eq!(
@@ -590,6 +576,11 @@ mod tests {
         .unwrap()
     }
 
+    /// Reads `response`, wrapped in a v1 AdmissionReview, as the answer to request `uid`.
+    fn read_v1(uid: &str, mutating: bool, response: Value) -> Result<Verdict, CallError> {
+        read_response("admission.k8s.io/v1", uid, mutating, &answer(response))
+    }
+
     const ADD_LABEL: &str = r#"[{"op":"add","path":"/metadata/labels/x","value":"y"}]"#;
 
     #[test]
@@ -597,11 +588,10 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(ADD_LABEL);
         let nums: Vec<u8> = ADD_LABEL.as_bytes().to_vec();
         for patch in [json!(b64), json!(nums)] {
-            let v = read_response(
-                "admission.k8s.io/v1",
+            let v = read_v1(
                 "u1",
                 true,
-                &answer(json!({ "uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": patch })),
+                json!({ "uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": patch }),
             )
             .unwrap();
             let mut obj = Some(json!({ "metadata": { "labels": {} } }));
@@ -612,13 +602,7 @@ mod tests {
 
     #[test]
     fn refuses_an_answer_for_another_request() {
-        let err = read_response(
-            "admission.k8s.io/v1",
-            "u1",
-            false,
-            &answer(json!({ "uid": "u2", "allowed": true })),
-        )
-        .unwrap_err();
+        let err = read_v1("u1", false, json!({ "uid": "u2", "allowed": true })).unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"received invalid webhook response: expected response.uid="u1", got "u2""#
@@ -654,14 +638,11 @@ mod tests {
 
     #[test]
     fn a_validating_webhook_may_not_patch() {
-        let err = read_response(
-            "admission.k8s.io/v1",
+        let err = read_v1(
             "u1",
             false,
-            &answer(
-                json!({ "uid": "u1", "allowed": true, "patchType": "JSONPatch",
+            json!({ "uid": "u1", "allowed": true, "patchType": "JSONPatch",
                             "patch": base64::engine::general_purpose::STANDARD.encode(ADD_LABEL) }),
-            ),
         )
         .unwrap_err();
         assert_eq!(
@@ -673,22 +654,20 @@ mod tests {
     #[test]
     fn a_patch_needs_its_patch_type_and_the_reverse() {
         let b64 = base64::engine::general_purpose::STANDARD.encode(ADD_LABEL);
-        let e = read_response(
-            "admission.k8s.io/v1",
+        let e = read_v1(
             "u",
             true,
-            &answer(json!({ "uid": "u", "allowed": true, "patch": b64 })),
+            json!({ "uid": "u", "allowed": true, "patch": b64 }),
         )
         .unwrap_err();
         assert!(
             e.to_string()
                 .ends_with("webhook returned response.patch but not response.patchType")
         );
-        let e = read_response(
-            "admission.k8s.io/v1",
+        let e = read_v1(
             "u",
             true,
-            &answer(json!({ "uid": "u", "allowed": true, "patchType": "JSONPatch" })),
+            json!({ "uid": "u", "allowed": true, "patchType": "JSONPatch" }),
         )
         .unwrap_err();
         assert!(
@@ -708,11 +687,10 @@ mod tests {
     #[test]
     fn a_patch_that_is_not_a_json_patch_is_undecodable() {
         let b64 = base64::engine::general_purpose::STANDARD.encode(r#"{"op":"add"}"#);
-        let e = read_response(
-            "admission.k8s.io/v1",
+        let e = read_v1(
             "u",
             true,
-            &answer(json!({ "uid": "u", "allowed": true, "patchType": "JSONPatch", "patch": b64 })),
+            json!({ "uid": "u", "allowed": true, "patchType": "JSONPatch", "patch": b64 }),
         )
         .unwrap_err();
         assert!(matches!(e, CallError::UndecodablePatch(_)), "{e:?}");

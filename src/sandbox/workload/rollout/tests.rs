@@ -103,6 +103,18 @@ impl Harness {
         self.sync()
     }
 
+    /// A harness for `deploy` after its first rollout has settled.
+    fn settled(deploy: Deployment) -> Harness {
+        let mut h = Harness::new(deploy);
+        h.settle();
+        h
+    }
+
+    /// Runs until quiet, within a minute.
+    fn settle(&mut self) {
+        self.run_until_quiet(Duration::from_secs(60));
+    }
+
     fn run_until_quiet(&mut self, limit: Duration) {
         let end = self.now + limit;
         self.sync();
@@ -217,8 +229,7 @@ fn a_new_deployment_starts_unready_pods_then_reports_them_available_after_the_de
 
 #[test]
 fn a_settled_deployment_is_not_written_again() {
-    let mut h = Harness::new(mk_deploy("app", "app:1", 2));
-    h.run_until_quiet(Duration::from_secs(60));
+    let mut h = Harness::settled(mk_deploy("app", "app:1", 2));
     let writes = h.writes;
     h.advance(Duration::from_secs(30));
     h.advance(Duration::from_secs(30));
@@ -237,8 +248,7 @@ fn a_template_change_surges_new_pods_before_retiring_old_ones() {
             }),
         });
     }
-    let mut h = Harness::new(d);
-    h.run_until_quiet(Duration::from_secs(60));
+    let mut h = Harness::settled(d);
     set_image(&mut h.deploy, "app:2");
     let s = h.sync().clone();
     // One surge pod, no old pod gone while it is not ready.
@@ -297,8 +307,7 @@ fn default_fenceposts_round_surge_up_and_unavailable_down() {
 
 #[test]
 fn a_paused_deployment_keeps_serving_the_old_template() {
-    let mut h = Harness::new(mk_deploy("app", "app:1", 2));
-    h.run_until_quiet(Duration::from_secs(60));
+    let mut h = Harness::settled(mk_deploy("app", "app:1", 2));
     set_image(&mut h.deploy, "app:2");
     spec_mut(&mut h.deploy).paused = Some(true);
     let s = h.sync().clone();
@@ -318,20 +327,18 @@ fn a_paused_deployment_keeps_serving_the_old_template() {
 
 #[test]
 fn scaling_a_paused_deployment_resizes_its_only_template() {
-    let mut h = Harness::new(mk_deploy("app", "app:1", 2));
-    h.run_until_quiet(Duration::from_secs(60));
+    let mut h = Harness::settled(mk_deploy("app", "app:1", 2));
     set_image(&mut h.deploy, "app:2");
     spec_mut(&mut h.deploy).paused = Some(true);
     spec_mut(&mut h.deploy).replicas = Some(3);
-    h.run_until_quiet(Duration::from_secs(60));
+    h.settle();
     assert_eq!(counts(h.status()), [3, 0, 3, 3, 0]);
     assert!(h.images().iter().all(|(i, _)| i == "app:1"));
 }
 
 #[test]
 fn resuming_a_paused_deployment_rolls_it_to_the_new_template() {
-    let mut h = Harness::new(mk_deploy("app", "app:1", 2));
-    h.run_until_quiet(Duration::from_secs(60));
+    let mut h = Harness::settled(mk_deploy("app", "app:1", 2));
     set_image(&mut h.deploy, "app:2");
     spec_mut(&mut h.deploy).paused = Some(true);
     h.sync();
@@ -339,7 +346,7 @@ fn resuming_a_paused_deployment_rolls_it_to_the_new_template() {
     h.sync();
     // The resume is recorded, then overtaken by progress in the same sync.
     assert_eq!(h.condition(PROGRESSING).1, RS_UPDATED);
-    h.run_until_quiet(Duration::from_secs(60));
+    h.settle();
     assert_eq!(counts(h.status()), [2, 2, 2, 2, 0]);
     assert!(h.images().iter().all(|(i, _)| i == "app:2"));
     assert_eq!(h.condition(PROGRESSING).1, NEW_RS_AVAILABLE);
@@ -347,10 +354,9 @@ fn resuming_a_paused_deployment_rolls_it_to_the_new_template() {
 
 #[test]
 fn scaling_changes_the_pod_count_of_the_current_template() {
-    let mut h = Harness::new(mk_deploy("app", "app:1", 2));
-    h.run_until_quiet(Duration::from_secs(60));
+    let mut h = Harness::settled(mk_deploy("app", "app:1", 2));
     spec_mut(&mut h.deploy).replicas = Some(5);
-    h.run_until_quiet(Duration::from_secs(60));
+    h.settle();
     assert_eq!(counts(h.status()), [5, 5, 5, 5, 0]);
     spec_mut(&mut h.deploy).replicas = Some(1);
     h.sync();
@@ -365,8 +371,7 @@ fn scaling_changes_the_pod_count_of_the_current_template() {
 fn a_broken_image_never_becomes_ready_and_exceeds_the_progress_deadline() {
     let mut d = mk_deploy("app", "app:1", 2);
     spec_mut(&mut d).progress_deadline_seconds = Some(30);
-    let mut h = Harness::new(d);
-    h.run_until_quiet(Duration::from_secs(60));
+    let mut h = Harness::settled(d);
     h.broken.insert("app:2".into());
     set_image(&mut h.deploy, "app:2");
     h.sync();
@@ -402,8 +407,7 @@ fn a_broken_image_never_becomes_ready_and_exceeds_the_progress_deadline() {
 fn a_deployment_without_a_deadline_has_no_progressing_condition() {
     let mut d = mk_deploy("app", "app:1", 1);
     spec_mut(&mut d).progress_deadline_seconds = Some(i32::MAX);
-    let mut h = Harness::new(d);
-    h.run_until_quiet(Duration::from_secs(60));
+    let h = Harness::settled(d);
     assert!(get_condition(h.status(), PROGRESSING).is_none());
     assert_eq!(h.condition(AVAILABLE).0, "True");
 }
@@ -415,13 +419,12 @@ fn recreate_replaces_every_pod_at_once() {
         type_: Some("Recreate".into()),
         rolling_update: None,
     });
-    let mut h = Harness::new(d);
-    h.run_until_quiet(Duration::from_secs(60));
+    let mut h = Harness::settled(d);
     set_image(&mut h.deploy, "app:2");
     h.sync();
     assert_eq!(counts(h.status()), [3, 3, 0, 0, 3]);
     assert_eq!(h.condition(AVAILABLE).1, MINIMUM_REPLICAS_UNAVAILABLE);
-    h.run_until_quiet(Duration::from_secs(60));
+    h.settle();
     assert_eq!(counts(h.status()), [3, 3, 3, 3, 0]);
 }
 
@@ -440,13 +443,12 @@ fn min_ready_seconds_delays_availability_but_not_readiness() {
 
 #[test]
 fn going_back_to_an_old_template_reuses_its_pods() {
-    let mut h = Harness::new(mk_deploy("app", "app:1", 2));
-    h.run_until_quiet(Duration::from_secs(60));
+    let mut h = Harness::settled(mk_deploy("app", "app:1", 2));
     h.broken.insert("app:2".into());
     set_image(&mut h.deploy, "app:2");
     h.sync();
     set_image(&mut h.deploy, "app:1");
-    h.run_until_quiet(Duration::from_secs(60));
+    h.settle();
     assert_eq!(counts(h.status()), [2, 2, 2, 2, 0]);
     assert!(h.images().iter().all(|(i, _)| i == "app:1"));
     assert_eq!(h.condition(PROGRESSING).1, NEW_RS_AVAILABLE);
@@ -456,8 +458,7 @@ fn going_back_to_an_old_template_reuses_its_pods() {
 fn a_deployment_recreated_under_the_same_name_starts_with_fresh_pods() {
     let mut d = mk_deploy("app", "app:1", 2);
     d.metadata.uid = Some("first".into());
-    let mut h = Harness::new(d);
-    h.run_until_quiet(Duration::from_secs(60));
+    let mut h = Harness::settled(d);
     let old: Vec<String> = h.sim.pods.iter().map(|p| p.name.clone()).collect();
     h.deploy.metadata.uid = Some("second".into());
     h.deploy.status = None;
