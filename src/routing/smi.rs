@@ -22,8 +22,9 @@
 //!   the nearest percent, primary the rest). Backends other than the two are an error if they
 //!   take traffic; a missing one of the two takes none.
 //! - The served version is discovered once and cached. When neither is served, every call
-//!   discovers again, so installing linkerd-smi unblocks rollouts without a restart; a 404 from
-//!   the route's own API drops the cache.
+//!   discovers again, so installing linkerd-smi unblocks rollouts without a restart. Since a
+//!   version that is no longer served answers 404 like an absent route, an absent route is
+//!   confirmed by discovering again before it is created or reported as absent.
 //! - "Equal" means: same apex, the two backends in order with the same weights (compared as
 //!   quantities, so `"90"` equals `90`), the managed-by label and the owner reference to `app`.
 //!   Fields others added are left alone.
@@ -333,6 +334,28 @@ impl SmiRouter {
             .map_err(|e| self.api_error("get", target, e))?;
         Ok(obj.map(|o| serde_json::to_value(o).expect("a DynamicObject serialises")))
     }
+
+    /// The served version and the stored route. A version that stopped being served also
+    /// answers 404, so an absent route is confirmed by discovering again (this happens only
+    /// before the route is first written, or after linkerd-smi changed).
+    async fn stored(
+        &self,
+        target: &RouteTarget,
+    ) -> Result<(SmiVersion, Option<Value>), RoutingError> {
+        let version = self.version(target).await?;
+        if let Some(obj) = self.current(target, version).await? {
+            return Ok((version, Some(obj)));
+        }
+        let found = discover(&self.client).await?;
+        self.set_version(found);
+        match found {
+            None => Err(RoutingError::NotServed {
+                route: target.key(),
+            }),
+            Some(v) if v == version => Ok((v, None)),
+            Some(v) => Ok((v, self.current(target, v).await?)),
+        }
+    }
 }
 
 /// The preferred TrafficSplit version the cluster serves, if any.
@@ -370,9 +393,9 @@ impl Router for SmiRouter {
                 weights,
             });
         }
-        let version = self.version(target).await?;
+        let (version, current) = self.stored(target).await?;
         let desired = desired_trafficsplit(target, weights, version);
-        if let Some(current) = self.current(target, version).await?
+        if let Some(current) = current
             && is_up_to_date(&current, &desired)
         {
             return Ok(());
@@ -389,11 +412,8 @@ impl Router for SmiRouter {
     }
 
     async fn weights(&self, target: &RouteTarget) -> Result<Option<Weights>, RoutingError> {
-        let version = self.version(target).await?;
-        self.current(target, version)
-            .await?
-            .map(|obj| parse_weights(&obj, target))
-            .transpose()
+        let (_, current) = self.stored(target).await?;
+        current.map(|obj| parse_weights(&obj, target)).transpose()
     }
 }
 
