@@ -97,6 +97,10 @@ async fn ensure_creates_a_v1alpha2_split_and_reads_it_back() {
     let router = SmiRouter::new(client.clone()).await.unwrap();
     assert_eq!(router.kind(), "smi");
     assert_eq!(router.cached_version(), Some(SmiVersion::V1Alpha2));
+    assert_eq!(
+        router.route_resource().map(|r| r.api_version),
+        Some("split.smi-spec.io/v1alpha2".to_string())
+    );
     assert_eq!(router.weights(&target).await.unwrap(), None);
 
     router.ensure(&target, Weights::AT_REST).await.unwrap();
@@ -185,6 +189,10 @@ async fn without_v1alpha2_a_fresh_router_writes_v1alpha1_quantities() {
     api.set_served("split.smi-spec.io/v1alpha2", false);
     let router = SmiRouter::new(client.clone()).await.unwrap();
     assert_eq!(router.cached_version(), Some(SmiVersion::V1Alpha1));
+    assert_eq!(
+        router.route_resource().map(|r| r.api_version),
+        Some("split.smi-spec.io/v1alpha1".to_string())
+    );
 
     router.ensure(&target, w(90, 10)).await.unwrap();
 
@@ -225,6 +233,7 @@ async fn neither_version_served_is_not_served_until_linkerd_smi_is_installed() {
     api.set_served("split.smi-spec.io/v1alpha1", false);
     let router = SmiRouter::new(client.clone()).await.unwrap();
     assert_eq!(router.cached_version(), None);
+    assert!(router.route_resource().is_none());
 
     let err = router.ensure(&target, Weights::AT_REST).await.unwrap_err();
     assert!(matches!(err, RoutingError::NotServed { .. }), "{err}");

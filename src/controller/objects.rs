@@ -133,6 +133,15 @@ fn namespace_of(app: &Deployment) -> String {
     app.metadata.namespace.clone().unwrap_or_default()
 }
 
+/// Whether an object is one Sluice generated (it carries `app.kubernetes.io/managed-by: sluice`);
+/// the validating webhook refuses edits to these by anyone but Sluice.
+pub fn is_generated(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .is_some_and(|v| v == MANAGED_BY)
+}
+
 /// `app`'s `spec.selector.matchLabels`; refuses selectors that cannot be rewritten.
 pub fn app_selector(app: &Deployment) -> Result<BTreeMap<String, String>, ObjectsError> {
     let selector = app.spec.as_ref().map(|s| &s.selector);
@@ -554,6 +563,43 @@ mod tests {
         assert_eq!(l["owner"], "team-a");
         assert!(!l.contains_key("sluice.dev/phase"));
         assert_eq!(primary.metadata.annotations, None);
+    }
+
+    #[test]
+    fn canary_selector_never_matches_primary_pods_nor_the_reverse() {
+        let app = mk_app();
+        let canary = app_selector(&app).unwrap();
+        let primary_pods = primary_deployment(&app, &mk_template("web:1"))
+            .unwrap()
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap();
+        let app_pods = app.spec.unwrap().template.metadata.unwrap().labels.unwrap();
+        let primary = primary_selector(&mk_app()).unwrap();
+        let selects = |sel: &BTreeMap<String, String>, pod: &BTreeMap<String, String>| {
+            sel.iter().all(|(k, v)| pod.get(k) == Some(v))
+        };
+        assert!(selects(&canary, &app_pods));
+        assert!(selects(&primary, &primary_pods));
+        assert!(!selects(&canary, &primary_pods));
+        assert!(!selects(&primary, &app_pods));
+    }
+
+    #[test]
+    fn every_generated_object_is_recognisable_as_generated() {
+        let (app, apex) = (mk_app(), mk_apex());
+        let primary = primary_deployment(&app, &mk_template("web:1")).unwrap();
+        assert!(is_generated(&primary.metadata));
+        assert!(is_generated(&canary_service(&app, &apex).unwrap().metadata));
+        assert!(is_generated(
+            &primary_service(&app, &apex).unwrap().metadata
+        ));
+        assert!(!is_generated(&app.metadata));
+        assert!(!is_generated(&apex.metadata));
     }
 
     #[test]

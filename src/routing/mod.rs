@@ -18,6 +18,7 @@ pub mod smi;
 use std::future::Future;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::ApiResource;
 
 pub use smi::{SmiRouter, SmiVersion};
 
@@ -150,6 +151,10 @@ pub trait Router: Send + Sync {
     /// The `sluice.dev/router` value this router serves (`smi`).
     fn kind(&self) -> &'static str;
 
+    /// The resource routes are stored as, for the controller to watch them; `None` while the
+    /// route API is not served.
+    fn route_resource(&self) -> Option<ApiResource>;
+
     /// Creates or updates the route so that it splits by `weights`; writes nothing when the
     /// stored route already does (server-side apply, field manager `sluice`, forced).
     fn ensure(
@@ -182,6 +187,12 @@ impl Router for AnyRouter {
     fn kind(&self) -> &'static str {
         match self {
             AnyRouter::Smi(r) => r.kind(),
+        }
+    }
+
+    fn route_resource(&self) -> Option<ApiResource> {
+        match self {
+            AnyRouter::Smi(r) => r.route_resource(),
         }
     }
 

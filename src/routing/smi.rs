@@ -78,7 +78,8 @@ impl SmiVersion {
         }
     }
 
-    fn api_resource(self) -> ApiResource {
+    /// The TrafficSplit resource in this version (for `Api::namespaced_with` and watches).
+    pub fn api_resource(self) -> ApiResource {
         ApiResource {
             group: GROUP.to_string(),
             version: self.as_str().to_string(),
@@ -384,6 +385,10 @@ async fn discover(client: &kube::Client) -> Result<Option<SmiVersion>, RoutingEr
 impl Router for SmiRouter {
     fn kind(&self) -> &'static str {
         "smi"
+    }
+
+    fn route_resource(&self) -> Option<ApiResource> {
+        self.cached_version().map(SmiVersion::api_resource)
     }
 
     async fn ensure(&self, target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
