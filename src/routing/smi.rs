@@ -216,11 +216,18 @@ pub fn parse_weights(obj: &Value, target: &RouteTarget) -> Result<Weights, Routi
         }
     }
     let (p, c) = (primary.unwrap_or(0), canary.unwrap_or(0));
-    let total = p + c;
+    let too_large = || bad("the weights are too large to compare".to_string());
+    let total = p.checked_add(c).ok_or_else(too_large)?;
     if total == 0 {
         return Err(bad("no backend has a weight above 0".to_string()));
     }
-    let canary = ((c * 200 + total) / (2 * total)) as u32;
+    // Nearest percent: (200c + total) / 2total.
+    let numerator = c
+        .checked_mul(200)
+        .and_then(|x| x.checked_add(total))
+        .ok_or_else(too_large)?;
+    let denominator = total.checked_mul(2).ok_or_else(too_large)?;
+    let canary = (numerator / denominator) as u32;
     Ok(Weights {
         primary: 100 - canary,
         canary,
@@ -541,6 +548,12 @@ mod tests {
         ]));
         assert!(parse_weights(&twice, &t).is_err());
         assert!(parse_weights(&json!({"spec": {}}), &t).is_err());
+        let huge = split(json!([
+            {"service": "web-primary", "weight": "9999999999999999Ei"},
+            {"service": "web-canary", "weight": "9999999999999999Ei"},
+        ]));
+        let err = parse_weights(&huge, &t).unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
     }
 
     #[test]
