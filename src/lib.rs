@@ -17,6 +17,7 @@ pub mod analysis;
 pub mod cli;
 pub mod controller;
 pub mod policy;
+pub mod routing;
 pub mod sandbox;
 pub mod telemetry;
 pub mod tls;

@@ -1,0 +1,378 @@
+//! Routing and generated objects on the sandbox API server: the SMI router discovers the served
+//! TrafficSplit version, writes only when the weights change, and the objects Sluice generates
+//! for a Deployment are accepted by the server's validation and collected with the Deployment.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use serde_json::{Value, json};
+use sluice::controller::objects::{
+    apex_restore_patch, apex_rollout_patch, canary_service, primary_deployment, primary_service,
+    route_target,
+};
+use sluice::policy::keys::APEX_SELECTOR_ANNOTATION;
+use sluice::routing::{
+    AnyRouter, RouteTarget, Router, RoutingError, SmiRouter, SmiVersion, Weights,
+};
+use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
+
+const NS: &str = "default";
+
+async fn server() -> (ApiServer, kube::Client) {
+    sluice::tls::install_crypto_provider();
+    let api = ApiServer::start(ApiServerOptions::default())
+        .await
+        .expect("sandbox API server starts");
+    let client = api.client(Identity::Admin).await.expect("admin client");
+    (api, client)
+}
+
+fn app_manifest() -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": "web", "labels": {"app": "web", "sluice.dev/canary": "enabled"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:2",
+                    "ports": [{"name": "http", "containerPort": 8080}]}]}
+            }
+        }
+    }))
+    .unwrap()
+}
+
+fn apex_manifest() -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
+    }))
+    .unwrap()
+}
+
+/// Creates `app` and its apex Service; returns them as stored, with the route target.
+async fn onboard(client: &kube::Client) -> (Deployment, Service, RouteTarget) {
+    let app = Api::<Deployment>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &app_manifest())
+        .await
+        .unwrap();
+    let apex = Api::<Service>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &apex_manifest())
+        .await
+        .unwrap();
+    let target = route_target(&app, &apex).unwrap();
+    (app, apex, target)
+}
+
+fn splits(client: &kube::Client, version: SmiVersion) -> Api<DynamicObject> {
+    let ar = ApiResource {
+        group: "split.smi-spec.io".into(),
+        version: version.as_str().into(),
+        api_version: version.api_version(),
+        kind: "TrafficSplit".into(),
+        plural: "trafficsplits".into(),
+    };
+    Api::namespaced_with(client.clone(), NS, &ar)
+}
+
+async fn stored_split(client: &kube::Client, version: SmiVersion) -> Value {
+    let obj = splits(client, version).get("web").await.unwrap();
+    serde_json::to_value(obj).unwrap()
+}
+
+fn w(primary: u32, canary: u32) -> Weights {
+    Weights { primary, canary }
+}
+
+#[tokio::test]
+async fn ensure_creates_a_v1alpha2_split_and_reads_it_back() {
+    let (_api, client) = server().await;
+    let (app, _, target) = onboard(&client).await;
+    let router = SmiRouter::new(client.clone()).await.unwrap();
+    assert_eq!(router.kind(), "smi");
+    assert_eq!(router.cached_version(), Some(SmiVersion::V1Alpha2));
+    assert_eq!(
+        router.route_resource().map(|r| r.api_version),
+        Some("split.smi-spec.io/v1alpha2".to_string())
+    );
+    assert_eq!(router.weights(&target).await.unwrap(), None);
+
+    router.ensure(&target, Weights::AT_REST).await.unwrap();
+
+    let ts = stored_split(&client, SmiVersion::V1Alpha2).await;
+    assert_eq!(ts["apiVersion"], "split.smi-spec.io/v1alpha2");
+    assert_eq!(
+        ts["spec"],
+        json!({"service": "web", "backends": [
+            {"service": "web-primary", "weight": 0},
+            {"service": "web-canary", "weight": 100},
+        ]})
+    );
+    assert_eq!(
+        ts["metadata"]["ownerReferences"][0]["uid"],
+        json!(app.metadata.uid)
+    );
+    let managers: Vec<&str> = ts["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(managers, vec!["sluice"]);
+    assert_eq!(
+        router.weights(&target).await.unwrap(),
+        Some(Weights::AT_REST)
+    );
+
+    router.ensure(&target, w(90, 10)).await.unwrap();
+    assert_eq!(router.weights(&target).await.unwrap(), Some(w(90, 10)));
+}
+
+#[tokio::test]
+async fn a_second_ensure_with_the_same_weights_writes_nothing() {
+    let (api, client) = server().await;
+    let (_, _, target) = onboard(&client).await;
+    let router = AnyRouter::from(SmiRouter::new(client.clone()).await.unwrap());
+    router.ensure(&target, w(80, 20)).await.unwrap();
+    let before = stored_split(&client, SmiVersion::V1Alpha2).await;
+    let patches = api.request_counts().get("patch").copied();
+
+    router.ensure(&target, w(80, 20)).await.unwrap();
+
+    let after = stored_split(&client, SmiVersion::V1Alpha2).await;
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    assert_eq!(api.request_counts().get("patch").copied(), patches);
+
+    router.ensure(&target, w(70, 30)).await.unwrap();
+    let moved = stored_split(&client, SmiVersion::V1Alpha2).await;
+    assert_ne!(
+        moved["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    assert_eq!(router.weights(&target).await.unwrap(), Some(w(70, 30)));
+}
+
+#[tokio::test]
+async fn a_route_someone_else_changed_is_put_back() {
+    let (_api, client) = server().await;
+    let (_, _, target) = onboard(&client).await;
+    let router = SmiRouter::new(client.clone()).await.unwrap();
+    router.ensure(&target, w(90, 10)).await.unwrap();
+    let edit = json!({"spec": {"backends": [
+        {"service": "web-primary", "weight": 10},
+        {"service": "web-canary", "weight": 90},
+    ]}});
+    splits(&client, SmiVersion::V1Alpha2)
+        .patch("web", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    assert_eq!(router.weights(&target).await.unwrap(), Some(w(10, 90)));
+
+    router.ensure(&target, w(90, 10)).await.unwrap();
+
+    assert_eq!(router.weights(&target).await.unwrap(), Some(w(90, 10)));
+}
+
+#[tokio::test]
+async fn without_v1alpha2_a_fresh_router_writes_v1alpha1_quantities() {
+    let (api, client) = server().await;
+    let (_, _, target) = onboard(&client).await;
+    api.set_served("split.smi-spec.io/v1alpha2", false);
+    let router = SmiRouter::new(client.clone()).await.unwrap();
+    assert_eq!(router.cached_version(), Some(SmiVersion::V1Alpha1));
+    assert_eq!(
+        router.route_resource().map(|r| r.api_version),
+        Some("split.smi-spec.io/v1alpha1".to_string())
+    );
+
+    router.ensure(&target, w(90, 10)).await.unwrap();
+
+    let ts = stored_split(&client, SmiVersion::V1Alpha1).await;
+    assert_eq!(ts["apiVersion"], "split.smi-spec.io/v1alpha1");
+    assert_eq!(
+        ts["spec"]["backends"][0],
+        json!({"service": "web-primary", "weight": "90"})
+    );
+    assert_eq!(
+        ts["spec"]["backends"][1],
+        json!({"service": "web-canary", "weight": "10"})
+    );
+    assert_eq!(router.weights(&target).await.unwrap(), Some(w(90, 10)));
+}
+
+#[tokio::test]
+async fn a_router_follows_the_served_version_when_it_changes() {
+    let (api, client) = server().await;
+    let (_, _, target) = onboard(&client).await;
+    let router = SmiRouter::new(client.clone()).await.unwrap();
+    router.ensure(&target, w(60, 40)).await.unwrap();
+
+    api.set_served("split.smi-spec.io/v1alpha2", false);
+
+    assert_eq!(router.weights(&target).await.unwrap(), Some(w(60, 40)));
+    assert_eq!(router.cached_version(), Some(SmiVersion::V1Alpha1));
+    router.ensure(&target, w(50, 50)).await.unwrap();
+    let ts = stored_split(&client, SmiVersion::V1Alpha1).await;
+    assert_eq!(ts["spec"]["backends"][1]["weight"], "50");
+}
+
+#[tokio::test]
+async fn neither_version_served_is_not_served_until_linkerd_smi_is_installed() {
+    let (api, client) = server().await;
+    let (_, _, target) = onboard(&client).await;
+    api.set_served("split.smi-spec.io/v1alpha2", false);
+    api.set_served("split.smi-spec.io/v1alpha1", false);
+    let router = SmiRouter::new(client.clone()).await.unwrap();
+    assert_eq!(router.cached_version(), None);
+    assert!(router.route_resource().is_none());
+
+    let err = router.ensure(&target, Weights::AT_REST).await.unwrap_err();
+    assert!(matches!(err, RoutingError::NotServed { .. }), "{err}");
+    assert!(
+        err.to_string().contains("TrafficSplit default/web"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("linkerd-smi"), "{err}");
+    let err = router.weights(&target).await.unwrap_err();
+    assert_eq!(err.metric_label(), "not_served");
+
+    api.set_served("split.smi-spec.io/v1alpha2", true);
+    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    assert_eq!(
+        router.weights(&target).await.unwrap(),
+        Some(Weights::AT_REST)
+    );
+}
+
+#[tokio::test]
+async fn weights_that_do_not_sum_to_100_are_refused_without_a_write() {
+    let (api, client) = server().await;
+    let (_, _, target) = onboard(&client).await;
+    let router = SmiRouter::new(client.clone()).await.unwrap();
+    let err = router.ensure(&target, w(50, 60)).await.unwrap_err();
+    assert_eq!(err.metric_label(), "invalid_weights");
+    assert_eq!(api.request_counts().get("patch"), None);
+    assert_eq!(router.weights(&target).await.unwrap(), None);
+}
+
+fn selector(svc: &Service) -> BTreeMap<String, String> {
+    svc.spec
+        .as_ref()
+        .unwrap()
+        .selector
+        .clone()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn generated_objects_are_accepted_and_collected_with_the_app() {
+    let (_api, client) = server().await;
+    let (app, apex, target) = onboard(&client).await;
+    let deploys = Api::<Deployment>::namespaced(client.clone(), NS);
+    let services = Api::<Service>::namespaced(client.clone(), NS);
+    let stable = app.spec.as_ref().unwrap().template.clone();
+    let pp = PostParams::default();
+
+    deploys
+        .create(&pp, &primary_deployment(&app, &stable).unwrap())
+        .await
+        .unwrap();
+    services
+        .create(&pp, &primary_service(&app, &apex).unwrap())
+        .await
+        .unwrap();
+    services
+        .create(&pp, &canary_service(&app, &apex).unwrap())
+        .await
+        .unwrap();
+    let router = SmiRouter::new(client.clone()).await.unwrap();
+    router.ensure(&target, Weights::ALL_PRIMARY).await.unwrap();
+
+    let primary = deploys.get("web-primary").await.unwrap();
+    let spec = primary.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    assert_eq!(
+        spec.selector.match_labels.unwrap()["app"],
+        "web-primary".to_string()
+    );
+    assert_eq!(
+        selector(&services.get("web-primary").await.unwrap())["app"],
+        "web-primary"
+    );
+    assert_eq!(
+        selector(&services.get("web-canary").await.unwrap())["app"],
+        "web"
+    );
+
+    // The apex points at the primary pods while the rollout runs, then goes back.
+    let patch = apex_rollout_patch(&apex, &app).unwrap().unwrap();
+    let during = services
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(selector(&during)["app"], "web-primary");
+    assert_eq!(
+        during.metadata.annotations.as_ref().unwrap()[APEX_SELECTOR_ANNOTATION],
+        r#"{"app":"web"}"#
+    );
+    assert_eq!(apex_rollout_patch(&during, &app).unwrap(), None);
+    let patch = apex_restore_patch(&during).unwrap().unwrap();
+    let after = services
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(selector(&after), selector(&apex));
+    assert!(
+        !after
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(APEX_SELECTOR_ANNOTATION)
+    );
+
+    deploys
+        .delete("web", &DeleteParams::background())
+        .await
+        .unwrap();
+
+    let left: Vec<String> = deploys
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|d| d.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    let mut svcs: Vec<String> = services
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| s.metadata.name.unwrap())
+        .collect();
+    svcs.sort();
+    assert!(
+        !svcs.iter().any(|s| s == "web-primary" || s == "web-canary"),
+        "generated Services are collected, left: {svcs:?}"
+    );
+    assert!(svcs.contains(&"web".to_string()), "the apex is the user's");
+    assert!(
+        splits(&client, SmiVersion::V1Alpha2)
+            .get_opt("web")
+            .await
+            .unwrap()
+            .is_none(),
+        "the route is collected"
+    );
+}
