@@ -29,6 +29,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::status::{CheckResult, CheckVerdict, Phase, RolloutStatus, Timestamp};
+use crate::routing::Weights;
 
 /// What the reconciler read from the objects for one Deployment.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,31 +71,9 @@ pub struct Plan {
     pub progress_deadline: Duration,
 }
 
-/// Traffic split, percent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Split {
-    pub primary: u32,
-    pub canary: u32,
-}
-
-impl Split {
-    /// Everything to the primary (during a rollout, before the first step, during a rollback).
-    pub const PRIMARY: Split = Split {
-        primary: 100,
-        canary: 0,
-    };
-    /// Everything to the user's Deployment (at rest).
-    pub const AT_REST: Split = Split {
-        primary: 0,
-        canary: 100,
-    };
-
-    pub fn canary(weight: u32) -> Split {
-        Split {
-            primary: 100 - weight.min(100),
-            canary: weight.min(100),
-        }
-    }
+/// The split of a step: `weight` percent to the canary, the rest to the primary.
+fn step(weight: u32) -> Weights {
+    Weights::canary(weight.min(100)).unwrap_or(Weights::AT_REST)
 }
 
 /// An idempotent change the reconciler makes to converge the world to the status. The
@@ -104,7 +83,7 @@ pub enum Effect {
     /// Services `app-primary`, `app-canary` exist.
     EnsureServices,
     /// The route splits traffic so.
-    EnsureRoute(Split),
+    EnsureRoute(Weights),
     /// `app-primary` runs the stable template at `app`'s replicas.
     EnsurePrimary,
     /// The apex Service selects primary pods (its own selector kept in an annotation).
@@ -312,7 +291,7 @@ fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {
 fn rest_effects() -> Vec<Effect> {
     vec![
         Effect::EnsureServices,
-        Effect::EnsureRoute(Split::AT_REST),
+        Effect::EnsureRoute(Weights::AT_REST),
         Effect::RestoreApex,
         Effect::DeletePrimary,
         Effect::ClearStableTemplate,
@@ -337,7 +316,7 @@ fn preparing(d: &mut Decision, obs: &Observation, plan: &Plan) {
     match &obs.primary {
         Some(Readiness::Ready) => {
             d.effects.extend([
-                Effect::EnsureRoute(Split::PRIMARY),
+                Effect::EnsureRoute(Weights::ALL_PRIMARY),
                 Effect::SwitchApexToPrimary,
                 Effect::SetPaused(false),
             ]);
@@ -407,7 +386,7 @@ fn progressing(
     d.effects = vec![
         Effect::EnsureServices,
         Effect::EnsurePrimary,
-        Effect::EnsureRoute(Split::canary(d.status.weight)),
+        Effect::EnsureRoute(step(d.status.weight)),
         Effect::SwitchApexToPrimary,
         Effect::SetPaused(false),
     ];
@@ -460,8 +439,7 @@ fn advance(d: &mut Decision, obs: &Observation, weight: u32) {
     d.status.weight = weight;
     d.status.last_analysis = Some(Timestamp(obs.now));
     d.effects.retain(|e| !matches!(e, Effect::EnsureRoute(_)));
-    d.effects
-        .insert(2, Effect::EnsureRoute(Split::canary(weight)));
+    d.effects.insert(2, Effect::EnsureRoute(step(weight)));
     d.event(
         EventType::Normal,
         "Advanced",
@@ -565,7 +543,7 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
 
 fn promoting(d: &mut Decision, obs: &Observation) {
     d.effects = vec![
-        Effect::EnsureRoute(Split::AT_REST),
+        Effect::EnsureRoute(Weights::AT_REST),
         Effect::RestoreApex,
         Effect::DeletePrimary,
         Effect::ClearStableTemplate,
@@ -619,7 +597,7 @@ fn rolling_back(d: &mut Decision, obs: &Observation) {
     }
     d.effects = Vec::new();
     if obs.primary == Some(Readiness::Ready) {
-        d.effects.push(Effect::EnsureRoute(Split::PRIMARY));
+        d.effects.push(Effect::EnsureRoute(Weights::ALL_PRIMARY));
     }
     d.effects
         .extend([Effect::RestoreStableTemplate, Effect::SetPaused(false)]);

@@ -50,7 +50,7 @@ fn verdict(result: CheckResult) -> Vec<CheckVerdict> {
     }]
 }
 
-fn routes(d: &Decision) -> Vec<Split> {
+fn routes(d: &Decision) -> Vec<Weights> {
     d.effects
         .iter()
         .filter_map(|e| match e {
@@ -88,7 +88,7 @@ fn the_first_look_onboards_without_moving_traffic() {
     assert_eq!(d.status.phase, Phase::Initialized);
     assert_eq!(d.status.revision.as_deref(), Some(STABLE));
     assert!(d.effects.contains(&Effect::EnsureServices));
-    assert_eq!(routes(&d), vec![Split::AT_REST]);
+    assert_eq!(routes(&d), vec![Weights::AT_REST]);
     assert_eq!(d.events[0].reason, "Initialized");
     let again = decide(Some(&d.status), &mk_obs(t(1)), &mk_plan(), None);
     assert!(again.events.is_empty(), "no event without a transition");
@@ -135,7 +135,7 @@ fn traffic_moves_to_the_primary_only_once_it_is_ready_and_before_the_app_is_unpa
     let route = d
         .effects
         .iter()
-        .position(|e| *e == Effect::EnsureRoute(Split::PRIMARY))
+        .position(|e| *e == Effect::EnsureRoute(Weights::ALL_PRIMARY))
         .unwrap();
     let unpause = d
         .effects
@@ -190,7 +190,7 @@ fn a_healthy_canary_walks_every_step_then_is_promoted() {
     assert_eq!(
         d.effects,
         vec![
-            Effect::EnsureRoute(Split::AT_REST),
+            Effect::EnsureRoute(Weights::AT_REST),
             Effect::RestoreApex,
             Effect::DeletePrimary,
             Effect::ClearStableTemplate
@@ -246,7 +246,7 @@ fn a_failing_canary_rolls_back_after_exactly_threshold_failed_checks() {
             assert_eq!(d.status.phase, Phase::RollingBack);
             assert_eq!(
                 d.effects[0],
-                Effect::EnsureRoute(Split::PRIMARY),
+                Effect::EnsureRoute(Weights::ALL_PRIMARY),
                 "traffic leaves at once"
             );
             assert!(d.effects.contains(&Effect::RestoreStableTemplate));
@@ -261,7 +261,7 @@ fn a_failing_canary_rolls_back_after_exactly_threshold_failed_checks() {
     };
     let d = decide(Some(&status), &restoring, &plan, None);
     assert_eq!(d.status.phase, Phase::RollingBack);
-    assert_eq!(routes(&d), vec![Split::PRIMARY]);
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
     let restored = Observation {
         revision: STABLE.into(),
         ..in_progress()
@@ -269,7 +269,7 @@ fn a_failing_canary_rolls_back_after_exactly_threshold_failed_checks() {
     let d = decide(Some(&status), &restored, &plan, None);
     assert_eq!(d.status.phase, Phase::Failed);
     assert_eq!(d.status.failed_revision.as_deref(), Some(NEW));
-    assert_eq!(routes(&d), vec![Split::AT_REST]);
+    assert_eq!(routes(&d), vec![Weights::AT_REST]);
     assert!(
         d.events
             .iter()
@@ -366,7 +366,7 @@ fn a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapshot() {
     assert_eq!(d.status.revision.as_deref(), Some(NEWER));
     assert_eq!(d.status.stable_revision.as_deref(), Some(STABLE));
     assert_eq!((d.status.weight, d.status.failed_checks), (0, 0));
-    assert_eq!(routes(&d), vec![Split::PRIMARY]);
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
     assert!(
         d.effects.contains(&Effect::SetPaused(false)),
         "the webhook re-paused it"
@@ -385,7 +385,7 @@ fn a_restarted_controller_redoes_effects_without_moving_a_step() {
     };
     let d = decide(Some(&status), &obs, &plan, None);
     assert_eq!(d.status, status);
-    assert_eq!(routes(&d), vec![Split::canary(10)]);
+    assert_eq!(routes(&d), vec![step(10)]);
     assert!(d.events.is_empty());
 }
 
@@ -433,5 +433,5 @@ fn a_missing_apex_service_blocks_with_the_reason_and_recovers() {
     assert!(d.effects.is_empty());
     let d = decide(Some(&d.status), &mk_obs(t(30)), &mk_plan(), None);
     assert_eq!(d.status.phase, Phase::Initialized);
-    assert_eq!(routes(&d), vec![Split::AT_REST]);
+    assert_eq!(routes(&d), vec![Weights::AT_REST]);
 }
