@@ -196,8 +196,9 @@ fn gate(plan: &CheckPlan, requests: &Result<Option<f64>, PromError>) -> Gate {
             return Gate::Closed(
                 CheckResult::Fail,
                 format!(
-                    "cannot count the canary's requests, so {} cannot be applied: {e}",
-                    Setting::MinRequests.as_str()
+                    "cannot count the canary's requests, so {} cannot be applied: {}",
+                    Setting::MinRequests.as_str(),
+                    describe(e)
                 ),
             );
         }
@@ -300,7 +301,7 @@ fn measured_value(
     requests: &str,
 ) -> Result<f64, CheckVerdict> {
     match measured {
-        Err(e) => Err(fail(name, None, e.to_string())),
+        Err(e) => Err(fail(name, None, describe(e))),
         Ok(None) => Err(fail(
             name,
             None,
@@ -315,6 +316,25 @@ fn measured_value(
         )),
         Ok(Some(v)) => Ok(*v),
     }
+}
+
+/// A query error for a person reading an Event: what kind of failure, then Prometheus' or the
+/// transport's own words (`Prometheus unreachable: cannot reach Prometheus at …`).
+pub fn describe(e: &PromError) -> String {
+    let kind = match e {
+        PromError::InvalidUrl { .. } => "bad Prometheus URL",
+        PromError::Unreachable { .. } => "Prometheus unreachable",
+        PromError::Timeout { .. } => "Prometheus timed out",
+        PromError::Http { .. } => "Prometheus failed",
+        PromError::Api { .. } => "query refused",
+        PromError::Unparseable { .. } => "not a Prometheus answer",
+        PromError::EmptyResult { .. } => "no data",
+        PromError::NotFinite { .. } => "not a number",
+        PromError::MultipleSeries { .. } | PromError::UnexpectedResultType { .. } => {
+            "not one number"
+        }
+    };
+    format!("{kind}: {e}")
 }
 
 /// Folds an interval's verdicts into what the rollout does next.
@@ -609,10 +629,23 @@ mod tests {
             };
             let v = judge(&mk_plan(), &m);
             assert_eq!(v[0].result, CheckResult::Fail, "{words}");
-            assert_eq!(v[0].detail, words);
+            assert!(v[0].detail.ends_with(&words), "{}", v[0].detail);
             assert_eq!(v[0].value, None);
             assert_eq!(v[1].result, CheckResult::Pass, "{words}");
         }
+    }
+
+    #[test]
+    fn an_error_reads_as_its_kind_then_its_words() {
+        assert_eq!(
+            describe(&timeout()),
+            "Prometheus timed out: Prometheus at http://prom:9090/api/v1/query did not answer within 5s"
+        );
+        let nan = PromError::NotFinite {
+            query: "q".into(),
+            value: "NaN".into(),
+        };
+        assert!(describe(&nan).starts_with("not a number: query `q` returned NaN"));
     }
 
     #[test]
