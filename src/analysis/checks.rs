@@ -30,6 +30,10 @@
 //! [`outcome`] folds the verdicts of an interval (built-in and, later, custom checks): any `Fail`
 //! → [`IntervalOutcome::Failed`]; else all `NoVerdict` (including no verdicts at all, which is no
 //! evidence) → [`IntervalOutcome::NoVerdict`]; else [`IntervalOutcome::Passed`].
+//!
+//! [`baseline`] compares the canary with the primary in the same window (`baseline: on`).
+
+pub mod baseline;
 
 use std::time::{Duration, SystemTime};
 
@@ -384,7 +388,7 @@ fn fail(name: &str, value: Option<f64>, detail: String) -> CheckVerdict {
 }
 
 /// A number for people: at most two decimals, trailing zeros dropped (`12`, `97.5`, `0.25`).
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     trim(format!("{v:.2}"))
 }
 
