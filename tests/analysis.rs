@@ -2,9 +2,11 @@
 //!
 //! - The sandbox's built-in query endpoint, over a fake counter source with exact counters,
 //!   gives `run_builtin_at` the figures that must pass, fail, or give no verdict.
-//! - A Prometheus that is down, or answers garbage, fails every check with the reason.
+//! - The baseline comparison catches a canary worse than its primary that the absolute checks
+//!   let through, and gives no verdict without a primary serving.
+//! - A Prometheus that is down, answers garbage or too slowly fails every check with the reason.
 //! - The real Prometheus, scraping a tiny Linkerd-format exporter, gives the verdicts its known
-//!   rates imply (skipped with one line when no binary is installed, unless `CI=true`, where that
+//!   rates imply, built-in and baseline (skipped with one line when no binary is installed, unless `CI=true`, where that
 //!   is a failure saying how to install it).
 
 use std::collections::HashMap;
@@ -15,6 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
+use sluice::analysis::checks::baseline::{
+    BASELINE_ERROR_RATE, BASELINE_LATENCY, BaselinePlan, run_baseline, run_baseline_at,
+};
 use sluice::analysis::checks::{
     CheckPlan, IntervalOutcome, LATENCY_P99, SUCCESS_RATE, outcome, run_builtin, run_builtin_at,
 };
@@ -101,6 +106,24 @@ fn mk_mesh() -> FakeMesh {
             vec![
                 (0, mk_counters(0, 0, &[])),
                 (60, mk_counters(20, 0, &[(10.0, 20), (INF, 20)])),
+            ],
+        ),
+        // Baseline pair: the canary fails 2 % of 10000, its primary 0.1 %; same latency.
+        (
+            "regressed",
+            vec![
+                (0, mk_counters(0, 0, &[])),
+                (
+                    60,
+                    mk_counters(10_000, 200, &[(50.0, 9_950), (INF, 10_000)]),
+                ),
+            ],
+        ),
+        (
+            "regressed-primary",
+            vec![
+                (0, mk_counters(0, 0, &[])),
+                (60, mk_counters(10_000, 10, &[(50.0, 9_950), (INF, 10_000)])),
             ],
         ),
         // Traffic, but no latency histogram exported.
@@ -226,6 +249,52 @@ async fn a_missing_latency_histogram_despite_traffic_fails_that_check() {
         ]
     );
     assert!(v[1].detail.contains("no data"), "{}", v[1].detail);
+}
+
+#[tokio::test]
+async fn the_baseline_catches_a_canary_worse_than_its_primary() {
+    let (_ep, prom) = endpoint().await;
+    let v = run_baseline_at(
+        &prom,
+        &mk_plan("regressed"),
+        &BaselinePlan::default(),
+        t(60),
+    )
+    .await;
+    assert_eq!(
+        results(&v),
+        [
+            (BASELINE_ERROR_RATE, CheckResult::Fail),
+            (BASELINE_LATENCY, CheckResult::Pass)
+        ],
+        "{v:?}"
+    );
+    assert!(
+        v[0].detail
+            .starts_with("canary 2% of 10000 vs primary 0.1% of 10000 requests failed"),
+        "{}",
+        v[0].detail
+    );
+    // The absolute check alone would have let this canary through at success-rate 97.
+    let lenient = CheckPlan {
+        success_rate_min: 97.0,
+        ..mk_plan("regressed")
+    };
+    let absolute = run_builtin_at(&prom, &lenient, t(60)).await;
+    assert_eq!(outcome(&absolute), IntervalOutcome::Passed, "{absolute:?}");
+}
+
+#[tokio::test]
+async fn the_baseline_gives_no_verdict_without_a_primary_serving() {
+    let (_ep, prom) = endpoint().await;
+    // "healthy" has no "healthy-primary" in the mesh.
+    let v = run_baseline_at(&prom, &mk_plan("healthy"), &BaselinePlan::default(), t(60)).await;
+    assert_eq!(outcome(&v), IntervalOutcome::NoVerdict, "{v:?}");
+    assert!(
+        v[0].detail.contains("primary healthy-primary: 0 requests"),
+        "{}",
+        v[0].detail
+    );
 }
 
 #[tokio::test]
@@ -419,6 +488,28 @@ async fn real_prometheus_gives_the_verdicts_the_exporters_rates_imply() {
         "{}",
         v[0].detail
     );
+
+    // The baseline against the real Prometheus: `app` (5 %, p99 75 ms) next to `calm` (0.1 %,
+    // p99 45 ms) fails both comparisons; the other way round passes both.
+    let worse = CheckPlan {
+        primary: "calm".into(),
+        ..plan("app")
+    };
+    let v = run_baseline(prom.client(), &worse, &BaselinePlan::default()).await;
+    assert_eq!(
+        results(&v),
+        [
+            (BASELINE_ERROR_RATE, CheckResult::Fail),
+            (BASELINE_LATENCY, CheckResult::Fail)
+        ],
+        "{v:?}"
+    );
+    let better = CheckPlan {
+        primary: "app".into(),
+        ..plan("calm")
+    };
+    let v = run_baseline(prom.client(), &better, &BaselinePlan::default()).await;
+    assert_eq!(outcome(&v), IntervalOutcome::Passed, "{v:?}");
 
     // A deployment Prometheus has never seen: no traffic, no verdict.
     let v = run_builtin(prom.client(), &plan("nobody")).await;
