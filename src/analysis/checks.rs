@@ -368,6 +368,23 @@ pub fn outcome(verdicts: &[CheckVerdict]) -> IntervalOutcome {
     }
 }
 
+/// The verdicts in one line for an Event or `sluice status`:
+/// `success-rate fail (97.50% < 99%); latency-p99 pass (412ms <= 500ms)`.
+pub fn summary(verdicts: &[CheckVerdict]) -> String {
+    verdicts
+        .iter()
+        .map(|v| {
+            let result = match v.result {
+                CheckResult::Pass => "pass",
+                CheckResult::Fail => "fail",
+                CheckResult::NoVerdict => "no verdict",
+            };
+            format!("{} {result} ({})", v.name, v.detail)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn both(result: CheckResult, value: Option<f64>, detail: &str) -> Vec<CheckVerdict> {
     [SUCCESS_RATE, LATENCY_P99]
         .into_iter()
@@ -775,6 +792,21 @@ mod tests {
         ];
         assert_eq!(outcome(&v), IntervalOutcome::NoVerdict);
         assert_eq!(outcome(&[]), IntervalOutcome::NoVerdict);
+    }
+
+    #[test]
+    fn the_summary_reads_each_check_its_result_and_why() {
+        let v = judge(&mk_plan(), &mk(Some(1200.0), Some(97.5), Some(412.0)));
+        assert_eq!(
+            summary(&v),
+            "success-rate fail (97.50% < 99%); latency-p99 pass (412ms <= 500ms)"
+        );
+        let v = judge(&mk_plan(), &mk(Some(3.0), None, None));
+        assert!(
+            summary(&v).starts_with("success-rate no verdict (3 requests < min-requests 20"),
+            "{}",
+            summary(&v)
+        );
     }
 
     #[test]
