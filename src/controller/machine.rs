@@ -29,6 +29,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::status::{CheckResult, CheckVerdict, Phase, RolloutStatus, Timestamp};
+use crate::analysis::checks::{self, IntervalOutcome};
 use crate::routing::Weights;
 
 /// What the reconciler read from the objects for one Deployment.
@@ -454,88 +455,83 @@ fn advance(d: &mut Decision, obs: &Observation, weight: u32) {
 fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerdict]) {
     d.status.last_verdicts = verdicts.to_vec();
     d.status.last_analysis = Some(Timestamp(obs.now));
-    let failed: Vec<&CheckVerdict> = verdicts
+    let failed: Vec<CheckVerdict> = verdicts
         .iter()
         .filter(|v| v.result == CheckResult::Fail)
+        .cloned()
         .collect();
-    let silent =
-        !verdicts.is_empty() && verdicts.iter().all(|v| v.result == CheckResult::NoVerdict);
-    let summary = |vs: &[&CheckVerdict]| {
-        vs.iter()
-            .map(|v| format!("{} ({})", v.name, v.detail))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    if !failed.is_empty() {
-        d.status.failed_checks += 1;
-        d.status.silent_intervals = 0;
-        d.event(
-            EventType::Warning,
-            "CheckFailed",
-            format!(
-                "analysis failed at {}%: {} — failed checks {}/{}",
-                d.status.weight,
-                summary(&failed),
-                d.status.failed_checks,
-                plan.threshold
-            ),
-        );
-    } else if silent {
-        d.status.silent_intervals += 1;
-        let all: Vec<&CheckVerdict> = verdicts.iter().collect();
-        if d.status.silent_intervals >= plan.threshold {
-            d.status.silent_intervals = 0;
+    match checks::outcome(verdicts) {
+        IntervalOutcome::Failed { .. } => {
             d.status.failed_checks += 1;
+            d.status.silent_intervals = 0;
             d.event(
                 EventType::Warning,
                 "CheckFailed",
                 format!(
-                    "{} intervals in a row without enough traffic to judge ({}) count as a failed check — failed checks {}/{}",
-                    plan.threshold,
-                    summary(&all),
+                    "analysis failed at {}%: {} — failed checks {}/{}",
+                    d.status.weight,
+                    checks::summary(&failed),
                     d.status.failed_checks,
                     plan.threshold
                 ),
             );
-        } else {
-            d.event(
-                EventType::Normal,
-                "NoVerdict",
-                format!(
-                    "not enough traffic to judge at {}%: {}; holding the weight",
-                    d.status.weight,
-                    summary(&all)
-                ),
-            );
         }
-    } else {
-        d.status.silent_intervals = 0;
-        d.status.iterations += 1;
-        let next = plan.weights.iter().copied().find(|w| *w > d.status.weight);
-        match next {
-            Some(w) => advance(d, obs, w),
-            None => {
-                d.enter(Phase::Promoting, obs.now);
+        IntervalOutcome::NoVerdict => {
+            d.status.silent_intervals += 1;
+            if d.status.silent_intervals >= plan.threshold {
+                d.status.silent_intervals = 0;
+                d.status.failed_checks += 1;
                 d.event(
-                    EventType::Normal,
-                    "Promoting",
+                    EventType::Warning,
+                    "CheckFailed",
                     format!(
-                        "analysis passed at max weight {}%; switching all traffic to revision {}",
-                        d.status.weight,
-                        d.status.revision.as_deref().map(short).unwrap_or("?")
+                        "{} intervals in a row without enough traffic to judge ({}) count as a failed check — failed checks {}/{}",
+                        plan.threshold,
+                        checks::summary(verdicts),
+                        d.status.failed_checks,
+                        plan.threshold
                     ),
                 );
-                d.requeue = Some(Duration::ZERO);
+            } else {
+                d.event(
+                    EventType::Normal,
+                    "NoVerdict",
+                    format!(
+                        "not enough traffic to judge at {}%: {}; holding the weight",
+                        d.status.weight,
+                        checks::summary(verdicts)
+                    ),
+                );
             }
         }
-        return;
+        IntervalOutcome::Passed => {
+            d.status.silent_intervals = 0;
+            d.status.iterations += 1;
+            match plan.weights.iter().copied().find(|w| *w > d.status.weight) {
+                Some(w) => advance(d, obs, w),
+                None => {
+                    d.enter(Phase::Promoting, obs.now);
+                    d.event(
+                        EventType::Normal,
+                        "Promoting",
+                        format!(
+                            "analysis passed at max weight {}%; switching all traffic to revision {}",
+                            d.status.weight,
+                            d.status.revision.as_deref().map(short).unwrap_or("?")
+                        ),
+                    );
+                    d.requeue = Some(Duration::ZERO);
+                }
+            }
+            return;
+        }
     }
     if d.status.failed_checks >= plan.threshold {
         let why = format!(
             "{} failed checks reached threshold {}: {}",
             d.status.failed_checks,
             plan.threshold,
-            summary(&failed)
+            checks::summary(&d.status.last_verdicts)
         );
         start_rollback(d, obs, why);
     }
