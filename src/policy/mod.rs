@@ -1,3 +1,6 @@
 //! Policy: Sluice's keys ([`keys`]).
 
+pub mod freeze;
 pub mod keys;
+pub mod optin;
+pub mod settings;

@@ -1,0 +1,1471 @@
+//! Policy settings (DESIGN §2): the one typed parser of every `sluice.dev/*` setting, shared by the
+//! validating webhook, the controller and `sluice explain`, so the three cannot disagree.
+//!
+//! ```text
+//! Deployment annotations ─┐
+//! Namespace annotations ──┼─ parse_layer (per key) ─► merge, most specific first ─► cross-key ─► Resolved
+//! sluice-policy data ─────┘          │                (deployment > namespace >      checks      settings +
+//!                                    ▼                 cluster > default)                        sources
+//!                   validate_annotations (one layer, for the webhook)
+//! ```
+//!
+//! Everything here is pure: maps in, values or every error out.
+//!
+//! Choices where DESIGN is silent:
+//! - Durations are Go-style (`30s`, `1m`, `1m30s`, `500ms`, `2h`), as Flagger and Kubernetes
+//!   users write them; the long forms humantime would also take (`5 minutes`) are refused so a
+//!   value means the same in every tool.
+//! - `step-weight` and `step-weights` are one setting: the most specific layer holding either
+//!   wins, and one layer holding both is an error. `StepPlan::weights` caps an increment plan at
+//!   `max-weight` (step 30, max 50 → 30, 50); an explicit list is used as given up to
+//!   `max-weight`.
+//! - `baseline` takes `on`/`off` (and `true`/`false`); `success-rate` may end in `%`.
+//! - Cross-key checks (first step ≤ `max-weight`, `match` needs a router with header matching,
+//!   `ab-testing` needs `match`) run on the effective values in [`resolve`] and blame the key
+//!   from the most specific layer. [`validate_annotations`] runs them only when every key involved
+//!   is in the one map it sees, so a Deployment is never refused for what its Namespace may
+//!   supply.
+//! - Keys Sluice itself writes and the control annotations are not settings and not errors on a
+//!   Deployment; on a Namespace or in the policy ConfigMap, controls are refused (they steer one
+//!   rollout). The ConfigMap's keys carry no prefix.
+//! - Values are trimmed of surrounding whitespace (YAML block scalars end in a newline).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::freeze::FreezeWindow;
+use super::keys::{
+    APEX_SELECTOR_ANNOTATION, Control, OPT_IN_LABEL, PHASE_LABEL, PREFIX,
+    STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION, Setting,
+};
+
+/// Where an effective value came from, most specific first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Deployment,
+    Namespace,
+    Cluster,
+    Default,
+}
+
+impl Source {
+    /// `deployment`, `namespace`, `cluster` or `default`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Deployment => "deployment",
+            Source::Namespace => "namespace",
+            Source::Cluster => "cluster",
+            Source::Default => "default",
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which object a map of settings comes from; decides key form and which keys are allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Level {
+    /// Deployment annotations (`sluice.dev/` keys).
+    Deployment,
+    /// Namespace annotations (`sluice.dev/` keys).
+    Namespace,
+    /// The `sluice-policy` ConfigMap's data (keys without the prefix).
+    Cluster,
+}
+
+impl Level {
+    /// `deployment`, `namespace` or `cluster`.
+    pub fn as_str(self) -> &'static str {
+        self.source().as_str()
+    }
+
+    /// The [`Source`] a value set at this level has.
+    pub fn source(self) -> Source {
+        match self {
+            Level::Deployment => Source::Deployment,
+            Level::Namespace => Source::Namespace,
+            Level::Cluster => Source::Cluster,
+        }
+    }
+
+    /// The key as a person writes it at this level.
+    fn key(self, setting: Setting) -> String {
+        match self {
+            Level::Cluster => setting.as_str().to_string(),
+            _ => setting.annotation(),
+        }
+    }
+}
+
+/// The three layers [`resolve`] merges. `None` means the object has no such map.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Layers<'a> {
+    /// Deployment annotations (`sluice.dev/` keys; other annotations are ignored).
+    pub deployment: Option<&'a BTreeMap<String, String>>,
+    /// Namespace annotations (`sluice.dev/` keys; other annotations are ignored).
+    pub namespace: Option<&'a BTreeMap<String, String>>,
+    /// `sluice-policy` ConfigMap data (keys WITHOUT the prefix).
+    pub cluster: Option<&'a BTreeMap<String, String>>,
+}
+
+/// `sluice.dev/strategy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Strategy {
+    #[default]
+    Canary,
+    BlueGreen,
+    AbTesting,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 3] = [Strategy::Canary, Strategy::BlueGreen, Strategy::AbTesting];
+
+    /// `canary`, `blue-green` or `ab-testing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Canary => "canary",
+            Strategy::BlueGreen => "blue-green",
+            Strategy::AbTesting => "ab-testing",
+        }
+    }
+}
+
+/// `sluice.dev/router`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RouterKind {
+    /// SMI TrafficSplit.
+    #[default]
+    Smi,
+    /// Gateway API HTTPRoute.
+    GatewayApi,
+    /// NGINX canary Ingress.
+    Nginx,
+}
+
+impl RouterKind {
+    pub const ALL: [RouterKind; 3] = [RouterKind::Smi, RouterKind::GatewayApi, RouterKind::Nginx];
+
+    /// `smi`, `gateway-api` or `nginx`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouterKind::Smi => "smi",
+            RouterKind::GatewayApi => "gateway-api",
+            RouterKind::Nginx => "nginx",
+        }
+    }
+}
+
+/// An error of `FromStr` on the small enums: the value was none of the allowed words.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not one of {allowed}")]
+pub struct NotOneOf {
+    pub value: String,
+    pub allowed: String,
+}
+
+macro_rules! word_enum {
+    ($t:ty) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = NotOneOf;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                <$t>::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| NotOneOf {
+                        value: s.to_string(),
+                        allowed: or_list(<$t>::ALL.iter().map(|v| v.as_str())),
+                    })
+            }
+        }
+    };
+}
+word_enum!(Strategy);
+word_enum!(RouterKind);
+word_enum!(HookType);
+word_enum!(NotifyKind);
+
+/// `a, b or c`.
+fn or_list<'a>(words: impl Iterator<Item = &'a str>) -> String {
+    let words: Vec<&str> = words.collect();
+    match words.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.to_string(),
+        None => String::new(),
+    }
+}
+
+/// How the canary weight climbs: `step-weight` or `step-weights`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepPlan {
+    /// Add this much at every passed step.
+    Increment(u32),
+    /// Exactly these weights, strictly increasing.
+    List(Vec<u32>),
+}
+
+impl Default for StepPlan {
+    fn default() -> Self {
+        StepPlan::Increment(10)
+    }
+}
+
+impl StepPlan {
+    /// The canary weights of the steps before promotion. An increment climbs to `max_weight`,
+    /// its last step capped there; a list is used as given up to `max_weight`.
+    pub fn weights(&self, max_weight: u32) -> Vec<u32> {
+        match self {
+            StepPlan::Increment(0) => Vec::new(),
+            StepPlan::Increment(step) => {
+                let mut out: Vec<u32> = (1..)
+                    .map(|i| i * step)
+                    .take_while(|w| *w < max_weight)
+                    .collect();
+                if max_weight > 0 {
+                    out.push(max_weight);
+                }
+                out
+            }
+            StepPlan::List(ws) => ws.iter().copied().filter(|w| *w <= max_weight).collect(),
+        }
+    }
+
+    /// The first step's weight.
+    pub fn first(&self) -> Option<u32> {
+        match self {
+            StepPlan::Increment(s) => Some(*s),
+            StepPlan::List(ws) => ws.first().copied(),
+        }
+    }
+}
+
+/// A custom check from `sluice.dev/metrics`: a PromQL template whose value must lie in `[min, max]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricCheck {
+    pub name: String,
+    /// PromQL with `{{namespace}}`, `{{name}}`, `{{canary}}`, `{{primary}}`, `{{interval}}`.
+    pub query: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// The variables a custom check's query may use.
+pub const QUERY_VARIABLES: [&str; 5] = ["namespace", "name", "canary", "primary", "interval"];
+
+/// When a hook is called (Flagger's hook types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookType {
+    PreRollout,
+    Rollout,
+    ConfirmPromotion,
+    PostRollout,
+    Rollback,
+    Event,
+}
+
+impl HookType {
+    pub const ALL: [HookType; 6] = [
+        HookType::PreRollout,
+        HookType::Rollout,
+        HookType::ConfirmPromotion,
+        HookType::PostRollout,
+        HookType::Rollback,
+        HookType::Event,
+    ];
+
+    /// The hook type as written in `sluice.dev/webhooks`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookType::PreRollout => "pre-rollout",
+            HookType::Rollout => "rollout",
+            HookType::ConfirmPromotion => "confirm-promotion",
+            HookType::PostRollout => "post-rollout",
+            HookType::Rollback => "rollback",
+            HookType::Event => "event",
+        }
+    }
+}
+
+/// A hook from `sluice.dev/webhooks`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookSpec {
+    pub kind: HookType,
+    /// Absolute `http://` or `https://` URL.
+    pub url: String,
+    /// Default 10s.
+    pub timeout: Duration,
+    /// Passed through in the payload's `metadata`.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Default timeout of a hook call.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a header or query parameter value is compared (Gateway API names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum MatchType {
+    #[default]
+    Exact,
+    RegularExpression,
+}
+
+/// One header or query-parameter condition of a [`MatchRule`] (HTTPRoute shape).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueMatch {
+    #[serde(rename = "type", default)]
+    pub kind: MatchType,
+    pub name: String,
+    pub value: String,
+}
+
+/// One A/B rule from `sluice.dev/match`: every condition must hold (HTTPRouteMatch shape, so a
+/// router can put it into an HTTPRoute as is).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MatchRule {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<ValueMatch>,
+}
+
+/// The kind of endpoint alerts go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotifyKind {
+    /// Slack-compatible incoming webhook (`{"text": …}`).
+    Slack,
+    /// A JSON document with the rollout's name, namespace, phase and message.
+    Json,
+}
+
+impl NotifyKind {
+    pub const ALL: [NotifyKind; 2] = [NotifyKind::Slack, NotifyKind::Json];
+
+    /// `slack` or `json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyKind::Slack => "slack",
+            NotifyKind::Json => "json",
+        }
+    }
+}
+
+/// `sluice.dev/notify` (cluster only): where Succeeded / Failed / stuck alerts go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifySpec {
+    pub url: String,
+    pub kind: NotifyKind,
+}
+
+/// Every setting's effective value. `Default` is DESIGN §2's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub strategy: Strategy,
+    pub router: RouterKind,
+    /// With `nginx`: the Ingress to mirror; `None` means the Deployment's name.
+    pub ingress: Option<String>,
+    /// The apex Service; `None` means the Deployment's name.
+    pub service: Option<String>,
+    pub interval: Duration,
+    pub steps: StepPlan,
+    pub max_weight: u32,
+    pub iterations: u32,
+    pub threshold: u32,
+    /// Percent, 0–100.
+    pub success_rate: f64,
+    pub latency_p99: Duration,
+    pub min_requests: u64,
+    pub baseline: bool,
+    /// Error-rate points, 0–100.
+    pub baseline_tolerance: f64,
+    pub baseline_latency_ratio: f64,
+    pub metrics: Vec<MetricCheck>,
+    pub webhooks: Vec<HookSpec>,
+    pub matches: Vec<MatchRule>,
+    pub progress_deadline: Duration,
+    pub freeze: Vec<FreezeWindow>,
+    pub notify: Option<NotifySpec>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            strategy: Strategy::Canary,
+            router: RouterKind::Smi,
+            ingress: None,
+            service: None,
+            interval: Duration::from_secs(60),
+            steps: StepPlan::Increment(10),
+            max_weight: 50,
+            iterations: 10,
+            threshold: 5,
+            success_rate: 99.0,
+            latency_p99: Duration::from_millis(500),
+            min_requests: 20,
+            baseline: true,
+            baseline_tolerance: 0.5,
+            baseline_latency_ratio: 1.2,
+            metrics: Vec::new(),
+            webhooks: Vec::new(),
+            matches: Vec::new(),
+            progress_deadline: Duration::from_secs(600),
+            freeze: Vec::new(),
+            notify: None,
+        }
+    }
+}
+
+/// The effective settings of one Deployment and where each came from (every [`Setting`] is a key).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    pub settings: Settings,
+    pub sources: BTreeMap<Setting, Source>,
+}
+
+/// A setting that cannot be accepted. Every message reads `KEY: "VALUE" PROBLEM; WHAT TO DO`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// The value does not parse or is out of range.
+    #[error("{key}: {value:?} {reason}")]
+    Invalid {
+        level: Level,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// A `sluice.dev/` key that is no setting.
+    #[error("{key}: {value:?} is not a Sluice setting; {advice}")]
+    UnknownKey {
+        level: Level,
+        key: String,
+        value: String,
+        advice: String,
+    },
+    /// A setting on an object where it is not allowed.
+    #[error("{key}: {value:?} {reason}")]
+    WrongLevel {
+        level: Level,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// Valid alone, but contradicted by another setting.
+    #[error("{key}: {value:?} {reason}")]
+    Conflict {
+        level: Level,
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+impl PolicyError {
+    /// Low-cardinality label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            PolicyError::Invalid { .. } => "invalid_value",
+            PolicyError::UnknownKey { .. } => "unknown_key",
+            PolicyError::WrongLevel { .. } => "wrong_level",
+            PolicyError::Conflict { .. } => "conflict",
+        }
+    }
+
+    /// The key as written on the object.
+    pub fn key(&self) -> &str {
+        match self {
+            PolicyError::Invalid { key, .. }
+            | PolicyError::UnknownKey { key, .. }
+            | PolicyError::WrongLevel { key, .. }
+            | PolicyError::Conflict { key, .. } => key,
+        }
+    }
+
+    /// The object the offending key is on.
+    pub fn level(&self) -> Level {
+        match self {
+            PolicyError::Invalid { level, .. }
+            | PolicyError::UnknownKey { level, .. }
+            | PolicyError::WrongLevel { level, .. }
+            | PolicyError::Conflict { level, .. } => *level,
+        }
+    }
+}
+
+/// Values longer than this are shortened in messages (a YAML list can be long).
+const MAX_SHOWN_VALUE: usize = 120;
+
+fn shown(value: &str) -> String {
+    if value.chars().count() <= MAX_SHOWN_VALUE {
+        value.to_string()
+    } else {
+        let mut s: String = value.chars().take(MAX_SHOWN_VALUE).collect();
+        s.push('…');
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One layer
+// ---------------------------------------------------------------------------------------------
+
+/// The settings one map sets, parsed, with the raw text of each for messages.
+#[derive(Debug, Default)]
+struct Partial {
+    strategy: Option<Strategy>,
+    router: Option<RouterKind>,
+    ingress: Option<String>,
+    service: Option<String>,
+    interval: Option<Duration>,
+    /// The key that set it (`StepWeight` or `StepWeights`) and the plan.
+    steps: Option<(Setting, StepPlan)>,
+    max_weight: Option<u32>,
+    iterations: Option<u32>,
+    threshold: Option<u32>,
+    success_rate: Option<f64>,
+    latency_p99: Option<Duration>,
+    min_requests: Option<u64>,
+    baseline: Option<bool>,
+    baseline_tolerance: Option<f64>,
+    baseline_latency_ratio: Option<f64>,
+    metrics: Option<Vec<MetricCheck>>,
+    webhooks: Option<Vec<HookSpec>>,
+    matches: Option<Vec<MatchRule>>,
+    progress_deadline: Option<Duration>,
+    freeze: Option<Vec<FreezeWindow>>,
+    notify: Option<NotifySpec>,
+    /// Raw values of the settings set validly.
+    raw: BTreeMap<Setting, String>,
+    /// Settings whose value was refused; cross-key checks leave them alone.
+    broken: BTreeSet<Setting>,
+}
+
+/// What a key on an object is.
+enum KeyKind {
+    Setting(Setting),
+    /// Not Sluice's, or written by Sluice, or a control on a Deployment: nothing to check.
+    Ignored,
+    Error(PolicyError),
+}
+
+/// Keys Sluice writes itself; never settings, never errors on a Deployment.
+const WRITTEN_KEYS: [&str; 4] = [
+    STATUS_ANNOTATION,
+    STABLE_TEMPLATE_ANNOTATION,
+    PHASE_LABEL,
+    APEX_SELECTOR_ANNOTATION,
+];
+
+fn classify(key: &str, value: &str, level: Level) -> KeyKind {
+    let err_value = shown(value);
+    let bare = match level {
+        Level::Deployment | Level::Namespace => match key.strip_prefix(PREFIX) {
+            Some(bare) => bare,
+            None => return KeyKind::Ignored,
+        },
+        Level::Cluster => match key.strip_prefix(PREFIX) {
+            Some(bare) => {
+                return KeyKind::Error(PolicyError::UnknownKey {
+                    level,
+                    key: key.to_string(),
+                    value: err_value,
+                    advice: format!(
+                        "the sluice-policy ConfigMap's keys carry no prefix; write {bare}"
+                    ),
+                });
+            }
+            None => key,
+        },
+    };
+    if let Ok(setting) = bare.parse::<Setting>() {
+        return KeyKind::Setting(setting);
+    }
+    let control = Control::ALL.into_iter().find(|c| c.as_str() == bare);
+    let full = format!("{PREFIX}{bare}");
+    match (level, control) {
+        (Level::Deployment, Some(_)) => return KeyKind::Ignored,
+        (_, Some(c)) => {
+            return KeyKind::Error(PolicyError::WrongLevel {
+                level,
+                key: key.to_string(),
+                value: err_value,
+                reason: format!(
+                    "is a control for one rollout, not a policy; set {} on the Deployment instead",
+                    c.annotation()
+                ),
+            });
+        }
+        _ => {}
+    }
+    if WRITTEN_KEYS.contains(&full.as_str()) {
+        if level == Level::Deployment {
+            return KeyKind::Ignored;
+        }
+        return KeyKind::Error(PolicyError::UnknownKey {
+            level,
+            key: key.to_string(),
+            value: err_value,
+            advice: "Sluice writes this key on Deployments only; remove it".to_string(),
+        });
+    }
+    if full == OPT_IN_LABEL {
+        return KeyKind::Error(PolicyError::UnknownKey {
+            level,
+            key: key.to_string(),
+            value: err_value,
+            advice: format!(
+                "{OPT_IN_LABEL} is a label, not an annotation; move it to metadata.labels"
+            ),
+        });
+    }
+    let advice = match closest_setting(bare) {
+        Some(s) => format!("did you mean {}?", level.key(s)),
+        None => format!(
+            "remove it, or use one of: {}",
+            Setting::ALL.map(|s| s.as_str()).join(", ")
+        ),
+    };
+    KeyKind::Error(PolicyError::UnknownKey {
+        level,
+        key: key.to_string(),
+        value: err_value,
+        advice,
+    })
+}
+
+/// The known setting nearest to `bare` by edit distance, if within 3 edits.
+fn closest_setting(bare: &str) -> Option<Setting> {
+    Setting::ALL
+        .into_iter()
+        .map(|s| (edit_distance(bare, s.as_str()), s))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, s)| s)
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Parses every key of one map; returns what it sets and every error.
+fn parse_layer(map: &BTreeMap<String, String>, level: Level) -> (Partial, Vec<PolicyError>) {
+    let mut p = Partial::default();
+    let mut errors = Vec::new();
+    for (key, value) in map {
+        let setting = match classify(key, value, level) {
+            KeyKind::Setting(s) => s,
+            KeyKind::Ignored => continue,
+            KeyKind::Error(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let invalid = |reason: String| PolicyError::Invalid {
+            level,
+            key: key.clone(),
+            value: shown(value),
+            reason,
+        };
+        if let Some(reason) = level_refusal(setting, level) {
+            errors.push(PolicyError::WrongLevel {
+                level,
+                key: key.clone(),
+                value: shown(value),
+                reason,
+            });
+            continue;
+        }
+        match parse_into(&mut p, setting, value.trim()) {
+            Ok(()) => {
+                p.raw.insert(setting, value.clone());
+            }
+            Err(reason) => {
+                p.broken.insert(setting);
+                errors.push(invalid(reason));
+            }
+        }
+    }
+    let both = [Setting::StepWeight, Setting::StepWeights]
+        .map(|s| map.get(&level.key(s)))
+        .map(|v| v.cloned());
+    if let [Some(_), Some(list)] = both {
+        errors.push(PolicyError::Conflict {
+            level,
+            key: level.key(Setting::StepWeights),
+            value: shown(&list),
+            reason: format!(
+                "is set together with {}; set only one of them",
+                level.key(Setting::StepWeight)
+            ),
+        });
+        p.steps = None;
+        p.broken.insert(Setting::StepWeight);
+        p.broken.insert(Setting::StepWeights);
+    }
+    (p, errors)
+}
+
+/// Why `setting` may not be set at `level`, if it may not.
+fn level_refusal(setting: Setting, level: Level) -> Option<String> {
+    match (setting, level) {
+        (Setting::Freeze, Level::Deployment) => Some(
+            "cannot be set on a Deployment; set it on the Namespace or in the sluice-policy \
+             ConfigMap"
+                .into(),
+        ),
+        (Setting::Notify, Level::Deployment | Level::Namespace) => Some(format!(
+            "cannot be set on a {}; set notify in the sluice-policy ConfigMap",
+            if level == Level::Deployment {
+                "Deployment"
+            } else {
+                "Namespace"
+            }
+        )),
+        _ => None,
+    }
+}
+
+/// Parses one value into its field; the error is the text after `KEY: "VALUE" `.
+fn parse_into(p: &mut Partial, setting: Setting, v: &str) -> Result<(), String> {
+    match setting {
+        Setting::Strategy => {
+            p.strategy = Some(
+                v.parse()
+                    .map_err(|e: NotOneOf| format!("is not a strategy; use {}", e.allowed))?,
+            )
+        }
+        Setting::Router => {
+            p.router = Some(
+                v.parse()
+                    .map_err(|e: NotOneOf| format!("is not a router; use {}", e.allowed))?,
+            )
+        }
+        Setting::Ingress => p.ingress = Some(parse_subdomain(v, "an Ingress")?),
+        Setting::Service => p.service = Some(parse_dns_label(v, "a Service")?),
+        Setting::Interval => p.interval = Some(parse_duration(v, Duration::from_secs(1))?),
+        Setting::StepWeight => p.steps = Some((setting, StepPlan::Increment(parse_weight(v)?))),
+        Setting::StepWeights => p.steps = Some((setting, StepPlan::List(parse_weights(v)?))),
+        Setting::MaxWeight => p.max_weight = Some(parse_weight(v)?),
+        Setting::Iterations => p.iterations = Some(parse_count(v, "a number of iterations")?),
+        Setting::Threshold => p.threshold = Some(parse_count(v, "a number of failed checks")?),
+        Setting::SuccessRate => p.success_rate = Some(parse_percent(v)?),
+        Setting::LatencyP99 => p.latency_p99 = Some(parse_duration(v, Duration::from_millis(1))?),
+        Setting::MinRequests => {
+            p.min_requests = Some(v.parse::<u64>().map_err(|_| {
+                "is not a number of requests; use a whole number of at least 0, e.g. 20".to_string()
+            })?)
+        }
+        Setting::Baseline => {
+            p.baseline = Some(match v {
+                "on" | "true" => true,
+                "off" | "false" => false,
+                _ => return Err("is not on or off; use on or off".into()),
+            })
+        }
+        Setting::BaselineTolerance => {
+            p.baseline_tolerance = Some(
+                parse_number(v)
+                    .filter(|x| (0.0..=100.0).contains(x))
+                    .ok_or_else(|| {
+                        "is not a number of error-rate points; use a number from 0 to 100, \
+                         e.g. 0.5"
+                            .to_string()
+                    })?,
+            )
+        }
+        Setting::BaselineLatencyRatio => {
+            p.baseline_latency_ratio =
+                Some(parse_number(v).filter(|x| *x >= 1.0).ok_or_else(|| {
+                    "is not a latency ratio; use a number of at least 1, e.g. 1.2 for 20% slower"
+                        .to_string()
+                })?)
+        }
+        Setting::Metrics => p.metrics = Some(parse_metrics(v)?),
+        Setting::Webhooks => p.webhooks = Some(parse_webhooks(v)?),
+        Setting::Match => p.matches = Some(parse_matches(v)?),
+        Setting::ProgressDeadline => {
+            p.progress_deadline = Some(parse_duration(v, Duration::from_secs(1))?)
+        }
+        Setting::Freeze => p.freeze = Some(parse_freeze(v)?),
+        Setting::Notify => p.notify = Some(parse_notify(v)?),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value parsers: each returns the reason text on failure.
+// ---------------------------------------------------------------------------------------------
+
+const WEIGHT_HINT: &str = "use a whole number from 1 to 100";
+const DURATION_HINT: &str = "use e.g. 30s, 1m, 1m30s";
+
+fn parse_weight(v: &str) -> Result<u32, String> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|w| (1..=100).contains(w))
+        .ok_or_else(|| format!("is not a weight; {WEIGHT_HINT}"))
+}
+
+fn parse_weights(v: &str) -> Result<Vec<u32>, String> {
+    let ws: Vec<u32> = v
+        .split(',')
+        .map(|w| {
+            w.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|w| (1..=100).contains(w))
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            "is not a list of weights; use whole numbers from 1 to 100 separated by commas, \
+             e.g. 5,10,25,50"
+                .to_string()
+        })?;
+    if ws.windows(2).any(|p| p[0] >= p[1]) {
+        return Err(
+            "is not strictly increasing; list each weight once, smallest first, e.g. 5,10,25,50"
+                .into(),
+        );
+    }
+    Ok(ws)
+}
+
+fn parse_count(v: &str, what: &str) -> Result<u32, String> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("is not {what}; use a whole number of at least 1"))
+}
+
+/// A finite decimal number.
+fn parse_number(v: &str) -> Option<f64> {
+    v.parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+fn parse_percent(v: &str) -> Result<f64, String> {
+    parse_number(v.strip_suffix('%').unwrap_or(v).trim_end())
+        .filter(|x| (0.0..=100.0).contains(x))
+        .ok_or_else(|| "is not a percentage; use a number from 0 to 100, e.g. 99 or 99.5".into())
+}
+
+/// Go-style duration (`1m30s`), at least `min`.
+fn parse_duration(v: &str, min: Duration) -> Result<Duration, String> {
+    let not = || format!("is not a duration; {DURATION_HINT}");
+    if !is_go_duration(v) {
+        return Err(not());
+    }
+    let d = humantime::parse_duration(v).map_err(|_| not())?;
+    if d < min {
+        return Err(format!(
+            "is too short; use at least {}",
+            humantime::format_duration(min)
+        ));
+    }
+    Ok(d)
+}
+
+/// `(digits unit)+` with unit one of `ms`, `s`, `m`, `h`.
+fn is_go_duration(v: &str) -> bool {
+    let b = v.as_bytes();
+    let mut i = 0;
+    if b.is_empty() {
+        return false;
+    }
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start || i == b.len() {
+            return false;
+        }
+        if b[i..].starts_with(b"ms") {
+            i += 2;
+        } else if matches!(b[i], b's' | b'm' | b'h') {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+fn parse_dns_label(v: &str, what: &str) -> Result<String, String> {
+    if is_dns_label(v) && v.as_bytes()[0].is_ascii_lowercase() {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "is not {what} name; use lowercase letters, digits and '-', starting with a letter, \
+             at most 63 characters, e.g. my-app"
+        ))
+    }
+}
+
+fn parse_subdomain(v: &str, what: &str) -> Result<String, String> {
+    if !v.is_empty() && v.len() <= 253 && v.split('.').all(is_dns_label) {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "is not {what} name; use lowercase letters, digits, '-' and '.', e.g. my-app"
+        ))
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+fn parse_http_url(v: &str) -> Result<String, String> {
+    match reqwest::Url::parse(v) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+            Ok(v.to_string())
+        }
+        _ => Err(format!(
+            "url {v:?} is not an absolute http(s) URL; use e.g. http://loadtester.test/"
+        )),
+    }
+}
+
+/// First line of a YAML error, without the noise of long positions.
+fn yaml_error(e: impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricYaml {
+    name: String,
+    query: String,
+    #[serde(default)]
+    min: Option<f64>,
+    #[serde(default)]
+    max: Option<f64>,
+}
+
+const METRICS_HINT: &str = "use e.g. [{name: errors, query: 'sum(rate(…{deployment=\"{{canary}}\"}[{{interval}}]))', max: 0.01}]";
+
+fn parse_metrics(v: &str) -> Result<Vec<MetricCheck>, String> {
+    let raw: Vec<MetricYaml> = serde_saphyr::from_str(v).map_err(|e| {
+        format!(
+            "is not a YAML list of {{name, query, min, max}} ({}); {METRICS_HINT}",
+            yaml_error(e)
+        )
+    })?;
+    let mut names = BTreeSet::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for m in raw {
+        let name = m.name.trim().to_string();
+        if name.is_empty() {
+            return Err(format!("has a check without a name; {METRICS_HINT}"));
+        }
+        if !names.insert(name.clone()) {
+            return Err(format!(
+                "has two checks named {name:?}; give each check its own name"
+            ));
+        }
+        if m.query.trim().is_empty() {
+            return Err(format!("check {name:?} has an empty query; {METRICS_HINT}"));
+        }
+        check_template(&m.query).map_err(|e| format!("check {name:?} {e}"))?;
+        match (m.min, m.max) {
+            (None, None) => {
+                return Err(format!(
+                    "check {name:?} has neither min nor max; give at least one bound"
+                ));
+            }
+            (Some(lo), Some(hi)) if lo > hi => {
+                return Err(format!(
+                    "check {name:?} has min {lo} above max {hi}; swap them"
+                ));
+            }
+            (lo, hi)
+                if lo.is_some_and(|x| !x.is_finite()) || hi.is_some_and(|x| !x.is_finite()) =>
+            {
+                return Err(format!(
+                    "check {name:?} has a bound that is not a finite number; use plain numbers"
+                ));
+            }
+            _ => {}
+        }
+        out.push(MetricCheck {
+            name,
+            query: m.query,
+            min: m.min,
+            max: m.max,
+        });
+    }
+    Ok(out)
+}
+
+/// Every `{{var}}` in `query` is a known variable and every `{{` is closed.
+fn check_template(query: &str) -> Result<(), String> {
+    let mut rest = query;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let close = after
+            .find("}}")
+            .ok_or_else(|| "has a {{ without a closing }} in its query; close it".to_string())?;
+        let var = after[..close].trim();
+        if !QUERY_VARIABLES.contains(&var) {
+            return Err(format!(
+                "uses the unknown variable {{{{{var}}}}} in its query; use {}",
+                or_list(QUERY_VARIABLES.iter().map(|v| *v))
+            ));
+        }
+        rest = &after[close + 2..];
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HookYaml {
+    #[serde(rename = "type")]
+    kind: String,
+    url: String,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+const HOOKS_HINT: &str =
+    "use e.g. [{type: pre-rollout, url: http://loadtester.test/, timeout: 30s}]";
+
+fn parse_webhooks(v: &str) -> Result<Vec<HookSpec>, String> {
+    let raw: Vec<HookYaml> = serde_saphyr::from_str(v).map_err(|e| {
+        format!(
+            "is not a YAML list of {{type, url, timeout, metadata}} ({}); {HOOKS_HINT}",
+            yaml_error(e)
+        )
+    })?;
+    raw.into_iter()
+        .map(|h| {
+            let kind = h
+                .kind
+                .parse::<HookType>()
+                .map_err(|e| format!("has hook type {:?}; use {}", h.kind, e.allowed))?;
+            let url = parse_http_url(h.url.trim()).map_err(|e| format!("has {e}"))?;
+            let timeout = match h.timeout.as_deref().map(str::trim) {
+                None => DEFAULT_HOOK_TIMEOUT,
+                Some(t) => parse_duration(t, Duration::from_millis(1))
+                    .map_err(|e| format!("has hook timeout {t:?}, which {e}"))?,
+            };
+            Ok(HookSpec {
+                kind,
+                url,
+                timeout,
+                metadata: h.metadata,
+            })
+        })
+        .collect()
+}
+
+const MATCH_HINT: &str = "use e.g. [{headers: [{name: x-canary, value: insider}]}]";
+
+fn parse_matches(v: &str) -> Result<Vec<MatchRule>, String> {
+    let rules: Vec<MatchRule> = serde_saphyr::from_str(v).map_err(|e| {
+        format!(
+            "is not a YAML list of {{headers, queryParams}} matches ({}); {MATCH_HINT}",
+            yaml_error(e)
+        )
+    })?;
+    if rules.is_empty() {
+        return Err(format!("has no rules; {MATCH_HINT}"));
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        if rule.headers.is_empty() && rule.query_params.is_empty() {
+            return Err(format!(
+                "rule {} has no headers or queryParams; give each rule at least one condition",
+                i + 1
+            ));
+        }
+        for m in rule.headers.iter().chain(&rule.query_params) {
+            if m.name.is_empty() || !m.name.bytes().all(is_token_byte) {
+                return Err(format!(
+                    "rule {} matches on {:?}, which is not a header or parameter name; use \
+                     letters, digits and '-'",
+                    i + 1,
+                    m.name
+                ));
+            }
+            if m.kind == MatchType::RegularExpression
+                && let Err(e) = regex::Regex::new(&m.value)
+            {
+                return Err(format!(
+                    "rule {} has the regular expression {:?}, which does not compile ({}); \
+                     use RE2 syntax",
+                    i + 1,
+                    m.value,
+                    yaml_error(e)
+                ));
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// RFC 7230 token characters.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// One string or a list of strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn parse_freeze(v: &str) -> Result<Vec<FreezeWindow>, String> {
+    // A bare window is not valid YAML for a list, and `Sat 00:00-…` is a plain scalar anyway.
+    let items = match serde_saphyr::from_str::<OneOrMany>(v) {
+        Ok(OneOrMany::Many(xs)) => xs,
+        Ok(OneOrMany::One(x)) => vec![x],
+        Err(_) => vec![v.to_string()],
+    };
+    if items.is_empty() {
+        return Err("has no windows; use e.g. [\"Sat 00:00-Mon 06:00 UTC\"]".into());
+    }
+    items
+        .iter()
+        .map(|s| {
+            s.parse::<FreezeWindow>()
+                .map_err(|e| format!("has the window {s:?}, which {e}"))
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyYaml {
+    url: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+fn parse_notify(v: &str) -> Result<NotifySpec, String> {
+    const HINT: &str = "use e.g. {url: https://hooks.slack.com/services/…, type: slack}";
+    let raw: NotifyYaml = serde_saphyr::from_str(v).map_err(|e| {
+        format!(
+            "is not a YAML map {{url, type}} ({}); {HINT}",
+            yaml_error(e)
+        )
+    })?;
+    let kind = raw
+        .kind
+        .parse::<NotifyKind>()
+        .map_err(|e| format!("has type {:?}; use {}", raw.kind, e.allowed))?;
+    let url = parse_http_url(raw.url.trim()).map_err(|e| format!("has {e}"))?;
+    Ok(NotifySpec { url, kind })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution
+// ---------------------------------------------------------------------------------------------
+
+/// Merges the layers, most specific first, over DESIGN's defaults. Every invalid value in any
+/// layer, and every contradiction between effective values, is returned.
+pub fn resolve(layers: &Layers) -> Result<Resolved, Vec<PolicyError>> {
+    let mut errors = Vec::new();
+    let mut parsed: Vec<(Level, Partial)> = Vec::new();
+    for (level, map) in [
+        (Level::Deployment, layers.deployment),
+        (Level::Namespace, layers.namespace),
+        (Level::Cluster, layers.cluster),
+    ] {
+        if let Some(map) = map {
+            let (p, errs) = parse_layer(map, level);
+            errors.extend(errs);
+            parsed.push((level, p));
+        }
+    }
+    let (settings, sources) = merge(&parsed);
+    let broken: BTreeSet<Setting> = parsed
+        .iter()
+        .flat_map(|(_, p)| p.broken.iter().copied())
+        .collect();
+    let origin = |s: Setting| -> Option<Origin> {
+        let source = sources.get(&s).copied()?;
+        let (level, p) = parsed.iter().find(|(l, _)| l.source() == source)?;
+        Some(Origin {
+            level: *level,
+            raw: p.raw.get(&s)?.clone(),
+        })
+    };
+    errors.extend(cross_errors(&settings, &sources, &origin, &broken, false));
+    if errors.is_empty() {
+        Ok(Resolved { settings, sources })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks one object's map as the validating webhook must: every `sluice.dev/*` key known, every
+/// value valid for `level`, and no contradiction among the keys the map itself sets.
+pub fn validate_annotations(
+    annotations: &BTreeMap<String, String>,
+    level: Level,
+) -> Vec<PolicyError> {
+    let (p, mut errors) = parse_layer(annotations, level);
+    let broken = p.broken.clone();
+    let only = [(level, p)];
+    let (settings, sources) = merge(&only);
+    let origin = |s: Setting| -> Option<Origin> {
+        Some(Origin {
+            level,
+            raw: only[0].1.raw.get(&s)?.clone(),
+        })
+    };
+    errors.extend(cross_errors(&settings, &sources, &origin, &broken, true));
+    errors
+}
+
+fn merge(parsed: &[(Level, Partial)]) -> (Settings, BTreeMap<Setting, Source>) {
+    let d = Settings::default();
+    let mut sources = BTreeMap::new();
+    macro_rules! pick {
+        ($field:ident, $setting:expr, $default:expr) => {{
+            match parsed
+                .iter()
+                .find_map(|(l, p)| p.$field.clone().map(|v| (l.source(), v)))
+            {
+                Some((src, v)) => {
+                    sources.insert($setting, src);
+                    v
+                }
+                None => {
+                    sources.insert($setting, Source::Default);
+                    $default
+                }
+            }
+        }};
+    }
+    macro_rules! pick_opt {
+        ($field:ident, $setting:expr) => {{
+            let v = parsed
+                .iter()
+                .find_map(|(l, p)| p.$field.clone().map(|v| (l.source(), v)));
+            sources.insert(
+                $setting,
+                v.as_ref().map_or(Source::Default, |(src, _)| *src),
+            );
+            v.map(|(_, v)| v)
+        }};
+    }
+    let steps = match parsed
+        .iter()
+        .find_map(|(l, p)| p.steps.clone().map(|(_, plan)| (l.source(), plan)))
+    {
+        Some((src, plan)) => {
+            sources.insert(Setting::StepWeight, src);
+            sources.insert(Setting::StepWeights, src);
+            plan
+        }
+        None => {
+            sources.insert(Setting::StepWeight, Source::Default);
+            sources.insert(Setting::StepWeights, Source::Default);
+            d.steps.clone()
+        }
+    };
+    let settings = Settings {
+        strategy: pick!(strategy, Setting::Strategy, d.strategy),
+        router: pick!(router, Setting::Router, d.router),
+        ingress: pick_opt!(ingress, Setting::Ingress),
+        service: pick_opt!(service, Setting::Service),
+        interval: pick!(interval, Setting::Interval, d.interval),
+        steps,
+        max_weight: pick!(max_weight, Setting::MaxWeight, d.max_weight),
+        iterations: pick!(iterations, Setting::Iterations, d.iterations),
+        threshold: pick!(threshold, Setting::Threshold, d.threshold),
+        success_rate: pick!(success_rate, Setting::SuccessRate, d.success_rate),
+        latency_p99: pick!(latency_p99, Setting::LatencyP99, d.latency_p99),
+        min_requests: pick!(min_requests, Setting::MinRequests, d.min_requests),
+        baseline: pick!(baseline, Setting::Baseline, d.baseline),
+        baseline_tolerance: pick!(
+            baseline_tolerance,
+            Setting::BaselineTolerance,
+            d.baseline_tolerance
+        ),
+        baseline_latency_ratio: pick!(
+            baseline_latency_ratio,
+            Setting::BaselineLatencyRatio,
+            d.baseline_latency_ratio
+        ),
+        metrics: pick!(metrics, Setting::Metrics, d.metrics.clone()),
+        webhooks: pick!(webhooks, Setting::Webhooks, d.webhooks.clone()),
+        matches: pick!(matches, Setting::Match, d.matches.clone()),
+        progress_deadline: pick!(
+            progress_deadline,
+            Setting::ProgressDeadline,
+            d.progress_deadline
+        ),
+        freeze: pick!(freeze, Setting::Freeze, d.freeze.clone()),
+        notify: pick_opt!(notify, Setting::Notify),
+    };
+    (settings, sources)
+}
+
+/// Where a non-default value was set, and its raw text.
+struct Origin {
+    level: Level,
+    raw: String,
+}
+
+/// The key a contradiction between `a` and `b` is blamed on: the one from the more specific
+/// layer (ties go to `a`), with its origin. `None` when neither was set (defaults agree).
+fn blame(
+    a: Setting,
+    b: Setting,
+    sources: &BTreeMap<Setting, Source>,
+    origin: &dyn Fn(Setting) -> Option<Origin>,
+) -> Option<(Setting, Origin)> {
+    let src = |s: Setting| sources.get(&s).copied().unwrap_or(Source::Default);
+    let first = if src(b) < src(a) { b } else { a };
+    origin(first).map(|o| (first, o))
+}
+
+/// `(from namespace)`-style note on where a setting's value came from.
+fn from(s: Setting, sources: &BTreeMap<Setting, Source>) -> String {
+    let src = sources.get(&s).copied().unwrap_or(Source::Default);
+    match src {
+        Source::Default => "the default".to_string(),
+        other => format!("set on the {other}"),
+    }
+}
+
+/// Contradictions between effective values. With `all_present`, a check runs only when every key
+/// it involves has an origin (one map alone); otherwise when at least one does.
+fn cross_errors(
+    s: &Settings,
+    sources: &BTreeMap<Setting, Source>,
+    origin: &dyn Fn(Setting) -> Option<Origin>,
+    broken: &BTreeSet<Setting>,
+    all_present: bool,
+) -> Vec<PolicyError> {
+    let mut out = Vec::new();
+    let runs = |keys: &[Setting]| {
+        if keys.iter().any(|k| broken.contains(k)) {
+            false
+        } else if all_present {
+            keys.iter().all(|k| origin(*k).is_some())
+        } else {
+            keys.iter().any(|k| origin(*k).is_some())
+        }
+    };
+    let step_key = if origin(Setting::StepWeights).is_some() {
+        Setting::StepWeights
+    } else {
+        Setting::StepWeight
+    };
+
+    // The first step must not exceed max-weight.
+    if let Some(first) = s.steps.first()
+        && first > s.max_weight
+        && runs(&[step_key, Setting::MaxWeight])
+        && let Some((key, o)) = blame(Setting::MaxWeight, step_key, sources, origin)
+    {
+        let reason = if key == Setting::MaxWeight {
+            format!(
+                "is below the first step ({first}, {} of {}); raise it to at least {first} or \
+                 lower the step",
+                from(step_key, sources),
+                o.level.key(step_key)
+            )
+        } else {
+            format!(
+                "starts above the max-weight ({}, {}); lower the first step to at most {} or \
+                 raise {}",
+                s.max_weight,
+                from(Setting::MaxWeight, sources),
+                s.max_weight,
+                o.level.key(Setting::MaxWeight)
+            )
+        };
+        out.push(PolicyError::Conflict {
+            level: o.level,
+            key: o.level.key(key),
+            value: shown(&o.raw),
+            reason,
+        });
+    }
+
+    // Header matching needs a router that has it.
+    if !s.matches.is_empty()
+        && s.router == RouterKind::Smi
+        && runs(&[Setting::Match, Setting::Router])
+        && let Some((key, o)) = blame(Setting::Match, Setting::Router, sources, origin)
+    {
+        let reason = if key == Setting::Match {
+            format!(
+                "needs header matching, which SMI TrafficSplit does not have (router smi is {}); \
+                 set {}: gateway-api",
+                from(Setting::Router, sources),
+                o.level.key(Setting::Router)
+            )
+        } else {
+            format!(
+                "cannot serve {} ({}): SMI TrafficSplit has no header matching; use {}: \
+                 gateway-api",
+                o.level.key(Setting::Match),
+                from(Setting::Match, sources),
+                o.level.key(Setting::Router)
+            )
+        };
+        out.push(PolicyError::Conflict {
+            level: o.level,
+            key: o.level.key(key),
+            value: shown(&o.raw),
+            reason,
+        });
+    }
+
+    // A/B testing routes by rules; without them nobody reaches the new version.
+    if s.strategy == Strategy::AbTesting
+        && s.matches.is_empty()
+        && runs(&[Setting::Strategy, Setting::Match])
+        && let Some(o) = origin(Setting::Strategy)
+    {
+        out.push(PolicyError::Conflict {
+            level: o.level,
+            key: o.level.key(Setting::Strategy),
+            value: shown(&o.raw),
+            reason: format!(
+                "needs {} rules choosing who sees the new version; add e.g. {}: \
+                 '[{{headers: [{{name: x-canary, value: insider}}]}}]' or use strategy canary",
+                o.level.key(Setting::Match),
+                o.level.key(Setting::Match)
+            ),
+        });
+    }
+    out
+}
