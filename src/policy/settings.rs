@@ -1469,3 +1469,372 @@ fn cross_errors(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A map of annotations from `(key, value)` pairs.
+    fn mk(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Resolves Deployment annotations alone.
+    fn deploy(pairs: &[(&str, &str)]) -> Result<Resolved, Vec<PolicyError>> {
+        let d = mk(pairs);
+        resolve(&Layers {
+            deployment: Some(&d),
+            ..Layers::default()
+        })
+    }
+
+    /// The one error a single Deployment annotation produces, as text.
+    fn refused(key: &str, value: &str) -> String {
+        let errs = validate_annotations(&mk(&[(key, value)]), Level::Deployment);
+        assert_eq!(errs.len(), 1, "{key}={value:?}: {errs:?}");
+        errs[0].to_string()
+    }
+
+    fn accepted(key: &str, value: &str) -> Settings {
+        deploy(&[(key, value)])
+            .unwrap_or_else(|e| panic!("{key}={value:?}: {e:?}"))
+            .settings
+    }
+
+    // --- defaults and precedence ---
+
+    #[test]
+    fn empty_layers_resolve_to_exactly_the_designed_defaults() {
+        let r = resolve(&Layers::default()).unwrap();
+        let s = &r.settings;
+        assert_eq!(s.strategy, Strategy::Canary);
+        assert_eq!(s.router, RouterKind::Smi);
+        assert_eq!(s.ingress, None);
+        assert_eq!(s.service, None);
+        assert_eq!(s.interval, Duration::from_secs(60));
+        assert_eq!(s.steps, StepPlan::Increment(10));
+        assert_eq!(s.max_weight, 50);
+        assert_eq!(s.iterations, 10);
+        assert_eq!(s.threshold, 5);
+        assert_eq!(s.success_rate, 99.0);
+        assert_eq!(s.latency_p99, Duration::from_millis(500));
+        assert_eq!(s.min_requests, 20);
+        assert!(s.baseline);
+        assert_eq!(s.baseline_tolerance, 0.5);
+        assert_eq!(s.baseline_latency_ratio, 1.2);
+        assert!(s.metrics.is_empty() && s.webhooks.is_empty() && s.matches.is_empty());
+        assert_eq!(s.progress_deadline, Duration::from_secs(600));
+        assert!(s.freeze.is_empty());
+        assert_eq!(s.notify, None);
+        assert_eq!(r.sources.len(), Setting::ALL.len());
+        assert!(r.sources.values().all(|s| *s == Source::Default));
+        assert_eq!(*s, Settings::default());
+    }
+
+    #[test]
+    fn the_most_specific_layer_wins_and_the_sources_say_which() {
+        let d = mk(&[("sluice.dev/interval", "30s")]);
+        let n = mk(&[
+            ("sluice.dev/interval", "2m"),
+            ("sluice.dev/max-weight", "40"),
+        ]);
+        let c = mk(&[
+            ("interval", "5m"),
+            ("max-weight", "30"),
+            ("threshold", "3"),
+        ]);
+        let r = resolve(&Layers {
+            deployment: Some(&d),
+            namespace: Some(&n),
+            cluster: Some(&c),
+        })
+        .unwrap();
+        assert_eq!(r.settings.interval, Duration::from_secs(30));
+        assert_eq!(r.settings.max_weight, 40);
+        assert_eq!(r.settings.threshold, 3);
+        assert_eq!(r.settings.min_requests, 20);
+        assert_eq!(r.sources[&Setting::Interval], Source::Deployment);
+        assert_eq!(r.sources[&Setting::MaxWeight], Source::Namespace);
+        assert_eq!(r.sources[&Setting::Threshold], Source::Cluster);
+        assert_eq!(r.sources[&Setting::MinRequests], Source::Default);
+    }
+
+    #[test]
+    fn a_step_list_below_a_step_increment_still_yields_to_the_more_specific_layer() {
+        let d = mk(&[("sluice.dev/step-weight", "20")]);
+        let n = mk(&[("sluice.dev/step-weights", "5,10,25")]);
+        let layers = Layers {
+            deployment: Some(&d),
+            namespace: Some(&n),
+            cluster: None,
+        };
+        let r = resolve(&layers).unwrap();
+        assert_eq!(r.settings.steps, StepPlan::Increment(20));
+        assert_eq!(r.sources[&Setting::StepWeight], Source::Deployment);
+        assert_eq!(r.sources[&Setting::StepWeights], Source::Deployment);
+        let r = resolve(&Layers {
+            deployment: None,
+            ..layers
+        })
+        .unwrap();
+        assert_eq!(r.settings.steps, StepPlan::List(vec![5, 10, 25]));
+        assert_eq!(r.sources[&Setting::StepWeights], Source::Namespace);
+    }
+
+    #[test]
+    fn resolution_returns_every_error_from_every_layer() {
+        let d = mk(&[
+            ("sluice.dev/step-weight", "150"),
+            ("sluice.dev/interval", "soon"),
+        ]);
+        let c = mk(&[("threshold", "0")]);
+        let errs = resolve(&Layers {
+            deployment: Some(&d),
+            namespace: None,
+            cluster: Some(&c),
+        })
+        .unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 3, "{text:?}");
+        assert!(text.contains(
+            &"sluice.dev/step-weight: \"150\" is not a weight; use a whole number from 1 to 100"
+                .to_string()
+        ));
+        assert!(text.contains(&"threshold: \"0\" is not a number of failed checks; use a whole number of at least 1".to_string()));
+        assert_eq!(errs[2].level(), Level::Cluster);
+    }
+
+    #[test]
+    fn annotations_of_other_tools_are_ignored() {
+        let r = deploy(&[
+            ("kubectl.kubernetes.io/last-applied-configuration", "{}"),
+            ("deployment.kubernetes.io/revision", "3"),
+            ("x.sluice.dev/whatever", "1"),
+        ])
+        .unwrap();
+        assert_eq!(r.settings, Settings::default());
+    }
+
+    // --- scalar keys: valid and invalid ---
+
+    #[test]
+    fn strategy_takes_the_three_strategies() {
+        assert_eq!(accepted("sluice.dev/strategy", "blue-green").strategy, Strategy::BlueGreen);
+        assert_eq!(accepted("sluice.dev/strategy", "canary").strategy, Strategy::Canary);
+        assert_eq!(
+            refused("sluice.dev/strategy", "Canary"),
+            "sluice.dev/strategy: \"Canary\" is not a strategy; use canary, blue-green or ab-testing"
+        );
+    }
+
+    #[test]
+    fn router_takes_smi_gateway_api_or_nginx() {
+        assert_eq!(accepted("sluice.dev/router", "gateway-api").router, RouterKind::GatewayApi);
+        assert_eq!(accepted("sluice.dev/router", "nginx").router, RouterKind::Nginx);
+        assert_eq!(
+            refused("sluice.dev/router", "istio"),
+            "sluice.dev/router: \"istio\" is not a router; use smi, gateway-api or nginx"
+        );
+    }
+
+    #[test]
+    fn ingress_and_service_take_kubernetes_names() {
+        assert_eq!(
+            accepted("sluice.dev/ingress", "web.public").ingress.as_deref(),
+            Some("web.public")
+        );
+        assert_eq!(accepted("sluice.dev/service", "web-apex").service.as_deref(), Some("web-apex"));
+        assert!(refused("sluice.dev/ingress", "Web").starts_with(
+            "sluice.dev/ingress: \"Web\" is not an Ingress name; use lowercase letters"
+        ));
+        assert!(refused("sluice.dev/service", "1web").starts_with(
+            "sluice.dev/service: \"1web\" is not a Service name; use lowercase letters"
+        ));
+        assert!(refused("sluice.dev/service", "web.apex").contains("is not a Service name"));
+        let long = "a".repeat(64);
+        assert!(refused("sluice.dev/service", &long).contains("at most 63"));
+    }
+
+    #[test]
+    fn interval_takes_go_style_durations_only() {
+        assert_eq!(accepted("sluice.dev/interval", "30s").interval, Duration::from_secs(30));
+        assert_eq!(accepted("sluice.dev/interval", "1m30s").interval, Duration::from_secs(90));
+        assert_eq!(accepted("sluice.dev/interval", " 2m\n").interval, Duration::from_secs(120));
+        assert_eq!(
+            refused("sluice.dev/interval", "5 minutes"),
+            "sluice.dev/interval: \"5 minutes\" is not a duration; use e.g. 30s, 1m, 1m30s"
+        );
+        for bad in ["", "30", "1d", "-1m", "m", "1.5m"] {
+            assert!(refused("sluice.dev/interval", bad).contains("is not a duration"), "{bad}");
+        }
+        assert_eq!(
+            refused("sluice.dev/interval", "500ms"),
+            "sluice.dev/interval: \"500ms\" is too short; use at least 1s"
+        );
+    }
+
+    #[test]
+    fn step_weight_takes_a_weight_from_1_to_100() {
+        assert_eq!(accepted("sluice.dev/step-weight", "5").steps, StepPlan::Increment(5));
+        assert_eq!(
+            refused("sluice.dev/step-weight", "150"),
+            "sluice.dev/step-weight: \"150\" is not a weight; use a whole number from 1 to 100"
+        );
+        for bad in ["0", "-5", "ten", "10%", "12.5"] {
+            assert!(refused("sluice.dev/step-weight", bad).contains("is not a weight"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn step_weights_take_a_strictly_increasing_list() {
+        assert_eq!(
+            accepted("sluice.dev/step-weights", "5, 10,25,50").steps,
+            StepPlan::List(vec![5, 10, 25, 50])
+        );
+        assert_eq!(
+            refused("sluice.dev/step-weights", "10,5"),
+            "sluice.dev/step-weights: \"10,5\" is not strictly increasing; list each weight once, \
+             smallest first, e.g. 5,10,25,50"
+        );
+        assert!(refused("sluice.dev/step-weights", "5,10,10").contains("not strictly increasing"));
+        for bad in ["", "5,,10", "5,101", "0,5", "5;10"] {
+            assert!(
+                refused("sluice.dev/step-weights", bad).contains("is not a list of weights"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn step_weight_and_step_weights_together_are_refused() {
+        let errs = validate_annotations(
+            &mk(&[
+                ("sluice.dev/step-weight", "10"),
+                ("sluice.dev/step-weights", "5,10"),
+            ]),
+            Level::Deployment,
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs[0].to_string(),
+            "sluice.dev/step-weights: \"5,10\" is set together with sluice.dev/step-weight; set \
+             only one of them"
+        );
+        assert_eq!(errs[0].metric_label(), "conflict");
+    }
+
+    #[test]
+    fn max_weight_takes_a_weight_from_1_to_100() {
+        assert_eq!(accepted("sluice.dev/max-weight", "100").max_weight, 100);
+        assert_eq!(
+            refused("sluice.dev/max-weight", "101"),
+            "sluice.dev/max-weight: \"101\" is not a weight; use a whole number from 1 to 100"
+        );
+    }
+
+    #[test]
+    fn iterations_and_threshold_take_positive_whole_numbers() {
+        assert_eq!(accepted("sluice.dev/iterations", "3").iterations, 3);
+        assert_eq!(accepted("sluice.dev/threshold", "1").threshold, 1);
+        assert_eq!(
+            refused("sluice.dev/iterations", "0"),
+            "sluice.dev/iterations: \"0\" is not a number of iterations; use a whole number of at \
+             least 1"
+        );
+        assert_eq!(
+            refused("sluice.dev/threshold", "many"),
+            "sluice.dev/threshold: \"many\" is not a number of failed checks; use a whole number \
+             of at least 1"
+        );
+    }
+
+    #[test]
+    fn success_rate_takes_a_percentage() {
+        assert_eq!(accepted("sluice.dev/success-rate", "99.5").success_rate, 99.5);
+        assert_eq!(accepted("sluice.dev/success-rate", "95%").success_rate, 95.0);
+        for bad in ["101", "-1", "NaN", "inf", "high"] {
+            assert_eq!(
+                refused("sluice.dev/success-rate", bad),
+                format!(
+                    "sluice.dev/success-rate: {bad:?} is not a percentage; use a number from 0 to \
+                     100, e.g. 99 or 99.5"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn latency_p99_takes_a_positive_duration() {
+        assert_eq!(
+            accepted("sluice.dev/latency-p99", "250ms").latency_p99,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            refused("sluice.dev/latency-p99", "0ms"),
+            "sluice.dev/latency-p99: \"0ms\" is too short; use at least 1ms"
+        );
+        assert!(refused("sluice.dev/latency-p99", "0.5s").contains("is not a duration"));
+    }
+
+    #[test]
+    fn min_requests_takes_a_whole_number_including_zero() {
+        assert_eq!(accepted("sluice.dev/min-requests", "0").min_requests, 0);
+        assert_eq!(accepted("sluice.dev/min-requests", "500").min_requests, 500);
+        assert_eq!(
+            refused("sluice.dev/min-requests", "-3"),
+            "sluice.dev/min-requests: \"-3\" is not a number of requests; use a whole number of \
+             at least 0, e.g. 20"
+        );
+    }
+
+    #[test]
+    fn baseline_takes_on_or_off() {
+        assert!(!accepted("sluice.dev/baseline", "off").baseline);
+        assert!(accepted("sluice.dev/baseline", "on").baseline);
+        assert!(!accepted("sluice.dev/baseline", "false").baseline);
+        assert_eq!(
+            refused("sluice.dev/baseline", "yes"),
+            "sluice.dev/baseline: \"yes\" is not on or off; use on or off"
+        );
+    }
+
+    #[test]
+    fn baseline_tolerance_takes_error_rate_points() {
+        assert_eq!(accepted("sluice.dev/baseline-tolerance", "1").baseline_tolerance, 1.0);
+        assert_eq!(accepted("sluice.dev/baseline-tolerance", "0").baseline_tolerance, 0.0);
+        assert_eq!(
+            refused("sluice.dev/baseline-tolerance", "-0.5"),
+            "sluice.dev/baseline-tolerance: \"-0.5\" is not a number of error-rate points; use a \
+             number from 0 to 100, e.g. 0.5"
+        );
+    }
+
+    #[test]
+    fn baseline_latency_ratio_takes_a_ratio_of_at_least_one() {
+        assert_eq!(
+            accepted("sluice.dev/baseline-latency-ratio", "1.5").baseline_latency_ratio,
+            1.5
+        );
+        assert_eq!(
+            refused("sluice.dev/baseline-latency-ratio", "0.8"),
+            "sluice.dev/baseline-latency-ratio: \"0.8\" is not a latency ratio; use a number of \
+             at least 1, e.g. 1.2 for 20% slower"
+        );
+    }
+
+    #[test]
+    fn progress_deadline_takes_a_duration() {
+        assert_eq!(
+            accepted("sluice.dev/progress-deadline", "15m").progress_deadline,
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            refused("sluice.dev/progress-deadline", "ten minutes"),
+            "sluice.dev/progress-deadline: \"ten minutes\" is not a duration; use e.g. 30s, 1m, \
+             1m30s"
+        );
+    }
+}
