@@ -948,7 +948,8 @@ fn parse_http_url(v: &str) -> Result<String, String> {
             Ok(v.to_string())
         }
         _ => Err(format!(
-            "url {v:?} is not an absolute http(s) URL; use e.g. http://loadtester.test/"
+            "the url {v:?}, which is not an absolute http(s) URL; use e.g. \
+             http://loadtester.test/"
         )),
     }
 }
@@ -956,7 +957,8 @@ fn parse_http_url(v: &str) -> Result<String, String> {
 /// First line of a YAML error, without the noise of long positions.
 fn yaml_error(e: impl std::fmt::Display) -> String {
     let text = e.to_string();
-    text.lines().next().unwrap_or_default().trim().to_string()
+    let line = text.lines().next().unwrap_or_default().trim();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 #[derive(Deserialize)]
@@ -1037,7 +1039,7 @@ fn check_template(query: &str) -> Result<(), String> {
         if !QUERY_VARIABLES.contains(&var) {
             return Err(format!(
                 "uses the unknown variable {{{{{var}}}}} in its query; use {}",
-                or_list(QUERY_VARIABLES.iter().map(|v| *v))
+                or_list(QUERY_VARIABLES.iter().copied())
             ));
         }
         rest = &after[close + 2..];
@@ -1125,7 +1127,7 @@ fn parse_matches(v: &str) -> Result<Vec<MatchRule>, String> {
                      use RE2 syntax",
                     i + 1,
                     m.value,
-                    yaml_error(e)
+                    e.to_string().lines().last().unwrap_or_default().trim()
                 ));
             }
         }
@@ -1396,10 +1398,10 @@ fn cross_errors(
     {
         let reason = if key == Setting::MaxWeight {
             format!(
-                "is below the first step ({first}, {} of {}); raise it to at least {first} or \
+                "is below the first step ({first} from {}, {}); raise it to at least {first} or \
                  lower the step",
-                from(step_key, sources),
-                o.level.key(step_key)
+                o.level.key(step_key),
+                from(step_key, sources)
             )
         } else {
             format!(
@@ -1541,11 +1543,7 @@ mod tests {
             ("sluice.dev/interval", "2m"),
             ("sluice.dev/max-weight", "40"),
         ]);
-        let c = mk(&[
-            ("interval", "5m"),
-            ("max-weight", "30"),
-            ("threshold", "3"),
-        ]);
+        let c = mk(&[("interval", "5m"), ("max-weight", "30"), ("threshold", "3")]);
         let r = resolve(&Layers {
             deployment: Some(&d),
             namespace: Some(&n),
@@ -1622,8 +1620,14 @@ mod tests {
 
     #[test]
     fn strategy_takes_the_three_strategies() {
-        assert_eq!(accepted("sluice.dev/strategy", "blue-green").strategy, Strategy::BlueGreen);
-        assert_eq!(accepted("sluice.dev/strategy", "canary").strategy, Strategy::Canary);
+        assert_eq!(
+            accepted("sluice.dev/strategy", "blue-green").strategy,
+            Strategy::BlueGreen
+        );
+        assert_eq!(
+            accepted("sluice.dev/strategy", "canary").strategy,
+            Strategy::Canary
+        );
         assert_eq!(
             refused("sluice.dev/strategy", "Canary"),
             "sluice.dev/strategy: \"Canary\" is not a strategy; use canary, blue-green or ab-testing"
@@ -1632,8 +1636,14 @@ mod tests {
 
     #[test]
     fn router_takes_smi_gateway_api_or_nginx() {
-        assert_eq!(accepted("sluice.dev/router", "gateway-api").router, RouterKind::GatewayApi);
-        assert_eq!(accepted("sluice.dev/router", "nginx").router, RouterKind::Nginx);
+        assert_eq!(
+            accepted("sluice.dev/router", "gateway-api").router,
+            RouterKind::GatewayApi
+        );
+        assert_eq!(
+            accepted("sluice.dev/router", "nginx").router,
+            RouterKind::Nginx
+        );
         assert_eq!(
             refused("sluice.dev/router", "istio"),
             "sluice.dev/router: \"istio\" is not a router; use smi, gateway-api or nginx"
@@ -1643,10 +1653,17 @@ mod tests {
     #[test]
     fn ingress_and_service_take_kubernetes_names() {
         assert_eq!(
-            accepted("sluice.dev/ingress", "web.public").ingress.as_deref(),
+            accepted("sluice.dev/ingress", "web.public")
+                .ingress
+                .as_deref(),
             Some("web.public")
         );
-        assert_eq!(accepted("sluice.dev/service", "web-apex").service.as_deref(), Some("web-apex"));
+        assert_eq!(
+            accepted("sluice.dev/service", "web-apex")
+                .service
+                .as_deref(),
+            Some("web-apex")
+        );
         assert!(refused("sluice.dev/ingress", "Web").starts_with(
             "sluice.dev/ingress: \"Web\" is not an Ingress name; use lowercase letters"
         ));
@@ -1660,15 +1677,27 @@ mod tests {
 
     #[test]
     fn interval_takes_go_style_durations_only() {
-        assert_eq!(accepted("sluice.dev/interval", "30s").interval, Duration::from_secs(30));
-        assert_eq!(accepted("sluice.dev/interval", "1m30s").interval, Duration::from_secs(90));
-        assert_eq!(accepted("sluice.dev/interval", " 2m\n").interval, Duration::from_secs(120));
+        assert_eq!(
+            accepted("sluice.dev/interval", "30s").interval,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            accepted("sluice.dev/interval", "1m30s").interval,
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            accepted("sluice.dev/interval", " 2m\n").interval,
+            Duration::from_secs(120)
+        );
         assert_eq!(
             refused("sluice.dev/interval", "5 minutes"),
             "sluice.dev/interval: \"5 minutes\" is not a duration; use e.g. 30s, 1m, 1m30s"
         );
         for bad in ["", "30", "1d", "-1m", "m", "1.5m"] {
-            assert!(refused("sluice.dev/interval", bad).contains("is not a duration"), "{bad}");
+            assert!(
+                refused("sluice.dev/interval", bad).contains("is not a duration"),
+                "{bad}"
+            );
         }
         assert_eq!(
             refused("sluice.dev/interval", "500ms"),
@@ -1678,13 +1707,19 @@ mod tests {
 
     #[test]
     fn step_weight_takes_a_weight_from_1_to_100() {
-        assert_eq!(accepted("sluice.dev/step-weight", "5").steps, StepPlan::Increment(5));
+        assert_eq!(
+            accepted("sluice.dev/step-weight", "5").steps,
+            StepPlan::Increment(5)
+        );
         assert_eq!(
             refused("sluice.dev/step-weight", "150"),
             "sluice.dev/step-weight: \"150\" is not a weight; use a whole number from 1 to 100"
         );
         for bad in ["0", "-5", "ten", "10%", "12.5"] {
-            assert!(refused("sluice.dev/step-weight", bad).contains("is not a weight"), "{bad}");
+            assert!(
+                refused("sluice.dev/step-weight", bad).contains("is not a weight"),
+                "{bad}"
+            );
         }
     }
 
@@ -1753,8 +1788,14 @@ mod tests {
 
     #[test]
     fn success_rate_takes_a_percentage() {
-        assert_eq!(accepted("sluice.dev/success-rate", "99.5").success_rate, 99.5);
-        assert_eq!(accepted("sluice.dev/success-rate", "95%").success_rate, 95.0);
+        assert_eq!(
+            accepted("sluice.dev/success-rate", "99.5").success_rate,
+            99.5
+        );
+        assert_eq!(
+            accepted("sluice.dev/success-rate", "95%").success_rate,
+            95.0
+        );
         for bad in ["101", "-1", "NaN", "inf", "high"] {
             assert_eq!(
                 refused("sluice.dev/success-rate", bad),
@@ -1803,8 +1844,14 @@ mod tests {
 
     #[test]
     fn baseline_tolerance_takes_error_rate_points() {
-        assert_eq!(accepted("sluice.dev/baseline-tolerance", "1").baseline_tolerance, 1.0);
-        assert_eq!(accepted("sluice.dev/baseline-tolerance", "0").baseline_tolerance, 0.0);
+        assert_eq!(
+            accepted("sluice.dev/baseline-tolerance", "1").baseline_tolerance,
+            1.0
+        );
+        assert_eq!(
+            accepted("sluice.dev/baseline-tolerance", "0").baseline_tolerance,
+            0.0
+        );
         assert_eq!(
             refused("sluice.dev/baseline-tolerance", "-0.5"),
             "sluice.dev/baseline-tolerance: \"-0.5\" is not a number of error-rate points; use a \
@@ -1836,5 +1883,560 @@ mod tests {
             "sluice.dev/progress-deadline: \"ten minutes\" is not a duration; use e.g. 30s, 1m, \
              1m30s"
         );
+    }
+
+    // --- YAML keys ---
+
+    #[test]
+    fn metrics_take_a_list_of_bounded_promql_templates() {
+        let s = accepted(
+            "sluice.dev/metrics",
+            "- name: error-budget\n  query: sum(rate(errors{namespace=\"{{namespace}}\",deployment=\"{{ canary }}\"}[{{interval}}]))\n  max: 0.01\n- name: throughput\n  query: sum(rate(requests{deployment=\"{{primary}}\", app=\"{{name}}\"}[1m]))\n  min: 5\n  max: 1000\n",
+        );
+        assert_eq!(s.metrics.len(), 2);
+        assert_eq!(s.metrics[0].name, "error-budget");
+        assert_eq!((s.metrics[0].min, s.metrics[0].max), (None, Some(0.01)));
+        assert_eq!(
+            (s.metrics[1].min, s.metrics[1].max),
+            (Some(5.0), Some(1000.0))
+        );
+        assert!(s.metrics[0].query.contains("{{ canary }}"));
+    }
+
+    #[test]
+    fn metrics_refuse_unknown_template_variables_by_name() {
+        assert_eq!(
+            refused(
+                "sluice.dev/metrics",
+                "[{name: e, query: 'up{pod=\"{{pod}}\"}', max: 1}]"
+            ),
+            "sluice.dev/metrics: \"[{name: e, query: 'up{pod=\\\"{{pod}}\\\"}', max: 1}]\" check \
+             \"e\" uses the unknown variable {{pod}} in its query; use namespace, name, canary, \
+             primary or interval"
+        );
+        assert!(
+            refused(
+                "sluice.dev/metrics",
+                "[{name: e, query: 'up{{name', max: 1}]"
+            )
+            .contains("without a closing }}")
+        );
+    }
+
+    #[test]
+    fn metrics_need_a_bound_a_name_and_sane_bounds() {
+        assert!(
+            refused("sluice.dev/metrics", "[{name: e, query: up}]")
+                .ends_with("check \"e\" has neither min nor max; give at least one bound")
+        );
+        assert!(
+            refused(
+                "sluice.dev/metrics",
+                "[{name: e, query: up, min: 2, max: 1}]"
+            )
+            .contains("has min 2 above max 1; swap them")
+        );
+        assert!(
+            refused(
+                "sluice.dev/metrics",
+                "[{name: e, query: up, max: 1}, {name: e, query: up, max: 2}]"
+            )
+            .contains("has two checks named \"e\"")
+        );
+        assert!(
+            refused("sluice.dev/metrics", "[{name: ' ', query: up, max: 1}]")
+                .contains("without a name")
+        );
+        assert!(
+            refused("sluice.dev/metrics", "[{name: e, query: '', max: 1}]").contains("empty query")
+        );
+    }
+
+    #[test]
+    fn metrics_that_are_not_the_right_yaml_say_what_shape_to_use() {
+        let msg = refused("sluice.dev/metrics", "[{name: e, query: up, mx: 1}]");
+        assert!(
+            msg.contains("is not a YAML list of {name, query, min, max}"),
+            "{msg}"
+        );
+        assert!(msg.contains("unknown field `mx`"), "{msg}");
+        assert!(msg.contains("use e.g. [{name: errors"), "{msg}");
+        assert!(refused("sluice.dev/metrics", "{name: e}").contains("is not a YAML list"));
+        assert!(refused("sluice.dev/metrics", "[{name: e").contains("is not a YAML list"));
+    }
+
+    #[test]
+    fn webhooks_take_a_list_of_typed_hooks_with_a_default_timeout() {
+        let s = accepted(
+            "sluice.dev/webhooks",
+            "[{type: pre-rollout, url: 'http://loadtester.test/', timeout: 30s, metadata: {cmd: 'hey -z 1m', count: 5}}, {type: confirm-promotion, url: 'https://gate.example.com/approve'}]",
+        );
+        assert_eq!(s.webhooks.len(), 2);
+        assert_eq!(s.webhooks[0].kind, HookType::PreRollout);
+        assert_eq!(s.webhooks[0].timeout, Duration::from_secs(30));
+        assert_eq!(s.webhooks[0].metadata["cmd"], "hey -z 1m");
+        assert_eq!(s.webhooks[0].metadata["count"], "5");
+        assert_eq!(s.webhooks[1].kind, HookType::ConfirmPromotion);
+        assert_eq!(s.webhooks[1].timeout, DEFAULT_HOOK_TIMEOUT);
+        for t in HookType::ALL {
+            assert_eq!(t.as_str().parse::<HookType>().unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn webhooks_refuse_unknown_types_relative_urls_and_bad_timeouts() {
+        assert!(
+            refused(
+                "sluice.dev/webhooks",
+                "[{type: pre-deploy, url: 'http://x/'}]"
+            )
+            .ends_with(
+                "has hook type \"pre-deploy\"; use pre-rollout, rollout, confirm-promotion, \
+             post-rollout, rollback or event"
+            )
+        );
+        for url in ["/hook", "ftp://x/", "loadtester:8080"] {
+            let msg = refused(
+                "sluice.dev/webhooks",
+                &format!("[{{type: rollout, url: '{url}'}}]"),
+            );
+            assert!(
+                msg.contains(&format!(
+                    "has the url {url:?}, which is not an absolute http(s) URL"
+                )),
+                "{msg}"
+            );
+        }
+        assert!(
+            refused(
+                "sluice.dev/webhooks",
+                "[{type: rollout, url: 'http://x/', timeout: 10}]"
+            )
+            .contains("has hook timeout \"10\", which is not a duration")
+        );
+        assert!(
+            refused("sluice.dev/webhooks", "[{type: rollout, uri: 'http://x/'}]")
+                .contains("unknown field `uri`")
+        );
+    }
+
+    #[test]
+    fn match_takes_httproute_style_header_and_query_matches() {
+        let s = deploy(&[
+            ("sluice.dev/router", "gateway-api"),
+            (
+                "sluice.dev/match",
+                "[{headers: [{name: x-canary, value: insider}]}, {headers: [{name: cookie, type: RegularExpression, value: \"^(.*?;)?(canary=always)(;.*)?$\"}]}, {queryParams: [{name: beta, value: 'on'}]}]",
+            ),
+        ])
+        .unwrap()
+        .settings;
+        assert_eq!(s.matches.len(), 3);
+        assert_eq!(s.matches[0].headers[0].kind, MatchType::Exact);
+        assert_eq!(s.matches[1].headers[0].kind, MatchType::RegularExpression);
+        assert_eq!(s.matches[2].query_params[0].value, "on");
+        // Serialises in HTTPRoute's shape, ready for a route's `matches`.
+        assert_eq!(
+            serde_json::to_value(&s.matches[1]).unwrap(),
+            serde_json::json!({"headers": [{"type": "RegularExpression", "name": "cookie", "value": "^(.*?;)?(canary=always)(;.*)?$"}]})
+        );
+    }
+
+    #[test]
+    fn match_refuses_empty_rules_bad_names_and_bad_regexes() {
+        let check = |v: &str, want: &str| {
+            let errs = validate_annotations(
+                &mk(&[
+                    ("sluice.dev/router", "gateway-api"),
+                    ("sluice.dev/match", v),
+                ]),
+                Level::Deployment,
+            );
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            let msg = errs[0].to_string();
+            assert!(msg.contains(want), "{msg}");
+        };
+        check("[]", "has no rules; use e.g.");
+        check("[{}]", "rule 1 has no headers or queryParams");
+        check(
+            "[{headers: [{name: 'x canary', value: a}]}]",
+            "rule 1 matches on \"x canary\"",
+        );
+        check(
+            "[{headers: [{name: c, type: RegularExpression, value: '(a'}]}]",
+            "rule 1 has the regular expression \"(a\", which does not compile (error: unclosed group); use RE2 syntax",
+        );
+        check(
+            "[{headers: [{name: c, type: Prefix, value: a}]}]",
+            "unknown variant `Prefix`",
+        );
+        check("[{path: {value: /beta}}]", "unknown field `path`");
+    }
+
+    #[test]
+    fn freeze_takes_absolute_and_weekly_windows_on_namespaces_and_the_cluster() {
+        let n = mk(&[(
+            "sluice.dev/freeze",
+            "[\"2026-12-24T00:00:00Z/2026-12-27T00:00:00Z\", \"Sat 00:00-Mon 06:00 UTC\"]",
+        )]);
+        let c = mk(&[("freeze", "Fri 18:00-Fri 23:00 UTC")]);
+        let r = resolve(&Layers {
+            deployment: None,
+            namespace: Some(&n),
+            cluster: Some(&c),
+        })
+        .unwrap();
+        assert_eq!(r.settings.freeze.len(), 2);
+        assert_eq!(r.sources[&Setting::Freeze], Source::Namespace);
+        let t = humantime::parse_rfc3339("2026-12-25T12:00:00Z").unwrap();
+        assert!(r.settings.freeze.iter().any(|w| w.contains(t)));
+        let r = resolve(&Layers {
+            cluster: Some(&c),
+            ..Layers::default()
+        })
+        .unwrap();
+        assert_eq!(
+            r.settings.freeze,
+            vec!["Fri 18:00-Fri 23:00 UTC".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn freeze_refuses_malformed_windows_and_deployment_level() {
+        let errs = validate_annotations(
+            &mk(&[("sluice.dev/freeze", "[weekends]")]),
+            Level::Namespace,
+        );
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].to_string().starts_with(
+                "sluice.dev/freeze: \"[weekends]\" has the window \"weekends\", which is not a \
+                 freeze window"
+            ),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            validate_annotations(&mk(&[("sluice.dev/freeze", "[]")]), Level::Namespace)[0]
+                .to_string()
+                .contains("has no windows")
+        );
+        assert_eq!(
+            refused("sluice.dev/freeze", "Sat 00:00-Mon 06:00 UTC"),
+            "sluice.dev/freeze: \"Sat 00:00-Mon 06:00 UTC\" cannot be set on a Deployment; set it \
+             on the Namespace or in the sluice-policy ConfigMap"
+        );
+    }
+
+    #[test]
+    fn notify_is_accepted_only_in_the_cluster_policy() {
+        let c = mk(&[(
+            "notify",
+            "{url: 'https://hooks.slack.com/services/T/B/X', type: slack}",
+        )]);
+        let r = resolve(&Layers {
+            cluster: Some(&c),
+            ..Layers::default()
+        })
+        .unwrap();
+        assert_eq!(
+            r.settings.notify,
+            Some(NotifySpec {
+                url: "https://hooks.slack.com/services/T/B/X".into(),
+                kind: NotifyKind::Slack
+            })
+        );
+        assert_eq!(r.sources[&Setting::Notify], Source::Cluster);
+        let v = "{url: 'http://alerts.test/', type: json}";
+        assert_eq!(
+            refused("sluice.dev/notify", v),
+            format!(
+                "sluice.dev/notify: {v:?} cannot be set on a Deployment; set notify in the \
+                 sluice-policy ConfigMap"
+            )
+        );
+        let errs = validate_annotations(&mk(&[("sluice.dev/notify", v)]), Level::Namespace);
+        assert_eq!(errs[0].metric_label(), "wrong_level");
+        assert!(errs[0].to_string().contains("cannot be set on a Namespace"));
+    }
+
+    #[test]
+    fn notify_refuses_unknown_types_and_bad_urls() {
+        let check = |v: &str, want: &str| {
+            let errs = validate_annotations(&mk(&[("notify", v)]), Level::Cluster);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(errs[0].to_string().contains(want), "{}", errs[0]);
+        };
+        check(
+            "{url: 'http://x/', type: teams}",
+            "has type \"teams\"; use slack or json",
+        );
+        check(
+            "{url: 'hooks', type: json}",
+            "has the url \"hooks\", which is not an absolute",
+        );
+        check("{url: 'http://x/'}", "is not a YAML map {url, type}");
+    }
+
+    // --- keys ---
+
+    #[test]
+    fn unknown_keys_suggest_the_closest_setting() {
+        let errs = validate_annotations(&mk(&[("sluice.dev/stepweight", "10")]), Level::Deployment);
+        assert_eq!(
+            errs[0].to_string(),
+            "sluice.dev/stepweight: \"10\" is not a Sluice setting; did you mean \
+             sluice.dev/step-weight?"
+        );
+        assert_eq!(errs[0].metric_label(), "unknown_key");
+        let far = validate_annotations(&mk(&[("sluice.dev/colour", "blue")]), Level::Namespace);
+        assert!(
+            far[0]
+                .to_string()
+                .contains("remove it, or use one of: strategy, router")
+        );
+        let bare = validate_annotations(&mk(&[("intervall", "1m")]), Level::Cluster);
+        assert!(
+            bare[0].to_string().ends_with("did you mean interval?"),
+            "{}",
+            bare[0]
+        );
+    }
+
+    #[test]
+    fn keys_sluice_writes_and_controls_are_not_errors_on_a_deployment() {
+        let mut pairs = vec![
+            (STATUS_ANNOTATION, "{\"phase\":\"Progressing\"}"),
+            (STABLE_TEMPLATE_ANNOTATION, "{}"),
+            (PHASE_LABEL, "Progressing"),
+            (APEX_SELECTOR_ANNOTATION, "{\"app\":\"web\"}"),
+        ];
+        let controls: Vec<String> = Control::ALL.iter().map(|c| c.annotation()).collect();
+        pairs.extend(controls.iter().map(|c| (c.as_str(), "true")));
+        assert_eq!(validate_annotations(&mk(&pairs), Level::Deployment), vec![]);
+        assert!(deploy(&pairs).is_ok());
+    }
+
+    #[test]
+    fn controls_on_a_namespace_or_the_cluster_are_refused() {
+        let errs = validate_annotations(&mk(&[("sluice.dev/pause", "true")]), Level::Namespace);
+        assert_eq!(
+            errs[0].to_string(),
+            "sluice.dev/pause: \"true\" is a control for one rollout, not a policy; set \
+             sluice.dev/pause on the Deployment instead"
+        );
+        let errs = validate_annotations(&mk(&[("break-glass", "true")]), Level::Cluster);
+        assert_eq!(errs[0].metric_label(), "wrong_level");
+    }
+
+    #[test]
+    fn the_opt_in_label_as_an_annotation_is_pointed_at_labels() {
+        assert_eq!(
+            refused(OPT_IN_LABEL, "enabled"),
+            "sluice.dev/canary: \"enabled\" is not a Sluice setting; sluice.dev/canary is a \
+             label, not an annotation; move it to metadata.labels"
+        );
+    }
+
+    #[test]
+    fn the_policy_configmap_takes_keys_without_the_prefix() {
+        let errs = validate_annotations(&mk(&[("sluice.dev/interval", "1m")]), Level::Cluster);
+        assert_eq!(
+            errs[0].to_string(),
+            "sluice.dev/interval: \"1m\" is not a Sluice setting; the sluice-policy ConfigMap's \
+             keys carry no prefix; write interval"
+        );
+        assert_eq!(
+            validate_annotations(&mk(&[("step-weight", "150")]), Level::Cluster)[0].to_string(),
+            "step-weight: \"150\" is not a weight; use a whole number from 1 to 100"
+        );
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_messages() {
+        let v = format!("[{}]", "x".repeat(500));
+        let msg = refused("sluice.dev/step-weights", &v);
+        assert!(msg.len() < 300 && msg.contains('…'), "{msg}");
+    }
+
+    // --- cross-key checks ---
+
+    #[test]
+    fn max_weight_below_the_first_step_is_refused_on_the_more_specific_key() {
+        assert_eq!(
+            refused_all(&[
+                ("sluice.dev/max-weight", "5"),
+                ("sluice.dev/step-weight", "10")
+            ]),
+            vec![
+                "sluice.dev/max-weight: \"5\" is below the first step (10 from \
+                 sluice.dev/step-weight, set on the deployment); raise it to at least 10 or lower \
+                 the step"
+            ]
+        );
+        // Alone on the Deployment, the step may come from the Namespace: not refused at admission…
+        assert_eq!(
+            validate_annotations(&mk(&[("sluice.dev/max-weight", "5")]), Level::Deployment),
+            vec![]
+        );
+        // …but resolution against the default step refuses it.
+        let errs = deploy(&[("sluice.dev/max-weight", "5")]).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("below the first step (10 from sluice.dev/step-weight, the default)"),
+            "{}",
+            errs[0]
+        );
+        // A Deployment's big step against the Namespace's max blames the Deployment's key.
+        let d = mk(&[("sluice.dev/step-weights", "60,80")]);
+        let n = mk(&[("sluice.dev/max-weight", "50")]);
+        let errs = resolve(&Layers {
+            deployment: Some(&d),
+            namespace: Some(&n),
+            cluster: None,
+        })
+        .unwrap_err();
+        assert_eq!(
+            errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            vec![
+                "sluice.dev/step-weights: \"60,80\" starts above the max-weight (50, set on the \
+                 namespace); lower the first step to at most 50 or raise sluice.dev/max-weight"
+            ]
+        );
+        assert_eq!(errs[0].level(), Level::Deployment);
+    }
+
+    #[test]
+    fn match_on_the_smi_router_is_refused_with_the_router_to_use() {
+        let v = "[{headers: [{name: x-canary, value: insider}]}]";
+        let errs = deploy(&[("sluice.dev/match", v)]).unwrap_err();
+        assert_eq!(
+            errs[0].to_string(),
+            format!(
+                "sluice.dev/match: {v:?} needs header matching, which SMI TrafficSplit does not \
+                 have (router smi is the default); set sluice.dev/router: gateway-api"
+            )
+        );
+        assert_eq!(
+            refused_all(&[("sluice.dev/match", v), ("sluice.dev/router", "smi")]).len(),
+            1
+        );
+        // The Namespace may choose the router, so the Deployment alone passes admission.
+        assert_eq!(
+            validate_annotations(&mk(&[("sluice.dev/match", v)]), Level::Deployment),
+            vec![]
+        );
+        let n = mk(&[("sluice.dev/router", "gateway-api")]);
+        let d = mk(&[("sluice.dev/match", v)]);
+        assert!(
+            resolve(&Layers {
+                deployment: Some(&d),
+                namespace: Some(&n),
+                cluster: None
+            })
+            .is_ok()
+        );
+        // A Deployment that picks smi over a Namespace's matches is blamed on its router.
+        let n = mk(&[
+            ("sluice.dev/match", v),
+            ("sluice.dev/router", "gateway-api"),
+        ]);
+        let d = mk(&[("sluice.dev/router", "smi")]);
+        let errs = resolve(&Layers {
+            deployment: Some(&d),
+            namespace: Some(&n),
+            cluster: None,
+        })
+        .unwrap_err();
+        assert!(
+            errs[0].to_string().starts_with(
+                "sluice.dev/router: \"smi\" cannot serve sluice.dev/match (set on the namespace)"
+            ),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn ab_testing_without_match_rules_is_refused() {
+        let errs = deploy(&[("sluice.dev/strategy", "ab-testing")]).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("sluice.dev/strategy: \"ab-testing\" needs sluice.dev/match rules"),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            deploy(&[
+                ("sluice.dev/strategy", "ab-testing"),
+                ("sluice.dev/router", "gateway-api"),
+                (
+                    "sluice.dev/match",
+                    "[{headers: [{name: x-canary, value: insider}]}]"
+                ),
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_invalid_value_is_reported_once_not_again_as_a_conflict() {
+        let errs = deploy(&[
+            ("sluice.dev/strategy", "ab-testing"),
+            ("sluice.dev/match", "[{headers: oops}]"),
+        ])
+        .unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].metric_label(), "invalid_value");
+    }
+
+    fn refused_all(pairs: &[(&str, &str)]) -> Vec<String> {
+        validate_annotations(&mk(pairs), Level::Deployment)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    // --- step plans ---
+
+    #[test]
+    fn an_increment_climbs_to_max_weight() {
+        assert_eq!(
+            StepPlan::Increment(10).weights(50),
+            vec![10, 20, 30, 40, 50]
+        );
+        assert_eq!(StepPlan::Increment(30).weights(50), vec![30, 50]);
+        assert_eq!(StepPlan::Increment(50).weights(50), vec![50]);
+        assert_eq!(StepPlan::Increment(1).weights(3), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_list_is_used_as_given_up_to_max_weight() {
+        let plan = StepPlan::List(vec![5, 10, 25, 50]);
+        assert_eq!(plan.weights(50), vec![5, 10, 25, 50]);
+        assert_eq!(plan.weights(30), vec![5, 10, 25]);
+        assert_eq!(plan.weights(100), vec![5, 10, 25, 50]);
+    }
+
+    #[test]
+    fn sources_and_enums_print_their_words() {
+        assert_eq!(
+            [
+                Source::Deployment,
+                Source::Namespace,
+                Source::Cluster,
+                Source::Default
+            ]
+            .map(|s| s.to_string()),
+            ["deployment", "namespace", "cluster", "default"]
+        );
+        for s in Strategy::ALL {
+            assert_eq!(s.to_string().parse::<Strategy>().unwrap(), s);
+        }
+        for r in RouterKind::ALL {
+            assert_eq!(r.to_string().parse::<RouterKind>().unwrap(), r);
+        }
     }
 }
