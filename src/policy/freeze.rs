@@ -34,6 +34,13 @@ pub enum FreezeWindow {
 #[error("{0}")]
 pub struct FreezeParseError(String);
 
+impl FreezeParseError {
+    /// Low-cardinality label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        "invalid_freeze_window"
+    }
+}
+
 const FORMAT_HINT: &str =
     "use e.g. 2026-12-24T00:00:00Z/2026-12-27T00:00:00Z or \"Sat 00:00-Mon 06:00 UTC\"";
 

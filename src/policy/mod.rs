@@ -4,3 +4,4 @@ pub mod freeze;
 pub mod keys;
 pub mod optin;
 pub mod settings;
+pub mod values;
