@@ -40,9 +40,9 @@ pub use super::values::{
     NotifyKind, NotifySpec, QUERY_VARIABLES, RouterKind, StepPlan, Strategy, ValueMatch,
 };
 use super::values::{
-    parse_count, parse_dns_label, parse_duration, parse_freeze, parse_matches, parse_metrics,
-    parse_notify, parse_number, parse_percent, parse_subdomain, parse_webhooks, parse_weight,
-    parse_weights,
+    format_duration, parse_count, parse_dns_label, parse_duration, parse_freeze, parse_matches,
+    parse_metrics, parse_notify, parse_number, parse_percent, parse_subdomain, parse_webhooks,
+    parse_weight, parse_weights,
 };
 
 /// Where an effective value came from, most specific first.
@@ -146,6 +146,91 @@ pub struct Settings {
     pub progress_deadline: Duration,
     pub freeze: Vec<FreezeWindow>,
     pub notify: Option<NotifySpec>,
+}
+
+impl Settings {
+    /// The value of `setting` as text a person could write back into the annotation, for
+    /// `sluice explain`; `None` when it is unset (an empty list, or a name that defaults to the
+    /// Deployment's). `step-weight` shows an increment plan and `step-weights` a list plan.
+    pub fn value_text(&self, setting: Setting) -> Option<String> {
+        let json = |v: serde_json::Value| Some(v.to_string());
+        let nonempty = |v: serde_json::Value| match v.as_array() {
+            Some(a) if a.is_empty() => None,
+            _ => json(v),
+        };
+        match setting {
+            Setting::Strategy => Some(self.strategy.to_string()),
+            Setting::Router => Some(self.router.to_string()),
+            Setting::Ingress => self.ingress.clone(),
+            Setting::Service => self.service.clone(),
+            Setting::Interval => Some(format_duration(self.interval)),
+            Setting::StepWeight => match &self.steps {
+                StepPlan::Increment(n) => Some(n.to_string()),
+                StepPlan::List(_) => None,
+            },
+            Setting::StepWeights => match &self.steps {
+                StepPlan::Increment(_) => None,
+                StepPlan::List(ws) => Some(
+                    ws.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+            },
+            Setting::MaxWeight => Some(self.max_weight.to_string()),
+            Setting::Iterations => Some(self.iterations.to_string()),
+            Setting::Threshold => Some(self.threshold.to_string()),
+            Setting::SuccessRate => Some(self.success_rate.to_string()),
+            Setting::LatencyP99 => Some(format_duration(self.latency_p99)),
+            Setting::MinRequests => Some(self.min_requests.to_string()),
+            Setting::Baseline => Some(if self.baseline { "on" } else { "off" }.to_string()),
+            Setting::BaselineTolerance => Some(self.baseline_tolerance.to_string()),
+            Setting::BaselineLatencyRatio => Some(self.baseline_latency_ratio.to_string()),
+            Setting::Metrics => nonempty(
+                self.metrics
+                    .iter()
+                    .map(|m| {
+                        let mut o = serde_json::json!({"name": m.name, "query": m.query});
+                        if let Some(min) = m.min {
+                            o["min"] = min.into();
+                        }
+                        if let Some(max) = m.max {
+                            o["max"] = max.into();
+                        }
+                        o
+                    })
+                    .collect(),
+            ),
+            Setting::Webhooks => nonempty(
+                self.webhooks
+                    .iter()
+                    .map(|h| {
+                        let mut o = serde_json::json!({
+                            "type": h.kind.as_str(),
+                            "url": h.url,
+                            "timeout": format_duration(h.timeout),
+                        });
+                        if !h.metadata.is_empty() {
+                            o["metadata"] = serde_json::json!(h.metadata);
+                        }
+                        o
+                    })
+                    .collect(),
+            ),
+            Setting::Match => nonempty(serde_json::json!(self.matches)),
+            Setting::ProgressDeadline => Some(format_duration(self.progress_deadline)),
+            Setting::Freeze => nonempty(
+                self.freeze
+                    .iter()
+                    .map(|w| serde_json::Value::from(w.to_string()))
+                    .collect(),
+            ),
+            Setting::Notify => self
+                .notify
+                .as_ref()
+                .and_then(|n| json(serde_json::json!({"url": n.url, "type": n.kind.as_str()}))),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -1769,6 +1854,80 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn every_value_prints_as_text_that_parses_back_to_it() {
+        let c = mk(&[
+            ("strategy", "ab-testing"),
+            ("router", "gateway-api"),
+            ("ingress", "web.public"),
+            ("service", "web-apex"),
+            ("interval", "1m30s"),
+            ("step-weights", "5,10,25,50"),
+            ("max-weight", "60"),
+            ("iterations", "4"),
+            ("threshold", "2"),
+            ("success-rate", "99.5"),
+            ("latency-p99", "250ms"),
+            ("min-requests", "0"),
+            ("baseline", "off"),
+            ("baseline-tolerance", "1.5"),
+            ("baseline-latency-ratio", "1.25"),
+            (
+                "metrics",
+                "[{name: e, query: 'up{a=\"{{name}}\"}', min: 0.5, max: 2}, {name: f, query: up, max: 1}]",
+            ),
+            (
+                "webhooks",
+                "[{type: rollout, url: 'http://lt.test/', timeout: 1m, metadata: {cmd: hey}}, {type: event, url: 'https://e.test/x'}]",
+            ),
+            (
+                "match",
+                "[{headers: [{name: x-canary, value: insider}]}, {queryParams: [{name: b, type: RegularExpression, value: '^on$'}]}]",
+            ),
+            ("progress-deadline", "1h"),
+            (
+                "freeze",
+                "[\"Sat 00:00-Mon 06:00 UTC\", \"2026-12-24T00:00:00Z/2026-12-27T00:00:00Z\"]",
+            ),
+            ("notify", "{url: 'https://hooks.slack.com/x', type: slack}"),
+        ]);
+        let first = resolve(&Layers {
+            cluster: Some(&c),
+            ..Layers::default()
+        })
+        .unwrap()
+        .settings;
+        let text: BTreeMap<String, String> = Setting::ALL
+            .into_iter()
+            .filter_map(|s| first.value_text(s).map(|v| (s.as_str().to_string(), v)))
+            .collect();
+        assert_eq!(
+            text.len(),
+            Setting::ALL.len() - 1,
+            "one of step-weight(s) is unset: {text:?}"
+        );
+        let again = resolve(&Layers {
+            cluster: Some(&text),
+            ..Layers::default()
+        })
+        .unwrap()
+        .settings;
+        assert_eq!(again, first);
+        assert_eq!(text["interval"], "1m30s");
+        assert_eq!(text["step-weights"], "5,10,25,50");
+    }
+
+    #[test]
+    fn unset_values_print_as_none() {
+        let d = Settings::default();
+        assert_eq!(d.value_text(Setting::Service), None);
+        assert_eq!(d.value_text(Setting::Metrics), None);
+        assert_eq!(d.value_text(Setting::StepWeights), None);
+        assert_eq!(d.value_text(Setting::StepWeight).as_deref(), Some("10"));
+        assert_eq!(d.value_text(Setting::LatencyP99).as_deref(), Some("500ms"));
+        assert_eq!(d.value_text(Setting::Baseline).as_deref(), Some("on"));
     }
 
     #[test]

@@ -336,6 +336,21 @@ pub(super) fn parse_percent(v: &str) -> Result<f64, String> {
         .ok_or_else(|| "is not a percentage; use a number from 0 to 100, e.g. 99 or 99.5".into())
 }
 
+/// A duration in the form the parser takes (`1m30s`, `500ms`, `0s`); sub-millisecond parts are
+/// dropped.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let (h, m, s, ms) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    [(h, "h"), (m, "m"), (s, "s"), (ms, "ms")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect()
+}
+
 /// Go-style duration (`1m30s`), at least `min`.
 pub(super) fn parse_duration(v: &str, min: Duration) -> Result<Duration, String> {
     let not = || format!("is not a duration; {DURATION_HINT}");
@@ -679,6 +694,21 @@ mod tests {
         assert_eq!(plan.weights(50), vec![5, 10, 25, 50]);
         assert_eq!(plan.weights(30), vec![5, 10, 25]);
         assert_eq!(plan.weights(100), vec![5, 10, 25, 50]);
+    }
+
+    #[test]
+    fn durations_print_in_the_form_they_are_parsed() {
+        for s in ["1s", "500ms", "1m30s", "2h", "1h0m5s", "10m", "1h1m1s1ms"] {
+            let d = parse_duration(s, Duration::ZERO).unwrap();
+            assert_eq!(
+                parse_duration(&format_duration(d), Duration::ZERO),
+                Ok(d),
+                "{s}"
+            );
+        }
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_secs(3605)), "1h5s");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 
     #[test]
