@@ -17,11 +17,11 @@
 //! Choices where DESIGN is silent:
 //! - `step-weight` and `step-weights` are one setting: the most specific layer holding either
 //!   wins, and one layer holding both is an error.
-//! - Cross-key checks (first step ≤ `max-weight`, `match` needs a router with header matching,
-//!   `ab-testing` needs `match`) run on the effective values in [`resolve`] and blame the key
-//!   from the most specific layer. [`validate_annotations`] runs them only when every key involved
-//!   is in the one map it sees, so a Deployment is never refused for what its Namespace may
-//!   supply.
+//! - Cross-key checks run on the effective values in [`resolve`] and blame the key from the most
+//!   specific layer: the first step ≤ `max-weight`; `match` needs a router with header matching
+//!   (not `smi`); an NGINX canary Ingress matches one header only; `ab-testing` needs `match`.
+//!   [`validate_annotations`] runs them only when every key involved is in the one map it sees,
+//!   so a Deployment is never refused for what its Namespace may supply.
 //! - Keys Sluice itself writes and the control annotations are not settings and not errors on a
 //!   Deployment; on a Namespace or in the policy ConfigMap, controls are refused (they steer one
 //!   rollout). The ConfigMap's keys carry no prefix.
@@ -40,9 +40,9 @@ pub use super::values::{
     NotifyKind, NotifySpec, QUERY_VARIABLES, RouterKind, StepPlan, Strategy, ValueMatch,
 };
 use super::values::{
-    format_duration, parse_count, parse_dns_label, parse_duration, parse_freeze, parse_matches,
-    parse_metrics, parse_notify, parse_number, parse_percent, parse_subdomain, parse_webhooks,
-    parse_weight, parse_weights,
+    format_duration, nginx_unsupported, parse_count, parse_dns_label, parse_duration, parse_freeze,
+    parse_matches, parse_metrics, parse_notify, parse_number, parse_percent, parse_subdomain,
+    parse_webhooks, parse_weight, parse_weights,
 };
 
 /// Where an effective value came from, most specific first.
@@ -895,6 +895,36 @@ fn cross_errors(
             format!(
                 "cannot serve {} ({}): SMI TrafficSplit has no header matching; use {}: \
                  gateway-api",
+                o.level.key(Setting::Match),
+                from(Setting::Match, sources),
+                o.level.key(Setting::Router)
+            )
+        };
+        out.push(PolicyError::Conflict {
+            level: o.level,
+            key: o.level.key(key),
+            value: shown(&o.raw),
+            reason,
+        });
+    }
+
+    // An NGINX canary Ingress matches one header, nothing more.
+    if s.router == RouterKind::Nginx
+        && let Some(what) = nginx_unsupported(&s.matches)
+        && runs(&[Setting::Match, Setting::Router])
+        && let Some((key, o)) = blame(Setting::Match, Setting::Router, sources, origin)
+    {
+        let reason = if key == Setting::Match {
+            format!(
+                "{what}, but an NGINX canary Ingress matches one header only (router nginx is \
+                 {}); keep one rule with one header, or set {}: gateway-api",
+                from(Setting::Router, sources),
+                o.level.key(Setting::Router)
+            )
+        } else {
+            format!(
+                "cannot serve {} ({}), which {what}: an NGINX canary Ingress matches one header \
+                 only; use {}: gateway-api",
                 o.level.key(Setting::Match),
                 from(Setting::Match, sources),
                 o.level.key(Setting::Router)
@@ -1810,6 +1840,51 @@ mod tests {
             errs[0].to_string().starts_with(
                 "sluice.dev/router: \"smi\" cannot serve sluice.dev/match (set on the namespace)"
             ),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn match_on_nginx_is_limited_to_one_header() {
+        let one = "[{headers: [{name: x-canary, type: RegularExpression, value: '^(yes|1)$'}]}]";
+        assert_eq!(
+            refused_all(&[("sluice.dev/router", "nginx"), ("sluice.dev/match", one)]),
+            Vec::<String>::new()
+        );
+        let two = "[{headers: [{name: a, value: b}]}, {headers: [{name: c, value: d}]}]";
+        assert_eq!(
+            refused_all(&[("sluice.dev/router", "nginx"), ("sluice.dev/match", two)]),
+            vec![format!(
+                "sluice.dev/match: {two:?} has 2 rules, but an NGINX canary Ingress matches one \
+                 header only (router nginx is set on the deployment); keep one rule with one \
+                 header, or set sluice.dev/router: gateway-api"
+            )]
+        );
+        let query = "[{queryParams: [{name: beta, value: 'on'}]}]";
+        assert!(
+            refused_all(&[("sluice.dev/router", "nginx"), ("sluice.dev/match", query)])[0]
+                .contains("matches on query parameters")
+        );
+        let both = "[{headers: [{name: a, value: b}, {name: c, value: d}]}]";
+        assert!(
+            refused_all(&[("sluice.dev/router", "nginx"), ("sluice.dev/match", both)])[0]
+                .contains("has 2 header conditions in one rule")
+        );
+        // A Namespace's nginx router against a Deployment's rules blames the rules.
+        let n = mk(&[("sluice.dev/router", "nginx")]);
+        let d = mk(&[("sluice.dev/match", two)]);
+        let errs = resolve(&Layers {
+            deployment: Some(&d),
+            namespace: Some(&n),
+            cluster: None,
+        })
+        .unwrap_err();
+        assert_eq!(errs[0].key(), "sluice.dev/match");
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("(router nginx is set on the namespace)"),
             "{}",
             errs[0]
         );

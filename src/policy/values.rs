@@ -575,6 +575,21 @@ pub(super) fn parse_webhooks(v: &str) -> Result<Vec<HookSpec>, String> {
 
 const MATCH_HINT: &str = "use e.g. [{headers: [{name: x-canary, value: insider}]}]";
 
+/// What `rules` ask for that an NGINX canary Ingress cannot do: it matches one header
+/// (`canary-by-header` with a value or a pattern) and nothing else. `None` when it can.
+pub fn nginx_unsupported(rules: &[MatchRule]) -> Option<String> {
+    match rules {
+        [] => None,
+        [rule] if !rule.query_params.is_empty() => Some("matches on query parameters".into()),
+        [rule] if rule.headers.len() > 1 => Some(format!(
+            "has {} header conditions in one rule",
+            rule.headers.len()
+        )),
+        [_] => None,
+        many => Some(format!("has {} rules", many.len())),
+    }
+}
+
 pub(super) fn parse_matches(v: &str) -> Result<Vec<MatchRule>, String> {
     let rules: Vec<MatchRule> = serde_saphyr::from_str(v).map_err(|e| {
         format!(
