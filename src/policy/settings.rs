@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::freeze::FreezeWindow;
+pub use super::freeze::FreezeWindow;
 use super::keys::{
     APEX_SELECTOR_ANNOTATION, Control, OPT_IN_LABEL, PHASE_LABEL, PREFIX,
     STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION, Setting,
@@ -63,6 +63,12 @@ impl Source {
             Source::Cluster => "cluster",
             Source::Default => "default",
         }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -149,6 +155,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The apex Service's name: `service`, or the Deployment's name.
+    pub fn service_name<'a>(&'a self, deployment: &'a str) -> &'a str {
+        self.service.as_deref().unwrap_or(deployment)
+    }
+
+    /// The Ingress the nginx router mirrors: `ingress`, or the Deployment's name.
+    pub fn ingress_name<'a>(&'a self, deployment: &'a str) -> &'a str {
+        self.ingress.as_deref().unwrap_or(deployment)
+    }
+
     /// The value of `setting` as text a person could write back into the annotation, for
     /// `sluice explain`; `None` when it is unset (an empty list, or a name that defaults to the
     /// Deployment's). `step-weight` shows an increment plan and `step-weights` a list plan.
@@ -813,12 +829,13 @@ fn blame(
     origin(first).map(|o| (first, o))
 }
 
-/// `(from namespace)`-style note on where a setting's value came from.
-fn from(s: Setting, sources: &BTreeMap<Setting, Source>) -> String {
-    let src = sources.get(&s).copied().unwrap_or(Source::Default);
-    match src {
-        Source::Default => "the default".to_string(),
-        other => format!("set on the {other}"),
+/// Where a setting's effective value came from, as words (`set on the Namespace`).
+fn from(s: Setting, sources: &BTreeMap<Setting, Source>) -> &'static str {
+    match sources.get(&s).copied().unwrap_or(Source::Default) {
+        Source::Deployment => "set on the Deployment",
+        Source::Namespace => "set on the Namespace",
+        Source::Cluster => "set in the sluice-policy ConfigMap",
+        Source::Default => "the default",
     }
 }
 
@@ -1757,7 +1774,7 @@ mod tests {
             ]),
             vec![
                 "sluice.dev/max-weight: \"5\" is below the first step (10 from \
-                 sluice.dev/step-weight, set on the deployment); raise it to at least 10 or lower \
+                 sluice.dev/step-weight, set on the Deployment); raise it to at least 10 or lower \
                  the step"
             ]
         );
@@ -1788,7 +1805,7 @@ mod tests {
             errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
             vec![
                 "sluice.dev/step-weights: \"60,80\" starts above the max-weight (50, set on the \
-                 namespace); lower the first step to at most 50 or raise sluice.dev/max-weight"
+                 Namespace); lower the first step to at most 50 or raise sluice.dev/max-weight"
             ]
         );
         assert_eq!(errs[0].level(), Level::Deployment);
@@ -1838,7 +1855,7 @@ mod tests {
         .unwrap_err();
         assert!(
             errs[0].to_string().starts_with(
-                "sluice.dev/router: \"smi\" cannot serve sluice.dev/match (set on the namespace)"
+                "sluice.dev/router: \"smi\" cannot serve sluice.dev/match (set on the Namespace)"
             ),
             "{}",
             errs[0]
@@ -1857,7 +1874,7 @@ mod tests {
             refused_all(&[("sluice.dev/router", "nginx"), ("sluice.dev/match", two)]),
             vec![format!(
                 "sluice.dev/match: {two:?} has 2 rules, but an NGINX canary Ingress matches one \
-                 header only (router nginx is set on the deployment); keep one rule with one \
+                 header only (router nginx is set on the Deployment); keep one rule with one \
                  header, or set sluice.dev/router: gateway-api"
             )]
         );
@@ -1884,7 +1901,7 @@ mod tests {
         assert!(
             errs[0]
                 .to_string()
-                .contains("(router nginx is set on the namespace)"),
+                .contains("(router nginx is set on the Namespace)"),
             "{}",
             errs[0]
         );
@@ -1992,6 +2009,15 @@ mod tests {
         assert_eq!(again, first);
         assert_eq!(text["interval"], "1m30s");
         assert_eq!(text["step-weights"], "5,10,25,50");
+    }
+
+    #[test]
+    fn names_default_to_the_deployments() {
+        let d = Settings::default();
+        assert_eq!(d.service_name("web"), "web");
+        assert_eq!(d.ingress_name("web"), "web");
+        let s = accepted("sluice.dev/service", "web-apex");
+        assert_eq!(s.service_name("web"), "web-apex");
     }
 
     #[test]
