@@ -361,7 +361,7 @@ pub(super) fn parse_duration(v: &str, min: Duration) -> Result<Duration, String>
     if d < min {
         return Err(format!(
             "is too short; use at least {}",
-            humantime::format_duration(min)
+            format_duration(min)
         ));
     }
     Ok(d)
