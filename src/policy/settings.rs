@@ -1086,6 +1086,154 @@ mod tests {
         assert_eq!(r.sources[&Setting::StepWeights], Source::Namespace);
     }
 
+    /// Three distinct valid values per setting, for (deployment, namespace, cluster).
+    fn samples(s: Setting) -> [&'static str; 3] {
+        match s {
+            Setting::Strategy => ["blue-green", "canary", "blue-green"],
+            Setting::Router => ["nginx", "gateway-api", "nginx"],
+            Setting::Ingress => ["a", "b.c", "d"],
+            Setting::Service => ["a", "b", "c"],
+            Setting::Interval => ["30s", "2m", "5m"],
+            Setting::StepWeight => ["5", "10", "20"],
+            Setting::StepWeights => ["5,10", "1,2,3", "20,40"],
+            Setting::MaxWeight => ["20", "30", "100"],
+            Setting::Iterations => ["1", "2", "3"],
+            Setting::Threshold => ["4", "3", "2"],
+            Setting::SuccessRate => ["95", "99.9", "90"],
+            Setting::LatencyP99 => ["1s", "250ms", "2s"],
+            Setting::MinRequests => ["0", "100", "5"],
+            Setting::Baseline => ["off", "on", "off"],
+            Setting::BaselineTolerance => ["1", "0", "2.5"],
+            Setting::BaselineLatencyRatio => ["1", "1.5", "2"],
+            Setting::Metrics => [
+                "[{name: a, query: up, max: 1}]",
+                "[{name: b, query: up, min: 1}]",
+                "[{name: c, query: up, max: 3}]",
+            ],
+            Setting::Webhooks => [
+                "[{type: rollout, url: 'http://a/'}]",
+                "[{type: event, url: 'http://b/'}]",
+                "[{type: rollback, url: 'http://c/'}]",
+            ],
+            Setting::Match => [
+                "[{headers: [{name: a, value: '1'}]}]",
+                "[{headers: [{name: b, value: '2'}]}]",
+                "[{headers: [{name: c, value: '3'}]}]",
+            ],
+            Setting::ProgressDeadline => ["1m", "20m", "1h"],
+            Setting::Freeze => [
+                "[\"Sat 00:00-Mon 06:00 UTC\"]",
+                "[\"Sun 00:00-Mon 06:00 UTC\"]",
+                "[\"Fri 00:00-Mon 06:00 UTC\"]",
+            ],
+            Setting::Notify => [
+                "{url: 'http://a/', type: json}",
+                "{url: 'http://b/', type: slack}",
+                "{url: 'http://c/', type: json}",
+            ],
+        }
+    }
+
+    #[test]
+    fn every_setting_resolves_deployment_over_namespace_over_cluster_over_default() {
+        for setting in Setting::ALL {
+            let [dv, nv, cv] = samples(setting);
+            let allowed = |l: Level| level_refusal(setting, l).is_none();
+            let at = |l: Level, v: &str| -> BTreeMap<String, String> {
+                let mut m = BTreeMap::new();
+                if allowed(l) {
+                    m.insert(l.key(setting), v.to_string());
+                }
+                // `match` needs a router with header matching wherever it is set.
+                if setting == Setting::Match {
+                    m.insert(l.key(Setting::Router), "gateway-api".into());
+                }
+                m
+            };
+            let (d, n, c) = (
+                at(Level::Deployment, dv),
+                at(Level::Namespace, nv),
+                at(Level::Cluster, cv),
+            );
+            // The value each layer alone resolves to, as text.
+            let alone = |l: Level, m: &BTreeMap<String, String>| {
+                let layers = match l {
+                    Level::Deployment => Layers {
+                        deployment: Some(m),
+                        ..Layers::default()
+                    },
+                    Level::Namespace => Layers {
+                        namespace: Some(m),
+                        ..Layers::default()
+                    },
+                    Level::Cluster => Layers {
+                        cluster: Some(m),
+                        ..Layers::default()
+                    },
+                };
+                resolve(&layers).unwrap().settings.value_text(setting)
+            };
+            let mut expect = vec![];
+            for (level, map) in [
+                (Level::Deployment, &d),
+                (Level::Namespace, &n),
+                (Level::Cluster, &c),
+            ] {
+                if allowed(level) {
+                    expect.push((level.source(), alone(level, map)));
+                }
+            }
+            expect.push((Source::Default, Settings::default().value_text(setting)));
+            let stacks = [
+                Layers {
+                    deployment: Some(&d),
+                    namespace: Some(&n),
+                    cluster: Some(&c),
+                },
+                Layers {
+                    deployment: None,
+                    namespace: Some(&n),
+                    cluster: Some(&c),
+                },
+                Layers {
+                    deployment: None,
+                    namespace: None,
+                    cluster: Some(&c),
+                },
+                Layers::default(),
+            ];
+            let mut got = vec![];
+            for layers in stacks {
+                let r = resolve(&layers).unwrap_or_else(|e| panic!("{setting}: {e:?}"));
+                let entry = (r.sources[&setting], r.settings.value_text(setting));
+                if got.last() != Some(&entry) {
+                    got.push(entry);
+                }
+            }
+            assert_eq!(got, expect, "{setting}");
+        }
+    }
+
+    #[test]
+    fn garbage_values_never_panic_and_every_error_names_its_key() {
+        let alphabet: Vec<char> = "09az:-,.[]{}'\"#&*!|>%@` \n\t/\\{}é".chars().collect();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..300 {
+            let value: String = (0..rng.usize(0..24))
+                .map(|_| alphabet[rng.usize(0..alphabet.len())])
+                .collect();
+            for setting in Setting::ALL {
+                for level in [Level::Deployment, Level::Namespace, Level::Cluster] {
+                    let key = level.key(setting);
+                    for e in validate_annotations(&mk(&[(key.as_str(), value.as_str())]), level) {
+                        assert_eq!(e.key(), key, "{e}");
+                        assert!(e.to_string().starts_with(&format!("{key}: ")), "{e}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn resolution_returns_every_error_from_every_layer() {
         let d = mk(&[
