@@ -284,6 +284,43 @@ pub struct Resolved {
     pub sources: BTreeMap<Setting, Source>,
 }
 
+/// One line of `sluice explain`: a setting, its effective value as text (`None`: unset) and
+/// where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explained {
+    pub setting: Setting,
+    pub value: Option<String>,
+    pub source: Source,
+}
+
+impl Resolved {
+    /// Where `setting`'s effective value came from.
+    pub fn source(&self, setting: Setting) -> Source {
+        self.sources
+            .get(&setting)
+            .copied()
+            .unwrap_or(Source::Default)
+    }
+
+    /// Every setting in DESIGN §2's order, with its value and source. Of `step-weight` and
+    /// `step-weights`, only the one that holds the plan is listed.
+    pub fn explain(&self) -> Vec<Explained> {
+        Setting::ALL
+            .into_iter()
+            .filter_map(|setting| {
+                let value = self.settings.value_text(setting);
+                let other_plan = matches!(setting, Setting::StepWeight | Setting::StepWeights)
+                    && value.is_none();
+                (!other_plan).then(|| Explained {
+                    setting,
+                    value,
+                    source: self.source(setting),
+                })
+            })
+            .collect()
+    }
+}
+
 /// A setting that cannot be accepted. Every message reads `KEY: "VALUE" PROBLEM; WHAT TO DO`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -1754,6 +1791,29 @@ mod tests {
     }
 
     #[test]
+    fn freeze_takes_one_window_or_a_block_list() {
+        let windows = |v: &str| {
+            let n = mk(&[("sluice.dev/freeze", v)]);
+            resolve(&Layers {
+                namespace: Some(&n),
+                ..Layers::default()
+            })
+            .unwrap()
+            .settings
+            .freeze
+        };
+        assert_eq!(
+            windows("2026-12-24T00:00:00Z/2026-12-27T00:00:00Z"),
+            vec!["2026-12-24T00:00:00Z/2026-12-27T00:00:00Z".parse().unwrap()]
+        );
+        assert_eq!(
+            windows("- Sat 00:00-Mon 06:00 UTC\n- 2026-12-24T00:00:00Z/2026-12-27T00:00:00Z\n")
+                .len(),
+            2
+        );
+    }
+
+    #[test]
     fn freeze_refuses_malformed_windows_and_deployment_level() {
         let errs = validate_annotations(
             &mk(&[("sluice.dev/freeze", "[weekends]")]),
@@ -2166,6 +2226,33 @@ mod tests {
         assert_eq!(d.ingress_name("web"), "web");
         let s = accepted("sluice.dev/service", "web-apex");
         assert_eq!(s.service_name("web"), "web-apex");
+    }
+
+    #[test]
+    fn explain_lists_each_setting_once_with_its_source() {
+        let d = mk(&[("sluice.dev/step-weights", "5,10,25,50")]);
+        let c = mk(&[("interval", "30s")]);
+        let r = resolve(&Layers {
+            deployment: Some(&d),
+            namespace: None,
+            cluster: Some(&c),
+        })
+        .unwrap();
+        let rows = r.explain();
+        assert_eq!(rows.len(), Setting::ALL.len() - 1);
+        let row = |s: Setting| rows.iter().find(|r| r.setting == s).cloned();
+        assert_eq!(row(Setting::StepWeight), None);
+        assert_eq!(
+            row(Setting::StepWeights),
+            Some(Explained {
+                setting: Setting::StepWeights,
+                value: Some("5,10,25,50".into()),
+                source: Source::Deployment
+            })
+        );
+        assert_eq!(row(Setting::Interval).unwrap().source, Source::Cluster);
+        assert_eq!(row(Setting::Service).unwrap().value, None);
+        assert_eq!(rows[0].setting, Setting::Strategy);
     }
 
     #[test]
