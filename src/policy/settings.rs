@@ -1732,6 +1732,33 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_list_clears_what_a_wider_layer_set() {
+        let n = mk(&[
+            ("sluice.dev/metrics", "[{name: e, query: up, max: 1}]"),
+            (
+                "sluice.dev/webhooks",
+                "[{type: rollout, url: 'http://lt/'}]",
+            ),
+            ("sluice.dev/router", "gateway-api"),
+            ("sluice.dev/match", "[{headers: [{name: a, value: b}]}]"),
+        ]);
+        let d = mk(&[
+            ("sluice.dev/metrics", "[]"),
+            ("sluice.dev/webhooks", "[]"),
+            ("sluice.dev/match", "[]"),
+        ]);
+        let r = resolve(&Layers {
+            deployment: Some(&d),
+            namespace: Some(&n),
+            cluster: None,
+        })
+        .unwrap();
+        assert!(r.settings.metrics.is_empty() && r.settings.webhooks.is_empty());
+        assert!(r.settings.matches.is_empty());
+        assert_eq!(r.source(Setting::Match), Source::Deployment);
+    }
+
+    #[test]
     fn match_refuses_empty_rules_bad_names_and_bad_regexes() {
         let check = |v: &str, want: &str| {
             let errs = validate_annotations(
@@ -1745,7 +1772,6 @@ mod tests {
             let msg = errs[0].to_string();
             assert!(msg.contains(want), "{msg}");
         };
-        check("[]", "has no rules; use e.g.");
         check("[{}]", "rule 1 has no headers or queryParams");
         check(
             "[{headers: [{name: 'x canary', value: a}]}]",

@@ -18,6 +18,9 @@
 //!   `RegularExpression` in RE2 syntax) and serialise back to it; a hook's `metadata` scalars are
 //!   kept as strings, as Flagger's payload has them.
 //! - `notify` is `{url, type}` with type `slack` (a Slack-compatible incoming webhook) or `json`.
+//! - An empty list (`[]`) for `metrics`, `webhooks` or `match` is valid and clears what a wider
+//!   layer set; an empty `freeze` is refused, so a Namespace cannot lift the cluster's freeze by
+//!   overriding it with nothing (break-glass is the audited way through).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -597,9 +600,6 @@ pub(super) fn parse_matches(v: &str) -> Result<Vec<MatchRule>, String> {
             yaml_error(e)
         )
     })?;
-    if rules.is_empty() {
-        return Err(format!("has no rules; {MATCH_HINT}"));
-    }
     for (i, rule) in rules.iter().enumerate() {
         if rule.headers.is_empty() && rule.query_params.is_empty() {
             return Err(format!(
@@ -653,7 +653,11 @@ pub(super) fn parse_freeze(v: &str) -> Result<Vec<FreezeWindow>, String> {
         Err(_) => vec![v.to_string()],
     };
     if items.is_empty() {
-        return Err("has no windows; use e.g. [\"Sat 00:00-Mon 06:00 UTC\"]".into());
+        return Err(
+            "has no windows, which would lift a wider freeze; give at least one window, or use \
+             sluice.dev/break-glass on the Deployment to pass a freeze once"
+                .into(),
+        );
     }
     items
         .iter()
