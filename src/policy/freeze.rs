@@ -186,11 +186,11 @@ fn window_end_after(w: &FreezeWindow, t: SystemTime) -> SystemTime {
         FreezeWindow::Weekly { end, .. } => {
             let now = minute_of_week(t);
             let ahead = (end + MINUTES_PER_WEEK - now) % MINUTES_PER_WEEK;
-            let secs_into_minute = match t.duration_since(UNIX_EPOCH) {
-                Ok(d) => d.as_secs() % 60,
-                Err(_) => 0,
+            let into_minute = match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => Duration::new(d.as_secs() % 60, d.subsec_nanos()),
+                Err(_) => Duration::ZERO,
             };
-            t + Duration::from_secs(ahead as u64 * 60) - Duration::from_secs(secs_into_minute)
+            t + Duration::from_secs(ahead as u64 * 60) - into_minute
         }
     }
 }
@@ -278,7 +278,7 @@ mod tests {
             .iter()
             .map(|s| s.parse().unwrap())
             .collect();
-        let end = frozen_until(&ws, at("2026-11-28T10:20:30Z")).unwrap();
+        let end = frozen_until(&ws, at("2026-11-28T10:20:30.25Z")).unwrap();
         assert_eq!(end, at("2026-11-30T08:00:00Z"));
         assert_eq!(
             frozen_until(&ws, at("2026-11-27T10:00:00Z")),

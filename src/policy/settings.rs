@@ -569,12 +569,6 @@ fn parse_layer(map: &BTreeMap<String, String>, level: Level) -> (Partial, Vec<Po
                 continue;
             }
         };
-        let invalid = |reason: String| PolicyError::Invalid {
-            level,
-            key: key.clone(),
-            value: shown(value),
-            reason,
-        };
         if let Some(reason) = level_refusal(setting, level) {
             errors.push(PolicyError::WrongLevel {
                 level,
@@ -590,7 +584,12 @@ fn parse_layer(map: &BTreeMap<String, String>, level: Level) -> (Partial, Vec<Po
             }
             Err(reason) => {
                 p.broken.insert(setting);
-                errors.push(invalid(reason));
+                errors.push(PolicyError::Invalid {
+                    level,
+                    key: key.clone(),
+                    value: shown(value),
+                    reason,
+                });
             }
         }
     }
