@@ -475,7 +475,8 @@ fn classify(key: &str, value: &str, level: Level) -> KeyKind {
             None => key,
         },
     };
-    if let Ok(setting) = bare.parse::<Setting>() {
+    // Exact match on the bare name (`Setting::from_str` would also strip a doubled prefix).
+    if let Some(setting) = Setting::ALL.into_iter().find(|s| s.as_str() == bare) {
         return KeyKind::Setting(setting);
     }
     let control = Control::ALL.into_iter().find(|c| c.as_str() == bare);
@@ -1938,6 +1939,16 @@ mod tests {
             "{}",
             bare[0]
         );
+    }
+
+    #[test]
+    fn a_doubled_prefix_is_not_a_setting() {
+        let errs = validate_annotations(
+            &mk(&[("sluice.dev/sluice.dev/interval", "1m")]),
+            Level::Deployment,
+        );
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].metric_label(), "unknown_key");
     }
 
     #[test]
