@@ -104,8 +104,9 @@ impl Level {
         }
     }
 
-    /// The key as a person writes it at this level.
-    fn key(self, setting: Setting) -> String {
+    /// The key as a person writes it at this level (`sluice.dev/interval`, or `interval` in the
+    /// ConfigMap).
+    pub fn key(self, setting: Setting) -> String {
         match self {
             Level::Cluster => setting.as_str().to_string(),
             _ => setting.annotation(),
