@@ -244,10 +244,7 @@ mod tests {
             detail: "97.5% < 99%".into(),
         }];
         let annotations = BTreeMap::from([(STATUS_ANNOTATION.to_string(), s.to_annotation())]);
-        assert_eq!(
-            RolloutStatus::from_annotations(Some(&annotations)).unwrap(),
-            Some(s)
-        );
+        assert_eq!(RolloutStatus::from_annotations(Some(&annotations)).unwrap(), Some(s));
     }
 
     #[test]
