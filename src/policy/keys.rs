@@ -16,6 +16,15 @@ pub const STABLE_TEMPLATE_ANNOTATION: &str = "sluice.dev/stable-template";
 /// the primary.
 pub const APEX_SELECTOR_ANNOTATION: &str = "sluice.dev/apex-selector";
 
+/// Every label and annotation key Sluice itself writes on objects. The validating webhook lets
+/// these through on Deployments (users re-apply manifests that carry them) and nowhere else.
+pub const WRITTEN: [&str; 4] = [
+    STATUS_ANNOTATION,
+    STABLE_TEMPLATE_ANNOTATION,
+    PHASE_LABEL,
+    APEX_SELECTOR_ANNOTATION,
+];
+
 /// A policy setting (DESIGN §2), settable on Deployments, Namespaces and the cluster policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Setting {

@@ -31,10 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 pub use super::freeze::FreezeWindow;
-use super::keys::{
-    APEX_SELECTOR_ANNOTATION, Control, OPT_IN_LABEL, PHASE_LABEL, PREFIX,
-    STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION, Setting,
-};
+use super::keys::{self, Control, OPT_IN_LABEL, PREFIX, Setting};
 pub use super::values::{
     DEFAULT_HOOK_TIMEOUT, HookSpec, HookType, MatchRule, MatchType, MetricCheck, NotOneOf,
     NotifyKind, NotifySpec, QUERY_VARIABLES, RouterKind, StepPlan, Strategy, ValueMatch,
@@ -447,14 +444,6 @@ enum KeyKind {
     Error(PolicyError),
 }
 
-/// Keys Sluice writes itself; never settings, never errors on a Deployment.
-const WRITTEN_KEYS: [&str; 4] = [
-    STATUS_ANNOTATION,
-    STABLE_TEMPLATE_ANNOTATION,
-    PHASE_LABEL,
-    APEX_SELECTOR_ANNOTATION,
-];
-
 fn classify(key: &str, value: &str, level: Level) -> KeyKind {
     let err_value = shown(value);
     let bare = match level {
@@ -497,7 +486,7 @@ fn classify(key: &str, value: &str, level: Level) -> KeyKind {
         }
         _ => {}
     }
-    if WRITTEN_KEYS.contains(&full.as_str()) {
+    if keys::WRITTEN.contains(&full.as_str()) {
         if level == Level::Deployment {
             return KeyKind::Ignored;
         }
@@ -1017,6 +1006,9 @@ fn cross_errors(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::keys::{
+        APEX_SELECTOR_ANNOTATION, PHASE_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION,
+    };
 
     /// A map of annotations from `(key, value)` pairs.
     fn mk(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
