@@ -20,3 +20,4 @@ pub mod policy;
 pub mod sandbox;
 pub mod telemetry;
 pub mod tls;
+pub mod webhook;
