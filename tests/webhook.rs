@@ -203,14 +203,8 @@ async fn the_sandbox_api_server_pauses_an_image_update_of_a_managed_deployment()
         .unwrap();
     assert_eq!(scaled.spec.as_ref().unwrap().replicas, Some(3));
     assert_ne!(scaled.spec.as_ref().unwrap().paused, Some(true));
-    assert!(
-        scaled
-            .metadata
-            .annotations
-            .unwrap_or_default()
-            .get(STABLE_TEMPLATE_ANNOTATION)
-            .is_none()
-    );
+    let annotations = scaled.metadata.annotations.unwrap_or_default();
+    assert!(!annotations.contains_key(STABLE_TEMPLATE_ANNOTATION));
 
     // An image update comes back paused, with the old template recorded as stable.
     let updated = deployments

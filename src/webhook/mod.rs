@@ -50,7 +50,7 @@ pub enum Error {
         cert: PathBuf,
         key: PathBuf,
         #[source]
-        source: crate::tls::Error,
+        source: Box<crate::tls::Error>,
     },
     #[error("binding the webhook to {addr}: {source}; is another process listening there?")]
     Bind {

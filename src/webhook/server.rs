@@ -121,7 +121,7 @@ pub fn load_tls(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, 
     crate::tls::server_config(&what, &cert, &key).map_err(|source| Error::Tls {
         cert: cert_path.to_path_buf(),
         key: key_path.to_path_buf(),
-        source,
+        source: Box::new(source),
     })
 }
 
