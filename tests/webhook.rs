@@ -95,6 +95,19 @@ async fn the_tls_server_answers_a_captured_review_with_a_pause_patch() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("AdmissionReview"));
+    // A review without a request is answered, refused, with the reason.
+    let review: Value = http
+        .post(format!("{base}/validate"))
+        .body(r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(review["response"]["allowed"], json!(false));
+    let message = review["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("no `request`"), "{message}");
     let health = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 

@@ -11,45 +11,44 @@ use sha2::{Digest, Sha256};
 
 /// The template's canonical JSON: keys sorted recursively, no whitespace.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::with_capacity(1024);
+    let mut out = Vec::with_capacity(2048);
     write_canonical(value, &mut out);
-    out
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_string(key, out);
-                out.push(':');
-                write_canonical(&map[key.as_str()], out);
+                write_scalar(&key.as_str(), out);
+                out.push(b':');
+                write_canonical(item, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        Value::String(s) => write_string(s, out),
-        // null, booleans and numbers print the same compact way everywhere.
-        scalar => out.push_str(&scalar.to_string()),
+        // Strings, null, booleans and numbers print the same compact way everywhere.
+        scalar => write_scalar(scalar, out),
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
-    out.push_str(&Value::from(s).to_string());
+fn write_scalar(value: &impl serde::Serialize, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, value).expect("a JSON scalar always serialises to memory");
 }
 
 /// The revision of a pod template: sha256 of [`canonical_json`], first 16 hex characters.
