@@ -21,3 +21,4 @@ pub mod routing;
 pub mod sandbox;
 pub mod telemetry;
 pub mod tls;
+pub mod webhook;

@@ -1,0 +1,273 @@
+//! The admission decisions, pure: a [`Review`] and a [`ClusterView`] in, an
+//! [`AdmissionResponse`] out.
+//!
+//! ```text
+//! review ─► apps/v1 Deployment, main resource, UPDATE, not Sluice's own user? ──no──► allow
+//!              │ yes
+//!              ▼
+//!           what a managed Deployment would need (template changed? held by a rollout?)
+//!              │ nothing ─────────────────────────────────────────────────────────► allow
+//!              ▼ a pause / a refusal
+//!           managed? (labels of new and old object, else the Namespace from the cache)
+//!              │ no ──► allow     │ cache cold or namespace unknown ──► refuse, retryable (503)
+//!              ▼ yes
+//!           patch (mutate) / deny (validate)
+//! ```
+//!
+//! Choices where DESIGN.md is silent:
+//! - The cache is consulted only when the answer depends on it, so a cold cache refuses only
+//!   updates that would be intercepted or refused if the Deployment were managed.
+//! - A Deployment is managed when its new *or* its old object is (as an `objectSelector` matches),
+//!   so an update that opts out and changes the template in one go is still intercepted.
+//! - "Held by a rollout": the old object's status phase is not at rest, or a stable template
+//!   is already recorded. A status annotation Sluice cannot read counts as held (the safe side)
+//!   and the response carries a warning.
+//! - While held, a `sluice.dev/stable-template` that the update drops (`kubectl replace`) is
+//!   put back, as Argo Rollouts keeps its own annotations.
+//! - Validation refuses a failed revision only when the update changes the template to it;
+//!   `sluice.dev/retry` lets it through with any value but `false`.
+
+use json_patch::{AddOperation, Patch, PatchOperation};
+use kube::core::Status;
+use kube::core::admission::{AdmissionResponse, Operation};
+use serde_json::Value;
+
+use super::review::{Object, Request, Review};
+use super::revision::{canonical_json, revision};
+use super::view::ClusterView;
+use crate::controller::status::{CheckResult, RolloutStatus};
+use crate::policy::keys::{Control, OPT_IN_LABEL, STABLE_TEMPLATE_ANNOTATION};
+
+/// The service account Sluice's controller writes as; its requests pass untouched.
+pub const SLUICE_USER: &str = "system:serviceaccount:sluice-system:sluice";
+
+/// The message of a refusal because the caches are cold (DESIGN §7.4).
+pub const CACHE_COLD: &str = "Sluice's caches are still syncing; retry in a few seconds";
+
+/// The mutating webhook's answer: pause a managed Deployment whose pod template changed and
+/// record its stable template; keep it paused while a rollout holds it.
+pub fn mutate(review: &Review, view: &dyn ClusterView, sluice_user: &str) -> AdmissionResponse {
+    let Some(req) = &review.request else {
+        return no_request();
+    };
+    let Some((new, old)) = deployment_update(req, sluice_user) else {
+        return allow(req);
+    };
+    let (ops, warnings) = pause_ops(new, old);
+    if ops.is_empty() {
+        return with_warnings(allow(req), warnings);
+    }
+    match managed(req, new, old, view) {
+        Managed::No => allow(req),
+        Managed::Unknown(why) => refuse_retryable(req, &why),
+        Managed::Yes => match allow(req).with_patch(Patch(ops)) {
+            Ok(resp) => with_warnings(resp, warnings),
+            // A patch of strings and booleans always serialises; refuse rather than let it by.
+            Err(e) => refuse_retryable(req, &format!("building the patch failed: {e}")),
+        },
+    }
+}
+
+/// The validating webhook's answer: refuse re-applying a revision that failed its analysis,
+/// unless `sluice.dev/retry` is set.
+pub fn validate(review: &Review, view: &dyn ClusterView, sluice_user: &str) -> AdmissionResponse {
+    let Some(req) = &review.request else {
+        return no_request();
+    };
+    let Some((new, old)) = deployment_update(req, sluice_user) else {
+        return allow(req);
+    };
+    let Some(refusal) = failed_revision_refusal(req, new, old) else {
+        return allow(req);
+    };
+    match managed(req, new, old, view) {
+        Managed::No => allow(req),
+        Managed::Unknown(why) => refuse_retryable(req, &why),
+        Managed::Yes => {
+            let mut resp = allow(req).deny(refusal);
+            resp.result.code = 403;
+            resp.result.reason = "Forbidden".into();
+            resp
+        }
+    }
+}
+
+/// The new and old Deployment of an update that Sluice judges; `None` lets the request pass.
+fn deployment_update<'a>(req: &'a Request, sluice_user: &str) -> Option<(&'a Object, &'a Object)> {
+    if !req.is_deployment() || req.operation != Operation::Update {
+        return None;
+    }
+    if req.user_info.username == sluice_user {
+        return None;
+    }
+    Some((req.object.as_ref()?, req.old_object.as_ref()?))
+}
+
+/// The JSON patch a managed Deployment needs, and warnings for the user.
+fn pause_ops(new: &Object, old: &Object) -> (Vec<PatchOperation>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let status_says_held = match RolloutStatus::from_annotations(Some(&old.annotations)) {
+        Ok(status) => status.is_some_and(|s| !s.phase.is_at_rest()),
+        Err(e) => {
+            warnings.push(format!("Sluice holds this Deployment paused: {e}"));
+            true
+        }
+    };
+    let recorded = new
+        .annotations
+        .get(STABLE_TEMPLATE_ANNOTATION)
+        .or_else(|| old.annotations.get(STABLE_TEMPLATE_ANNOTATION));
+    let held = status_says_held || recorded.is_some();
+    let template_changed = new.template != old.template;
+
+    let mut ops = Vec::new();
+    if !(template_changed || held) {
+        return (ops, warnings);
+    }
+    if new.paused != Some(true) {
+        ops.push(add("/spec/paused", Value::Bool(true)));
+    }
+    let stable = match recorded {
+        Some(s) => Some(s.clone()),
+        None if template_changed => Some(canonical_json(
+            old.template.as_ref().unwrap_or(&Value::Null),
+        )),
+        None => None,
+    };
+    if let Some(stable) = stable
+        && new.annotations.get(STABLE_TEMPLATE_ANNOTATION) != Some(&stable)
+    {
+        if new.has_annotations {
+            let path = format!(
+                "/metadata/annotations/{}",
+                pointer_escape(STABLE_TEMPLATE_ANNOTATION)
+            );
+            ops.push(add(&path, Value::String(stable)));
+        } else {
+            let map = serde_json::Map::from_iter([(
+                STABLE_TEMPLATE_ANNOTATION.to_string(),
+                Value::String(stable),
+            )]);
+            ops.push(add("/metadata/annotations", Value::Object(map)));
+        }
+    }
+    (ops, warnings)
+}
+
+/// The denial message when the update re-applies the failed revision without `retry`.
+fn failed_revision_refusal(req: &Request, new: &Object, old: &Object) -> Option<String> {
+    let status = RolloutStatus::from_annotations(Some(&old.annotations)).ok()??;
+    let failed = status.failed_revision.as_deref()?;
+    let template = new.template.as_ref()?;
+    if new.template == old.template || revision(template) != failed {
+        return None;
+    }
+    let retry = Control::Retry.annotation();
+    if new.annotations.get(&retry).is_some_and(|v| v != "false") {
+        return None;
+    }
+    let checks: Vec<String> = status
+        .last_verdicts
+        .iter()
+        .filter(|v| v.result == CheckResult::Fail)
+        .map(|v| format!("{}: {}", v.name, v.detail))
+        .collect();
+    let why = match (checks.is_empty(), status.message.is_empty()) {
+        (false, _) => format!("failed checks: {}", checks.join("; ")),
+        (true, false) => status.message.clone(),
+        (true, true) => "its analysis failed".to_string(),
+    };
+    let ns = req.namespace.as_deref().unwrap_or("default");
+    Some(format!(
+        "Deployment {}: revision {failed} was rolled back ({why}); to deploy it again anyway, run `kubectl -n {ns} annotate deploy/{} {retry}=true` and re-apply",
+        req.object_ref(),
+        req.name,
+    ))
+}
+
+enum Managed {
+    Yes,
+    No,
+    /// Cannot tell from the caches; the reason, for the user.
+    Unknown(String),
+}
+
+/// DESIGN §2, on the new or the old object.
+fn managed(req: &Request, new: &Object, old: &Object, view: &dyn ClusterView) -> Managed {
+    fn says(o: &Object) -> Option<&str> {
+        o.labels.get(OPT_IN_LABEL).map(String::as_str)
+    }
+    if says(new) == Some("enabled") || says(old) == Some("enabled") {
+        return Managed::Yes;
+    }
+    if says(new) == Some("disabled") && says(old) == Some("disabled") {
+        return Managed::No;
+    }
+    if !view.synced() {
+        return Managed::Unknown(CACHE_COLD.to_string());
+    }
+    let ns = req.namespace.as_deref().unwrap_or_default();
+    let Some(labels) = view.namespace_labels(ns) else {
+        return Managed::Unknown(format!(
+            "{CACHE_COLD} (namespace {ns:?} is not in them yet)"
+        ));
+    };
+    let ns_enabled = labels.get(OPT_IN_LABEL).map(String::as_str) == Some("enabled");
+    let inherits = |o: &Object| ns_enabled && says(o) != Some("disabled");
+    if inherits(new) || inherits(old) {
+        Managed::Yes
+    } else {
+        Managed::No
+    }
+}
+
+fn add(path: &str, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: path
+            .parse()
+            .expect("Sluice's patch paths are valid JSON pointers"),
+        value,
+    })
+}
+
+/// RFC 6901: `~` becomes `~0`, `/` becomes `~1`.
+fn pointer_escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// An allowing response that echoes the request's uid.
+fn allow(req: &Request) -> AdmissionResponse {
+    // kube builds responses from its own request type only; start from `invalid` (which sets
+    // the v1 type meta) and make it an allowing answer for this uid.
+    let mut resp = AdmissionResponse::invalid("");
+    resp.uid = req.uid.clone();
+    resp.allowed = true;
+    resp.result = Status::default();
+    resp
+}
+
+fn with_warnings(mut resp: AdmissionResponse, warnings: Vec<String>) -> AdmissionResponse {
+    if !warnings.is_empty() {
+        resp.warnings = Some(warnings);
+    }
+    resp
+}
+
+fn refuse_retryable(req: &Request, why: &str) -> AdmissionResponse {
+    let mut resp = allow(req).deny(format!(
+        "Deployment {} cannot be judged yet: {why}",
+        req.object_ref()
+    ));
+    resp.result.code = 503;
+    resp.result.reason = "ServiceUnavailable".into();
+    resp
+}
+
+fn no_request() -> AdmissionResponse {
+    AdmissionResponse::invalid(
+        "the AdmissionReview has no `request`; kube-apiserver always sends one, so check what is calling this webhook",
+    )
+}
+
+#[cfg(test)]
+mod tests;

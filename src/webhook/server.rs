@@ -1,0 +1,236 @@
+//! Transport only: TLS (rustls, ring), HTTP (axum), and turning bodies into [`Review`]s and
+//! responses into JSON. The decisions are in [`admit`](super::admit).
+//!
+//! ```text
+//! TCP (TCP_NODELAY) ─► rustls ─► axum ─┬─ POST /mutate   ─► Review ─► admit::mutate   ─► JSON
+//!                                      ├─ POST /validate ─► Review ─► admit::validate ─► JSON
+//!                                      └─ GET  /healthz  ─► "ok"
+//!                          body that is not a review ─► 400 with the parse error
+//! ```
+//!
+//! - Certificates are loaded before binding, so a bad one fails at start-up ([`load_tls`]).
+//! - Bodies up to 8 MiB are read: an update carries two objects of up to 1.5 MiB each.
+//! - `TCP_NODELAY` is set on every connection: without it a response can wait for the
+//!   client's delayed ACK, adding tens of milliseconds to an admission call.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use kube::core::admission::AdmissionResponse;
+use rustls::ServerConfig;
+use tokio::task::JoinHandle;
+
+use super::Error;
+use super::admit::{self, SLUICE_USER};
+use super::review::Review;
+use super::view::ClusterView;
+
+/// Largest review body read.
+pub const BODY_LIMIT: usize = 8 << 20;
+
+/// What the handlers share: the caches and the user whose requests pass untouched.
+#[derive(Clone)]
+pub struct WebhookState {
+    pub view: Arc<dyn ClusterView>,
+    pub sluice_user: Arc<str>,
+}
+
+impl WebhookState {
+    /// State over `view`, with Sluice's own service account ([`SLUICE_USER`]).
+    pub fn new(view: Arc<dyn ClusterView>) -> Self {
+        Self {
+            view,
+            sluice_user: SLUICE_USER.into(),
+        }
+    }
+}
+
+/// The webhook's routes.
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn mutate(State(s): State<WebhookState>, body: Bytes) -> Response {
+    answer(&body, |r| admit::mutate(r, s.view.as_ref(), &s.sluice_user))
+}
+
+async fn validate(State(s): State<WebhookState>, body: Bytes) -> Response {
+    answer(&body, |r| {
+        admit::validate(r, s.view.as_ref(), &s.sluice_user)
+    })
+}
+
+fn answer(body: &[u8], decide: impl FnOnce(&Review) -> AdmissionResponse) -> Response {
+    let review = match Review::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed admission review");
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the request body is not an AdmissionReview ({e}); send an admission.k8s.io/v1 AdmissionReview as JSON"
+                ),
+            )
+                .into_response();
+        }
+    };
+    let resp = decide(&review);
+    if !resp.allowed {
+        tracing::info!(uid = %resp.uid, message = %resp.result.message, "admission refused");
+    }
+    let mut out = resp.into_review();
+    if review.api_version.starts_with("admission.k8s.io/") {
+        out.types.api_version = review.api_version;
+    }
+    match serde_json::to_vec(&out) {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the AdmissionReview response failed: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Loads the serving certificate chain and key (PEM) from files; the error names the file.
+pub fn load_tls(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, Error> {
+    let read = |what, path: &Path| {
+        std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let cert = read("certificate", cert_path)?;
+    let key = read("private key", key_path)?;
+    let what = format!("webhook certificate {}", cert_path.display());
+    crate::tls::server_config(&what, &cert, &key).map_err(|source| Error::Tls {
+        cert: cert_path.to_path_buf(),
+        key: key_path.to_path_buf(),
+        source: Box::new(source),
+    })
+}
+
+/// A webhook server running in the background.
+pub struct Running {
+    addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl Running {
+    /// The address it listens on (the real port when started on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the server stops; an error if it failed.
+    pub async fn wait(self) -> Result<(), Error> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Serve {
+                addr: self.addr,
+                source: std::io::Error::other(e),
+            }),
+        }
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to a second), and waits.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.handle
+            .graceful_shutdown(Some(std::time::Duration::from_secs(1)));
+        self.wait().await
+    }
+}
+
+/// Binds `addr` and serves the webhook over TLS in the background.
+pub async fn start(
+    addr: SocketAddr,
+    tls: Arc<ServerConfig>,
+    state: WebhookState,
+) -> Result<Running, Error> {
+    let bind = |source| Error::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
+    listener.set_nonblocking(true).map_err(bind)?;
+    let local = listener.local_addr().map_err(bind)?;
+    let acceptor =
+        RustlsAcceptor::new(RustlsConfig::from_config(tls)).acceptor(NoDelayAcceptor::new());
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp(listener)
+        .map_err(bind)?
+        .acceptor(acceptor)
+        .handle(handle.clone());
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        server
+            .serve(app.into_make_service())
+            .await
+            .map_err(|source| Error::Serve {
+                addr: local,
+                source,
+            })
+    });
+    Ok(Running {
+        addr: local,
+        handle,
+        task,
+    })
+}
+
+/// Serves the webhook on `addr` until the server fails.
+pub async fn serve(
+    addr: SocketAddr,
+    tls: Arc<ServerConfig>,
+    state: WebhookState,
+) -> Result<(), Error> {
+    start(addr, tls, state).await?.wait().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_certificate_names_the_file_and_the_fix() {
+        let err = load_tls(
+            Path::new("/nonexistent/tls.crt"),
+            Path::new("/nonexistent/tls.key"),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/nonexistent/tls.crt"), "{msg}");
+        assert!(msg.contains("sluice certs"), "{msg}");
+        assert_eq!(err.metric_label(), "read_file");
+    }
+
+    #[test]
+    fn a_garbage_certificate_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert, "not a certificate").unwrap();
+        std::fs::write(&key, "not a key").unwrap();
+        let msg = load_tls(&cert, &key).unwrap_err().to_string();
+        assert!(msg.contains("tls.crt"), "{msg}");
+        assert!(msg.contains("no certificate found"), "{msg}");
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_review_is_a_400_that_says_so() {
+        let resp = answer(b"{\"request\":", |_| unreachable!("never decided"));
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,246 @@
+//! The admission webhook as kube-apiserver meets it: the real TLS server called over HTTPS
+//! with a captured review, and registered in the sandbox API server so that a `kube::Client`
+//! update of a managed Deployment comes back paused.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use sluice::policy::keys::{OPT_IN_LABEL, STABLE_TEMPLATE_ANNOTATION};
+use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
+use sluice::tls::Ca;
+use sluice::webhook::{self, NamespaceCache, Running, StaticView, WebhookState};
+
+const UPDATE: &str = include_str!("fixtures/admission/deployment-update-image.json");
+
+/// A webhook on a free localhost port with a certificate from a fresh CA; returns the CA PEM.
+async fn start_webhook(state: WebhookState) -> (Running, String) {
+    sluice::tls::install_crypto_provider();
+    let ca = Ca::new("sluice webhook test CA").unwrap();
+    let issued = ca
+        .issue(&["localhost"], &["127.0.0.1".parse().unwrap()])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, &issued.cert_pem).unwrap();
+    std::fs::write(&key, &issued.key_pem).unwrap();
+    let tls = webhook::load_tls(&cert, &key).unwrap();
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let running = webhook::start(addr, tls, state).await.unwrap();
+    (running, ca.cert_pem().to_string())
+}
+
+fn https(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_tls_server_answers_a_captured_review_with_a_pause_patch() {
+    let view = StaticView::with_namespace("shop", &[(OPT_IN_LABEL, "enabled")]);
+    let (running, ca) = start_webhook(WebhookState::new(Arc::new(view))).await;
+    let base = format!("https://{}", running.local_addr());
+    let http = https(&ca);
+
+    let resp = http
+        .post(format!("{base}/mutate"))
+        .header("content-type", "application/json")
+        .body(UPDATE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let review: Value = resp.json().await.unwrap();
+    assert_eq!(review["apiVersion"], json!("admission.k8s.io/v1"));
+    assert_eq!(review["kind"], json!("AdmissionReview"));
+    let r = &review["response"];
+    assert_eq!(r["uid"], json!("7a532e0f-89cf-4d7b-82e7-738e5e714fed"));
+    assert_eq!(r["allowed"], json!(true));
+    assert_eq!(r["patchType"], json!("JSONPatch"));
+    let bytes: Vec<u8> = serde_json::from_value(r["patch"].clone()).unwrap();
+    let patch: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        patch[0],
+        json!({"op": "add", "path": "/spec/paused", "value": true})
+    );
+
+    // The validating side lets a healthy update through.
+    let review: Value = http
+        .post(format!("{base}/validate"))
+        .body(UPDATE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(review["response"]["allowed"], json!(true));
+
+    // Garbage is a 400 that says what was expected, and the server carries on.
+    let resp = http
+        .post(format!("{base}/mutate"))
+        .body("{\"request\": 42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("AdmissionReview"));
+    // A review without a request is answered, refused, with the reason.
+    let review: Value = http
+        .post(format!("{base}/validate"))
+        .body(r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(review["response"]["allowed"], json!(false));
+    let message = review["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("no `request`"), "{message}");
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    running.shutdown().await.unwrap();
+}
+
+fn podinfo(image: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "podinfo", "namespace": "shop", "labels": {"app": "podinfo"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "podinfo"}},
+            "template": {
+                "metadata": {"labels": {"app": "podinfo"}},
+                "spec": {"containers": [{"name": "podinfo", "image": image}]}
+            }
+        }
+    }))
+    .unwrap()
+}
+
+/// Registers the webhook at `addr` for Deployment updates, as `sluice` will install it.
+async fn register(client: &Client, addr: SocketAddr, ca_pem: &str) {
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "sluice"},
+        "webhooks": [{
+            "name": "mutate.sluice.dev",
+            "clientConfig": {
+                "url": format!("https://{addr}/mutate"),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem)
+            },
+            "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"],
+                       "resources": ["deployments"], "scope": "Namespaced"}],
+            "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "failurePolicy": "Fail", "reinvocationPolicy": "IfNeeded", "timeoutSeconds": 5
+        }]
+    });
+    let api: Api<kube::core::DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::discovery::ApiResource {
+            group: "admissionregistration.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "admissionregistration.k8s.io/v1".into(),
+            kind: "MutatingWebhookConfiguration".into(),
+            plural: "mutatingwebhookconfigurations".into(),
+        },
+    );
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(config).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_sandbox_api_server_pauses_an_image_update_of_a_managed_deployment() {
+    sluice::tls::install_crypto_provider();
+    let api = ApiServer::start(ApiServerOptions::default()).await.unwrap();
+    let client = api.client(Identity::Admin).await.unwrap();
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": "shop", "labels": {OPT_IN_LABEL: "enabled"}}
+    }))
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+
+    // The webhook reads the namespace from a real reflector, as the controller will share it.
+    let (store, writer) = reflector::store();
+    let watch = reflector(writer, watcher(namespaces, watcher::Config::default()))
+        .applied_objects()
+        .for_each(|_| async {});
+    let reflector_task = tokio::spawn(watch);
+    tokio::time::timeout(Duration::from_secs(10), store.wait_until_ready())
+        .await
+        .unwrap()
+        .unwrap();
+    let view = NamespaceCache::new(store);
+    let (running, ca) = start_webhook(WebhookState::new(Arc::new(view))).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    deployments
+        .create(
+            &PostParams::default(),
+            &podinfo("ghcr.io/stefanprodan/podinfo:6.0.0"),
+        )
+        .await
+        .unwrap();
+    let before = deployments.get("podinfo").await.unwrap();
+    register(&client, running.local_addr(), &ca).await;
+
+    // A replica change passes untouched.
+    let scaled = deployments
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.spec.as_ref().unwrap().replicas, Some(3));
+    assert_ne!(scaled.spec.as_ref().unwrap().paused, Some(true));
+    let annotations = scaled.metadata.annotations.unwrap_or_default();
+    assert!(!annotations.contains_key(STABLE_TEMPLATE_ANNOTATION));
+
+    // An image update comes back paused, with the old template recorded as stable.
+    let updated = deployments
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "podinfo", "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}
+            ]}}}})),
+        )
+        .await
+        .unwrap();
+    let spec = updated.spec.as_ref().unwrap();
+    assert_eq!(spec.paused, Some(true));
+    let image = spec.template.spec.as_ref().unwrap().containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some("ghcr.io/stefanprodan/podinfo:6.0.1"));
+    let stable = updated.metadata.annotations.unwrap()[STABLE_TEMPLATE_ANNOTATION].clone();
+    let old_template = serde_json::to_value(&before.spec.unwrap().template).unwrap();
+    assert_eq!(stable, webhook::revision::canonical_json(&old_template));
+
+    running.shutdown().await.unwrap();
+    reflector_task.abort();
+    api.shutdown().await;
+}
