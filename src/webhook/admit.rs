@@ -27,6 +27,8 @@
 //! - Validation refuses a failed revision only when the update changes the template to it;
 //!   `sluice.dev/retry` lets it through with any value but `false`.
 
+use std::collections::BTreeMap;
+
 use json_patch::{AddOperation, Patch, PatchOperation};
 use kube::core::Status;
 use kube::core::admission::{AdmissionResponse, Operation};
@@ -37,6 +39,7 @@ use super::revision::{canonical_json, revision};
 use super::view::ClusterView;
 use crate::controller::status::{CheckResult, RolloutStatus};
 use crate::policy::keys::{Control, OPT_IN_LABEL, STABLE_TEMPLATE_ANNOTATION};
+use crate::policy::optin;
 
 /// The service account Sluice's controller writes as; its requests pass untouched.
 pub const SLUICE_USER: &str = "system:serviceaccount:sluice-system:sluice";
@@ -192,15 +195,18 @@ enum Managed {
     Unknown(String),
 }
 
-/// DESIGN §2, on the new or the old object.
+/// DESIGN §2 ([`optin::managed`], the rule the controller uses), on the new or the old object.
+/// The namespace cache is consulted only when the Deployment's own labels leave the answer
+/// open, so a cold cache refuses only what it has to.
 fn managed(req: &Request, new: &Object, old: &Object, view: &dyn ClusterView) -> Managed {
-    fn says(o: &Object) -> Option<&str> {
-        o.labels.get(OPT_IN_LABEL).map(String::as_str)
-    }
-    if says(new) == Some("enabled") || says(old) == Some("enabled") {
+    let with_ns =
+        |o: &Object, ns: &BTreeMap<String, String>| optin::managed(&o.labels, ns).is_managed();
+    let no_ns = BTreeMap::new();
+    let ns_opted_in = BTreeMap::from([(OPT_IN_LABEL.to_string(), "enabled".to_string())]);
+    if with_ns(new, &no_ns) || with_ns(old, &no_ns) {
         return Managed::Yes;
     }
-    if says(new) == Some("disabled") && says(old) == Some("disabled") {
+    if !with_ns(new, &ns_opted_in) && !with_ns(old, &ns_opted_in) {
         return Managed::No;
     }
     if !view.synced() {
@@ -212,9 +218,7 @@ fn managed(req: &Request, new: &Object, old: &Object, view: &dyn ClusterView) ->
             "{CACHE_COLD} (namespace {ns:?} is not in them yet)"
         ));
     };
-    let ns_enabled = labels.get(OPT_IN_LABEL).map(String::as_str) == Some("enabled");
-    let inherits = |o: &Object| ns_enabled && says(o) != Some("disabled");
-    if inherits(new) || inherits(old) {
+    if with_ns(new, &labels) || with_ns(old, &labels) {
         Managed::Yes
     } else {
         Managed::No
