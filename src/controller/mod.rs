@@ -1,6 +1,10 @@
 //! The rollout controller: the state kept on the objects ([`status`]), the pure state machine
-//! that moves it ([`machine`]), and the objects it generates ([`objects`]).
+//! that moves it ([`machine`]), the objects it generates ([`objects`]), and the I/O around
+//! them: [`reconcile`] (observe → decide → act) and [`run`] (caches and the kube-runtime
+//! `Controller`).
 
 pub mod machine;
 pub mod objects;
+pub mod reconcile;
+pub mod run;
 pub mod status;

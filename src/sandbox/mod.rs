@@ -23,6 +23,7 @@
 
 pub mod apiserver;
 pub mod demo;
+pub mod embedded;
 pub mod mesh;
 pub mod prometheus;
 pub mod workload;

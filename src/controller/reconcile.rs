@@ -1,0 +1,484 @@
+//! The reconciler: observe → decide → act for one managed Deployment, driven by kube-runtime's
+//! `Controller` (watch events on Deployments and the objects Sluice generates, plus the requeue
+//! the state machine asks for). No per-Deployment polling loop.
+//!
+//! ```text
+//! watch event / requeue ──► observe (objects, caches) ──► machine::decide ──► write status
+//!                                 ▲ analysis when due (Prometheus)              │ then effects
+//!                                 └──────────── Events on the Deployment ◄──────┘
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodTemplateSpec, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::machine::{self, Effect, EventType, Observation, Plan, Readiness};
+use super::objects;
+use super::status::RolloutStatus;
+use crate::analysis::checks::{self, CheckPlan};
+use crate::analysis::prometheus::PromClient;
+use crate::policy::keys::{Control, PHASE_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION};
+use crate::policy::optin;
+use crate::policy::settings::{self, Layers, Settings};
+use crate::routing::{AnyRouter, Router, RoutingError, Weights};
+use crate::webhook::revision::revision;
+
+/// Field manager of every write Sluice makes.
+pub const FIELD_MANAGER: &str = "sluice";
+
+/// Errors of one reconcile; each requeues with a short backoff and is logged with the object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{action} {object}: {}", kube_message(.source))]
+    Kube {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{0}")]
+    Objects(#[from] objects::ObjectsError),
+    #[error("{0}")]
+    Routing(#[from] RoutingError),
+    #[error(
+        "annotation {STABLE_TEMPLATE_ANNOTATION} on {object} is not a pod template: {reason}; Sluice writes it on intercept, so re-apply the Deployment"
+    )]
+    StableTemplate { object: String, reason: String },
+}
+
+/// The API server's own message for API errors (the Status), the error itself otherwise.
+fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
+}
+
+impl Error {
+    /// Whether another writer changed the object first: retry at once, nothing is wrong.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409)
+    }
+
+    /// A short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "kube",
+            Error::Objects(_) => "objects",
+            Error::Routing(e) => e.metric_label(),
+            Error::StableTemplate { .. } => "stable_template",
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub prom: PromClient,
+    pub router: AnyRouter,
+    /// Namespaces, for the opt-in label and namespace-level policy.
+    pub namespaces: Store<Namespace>,
+    /// ConfigMaps in Sluice's namespace, for the cluster policy `sluice-policy`.
+    pub policy: Store<ConfigMap>,
+    pub sluice_namespace: String,
+    pub reporter: Reporter,
+}
+
+fn kube_err(action: &'static str, object: String) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Kube {
+        action,
+        object,
+        source,
+    }
+}
+
+/// Readiness of a Deployment at its current template, as `kubectl rollout status` judges it.
+pub fn readiness(d: &Deployment) -> Readiness {
+    let (Some(spec), Some(status)) = (&d.spec, &d.status) else {
+        return Readiness::Progressing;
+    };
+    if let Some(c) = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    }) {
+        return Readiness::Failed(
+            c.message
+                .clone()
+                .unwrap_or_else(|| "progress deadline exceeded".into()),
+        );
+    }
+    let want = spec.replicas.unwrap_or(1);
+    let current = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    if !spec.paused.unwrap_or(false)
+        && current
+        && status.updated_replicas.unwrap_or(0) == want
+        && status.available_replicas.unwrap_or(0) == want
+        && status.replicas.unwrap_or(0) == want
+    {
+        Readiness::Ready
+    } else {
+        Readiness::Progressing
+    }
+}
+
+/// The plan the state machine needs, from resolved settings.
+pub fn plan(s: &Settings) -> Plan {
+    Plan {
+        interval: s.interval,
+        weights: s.steps.weights(s.max_weight),
+        threshold: s.threshold,
+        progress_deadline: s.progress_deadline,
+    }
+}
+
+fn template_value(t: &PodTemplateSpec) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+/// Reconciles one Deployment.
+pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = app.namespace().unwrap_or_default();
+    let name = app.name_any();
+    let key = format!("{ns}/{name}");
+    let namespace = ctx.namespaces.get(&ObjectRef::new(&ns));
+    let empty = BTreeMap::new();
+    let ns_labels = namespace.as_ref().map(|n| n.labels()).unwrap_or(&empty);
+    if !optin::managed(app.labels(), ns_labels).is_managed() {
+        return Ok(Action::await_change());
+    }
+    let cluster = ctx
+        .policy
+        .get(&ObjectRef::new("sluice-policy").within(&ctx.sluice_namespace))
+        .and_then(|cm| cm.data.clone());
+    let resolved = settings::resolve(&Layers {
+        deployment: Some(app.annotations()),
+        namespace: namespace.as_ref().map(|n| n.annotations()),
+        cluster: cluster.as_ref(),
+    });
+    let prev = RolloutStatus::from_annotations(Some(app.annotations()))
+        .ok()
+        .flatten();
+    let (settings, policy_problem) = match resolved {
+        Ok(r) => (r.settings, None),
+        Err(errors) => (
+            Settings::default(),
+            Some(format!(
+                "invalid policy: {}",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        ),
+    };
+    let plan = plan(&settings);
+
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let apex_name = settings.service.clone().unwrap_or_else(|| name.clone());
+    let apex = services
+        .get_opt(&apex_name)
+        .await
+        .map_err(kube_err("reading Service", format!("{ns}/{apex_name}")))?;
+    let primary = deployments
+        .get_opt(&objects::primary_name(&name))
+        .await
+        .map_err(kube_err(
+            "reading Deployment",
+            format!("{ns}/{name}-primary"),
+        ))?;
+
+    let template = app
+        .spec
+        .as_ref()
+        .map(|s| template_value(&s.template))
+        .unwrap_or(Value::Null);
+    let stable_template: Option<PodTemplateSpec> =
+        match app.annotations().get(STABLE_TEMPLATE_ANNOTATION) {
+            Some(raw) => Some(
+                serde_json::from_str(raw).map_err(|e| Error::StableTemplate {
+                    object: key.clone(),
+                    reason: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
+    let blocked = policy_problem.or_else(|| {
+        apex.is_none().then(|| {
+            format!(
+                "the apex Service {ns}/{apex_name} does not exist; create it (Sluice splits its traffic) or name another with sluice.dev/service"
+            )
+        })
+    });
+    let obs = Observation {
+        now: SystemTime::now(),
+        revision: revision(&template),
+        stable_revision: stable_template
+            .as_ref()
+            .map(|t| revision(&template_value(t))),
+        app: readiness(&app),
+        primary: primary.as_ref().map(readiness),
+        abort_requested: app.annotations().contains_key(&Control::Abort.annotation()),
+        retry_requested: app.annotations().contains_key(&Control::Retry.annotation()),
+        blocked,
+    };
+
+    let verdicts = if machine::analysis_due(prev.as_ref(), &obs, &plan) {
+        let check_plan = CheckPlan {
+            namespace: ns.clone(),
+            canary: name.clone(),
+            primary: objects::primary_name(&name),
+            interval: settings.interval,
+            success_rate_min: settings.success_rate,
+            latency_p99_max: settings.latency_p99,
+            min_requests: settings.min_requests,
+        };
+        Some(checks::run_builtin(&ctx.prom, &check_plan).await)
+    } else {
+        None
+    };
+    let decision = machine::decide(prev.as_ref(), &obs, &plan, verdicts.as_deref());
+
+    // 1. Intent first: the status, so a crash after this point redoes the effects.
+    if prev.as_ref() != Some(&decision.status) {
+        write_status(&deployments, &app, &decision.status).await?;
+    }
+    // 2. Effects, in order; stop at the first error (the next pass redoes them).
+    if let Some(apex) = &apex {
+        let target = objects::route_target(&app, apex)?;
+        for effect in &decision.effects {
+            perform(
+                effect,
+                &ctx,
+                &app,
+                apex,
+                &target,
+                stable_template.as_ref(),
+                &deployments,
+                &services,
+            )
+            .await?;
+        }
+    }
+    // 3. Events, worded for a person.
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    let reference = app.object_ref(&());
+    for e in &decision.events {
+        let event = KubeEvent {
+            type_: match e.kind {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: e.reason.into(),
+            note: Some(e.message.clone()),
+            action: "Rollout".into(),
+            secondary: None,
+        };
+        if let Err(err) = recorder.publish(&event, &reference).await {
+            tracing::warn!(deployment = %key, "publishing event {}: {err}", e.reason);
+        }
+        tracing::info!(deployment = %key, reason = e.reason, "{}", e.message);
+    }
+    Ok(match decision.requeue {
+        Some(d) => Action::requeue(d.max(Duration::from_millis(200))),
+        None => Action::await_change(),
+    })
+}
+
+async fn write_status(
+    api: &Api<Deployment>,
+    app: &Deployment,
+    status: &RolloutStatus,
+) -> Result<(), Error> {
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": app.resource_version(),
+            "labels": { PHASE_LABEL: status.phase.as_str() },
+            "annotations": { STATUS_ANNOTATION: status.to_annotation() },
+        }
+    });
+    api.patch(
+        &app.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(kube_err(
+        "writing status of",
+        format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any()),
+    ))?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn perform(
+    effect: &Effect,
+    ctx: &Context,
+    app: &Deployment,
+    apex: &Service,
+    target: &crate::routing::RouteTarget,
+    stable: Option<&PodTemplateSpec>,
+    deployments: &Api<Deployment>,
+    services: &Api<Service>,
+) -> Result<(), Error> {
+    let ns = app.namespace().unwrap_or_default();
+    let name = app.name_any();
+    let ssa = PatchParams::apply(FIELD_MANAGER).force();
+    match effect {
+        Effect::EnsureServices => {
+            for svc in [
+                objects::primary_service(app, apex)?,
+                objects::canary_service(app, apex)?,
+            ] {
+                let svc_name = svc.name_any();
+                services
+                    .patch(&svc_name, &ssa, &Patch::Apply(&svc))
+                    .await
+                    .map_err(kube_err("applying Service", format!("{ns}/{svc_name}")))?;
+            }
+        }
+        Effect::EnsureRoute(split) => {
+            let w = Weights {
+                primary: split.primary,
+                canary: split.canary,
+            };
+            ctx.router.ensure(target, w).await?;
+        }
+        Effect::EnsurePrimary => {
+            let Some(stable) = stable else { return Ok(()) };
+            let primary = objects::primary_deployment(app, stable)?;
+            deployments
+                .patch(&primary.name_any(), &ssa, &Patch::Apply(&primary))
+                .await
+                .map_err(kube_err(
+                    "applying Deployment",
+                    format!("{ns}/{name}-primary"),
+                ))?;
+        }
+        Effect::SwitchApexToPrimary => {
+            if let Some(patch) = objects::apex_rollout_patch(apex, app)? {
+                services
+                    .patch(
+                        &apex.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await
+                    .map_err(kube_err(
+                        "pointing apex Service at the primary",
+                        format!("{ns}/{}", apex.name_any()),
+                    ))?;
+            }
+        }
+        Effect::RestoreApex => {
+            if let Some(patch) = objects::apex_restore_patch(apex)? {
+                services
+                    .patch(
+                        &apex.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await
+                    .map_err(kube_err(
+                        "restoring apex Service selector",
+                        format!("{ns}/{}", apex.name_any()),
+                    ))?;
+            }
+        }
+        Effect::SetPaused(paused) => {
+            let now = app.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
+            if now != *paused {
+                let patch = json!({ "spec": { "paused": paused } });
+                deployments
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(kube_err("setting spec.paused of", format!("{ns}/{name}")))?;
+            }
+        }
+        Effect::RestoreStableTemplate => {
+            let Some(stable) = stable else { return Ok(()) };
+            let current = app.spec.as_ref().map(|s| template_value(&s.template));
+            let wanted = template_value(stable);
+            if current.as_ref().map(revision) != Some(revision(&wanted)) {
+                let patch: json_patch::Patch = serde_json::from_value(json!([
+                    { "op": "replace", "path": "/spec/template", "value": wanted }
+                ]))
+                .expect("a static patch shape");
+                deployments
+                    .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                    .await
+                    .map_err(kube_err(
+                        "restoring the stable template of",
+                        format!("{ns}/{name}"),
+                    ))?;
+            }
+        }
+        Effect::DeletePrimary => {
+            match deployments
+                .delete(&objects::primary_name(&name), &DeleteParams::background())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => {
+                    return Err(kube_err(
+                        "deleting Deployment",
+                        format!("{ns}/{name}-primary"),
+                    )(e));
+                }
+            }
+        }
+        Effect::ClearStableTemplate => {
+            remove_annotation(deployments, app, STABLE_TEMPLATE_ANNOTATION).await?
+        }
+        Effect::ClearRetry => {
+            remove_annotation(deployments, app, &Control::Retry.annotation()).await?
+        }
+    }
+    Ok(())
+}
+
+async fn remove_annotation(
+    api: &Api<Deployment>,
+    app: &Deployment,
+    key: &str,
+) -> Result<(), Error> {
+    if !app.annotations().contains_key(key) {
+        return Ok(());
+    }
+    let patch = json!({ "metadata": { "annotations": { key: null } } });
+    api.patch(
+        &app.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(kube_err(
+        "removing annotation from",
+        format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any()),
+    ))?;
+    Ok(())
+}
+
+/// Requeue after an error: soon, with the error logged against the object.
+pub fn error_policy(app: Arc<Deployment>, err: &Error, _ctx: Arc<Context>) -> Action {
+    if err.is_conflict() {
+        tracing::debug!(deployment = %app.name_any(), "{err}; retrying with the newer object");
+        return Action::requeue(Duration::from_millis(50));
+    }
+    tracing::warn!(
+        deployment = %format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any()),
+        reason = err.metric_label(),
+        "{err}"
+    );
+    Action::requeue(Duration::from_secs(2))
+}

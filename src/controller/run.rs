@@ -1,0 +1,112 @@
+//! Running the controller: caches, the kube-runtime `Controller`, and what triggers a reconcile.
+//!
+//! ```text
+//! Deployments (all) ─────────────┐
+//! app-primary Deployments (owned) ├─► Controller ──► reconcile(app) ──► requeue on the interval
+//! -primary/-canary Services (owned)│
+//! apex Services (same name)  ─────┘
+//! Namespaces, sluice-policy ──► reflector stores (opt-in and policy layers)
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+
+use super::reconcile::{Context, error_policy, reconcile};
+
+/// Label on every object Sluice generates.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=sluice";
+
+/// A background task that is stopped when its handle is dropped.
+pub struct Task(tokio::task::JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts a reflector for `api` and returns its store, once it has synced, with the task that
+/// feeds it.
+pub async fn cache<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, Task)
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config))
+        .default_backoff()
+        .touched_objects()
+        .for_each(|_| async {});
+    let task = Task(tokio::spawn(stream));
+    let _ = reader.wait_until_ready().await;
+    (reader, task)
+}
+
+/// The caches the webhook and the controller share; dropping them stops their watches.
+pub struct Caches {
+    pub namespaces: Store<Namespace>,
+    pub policy: Store<ConfigMap>,
+    _tasks: [Task; 2],
+}
+
+impl Caches {
+    /// Starts the caches and waits until they have synced.
+    pub async fn start(client: &Client, sluice_namespace: &str) -> Caches {
+        let namespaces = cache(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+        );
+        let policy = cache(
+            Api::<ConfigMap>::namespaced(client.clone(), sluice_namespace),
+            watcher::Config::default().fields("metadata.name=sluice-policy"),
+        );
+        let ((namespaces, ns_task), (policy, policy_task)) = tokio::join!(namespaces, policy);
+        Caches {
+            namespaces,
+            policy,
+            _tasks: [ns_task, policy_task],
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let generated = watcher::Config::default().labels(MANAGED_BY);
+    Controller::new(
+        Api::<Deployment>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Deployment>::all(client.clone()), generated.clone())
+    .owns(Api::<Service>::all(client.clone()), generated)
+    // The apex Service is the user's: a change to it (created, deleted) wakes the
+    // Deployment of the same name, which is the default apex.
+    .watches(
+        Api::<Service>::all(client),
+        watcher::Config::default(),
+        |svc| {
+            Some(
+                ObjectRef::<Deployment>::new(&svc.name_any())
+                    .within(&svc.namespace().unwrap_or_default()),
+            )
+        },
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| async {})
+    .await;
+}

@@ -1,0 +1,242 @@
+//! End-to-end rollouts: the real webhook and controller inside the sandbox.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use sluice::controller::status::{Phase, RolloutStatus};
+use sluice::sandbox::apiserver::Identity;
+use sluice::sandbox::embedded::Embedded;
+use sluice::sandbox::mesh::Profile;
+use sluice::sandbox::{MetricsBackend, Sandbox, SandboxOptions};
+
+const NS: &str = "shop";
+const APP: &str = "podinfo";
+
+async fn setup(sandbox: &Sandbox) -> Api<Deployment> {
+    let client = sandbox.client(Identity::Admin).await.unwrap();
+    let ns: Namespace = serde_json::from_value(
+        json!({"metadata": {"name": NS, "labels": {"sluice.dev/canary": "enabled"}}}),
+    )
+    .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let svc: Service = serde_json::from_value(json!({"metadata": {"name": APP}, "spec": {"selector": {"app": APP}, "ports": [{"name": "http", "port": 9898}]}})).unwrap();
+    Api::<Service>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": APP, "labels": {"app": APP}, "annotations": {
+            "sluice.dev/interval": "3s", "sluice.dev/step-weight": "20", "sluice.dev/max-weight": "60",
+            "sluice.dev/threshold": "2", "sluice.dev/min-requests": "5"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": APP}},
+            "template": {"metadata": {"labels": {"app": APP}}, "spec": {"containers": [{"name": "podinfod", "image": "podinfo:6.0.0"}]}}}
+    })).unwrap();
+    let api = Api::<Deployment>::namespaced(client, NS);
+    api.create(&PostParams::default(), &d).await.unwrap();
+    api
+}
+
+fn status(d: &Deployment) -> Option<RolloutStatus> {
+    RolloutStatus::from_annotations(d.metadata.annotations.as_ref()).unwrap()
+}
+
+/// A sandbox with Sluice inside and the app onboarded at rest with live traffic.
+async fn start() -> (Sandbox, Embedded, Api<Deployment>) {
+    sluice::tls::install_crypto_provider();
+    sluice::telemetry::init();
+    let sandbox = Sandbox::start(SandboxOptions {
+        ready_delay: Duration::from_millis(500),
+        metrics: MetricsBackend::Auto,
+    })
+    .await
+    .unwrap();
+    let sluice = Embedded::start(&sandbox).await.unwrap();
+    let api = setup(&sandbox).await;
+    sandbox.mesh.set_load(NS, APP, 50.0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = api.get(APP).await.unwrap();
+        if status(&d).is_some_and(|s| s.phase == Phase::Initialized)
+            && d.status.as_ref().and_then(|s| s.available_replicas) == Some(2)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not initialized: {:?}",
+            d.metadata.annotations
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (sandbox, sluice, api)
+}
+
+fn image_patch(image: &str) -> serde_json::Value {
+    json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}})
+}
+
+/// Follows the status until the rollout ends; the (phase, weight, failed checks) points seen.
+async fn follow(api: &Api<Deployment>) -> (Vec<(Phase, u32, u32)>, RolloutStatus) {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let d = api.get(APP).await.unwrap();
+        let s = status(&d).unwrap();
+        let point = (s.phase, s.weight, s.failed_checks);
+        if seen.last() != Some(&point) {
+            seen.push(point);
+        }
+        if seen.len() > 1 && s.phase.is_at_rest() {
+            return (seen, s);
+        }
+        assert!(Instant::now() < deadline, "stuck: {seen:?} {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits up to 10 s for `check` to hold.
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn image(d: &Deployment) -> String {
+    d.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_canary_is_promoted() {
+    let (sandbox, sluice, api) = start().await;
+    let after = api
+        .patch(
+            APP,
+            &PatchParams::default(),
+            &Patch::Strategic(&image_patch("podinfo:6.0.1")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after.spec.as_ref().unwrap().paused,
+        Some(true),
+        "the webhook holds the update"
+    );
+    let (seen, last) = follow(&api).await;
+    let weights: Vec<u32> = seen.iter().map(|p| p.1).fold(Vec::new(), |mut v, w| {
+        if v.last() != Some(&w) {
+            v.push(w);
+        }
+        v
+    });
+    assert_eq!(weights, vec![0, 20, 40, 60, 100], "{seen:?}");
+    assert_eq!(last.phase, Phase::Succeeded);
+    // The status is written before the effects run: the clean-up follows within moments.
+    let client = api.clone().into_client();
+    eventually(
+        "app-primary is deleted and the apex selector restored",
+        || async {
+            let primary = Api::<Deployment>::namespaced(client.clone(), NS)
+                .get_opt("podinfo-primary")
+                .await
+                .unwrap();
+            let apex = Api::<Service>::namespaced(client.clone(), NS)
+                .get(APP)
+                .await
+                .unwrap();
+            let selector = apex.spec.unwrap().selector.unwrap_or_default();
+            primary.is_none() && selector.get("app").map(String::as_str) == Some(APP)
+        },
+    )
+    .await;
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_canary_is_rolled_back_and_refused_until_retry() {
+    let (sandbox, sluice, api) = start().await;
+    sandbox.mesh.set_profile(
+        "podinfo:6.0.2-bad",
+        Profile {
+            error_rate: 0.1,
+            ..Profile::default()
+        },
+    );
+    api.patch(
+        APP,
+        &PatchParams::default(),
+        &Patch::Strategic(&image_patch("podinfo:6.0.2-bad")),
+    )
+    .await
+    .unwrap();
+    let (seen, last) = follow(&api).await;
+    assert_eq!(last.phase, Phase::Failed, "{seen:?}");
+    assert_eq!(
+        last.failed_checks, 2,
+        "exactly threshold failed checks: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|p| p.1 <= 20),
+        "never past the first step: {seen:?}"
+    );
+    let d = api.get(APP).await.unwrap();
+    assert_eq!(
+        image(&d),
+        "podinfo:6.0.0",
+        "the template is the stable one again"
+    );
+
+    let refused = api
+        .patch(
+            APP,
+            &PatchParams::default(),
+            &Patch::Strategic(&image_patch("podinfo:6.0.2-bad")),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = refused else {
+        panic!("{refused}")
+    };
+    assert!(
+        status
+            .message
+            .starts_with("admission webhook \"validate.sluice.dev\" denied the request:")
+            && status.message.contains("sluice.dev/retry"),
+        "{}",
+        status.message
+    );
+    let retry = json!({"metadata": {"annotations": {"sluice.dev/retry": "true"}}, "spec": image_patch("podinfo:6.0.2-bad")["spec"]});
+    let d = api
+        .patch(APP, &PatchParams::default(), &Patch::Strategic(&retry))
+        .await
+        .unwrap();
+    assert_eq!(
+        image(&d),
+        "podinfo:6.0.2-bad",
+        "with retry the revision is accepted"
+    );
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
