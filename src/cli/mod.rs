@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::sandbox::embedded::Embedded;
 use crate::sandbox::{self, MetricsBackend, Sandbox, SandboxOptions};
 
 #[derive(Parser, Debug)]
@@ -29,7 +30,9 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct SandboxArgs {
-    /// Stay up and print `KUBECONFIG=PATH` instead of running the demo; Ctrl-C stops.
+    /// Stay up and print `KUBECONFIG=PATH` instead of running the demo; Ctrl-C stops. Drive
+    /// rollouts with kubectl; the image tag picks a version's behaviour: `bad` 10% errors,
+    /// `slow` p99 ~900ms, `broken` never ready.
     #[arg(long)]
     hold: bool,
     /// How long a new pod takes to become ready.
@@ -38,6 +41,9 @@ struct SandboxArgs {
     /// Use the built-in query endpoint even when a `prometheus` binary is installed.
     #[arg(long)]
     builtin_metrics: bool,
+    /// With --hold: run the bare cluster, without Sluice's webhook and controller.
+    #[arg(long, requires = "hold")]
+    no_sluice: bool,
 }
 
 /// Parses the command line and runs the command; the process exit code.
@@ -82,6 +88,15 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
             "metrics: no `prometheus` binary found, using the built-in query endpoint (built-in checks only; apt-get install -y prometheus for real PromQL)"
         );
     }
+    let sluice = if args.no_sluice {
+        None
+    } else {
+        Some(
+            Embedded::start(&sandbox)
+                .await
+                .context("starting Sluice in the sandbox")?,
+        )
+    };
     if args.hold {
         println!("KUBECONFIG={}", sandbox.kubeconfig_path().display());
         eprintln!(
@@ -94,17 +109,26 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
             .await
             .context("waiting for Ctrl-C")?;
         eprintln!("stopping the sandbox");
+        if let Some(sluice) = sluice {
+            sluice.shutdown().await;
+        }
         sandbox.shutdown().await;
         return Ok(());
     }
-    println!("sluice sandbox: API server {}", sandbox.api.url());
+    println!(
+        "sluice sandbox: API server {}, Sluice's webhook and controller running inside it",
+        sandbox.api.url()
+    );
     let outcome = sandbox::demo::run(&sandbox).await;
+    if let Some(sluice) = sluice {
+        sluice.shutdown().await;
+    }
     sandbox.shutdown().await;
     let summary = outcome.context("the sandbox demo failed")?;
-    println!(
-        "\nsummary: {} steps in {:.1}s; all passed",
-        summary.lines.len(),
-        started.elapsed().as_secs_f64()
-    );
+    println!("\nsummary:");
+    for line in &summary.lines {
+        println!("  {}", line.trim_start());
+    }
+    println!("total {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -26,6 +26,7 @@ pub mod demo;
 pub mod embedded;
 pub mod mesh;
 pub mod prometheus;
+pub mod scenario;
 pub mod workload;
 
 use std::path::PathBuf;

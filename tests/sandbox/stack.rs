@@ -5,12 +5,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use sluice::sandbox::embedded::Embedded;
 use sluice::sandbox::{Sandbox, SandboxOptions, demo};
 
 use crate::support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_runs_on_the_whole_sandbox_and_traffic_reaches_the_app() {
+async fn the_demo_promotes_a_healthy_version_rolls_back_a_bad_one_and_refuses_it_again() {
     support::init();
     let Some(metrics) = support::metrics_backend() else {
         return;
@@ -21,24 +22,21 @@ async fn the_demo_runs_on_the_whole_sandbox_and_traffic_reaches_the_app() {
     })
     .await
     .expect("sandbox starts");
+    let sluice = Embedded::start(&sandbox)
+        .await
+        .expect("sluice starts in the sandbox");
     let summary = demo::run(&sandbox).await.expect("demo passes");
+    let text = summary.lines.join("\n");
+    assert!(text.contains("promoted: phase Succeeded"), "{text}");
+    assert!(text.contains("rolled back after 2 failed checks"), "{text}");
     assert!(
-        summary
-            .lines
-            .iter()
-            .any(|l| l.contains("success rate 100.0%")),
-        "{:#?}",
-        summary.lines
+        text.contains("refused: Error from server: admission webhook \"validate.sluice.dev\" denied the request"),
+        "{text}"
     );
     let traffic = sandbox.mesh.traffic(demo::NAMESPACE, demo::APP);
     let total: u64 = traffic.iter().flat_map(|s| s.by_deployment.values()).sum();
     assert!(total > 100, "the mesh sent {total} requests");
-    assert!(
-        traffic
-            .iter()
-            .all(|s| s.by_deployment.keys().all(|d| d == demo::APP)),
-        "only deployment/podinfo serves service/podinfo: {traffic:?}"
-    );
+    sluice.shutdown().await;
     sandbox.shutdown().await;
 }
 

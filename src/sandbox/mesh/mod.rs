@@ -343,7 +343,12 @@ impl Mesh {
     }
 
     fn respond(&mut self, pod: &SimPod) -> Response {
-        let profile = self.profiles.get(&pod.image).cloned().unwrap_or_default();
+        let profile = self
+            .profiles
+            .get(&pod.image)
+            .cloned()
+            .or_else(|| super::scenario::profile_for(&pod.image))
+            .unwrap_or_default();
         let acc = self
             .error_acc
             .entry((pod.namespace.clone(), pod.name.clone(), pod.image.clone()))

@@ -122,6 +122,14 @@ pub struct Env<'a> {
     pub now: SystemTime,
 }
 
+impl Env<'_> {
+    /// Whether pods of `image` never become ready: marked broken, or tagged so
+    /// ([`crate::sandbox::scenario`]).
+    pub fn is_broken(&self, image: &str) -> bool {
+        self.broken_images.contains(image) || crate::sandbox::scenario::is_broken(image)
+    }
+}
+
 /// The outcome of one [`step`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
@@ -728,7 +736,7 @@ pub fn step(deploy: &Deployment, prev: &DeploymentSim, env: Env<'_>) -> Step {
     };
     for pod in &mut sim.pods {
         let due = pod.created + env.ready_delay;
-        let broken = pod.images.iter().any(|i| env.broken_images.contains(i));
+        let broken = pod.images.iter().any(|i| env.is_broken(i));
         if pod.ready_at.is_none() && !broken && due <= now {
             pod.ready_at = Some(due);
         }
@@ -780,7 +788,7 @@ fn next_wake(
 ) -> Option<SystemTime> {
     let env = rollout.env;
     let pods = sim.pods.iter().filter_map(|p| match p.ready_at {
-        None if p.images.iter().any(|i| env.broken_images.contains(i)) => None,
+        None if p.images.iter().any(|i| env.is_broken(i)) => None,
         None => Some(p.created + env.ready_delay),
         Some(at) if at + rollout.min_ready > env.now => Some(at + rollout.min_ready),
         Some(_) => None,
