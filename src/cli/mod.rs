@@ -46,6 +46,9 @@ struct SandboxArgs {
     no_sluice: bool,
 }
 
+/// Requests per second the mesh sends to every user Service under `sluice sandbox --hold`.
+const HOLD_LOAD_RPS: f64 = 20.0;
+
 /// Parses the command line and runs the command; the process exit code.
 pub fn main() -> ExitCode {
     crate::tls::install_crypto_provider();
@@ -98,9 +101,13 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
         )
     };
     if args.hold {
+        let _load = sandbox
+            .steady_load(HOLD_LOAD_RPS)
+            .await
+            .context("starting the steady load")?;
         println!("KUBECONFIG={}", sandbox.kubeconfig_path().display());
         eprintln!(
-            "sandbox up: API server {}, Prometheus API {}, mesh metrics http://{}/metrics. Ctrl-C stops.",
+            "sandbox up: API server {}, Prometheus API {}, mesh metrics http://{}/metrics; {HOLD_LOAD_RPS} req/s to every Service you create. Ctrl-C stops.",
             sandbox.api.url(),
             sandbox.metrics.url(),
             sandbox.mesh.metrics_addr()

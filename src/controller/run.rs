@@ -19,13 +19,18 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
+use super::objects::{MANAGED_BY, MANAGED_BY_LABEL};
 use super::reconcile::{Context, error_policy, reconcile};
-
-/// Label on every object Sluice generates.
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=sluice";
 
 /// A background task that is stopped when its handle is dropped.
 pub struct Task(tokio::task::JoinHandle<()>);
+
+impl Task {
+    /// Spawns `future` as a task that stops when the returned handle is dropped.
+    pub fn spawn(future: impl Future<Output = ()> + Send + 'static) -> Task {
+        Task(tokio::spawn(future))
+    }
+}
 
 impl Drop for Task {
     fn drop(&mut self) {
@@ -51,7 +56,7 @@ where
         .default_backoff()
         .touched_objects()
         .for_each(|_| async {});
-    let task = Task(tokio::spawn(stream));
+    let task = Task::spawn(stream);
     let _ = reader.wait_until_ready().await;
     (reader, task)
 }
@@ -86,7 +91,7 @@ impl Caches {
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
-    let generated = watcher::Config::default().labels(MANAGED_BY);
+    let generated = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
     Controller::new(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default(),

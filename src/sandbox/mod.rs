@@ -121,6 +121,35 @@ impl Sandbox {
             .map_err(|e| Error::ApiServer(e.to_string()))
     }
 
+    /// Sends `rps` requests per second to every Service users create (not the ones Sluice
+    /// generates), from now on, as a steady background load for `sluice sandbox --hold`. The
+    /// returned task stops the watch when dropped.
+    pub async fn steady_load(&self, rps: f64) -> Result<crate::controller::run::Task, Error> {
+        use futures::StreamExt as _;
+        use k8s_openapi::api::core::v1::Service;
+        use kube::ResourceExt as _;
+        use kube::runtime::{WatchStreamExt as _, watcher};
+
+        use crate::controller::objects::{MANAGED_BY, MANAGED_BY_LABEL};
+
+        let client = self.client(Identity::Admin).await?;
+        let mesh = self.mesh.clone();
+        let services = kube::Api::<Service>::all(client);
+        let stream = watcher(services, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .for_each(move |svc| {
+                if let Ok(svc) = svc
+                    && svc.labels().get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
+                    && let Some(ns) = svc.namespace()
+                {
+                    mesh.set_load(&ns, &svc.name_any(), rps);
+                }
+                async {}
+            });
+        Ok(crate::controller::run::Task::spawn(stream))
+    }
+
     /// The admin kubeconfig, for `kubectl --kubeconfig`.
     pub fn kubeconfig_path(&self) -> PathBuf {
         self.api.kubeconfig_path(Identity::Admin)
