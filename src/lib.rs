@@ -10,6 +10,8 @@
 //! - [`analysis`]: the Prometheus queries behind the built-in checks.
 //! - [`policy`]: the vocabulary of labels and annotations, and settings.
 //! - [`controller`]: the rollout state on the objects.
+//! - [`webhook`], [`routing`]: the admission webhook and the traffic routers.
+//! - [`serve`]: the composition root of `sluice serve` (webhook + controller + caches).
 //! - [`cli`]: the `sluice` command line.
 #![forbid(unsafe_code)]
 
@@ -19,6 +21,7 @@ pub mod controller;
 pub mod policy;
 pub mod routing;
 pub mod sandbox;
+pub mod serve;
 pub mod telemetry;
 pub mod tls;
 pub mod webhook;

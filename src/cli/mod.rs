@@ -1,8 +1,10 @@
 //! The `sluice` command line: one binary, one subcommand per job (DESIGN §1).
 //! This is the only place that uses `anyhow`; everything below it has typed errors.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -23,9 +25,63 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the admission webhook and the controller (one process; deploy/ runs it in-cluster).
+    Serve(ServeArgs),
+    /// Show every managed Deployment's rollout: phase, weight, revisions, checks.
+    Status(StatusArgs),
     /// Start an in-process cluster (API server, workload and mesh simulators, Prometheus) and run
     /// the demo on it; with --hold, keep it up for kubectl and the end-to-end tests instead.
     Sandbox(SandboxArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Kubeconfig to use; in-cluster configuration (or ~/.kube/config) when absent.
+    #[arg(long, env = "SLUICE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The webhook's serving certificate (PEM).
+    #[arg(
+        long,
+        env = "SLUICE_TLS_CERT",
+        default_value = "/etc/sluice/tls/tls.crt"
+    )]
+    tls_cert: PathBuf,
+    /// The webhook's private key (PEM).
+    #[arg(
+        long,
+        env = "SLUICE_TLS_KEY",
+        default_value = "/etc/sluice/tls/tls.key"
+    )]
+    tls_key: PathBuf,
+    /// Where the webhook listens (HTTPS).
+    #[arg(long, env = "SLUICE_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    webhook_addr: SocketAddr,
+    /// Where /healthz and /readyz listen (plain HTTP).
+    #[arg(long, env = "SLUICE_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+    admin_addr: SocketAddr,
+    /// The Prometheus HTTP API that holds Linkerd's metrics.
+    #[arg(
+        long,
+        env = "SLUICE_PROMETHEUS_URL",
+        default_value = "http://prometheus.linkerd-viz.svc.cluster.local:9090"
+    )]
+    prometheus_url: String,
+    /// Sluice's own namespace (where the sluice-policy ConfigMap lives).
+    #[arg(long, env = "SLUICE_NAMESPACE", default_value = "sluice-system")]
+    namespace: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct StatusArgs {
+    /// Kubeconfig to use; $KUBECONFIG or ~/.kube/config when absent.
+    #[arg(long, env = "SLUICE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Only this namespace.
+    #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
+    namespace: Option<String>,
+    /// Every namespace (the default when -n is not given).
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -63,6 +119,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => run_serve(args).await,
+            Command::Status(args) => run_status(args).await,
             Command::Sandbox(args) => run_sandbox(args).await,
         }
     });
@@ -137,5 +195,172 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
         println!("  {}", line.trim_start());
     }
     println!("total {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A client from `--kubeconfig`, or inferred (in-cluster, then $KUBECONFIG / ~/.kube/config).
+async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("using kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no --kubeconfig, no in-cluster service account and no usable ~/.kube/config",
+        )?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let tls = crate::webhook::load_tls(&args.tls_cert, &args.tls_key)?;
+    let client = client(args.kubeconfig.as_deref()).await?;
+    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into());
+    let sluice = crate::serve::Sluice::start(crate::serve::Config {
+        client,
+        tls,
+        webhook_addr: args.webhook_addr,
+        admin_addr: Some(args.admin_addr),
+        prometheus_url: args.prometheus_url,
+        namespace: args.namespace,
+        instance,
+    })
+    .await?;
+    tracing::info!(
+        "serving the webhook on {} and running the controller",
+        sluice.webhook_addr()
+    );
+    shutdown_signal().await;
+    tracing::info!("stopping: draining admissions and the controller");
+    sluice.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what the kubelet sends).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+async fn run_status(args: StatusArgs) -> anyhow::Result<()> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::ResourceExt as _;
+
+    use crate::controller::status::RolloutStatus;
+
+    let client = client(args.kubeconfig.as_deref()).await?;
+    let namespaces: std::collections::BTreeMap<String, k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+            .list(&kube::api::ListParams::default())
+            .await
+            .context("listing Namespaces")?
+            .items
+            .into_iter()
+            .map(|n| (n.name_any(), n))
+            .collect();
+    let api: kube::Api<Deployment> = match &args.namespace {
+        Some(ns) => kube::Api::namespaced(client, ns),
+        None => kube::Api::all(client),
+    };
+    let list = api
+        .list(&kube::api::ListParams::default())
+        .await
+        .context("listing Deployments")?;
+    let mut rows = vec![
+        [
+            "NAMESPACE",
+            "NAME",
+            "PHASE",
+            "WEIGHT",
+            "REVISION",
+            "STABLE",
+            "FAILED",
+            "LAST VERDICT",
+            "AGE",
+        ]
+        .map(String::from),
+    ];
+    let now = SystemTime::now();
+    for d in &list.items {
+        let status = match RolloutStatus::from_annotations(d.metadata.annotations.as_ref()) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                eprintln!(
+                    "{}/{}: {e}",
+                    d.namespace().unwrap_or_default(),
+                    d.name_any()
+                );
+                continue;
+            }
+        };
+        // Deployment and Namespace layers; a threshold set only in the cluster policy shows
+        // as the default here.
+        let settings = crate::policy::settings::resolve(&crate::policy::settings::Layers {
+            deployment: Some(d.annotations()),
+            namespace: d
+                .namespace()
+                .and_then(|ns| namespaces.get(&ns))
+                .map(|n| n.annotations()),
+            cluster: None,
+        })
+        .map(|r| r.settings.threshold.to_string())
+        .unwrap_or_else(|_| "?".into());
+        let verdict = status
+            .last_verdicts
+            .iter()
+            .map(|v| format!("{} {}", v.name, v.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let age = now.duration_since(status.phase_since.0).unwrap_or_default();
+        rows.push([
+            d.namespace().unwrap_or_default(),
+            d.name_any(),
+            status.phase.to_string(),
+            format!("{}%", status.weight),
+            status.revision.clone().unwrap_or_default(),
+            status.stable_revision.clone().unwrap_or_default(),
+            format!("{}/{settings}", status.failed_checks),
+            if verdict.is_empty() {
+                "-".into()
+            } else {
+                verdict
+            },
+            humantime::format_duration(Duration::from_secs(age.as_secs())).to_string(),
+        ]);
+    }
+    if rows.len() == 1 {
+        println!(
+            "no Deployment managed by Sluice{}",
+            args.namespace
+                .map(|n| format!(" in namespace {n}"))
+                .unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
     Ok(())
 }

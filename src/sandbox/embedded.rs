@@ -8,25 +8,16 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::events::Reporter;
 use serde_json::json;
-use tokio::sync::watch;
 
 use super::Sandbox;
 use super::apiserver::Identity;
-use crate::analysis::prometheus::PromClient;
-use crate::controller::reconcile::Context;
-use crate::controller::run::{self, Caches};
-use crate::routing::AnyRouter;
-use crate::routing::smi::SmiRouter;
-use crate::webhook::{self, NamespaceCache, WebhookState};
+use crate::serve::{Config, Sluice};
 
 /// Sluice's own namespace in the sandbox, as in `deploy/`.
 pub const NAMESPACE: &str = "sluice-system";
@@ -47,15 +38,12 @@ fn start_err(what: &str) -> impl FnOnce(String) -> Error + '_ {
 
 /// Sluice's webhook and controller, running against a sandbox.
 pub struct Embedded {
-    webhook: webhook::Running,
-    caches: Caches,
-    stop: watch::Sender<bool>,
-    controller: tokio::task::JoinHandle<()>,
+    sluice: Sluice,
 }
 
 impl Embedded {
-    /// Starts the webhook and the controller, and registers the webhook with the sandbox API
-    /// server. `prometheus_url` is the sandbox's query endpoint.
+    /// Mints the webhook's certificate, starts Sluice as its service account (as `sluice serve`
+    /// does) and registers the webhook with the sandbox API server.
     pub async fn start(sandbox: &Sandbox) -> Result<Embedded, Error> {
         let admin = sandbox
             .client(Identity::Admin)
@@ -66,8 +54,6 @@ impl Embedded {
             .await
             .map_err(|e| Error::Start(e.to_string()))?;
         ensure_namespace(&admin).await?;
-
-        let caches = Caches::start(&client, NAMESPACE).await;
         let ca = crate::tls::Ca::new("sluice sandbox webhook CA")
             .map_err(|e| start_err("webhook CA")(e.to_string()))?;
         let issued = ca
@@ -78,50 +64,24 @@ impl Embedded {
             .map_err(|e| start_err("webhook certificate")(e.to_string()))?;
         let tls = crate::tls::server_config("sluice webhook", &issued.cert_pem, &issued.key_pem)
             .map_err(|e| start_err("webhook TLS")(e.to_string()))?;
-        let view = Arc::new(NamespaceCache::new(caches.namespaces.clone()));
-        let addr: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-        let running = webhook::start(addr, tls, WebhookState::new(view))
-            .await
-            .map_err(|e| start_err("webhook server")(e.to_string()))?;
-        register(&admin, running.local_addr(), ca.cert_pem()).await?;
-
-        let prom = PromClient::new(sandbox.metrics.url(), Duration::from_secs(5))
-            .map_err(|e| start_err("Prometheus client")(e.to_string()))?;
-        let router = AnyRouter::from(
-            SmiRouter::new(client.clone())
-                .await
-                .map_err(|e| start_err("SMI router")(e.to_string()))?,
-        );
-        let ctx = Arc::new(Context {
+        let sluice = Sluice::start(Config {
             client,
-            prom,
-            router,
-            namespaces: caches.namespaces.clone(),
-            policy: caches.policy.clone(),
-            sluice_namespace: NAMESPACE.to_string(),
-            reporter: Reporter {
-                controller: "sluice".into(),
-                instance: Some("sandbox".into()),
-            },
-        });
-        let (stop, mut stopped) = watch::channel(false);
-        let controller = tokio::spawn(run::run(ctx, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }));
-        Ok(Embedded {
-            webhook: running,
-            caches,
-            stop,
-            controller,
+            tls,
+            webhook_addr: "127.0.0.1:0".parse().expect("an address"),
+            admin_addr: None,
+            prometheus_url: sandbox.metrics.url().to_string(),
+            namespace: NAMESPACE.to_string(),
+            instance: "sandbox".to_string(),
         })
+        .await
+        .map_err(|e| Error::Start(e.to_string()))?;
+        register(&admin, sluice.webhook_addr(), ca.cert_pem()).await?;
+        Ok(Embedded { sluice })
     }
 
     /// Stops the controller and the webhook.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.controller.await;
-        let _ = self.webhook.shutdown().await;
-        drop(self.caches);
+        self.sluice.shutdown().await;
     }
 }
 

@@ -1,0 +1,162 @@
+//! The composition root of `sluice serve`: one process runs the TLS webhook and the controller
+//! over shared caches, plus a plain-HTTP admin endpoint. The sandbox starts Sluice through the
+//! same [`Sluice::start`], so what the end-to-end tests exercise is what a cluster runs.
+//!
+//! ```text
+//! Caches (Namespaces, sluice-policy) ──► webhook (TLS: /mutate, /validate)
+//!                    └─────────────────► controller (reconcile) ──► Prometheus, routes
+//! admin (HTTP): /healthz, /readyz (caches synced)
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use kube::runtime::events::Reporter;
+use tokio::sync::watch;
+
+use crate::analysis::prometheus::PromClient;
+use crate::controller::reconcile::Context;
+use crate::controller::run::{self, Caches, Task};
+use crate::routing::AnyRouter;
+use crate::routing::smi::SmiRouter;
+use crate::webhook::{self, NamespaceCache, WebhookState};
+
+/// Errors starting Sluice; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot reach the Kubernetes API server: {0}; check --kubeconfig (or the in-cluster service account)"
+    )]
+    ApiServer(String),
+    #[error("{0}")]
+    Webhook(#[from] webhook::Error),
+    #[error("--prometheus-url: {0}")]
+    Prometheus(String),
+    #[error("routing: {0}")]
+    Routing(String),
+    #[error("admin endpoint {addr}: {source}; choose a free --admin-addr")]
+    Admin {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What `sluice serve` needs.
+pub struct Config {
+    pub client: kube::Client,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub webhook_addr: SocketAddr,
+    /// `None`: no admin endpoint (the sandbox).
+    pub admin_addr: Option<SocketAddr>,
+    pub prometheus_url: String,
+    /// Sluice's own namespace (where `sluice-policy` lives).
+    pub namespace: String,
+    /// Names this instance in Events.
+    pub instance: String,
+}
+
+/// A running Sluice: webhook, controller, caches and the admin endpoint.
+pub struct Sluice {
+    webhook: webhook::Running,
+    caches: Caches,
+    stop: watch::Sender<bool>,
+    controller: tokio::task::JoinHandle<()>,
+    _admin: Option<Task>,
+}
+
+impl Sluice {
+    /// Checks the API server, syncs the caches, then serves the webhook and runs the controller.
+    pub async fn start(config: Config) -> Result<Sluice, Error> {
+        let client = config.client;
+        client
+            .apiserver_version()
+            .await
+            .map_err(|e| Error::ApiServer(e.to_string()))?;
+        let prom = PromClient::new(&config.prometheus_url, Duration::from_secs(10))
+            .map_err(|e| Error::Prometheus(e.to_string()))?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let admin = match config.admin_addr {
+            Some(addr) => Some(start_admin(addr, ready.clone()).await?),
+            None => None,
+        };
+        let caches = Caches::start(&client, &config.namespace).await;
+        let view = Arc::new(NamespaceCache::new(caches.namespaces.clone()));
+        let webhook =
+            webhook::start(config.webhook_addr, config.tls, WebhookState::new(view)).await?;
+        let router = AnyRouter::from(
+            SmiRouter::new(client.clone())
+                .await
+                .map_err(|e| Error::Routing(e.to_string()))?,
+        );
+        let ctx = Arc::new(Context {
+            client,
+            prom,
+            router,
+            namespaces: caches.namespaces.clone(),
+            policy: caches.policy.clone(),
+            sluice_namespace: config.namespace,
+            reporter: Reporter {
+                controller: "sluice".into(),
+                instance: Some(config.instance),
+            },
+        });
+        let (stop, mut stopped) = watch::channel(false);
+        let controller = tokio::spawn(run::run(ctx, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        ready.store(true, Ordering::Release);
+        Ok(Sluice {
+            webhook,
+            caches,
+            stop,
+            controller,
+            _admin: admin,
+        })
+    }
+
+    /// Where the webhook listens.
+    pub fn webhook_addr(&self) -> SocketAddr {
+        self.webhook.local_addr()
+    }
+
+    /// Stops the controller, drains the webhook, and stops the caches.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.controller.await;
+        let _ = self.webhook.shutdown().await;
+        drop(self.caches);
+    }
+}
+
+/// `/healthz` (the process runs), `/readyz` (caches synced, webhook serving).
+async fn start_admin(addr: SocketAddr, ready: Arc<AtomicBool>) -> Result<Task, Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Admin { addr, source })?;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Acquire);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "caches are syncing")
+                    }
+                }
+            }),
+        );
+    Ok(Task::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("admin endpoint stopped: {e}");
+        }
+    }))
+}
