@@ -306,16 +306,28 @@ async fn write_status(
             "annotations": { STATUS_ANNOTATION: status.to_annotation() },
         }
     });
-    api.patch(
+    merge(
+        api,
         &app.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
+        "writing the status of Deployment",
+        &patch,
     )
     .await
-    .map_err(kube_err(
-        "writing status of",
-        format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any()),
-    ))?;
+}
+
+/// A JSON merge patch of one object, with the error naming the action and the object.
+async fn merge<K>(
+    api: &Api<K>,
+    name: &str,
+    action: &'static str,
+    patch: &Value,
+) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(kube_err(action, name.to_string()))?;
     Ok(())
 }
 
@@ -366,42 +378,37 @@ async fn perform(
         }
         Effect::SwitchApexToPrimary => {
             if let Some(patch) = objects::apex_rollout_patch(apex, app)? {
-                services
-                    .patch(
-                        &apex.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await
-                    .map_err(kube_err(
-                        "pointing apex Service at the primary",
-                        format!("{ns}/{}", apex.name_any()),
-                    ))?;
+                merge(
+                    services,
+                    &apex.name_any(),
+                    "pointing at the primary: Service",
+                    &patch,
+                )
+                .await?;
             }
         }
         Effect::RestoreApex => {
             if let Some(patch) = objects::apex_restore_patch(apex)? {
-                services
-                    .patch(
-                        &apex.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await
-                    .map_err(kube_err(
-                        "restoring apex Service selector",
-                        format!("{ns}/{}", apex.name_any()),
-                    ))?;
+                merge(
+                    services,
+                    &apex.name_any(),
+                    "restoring the selector of Service",
+                    &patch,
+                )
+                .await?;
             }
         }
         Effect::SetPaused(paused) => {
             let now = app.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
             if now != *paused {
                 let patch = json!({ "spec": { "paused": paused } });
-                deployments
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map_err(kube_err("setting spec.paused of", format!("{ns}/{name}")))?;
+                merge(
+                    deployments,
+                    &name,
+                    "setting spec.paused of Deployment",
+                    &patch,
+                )
+                .await?;
             }
         }
         Effect::RestoreStableTemplate => {
@@ -456,17 +463,13 @@ async fn remove_annotation(
         return Ok(());
     }
     let patch = json!({ "metadata": { "annotations": { key: null } } });
-    api.patch(
+    merge(
+        api,
         &app.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
+        "removing an annotation from Deployment",
+        &patch,
     )
     .await
-    .map_err(kube_err(
-        "removing annotation from",
-        format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any()),
-    ))?;
-    Ok(())
 }
 
 /// Requeue after an error: soon, with the error logged against the object.
