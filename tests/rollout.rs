@@ -240,3 +240,115 @@ async fn a_failing_canary_is_rolled_back_and_refused_until_retry() {
     sluice.shutdown().await;
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
+    let (sandbox, sluice, api) = start().await;
+    let patch = json!({
+        "metadata": {"annotations": {"sluice.dev/progress-deadline": "6s"}},
+        "spec": image_patch("podinfo:6.0.3-broken")["spec"],
+    });
+    api.patch(APP, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    let (seen, last) = follow(&api).await;
+    assert_eq!(last.phase, Phase::Failed, "{seen:?}");
+    assert!(
+        seen.iter().all(|p| p.1 == 0),
+        "no traffic ever moved to it: {seen:?}"
+    );
+    assert!(
+        last.message.contains("progress-deadline"),
+        "{}",
+        last.message
+    );
+    assert_eq!(image(&api.get(APP).await.unwrap()), "podinfo:6.0.0");
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_changes_and_identical_reapplies_start_no_rollout() {
+    let (sandbox, sluice, api) = start().await;
+    let scaled = api
+        .patch(
+            APP,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_ne!(scaled.spec.as_ref().unwrap().paused, Some(true));
+    let same = api
+        .patch(
+            APP,
+            &PatchParams::default(),
+            &Patch::Strategic(&image_patch("podinfo:6.0.0")),
+        )
+        .await
+        .unwrap();
+    assert_ne!(same.spec.as_ref().unwrap().paused, Some(true));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let d = api.get(APP).await.unwrap();
+    assert_eq!(status(&d).unwrap().phase, Phase::Initialized);
+    let primary = Api::<Deployment>::namespaced(api.clone().into_client(), NS);
+    assert!(primary.get_opt("podinfo-primary").await.unwrap().is_none());
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapshot() {
+    let (sandbox, sluice, api) = start().await;
+    api.patch(
+        APP,
+        &PatchParams::default(),
+        &Patch::Strategic(&image_patch("podinfo:6.0.1")),
+    )
+    .await
+    .unwrap();
+    let stable = |d: &Deployment| {
+        d.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("sluice.dev/stable-template").cloned())
+    };
+    let snapshot =
+        stable(&api.get(APP).await.unwrap()).expect("the webhook recorded the stable template");
+    let client = api.clone().into_client();
+    eventually("the first step", || async {
+        let d = Api::<Deployment>::namespaced(client.clone(), NS)
+            .get(APP)
+            .await
+            .unwrap();
+        status(&d).is_some_and(|s| s.weight >= 20)
+    })
+    .await;
+    let held = api
+        .patch(
+            APP,
+            &PatchParams::default(),
+            &Patch::Strategic(&image_patch("podinfo:6.0.4")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.spec.as_ref().unwrap().paused, Some(true));
+    assert_eq!(
+        stable(&held),
+        Some(snapshot),
+        "the stable snapshot is unchanged"
+    );
+    eventually("the analysis restarts at 0%", || async {
+        let d = Api::<Deployment>::namespaced(client.clone(), NS)
+            .get(APP)
+            .await
+            .unwrap();
+        status(&d).is_some_and(|s| s.weight == 0 && s.phase == Phase::Progressing)
+    })
+    .await;
+    let (seen, last) = follow(&api).await;
+    assert_eq!(last.phase, Phase::Succeeded, "{seen:?}");
+    assert_eq!(image(&api.get(APP).await.unwrap()), "podinfo:6.0.4");
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
