@@ -352,3 +352,78 @@ async fn a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapsh
     sluice.shutdown().await;
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_resumes_without_skipping_or_repeating_a_step() {
+    let (sandbox, sluice, api) = start().await;
+    api.patch(
+        APP,
+        &PatchParams::default(),
+        &Patch::Strategic(&image_patch("podinfo:6.0.1")),
+    )
+    .await
+    .unwrap();
+    let client = api.clone().into_client();
+    eventually("the first step", || async {
+        let d = Api::<Deployment>::namespaced(client.clone(), NS)
+            .get(APP)
+            .await
+            .unwrap();
+        status(&d).is_some_and(|s| s.weight >= 20)
+    })
+    .await;
+    sluice.shutdown().await;
+    let before = status(&api.get(APP).await.unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during = status(&api.get(APP).await.unwrap()).unwrap();
+    assert_eq!(during, before, "nothing moves while no controller runs");
+    let sluice = Embedded::start(&sandbox).await.unwrap();
+    let (seen, last) = follow(&api).await;
+    assert_eq!(last.phase, Phase::Succeeded, "{seen:?}");
+    let mut weights = vec![before.weight];
+    for (_, w, _) in &seen {
+        if weights.last() != Some(w) {
+            weights.push(*w);
+        }
+    }
+    let expected: Vec<u32> = [0, 20, 40, 60, 100]
+        .into_iter()
+        .filter(|w| *w >= before.weight)
+        .collect();
+    assert_eq!(weights, expected, "{seen:?}");
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_traffic_there_is_no_step_and_no_failed_check_until_traffic_arrives() {
+    let (sandbox, sluice, api) = start().await;
+    sandbox.mesh.set_load(NS, APP, 0.0);
+    let patch = json!({
+        "metadata": {"annotations": {"sluice.dev/threshold": "4"}},
+        "spec": image_patch("podinfo:6.0.1")["spec"],
+    });
+    api.patch(APP, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    let client = api.clone().into_client();
+    eventually("two silent intervals", || async {
+        let d = Api::<Deployment>::namespaced(client.clone(), NS)
+            .get(APP)
+            .await
+            .unwrap();
+        status(&d).is_some_and(|s| s.silent_intervals >= 2)
+    })
+    .await;
+    let s = status(&api.get(APP).await.unwrap()).unwrap();
+    assert_eq!(
+        (s.weight, s.failed_checks, s.phase),
+        (20, 0, Phase::Progressing),
+        "{s:?}"
+    );
+    sandbox.mesh.set_load(NS, APP, 50.0);
+    let (seen, last) = follow(&api).await;
+    assert_eq!(last.phase, Phase::Succeeded, "{seen:?}");
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
