@@ -1,6 +1,6 @@
 //! End-to-end rollouts: the real webhook and controller inside the sandbox.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -100,6 +100,84 @@ async fn follow(api: &Api<Deployment>) -> (Vec<(Phase, u32, u32)>, RolloutStatus
     }
 }
 
+/// The share of traffic the user's Deployment may answer while the status says `s`: all of it
+/// at rest and while the primary is being prepared (its pods are still the stable version,
+/// paused), the step's weight while a rollout runs.
+fn allowed_share(s: &RolloutStatus) -> u32 {
+    if s.phase.is_at_rest() || matches!(s.phase, Phase::Preparing | Phase::Promoting) {
+        100
+    } else {
+        s.weight
+    }
+}
+
+/// [`follow`], under an observer of DESIGN §7 invariant 1: in every second the mesh served, the
+/// new version never answered more than the weight Sluice had set. One second of slack covers
+/// the route reaching the mesh (status is written before the route moves), and one request
+/// covers rounding.
+async fn follow_observed(
+    sandbox: &Sandbox,
+    api: &Api<Deployment>,
+) -> (Vec<(Phase, u32, u32)>, RolloutStatus) {
+    let mut timeline: Vec<(SystemTime, u32)> = Vec::new();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let last = loop {
+        let d = api.get(APP).await.unwrap();
+        let s = status(&d).unwrap();
+        let share = allowed_share(&s);
+        if timeline.last().map(|(_, a)| *a) != Some(share) {
+            timeline.push((SystemTime::now(), share));
+        }
+        let point = (s.phase, s.weight, s.failed_checks);
+        if seen.last() != Some(&point) {
+            seen.push(point);
+        }
+        if seen.len() > 1 && s.phase.is_at_rest() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "stuck: {seen:?} {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (start, end) = (timeline[0].0, SystemTime::now());
+    let at = |t: SystemTime| {
+        timeline
+            .iter()
+            .rev()
+            .find(|(when, _)| *when <= t)
+            .map(|(_, a)| *a)
+            .unwrap_or(100)
+    };
+    let mut checked = 0;
+    for second in sandbox.mesh.traffic(NS, APP) {
+        let t = UNIX_EPOCH + Duration::from_secs(second.unix_second);
+        if t < start + Duration::from_secs(1) || t + Duration::from_secs(1) > end {
+            continue;
+        }
+        let window = (t - Duration::from_secs(1), t + Duration::from_secs(2));
+        let allowed = timeline
+            .iter()
+            .filter(|(when, _)| *when > window.0 && *when < window.1)
+            .map(|(_, a)| *a)
+            .chain([at(window.0)])
+            .max()
+            .unwrap_or(100);
+        let total: u64 = second.by_deployment.values().sum();
+        let canary = second.by_deployment.get(APP).copied().unwrap_or(0);
+        assert!(
+            canary * 100 <= u64::from(allowed) * total + 100,
+            "invariant 1: in second {} the new version answered {canary}/{total} requests, above the {allowed}% set then ({seen:?})",
+            second.unix_second
+        );
+        checked += 1;
+    }
+    assert!(
+        checked > 5,
+        "the observer saw only {checked} seconds of traffic"
+    );
+    (seen, last)
+}
+
 /// Waits up to 10 s for `check` to hold.
 async fn eventually<F, Fut>(what: &str, check: F)
 where
@@ -143,7 +221,7 @@ async fn a_healthy_canary_is_promoted() {
         Some(true),
         "the webhook holds the update"
     );
-    let (seen, last) = follow(&api).await;
+    let (seen, last) = follow_observed(&sandbox, &api).await;
     let weights: Vec<u32> = seen.iter().map(|p| p.1).fold(Vec::new(), |mut v, w| {
         if v.last() != Some(&w) {
             v.push(w);
@@ -191,7 +269,7 @@ async fn a_failing_canary_is_rolled_back_and_refused_until_retry() {
     )
     .await
     .unwrap();
-    let (seen, last) = follow(&api).await;
+    let (seen, last) = follow_observed(&sandbox, &api).await;
     assert_eq!(last.phase, Phase::Failed, "{seen:?}");
     assert_eq!(
         last.failed_checks, 2,
@@ -346,7 +424,7 @@ async fn a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapsh
         status(&d).is_some_and(|s| s.weight == 0 && s.phase == Phase::Progressing)
     })
     .await;
-    let (seen, last) = follow(&api).await;
+    let (seen, last) = follow_observed(&sandbox, &api).await;
     assert_eq!(last.phase, Phase::Succeeded, "{seen:?}");
     assert_eq!(image(&api.get(APP).await.unwrap()), "podinfo:6.0.4");
     sluice.shutdown().await;
@@ -378,7 +456,7 @@ async fn a_restarted_controller_resumes_without_skipping_or_repeating_a_step() {
     let during = status(&api.get(APP).await.unwrap()).unwrap();
     assert_eq!(during, before, "nothing moves while no controller runs");
     let sluice = Embedded::start(&sandbox).await.unwrap();
-    let (seen, last) = follow(&api).await;
+    let (seen, last) = follow_observed(&sandbox, &api).await;
     assert_eq!(last.phase, Phase::Succeeded, "{seen:?}");
     let mut weights = vec![before.weight];
     for (_, w, _) in &seen {
