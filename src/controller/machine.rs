@@ -40,6 +40,10 @@ pub struct Observation {
     pub revision: String,
     /// Revision of the `sluice.dev/stable-template` annotation, when the webhook recorded one.
     pub stable_revision: Option<String>,
+    /// `spec.paused` of the user's Deployment: the webhook pauses every update it intercepts, so
+    /// at rest a recorded stable template on an unpaused Deployment is a leftover, not a
+    /// pending rollout.
+    pub paused: bool,
     /// The user's Deployment: rolled to its current template and available?
     pub app: Readiness,
     /// `app-primary`, when it exists.
@@ -239,13 +243,13 @@ fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {
     let pending = obs
         .stable_revision
         .as_deref()
-        .filter(|stable| *stable != obs.revision);
+        .filter(|stable| *stable != obs.revision && obs.paused);
     let Some(stable) = pending else {
         // Nothing to roll out: converge to rest.
         d.status.revision = Some(obs.revision.clone());
         d.status.stable_revision = Some(obs.revision.clone());
         d.effects = rest_effects();
-        if obs.stable_revision.is_some() {
+        if obs.stable_revision.is_some() && obs.paused {
             // The template went back to the stable one before a rollout started.
             d.effects.push(Effect::SetPaused(false));
         }

@@ -225,6 +225,7 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
         stable_revision: stable_template
             .as_ref()
             .map(|t| revision(&template_value(t))),
+        paused: app.spec.as_ref().and_then(|s| s.paused).unwrap_or(false),
         app: readiness(&app),
         primary: primary.as_ref().map(readiness),
         abort_requested: app.annotations().contains_key(&Control::Abort.annotation()),
@@ -248,9 +249,22 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
     };
     let decision = machine::decide(prev.as_ref(), &obs, &plan, verdicts.as_deref());
 
+    let mut writer = AppWriter {
+        api: &deployments,
+        name: name.clone(),
+        resource_version: app.resource_version(),
+    };
     // 1. Intent first: the status, so a crash after this point redoes the effects.
     if prev.as_ref() != Some(&decision.status) {
-        write_status(&deployments, &app, &decision.status).await?;
+        let patch = json!({
+            "metadata": {
+                "labels": { PHASE_LABEL: decision.status.phase.as_str() },
+                "annotations": { STATUS_ANNOTATION: decision.status.to_annotation() },
+            }
+        });
+        writer
+            .merge("writing the status of Deployment", patch)
+            .await?;
     }
     // 2. Effects, in order; stop at the first error (the next pass redoes them).
     if let Some(apex) = &apex {
@@ -265,6 +279,7 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
                 stable_template.as_ref(),
                 &deployments,
                 &services,
+                &mut writer,
             )
             .await?;
         }
@@ -294,25 +309,47 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
     })
 }
 
-async fn write_status(
-    api: &Api<Deployment>,
-    app: &Deployment,
-    status: &RolloutStatus,
-) -> Result<(), Error> {
-    let patch = json!({
-        "metadata": {
-            "resourceVersion": app.resource_version(),
-            "labels": { PHASE_LABEL: status.phase.as_str() },
-            "annotations": { STATUS_ANNOTATION: status.to_annotation() },
-        }
-    });
-    merge(
-        api,
-        &app.name_any(),
-        "writing the status of Deployment",
-        &patch,
-    )
-    .await
+/// Writes to the user's Deployment under optimistic concurrency: every write carries the
+/// resourceVersion Sluice last saw, so an update that lands in between (a new revision the
+/// webhook just paused) makes the write fail with 409 and the reconcile start over from the new
+/// object, instead of unpausing or clearing what it never saw.
+struct AppWriter<'a> {
+    api: &'a Api<Deployment>,
+    name: String,
+    resource_version: Option<String>,
+}
+
+impl AppWriter<'_> {
+    async fn merge(&mut self, action: &'static str, mut patch: Value) -> Result<(), Error> {
+        patch["metadata"]["resourceVersion"] = json!(self.resource_version);
+        let written = self
+            .api
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube_err(action, self.name.clone()))?;
+        self.resource_version = written.resource_version();
+        Ok(())
+    }
+
+    async fn json(&mut self, action: &'static str, ops: Value) -> Result<(), Error> {
+        let mut all = vec![
+            json!({ "op": "test", "path": "/metadata/resourceVersion", "value": self.resource_version }),
+        ];
+        all.extend(ops.as_array().cloned().unwrap_or_default());
+        let patch: json_patch::Patch =
+            serde_json::from_value(Value::Array(all)).expect("a JSON patch built here");
+        let written = self
+            .api
+            .patch(
+                &self.name,
+                &PatchParams::default(),
+                &Patch::<()>::Json(patch),
+            )
+            .await
+            .map_err(kube_err(action, self.name.clone()))?;
+        self.resource_version = written.resource_version();
+        Ok(())
+    }
 }
 
 /// A JSON merge patch of one object, with the error naming the action and the object.
@@ -341,6 +378,7 @@ async fn perform(
     stable: Option<&PodTemplateSpec>,
     deployments: &Api<Deployment>,
     services: &Api<Service>,
+    writer: &mut AppWriter<'_>,
 ) -> Result<(), Error> {
     let ns = app.namespace().unwrap_or_default();
     let name = app.name_any();
@@ -402,13 +440,9 @@ async fn perform(
             let now = app.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
             if now != *paused {
                 let patch = json!({ "spec": { "paused": paused } });
-                merge(
-                    deployments,
-                    &name,
-                    "setting spec.paused of Deployment",
-                    &patch,
-                )
-                .await?;
+                writer
+                    .merge("setting spec.paused of Deployment", patch)
+                    .await?;
             }
         }
         Effect::RestoreStableTemplate => {
@@ -416,17 +450,10 @@ async fn perform(
             let current = app.spec.as_ref().map(|s| template_value(&s.template));
             let wanted = template_value(stable);
             if current.as_ref().map(revision) != Some(revision(&wanted)) {
-                let patch: json_patch::Patch = serde_json::from_value(json!([
-                    { "op": "replace", "path": "/spec/template", "value": wanted }
-                ]))
-                .expect("a static patch shape");
-                deployments
-                    .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
-                    .await
-                    .map_err(kube_err(
-                        "restoring the stable template of",
-                        format!("{ns}/{name}"),
-                    ))?;
+                let ops = json!([{ "op": "replace", "path": "/spec/template", "value": wanted }]);
+                writer
+                    .json("restoring the stable template of Deployment", ops)
+                    .await?;
             }
         }
         Effect::DeletePrimary => {
@@ -445,17 +472,15 @@ async fn perform(
             }
         }
         Effect::ClearStableTemplate => {
-            remove_annotation(deployments, app, STABLE_TEMPLATE_ANNOTATION).await?
+            remove_annotation(writer, app, STABLE_TEMPLATE_ANNOTATION).await?
         }
-        Effect::ClearRetry => {
-            remove_annotation(deployments, app, &Control::Retry.annotation()).await?
-        }
+        Effect::ClearRetry => remove_annotation(writer, app, &Control::Retry.annotation()).await?,
     }
     Ok(())
 }
 
 async fn remove_annotation(
-    api: &Api<Deployment>,
+    writer: &mut AppWriter<'_>,
     app: &Deployment,
     key: &str,
 ) -> Result<(), Error> {
@@ -463,13 +488,9 @@ async fn remove_annotation(
         return Ok(());
     }
     let patch = json!({ "metadata": { "annotations": { key: null } } });
-    merge(
-        api,
-        &app.name_any(),
-        "removing an annotation from Deployment",
-        &patch,
-    )
-    .await
+    writer
+        .merge("removing an annotation from Deployment", patch)
+        .await
 }
 
 /// Requeue after an error: soon, with the error logged against the object.

@@ -116,11 +116,19 @@ fn pause_ops(new: &Object, old: &Object) -> (Vec<PatchOperation>, Vec<String>) {
             true
         }
     };
-    let recorded = new
-        .annotations
-        .get(STABLE_TEMPLATE_ANNOTATION)
-        .or_else(|| old.annotations.get(STABLE_TEMPLATE_ANNOTATION));
-    let held = status_says_held || recorded.is_some();
+    // An intercepted update waits paused with its stable template recorded until the
+    // controller starts the rollout. A recorded template on an unpaused Deployment at rest is a
+    // leftover the controller is about to clear: the stable version is then the old template.
+    let pending =
+        old.paused == Some(true) && old.annotations.contains_key(STABLE_TEMPLATE_ANNOTATION);
+    let held = status_says_held || pending;
+    let recorded = if held {
+        new.annotations
+            .get(STABLE_TEMPLATE_ANNOTATION)
+            .or_else(|| old.annotations.get(STABLE_TEMPLATE_ANNOTATION))
+    } else {
+        None
+    };
     let template_changed = new.template != old.template;
 
     let mut ops = Vec::new();

@@ -23,6 +23,7 @@ fn mk_obs(now: SystemTime) -> Observation {
         now,
         revision: STABLE.into(),
         stable_revision: None,
+        paused: false,
         app: Readiness::Ready,
         primary: None,
         abort_requested: false,
@@ -36,6 +37,7 @@ fn mk_intercepted(now: SystemTime) -> Observation {
     Observation {
         revision: NEW.into(),
         stable_revision: Some(STABLE.into()),
+        paused: true,
         app: Readiness::Ready,
         ..mk_obs(now)
     }
@@ -434,4 +436,18 @@ fn a_missing_apex_service_blocks_with_the_reason_and_recovers() {
     let d = decide(Some(&d.status), &mk_obs(t(30)), &mk_plan(), None);
     assert_eq!(d.status.phase, Phase::Initialized);
     assert_eq!(routes(&d), vec![Weights::AT_REST]);
+}
+
+#[test]
+fn a_stable_template_left_on_an_unpaused_deployment_at_rest_starts_nothing() {
+    let mut succeeded = at_rest();
+    succeeded.phase = Phase::Succeeded;
+    let leftover = Observation {
+        paused: false,
+        ..mk_intercepted(t(0))
+    };
+    let d = decide(Some(&succeeded), &leftover, &mk_plan(), None);
+    assert_eq!(d.status.phase, Phase::Succeeded);
+    assert!(d.effects.contains(&Effect::ClearStableTemplate));
+    assert!(!d.effects.contains(&Effect::SetPaused(false)));
 }
