@@ -77,6 +77,17 @@ async fn start() -> (Sandbox, Embedded, Api<Deployment>) {
     (sandbox, sluice, api)
 }
 
+/// Changes the container image, as `kubectl set image` does, and returns what was stored.
+async fn set_image(api: &Api<Deployment>, image: &str) -> Deployment {
+    api.patch(
+        APP,
+        &PatchParams::default(),
+        &Patch::Strategic(&image_patch(image)),
+    )
+    .await
+    .unwrap()
+}
+
 fn image_patch(image: &str) -> serde_json::Value {
     json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}})
 }
@@ -279,13 +290,7 @@ async fn a_failing_canary_is_rolled_back_and_refused_until_retry() {
             ..Profile::default()
         },
     );
-    api.patch(
-        APP,
-        &PatchParams::default(),
-        &Patch::Strategic(&image_patch("podinfo:6.0.2-bad")),
-    )
-    .await
-    .unwrap();
+    set_image(&api, "podinfo:6.0.2-bad").await;
     let (seen, last) = follow_observed(&sandbox, &api).await;
     assert_eq!(last.phase, Phase::Failed, "{seen:?}");
     assert_eq!(
@@ -395,13 +400,7 @@ async fn replica_changes_and_identical_reapplies_start_no_rollout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapshot() {
     let (sandbox, sluice, api) = start().await;
-    api.patch(
-        APP,
-        &PatchParams::default(),
-        &Patch::Strategic(&image_patch("podinfo:6.0.1")),
-    )
-    .await
-    .unwrap();
+    set_image(&api, "podinfo:6.0.1").await;
     let stable = |d: &Deployment| {
         d.metadata
             .annotations
@@ -439,13 +438,7 @@ async fn a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapsh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_controller_resumes_without_skipping_or_repeating_a_step() {
     let (sandbox, sluice, api) = start().await;
-    api.patch(
-        APP,
-        &PatchParams::default(),
-        &Patch::Strategic(&image_patch("podinfo:6.0.1")),
-    )
-    .await
-    .unwrap();
+    set_image(&api, "podinfo:6.0.1").await;
     eventually_status(&api, "the first step", |s| s.weight >= 20).await;
     sluice.shutdown().await;
     let before = status(&api.get(APP).await.unwrap()).unwrap();
