@@ -125,6 +125,13 @@ impl Sluice {
         self.webhook.local_addr()
     }
 
+    /// Stops everything at once, as `kill -9` would: the controller is aborted wherever it is
+    /// (mid-reconcile included) and admissions in flight are cut.
+    pub fn kill(self) {
+        self.controller.abort();
+        self.webhook.kill();
+    }
+
     /// Stops the controller, drains the webhook, and stops the caches.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);

@@ -266,25 +266,8 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
             .merge("writing the status of Deployment", patch)
             .await?;
     }
-    // 2. Effects, in order; stop at the first error (the next pass redoes them).
-    if let Some(apex) = &apex {
-        let target = objects::route_target(&app, apex)?;
-        for effect in &decision.effects {
-            perform(
-                effect,
-                &ctx,
-                &app,
-                apex,
-                &target,
-                stable_template.as_ref(),
-                &deployments,
-                &services,
-                &mut writer,
-            )
-            .await?;
-        }
-    }
-    // 3. Events, worded for a person.
+    // 2. Events, worded for a person, as soon as the decision is committed: effects that fail
+    //    below are redone by the next pass, which has nothing new to announce.
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     let reference = app.object_ref(&());
     for e in &decision.events {
@@ -302,6 +285,24 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
             tracing::warn!(deployment = %key, "publishing event {}: {err}", e.reason);
         }
         tracing::info!(deployment = %key, reason = e.reason, "{}", e.message);
+    }
+    // 3. Effects, in order; stop at the first error (the next pass redoes them).
+    if let Some(apex) = &apex {
+        let target = objects::route_target(&app, apex)?;
+        for effect in &decision.effects {
+            perform(
+                effect,
+                &ctx,
+                &app,
+                apex,
+                &target,
+                stable_template.as_ref(),
+                &deployments,
+                &services,
+                &mut writer,
+            )
+            .await?;
+        }
     }
     Ok(match decision.requeue {
         Some(d) => Action::requeue(d.max(Duration::from_millis(200))),

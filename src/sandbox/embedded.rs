@@ -83,6 +83,11 @@ impl Embedded {
     pub async fn shutdown(self) {
         self.sluice.shutdown().await;
     }
+
+    /// Kills the controller and the webhook at once ([`Sluice::kill`]).
+    pub fn kill(self) {
+        self.sluice.kill();
+    }
 }
 
 async fn ensure_namespace(admin: &kube::Client) -> Result<(), Error> {

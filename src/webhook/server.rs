@@ -149,6 +149,12 @@ impl Running {
         }
     }
 
+    /// Stops at once, cutting requests in flight, as a killed process would.
+    pub fn kill(self) {
+        self.handle.shutdown();
+        self.task.abort();
+    }
+
     /// Stops accepting, lets requests in flight finish (up to a second), and waits.
     pub async fn shutdown(self) -> Result<(), Error> {
         self.handle

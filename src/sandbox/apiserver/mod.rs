@@ -32,6 +32,7 @@
 pub mod admission;
 pub mod defaults;
 pub mod discovery;
+pub mod fault;
 pub mod fieldmanager;
 pub mod kubeconfig;
 pub mod resources;
@@ -317,6 +318,26 @@ impl ApiServer {
         if let Ok(mut s) = self.shared.services.write() {
             s.insert((namespace.to_string(), name.to_string()), addr);
         }
+    }
+
+    /// Arms a write fence (see [`fault`]): once `who` has made a write whose stored object
+    /// satisfies `trips_on`, its later writes are refused with 503 until [`lift_fence`](Self::lift_fence).
+    pub fn fence_writes(
+        &self,
+        who: Identity,
+        trips_on: impl Fn(&serde_json::Value) -> bool + Send + Sync + 'static,
+    ) {
+        self.shared.faults.fence(who, Box::new(trips_on));
+    }
+
+    /// Whether the armed write fence has tripped.
+    pub fn fence_tripped(&self) -> bool {
+        self.shared.faults.tripped()
+    }
+
+    /// Removes the write fence.
+    pub fn lift_fence(&self) {
+        self.shared.faults.lift();
     }
 
     /// Requests served so far, by verb (`get`, `list`, `create`, ...), watches excluded.

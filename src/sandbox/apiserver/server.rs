@@ -49,6 +49,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::Identity;
 use super::admission::{AdmissionAttributes, Admitter, Operation};
+use super::fault::Faults;
 use super::resources::{ResourceKind, builtin_kinds};
 use super::selectors::{FieldSelector, LabelSelector, Selection};
 use super::status::{ApiError, Cause};
@@ -67,6 +68,7 @@ pub struct Shared {
     bookmark_interval: Duration,
     addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
+    pub(super) faults: Faults,
 }
 
 fn now() -> String {
@@ -107,6 +109,7 @@ impl Shared {
             bookmark_interval,
             addr,
             shutdown: tokio::sync::watch::channel(false).0,
+            faults: Faults::default(),
         }
     }
 
@@ -233,6 +236,10 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             )));
         }
     };
+    if let Some(e) = s.faults.before_write(who, &parts.method) {
+        return error(&e);
+    }
+    let watching = s.faults.watching(who, &parts.method);
     let segs: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let ctx = Ctx {
         who,
@@ -248,6 +255,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     {
         Ok(Ok(resp)) => {
             tracing::debug!(method = %ctx.method, path, code = resp.status().as_u16(), "sandbox API request");
+            if watching && resp.status().is_success() {
+                return trip_fence(&s.faults, resp).await;
+            }
             resp
         }
         Ok(Err(e)) => {
@@ -262,6 +272,18 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             )))
         }
     }
+}
+
+/// Shows the object a successful write stored to the armed write fence, then answers as before.
+async fn trip_fence(faults: &Faults, resp: Response) -> Response {
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    if let Ok(stored) = serde_json::from_slice::<Value>(&bytes) {
+        faults.after_write(&stored);
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// One request, decoded.

@@ -1,0 +1,391 @@
+//! Where the end-to-end rollouts run: the in-process sandbox (the default), or a real cluster
+//! when `SLUICE_E2E_KUBECONFIG` is set (see `tests/README.md`). The scenarios only use what
+//! this module offers, so both run the same tests.
+//!
+//! ```text
+//! scenario ─► Harness ─┬─ Sandbox: Sandbox + Embedded Sluice, mesh load/traffic, write fences
+//!                      └─ Cluster: kubeconfig, installed Sluice, load generator, Prometheus
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use sluice::controller::status::{Phase, RolloutStatus};
+use sluice::sandbox::apiserver::Identity;
+use sluice::sandbox::embedded::Embedded;
+use sluice::sandbox::{MetricsBackend, Sandbox, SandboxOptions};
+use tokio::sync::Mutex;
+
+use crate::cluster::Cluster;
+
+pub const APP: &str = "podinfo";
+/// Settings every scenario starts from; `interval` comes from [`Harness::interval`].
+pub const THRESHOLD: u32 = 2;
+pub const STEP: u32 = 20;
+pub const MAX_WEIGHT: u32 = 60;
+
+/// The versions the scenarios roll out. Each backend turns them into a pod template.
+#[derive(Clone, Copy, Debug)]
+pub enum Version {
+    /// The version the Deployment is created with.
+    Stable,
+    /// A healthy new version; the argument tells healthy versions apart.
+    Good(u8),
+    /// Answers 10% of requests with errors.
+    Bad,
+    /// Never becomes ready.
+    Broken,
+}
+
+/// Requests served in a span of time, by the Deployment whose pods answered.
+#[derive(Debug)]
+pub struct TrafficWindow {
+    pub from: SystemTime,
+    pub to: SystemTime,
+    pub by_deployment: BTreeMap<String, u64>,
+}
+
+/// One scenario's cluster, namespace and Sluice.
+pub struct Harness {
+    pub ns: String,
+    /// An administrator's client.
+    pub client: kube::Client,
+    pub api: Api<Deployment>,
+    backend: Backend,
+}
+
+enum Backend {
+    Sandbox {
+        sandbox: Box<Sandbox>,
+        sluice: Mutex<Option<Embedded>>,
+    },
+    Cluster(Box<Cluster>),
+}
+
+impl Harness {
+    /// A cluster with Sluice serving, the app onboarded at rest, and live traffic.
+    pub async fn start() -> Harness {
+        sluice::tls::install_crypto_provider();
+        sluice::telemetry::init();
+        let h = match Cluster::from_env().await {
+            Some(cluster) => {
+                let client = cluster.client.clone();
+                let ns = cluster.namespace.clone();
+                Harness {
+                    api: Api::namespaced(client.clone(), &ns),
+                    ns,
+                    client,
+                    backend: Backend::Cluster(Box::new(cluster)),
+                }
+            }
+            None => {
+                let sandbox = Sandbox::start(SandboxOptions {
+                    ready_delay: Duration::from_millis(500),
+                    metrics: MetricsBackend::Auto,
+                })
+                .await
+                .expect("the sandbox starts");
+                let sluice = Embedded::start(&sandbox).await.expect("Sluice starts");
+                let client = sandbox.client(Identity::Admin).await.unwrap();
+                let ns = "shop".to_string();
+                Harness {
+                    api: Api::namespaced(client.clone(), &ns),
+                    ns,
+                    client,
+                    backend: Backend::Sandbox {
+                        sandbox: Box::new(sandbox),
+                        sluice: Mutex::new(Some(sluice)),
+                    },
+                }
+            }
+        };
+        h.onboard().await;
+        h
+    }
+
+    /// Whether this is a real cluster (slower clocks, coarser traffic figures).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster(_))
+    }
+
+    /// The analysis interval the scenarios use: 3 s in the sandbox; on a cluster long enough
+    /// for Prometheus to have scraped each window a few times.
+    pub fn interval(&self) -> Duration {
+        match &self.backend {
+            Backend::Sandbox { .. } => Duration::from_secs(3),
+            Backend::Cluster(c) => c.interval,
+        }
+    }
+
+    /// How long anything the scenarios wait for may take, as a number of intervals.
+    pub fn intervals(&self, n: u32) -> Duration {
+        self.interval() * n + Duration::from_secs(10)
+    }
+
+    /// How late traffic figures may reflect a route change: the mesh's own second in the
+    /// sandbox; a scrape interval plus a second on a cluster.
+    pub fn traffic_slack(&self) -> Duration {
+        match &self.backend {
+            Backend::Sandbox { .. } => Duration::from_secs(1),
+            Backend::Cluster(c) => c.scrape_interval + Duration::from_secs(1),
+        }
+    }
+
+    async fn onboard(&self) {
+        let mut ns =
+            json!({"metadata": {"name": self.ns, "labels": {"sluice.dev/canary": "enabled"}}});
+        if self.is_cluster() {
+            ns["metadata"]["annotations"] = json!({"linkerd.io/inject": "enabled"});
+        }
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &serde_json::from_value(ns).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("creating namespace {}: {e}", self.ns));
+        let svc = json!({"metadata": {"name": APP}, "spec": {"selector": {"app": APP}, "ports": [{"name": "http", "port": 9898}]}});
+        Api::<Service>::namespaced(self.client.clone(), &self.ns)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(svc).unwrap(),
+            )
+            .await
+            .unwrap();
+        let interval = humantime::format_duration(self.interval()).to_string();
+        let mut d = json!({
+            "metadata": {"name": APP, "labels": {"app": APP}, "annotations": {
+                "sluice.dev/interval": interval,
+                "sluice.dev/step-weight": STEP.to_string(),
+                "sluice.dev/max-weight": MAX_WEIGHT.to_string(),
+                "sluice.dev/threshold": THRESHOLD.to_string(),
+                "sluice.dev/min-requests": "5"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": APP}},
+                "template": {"metadata": {"labels": {"app": APP}}, "spec": {"containers": [{"name": "podinfod"}]}}}
+        });
+        json_merge(
+            &mut d["spec"],
+            &self.template_patch(Version::Stable)["spec"],
+        );
+        self.api
+            .create(&PostParams::default(), &serde_json::from_value(d).unwrap())
+            .await
+            .unwrap();
+        self.set_load(50.0).await;
+        let deadline = Instant::now() + self.intervals(10);
+        loop {
+            let d = self.api.get(APP).await.unwrap();
+            if status(&d).is_some_and(|s| s.phase == Phase::Initialized)
+                && d.status.as_ref().and_then(|s| s.available_replicas) == Some(2)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}/{APP} was not onboarded: {:?}",
+                self.ns,
+                d.metadata.annotations
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The strategic-merge patch that makes `app` run `version` (a `spec.template` change).
+    pub fn template_patch(&self, version: Version) -> Value {
+        let container = match &self.backend {
+            Backend::Sandbox { .. } => {
+                let tag = match version {
+                    Version::Stable => "6.0.0".to_string(),
+                    Version::Good(n) => format!("6.0.{n}"),
+                    Version::Bad => "6.0.2-bad".to_string(),
+                    Version::Broken => "6.0.3-broken".to_string(),
+                };
+                json!({"name": "podinfod", "image": format!("podinfo:{tag}")})
+            }
+            Backend::Cluster(c) => c.container(version),
+        };
+        json!({"spec": {"template": {"spec": {"containers": [container]}}}})
+    }
+
+    /// Whether `d`'s first container runs `version` (its image and arguments).
+    pub fn runs(&self, d: &Deployment, version: Version) -> bool {
+        let want = &self.template_patch(version)["spec"]["template"]["spec"]["containers"][0];
+        let have = serde_json::to_value(
+            &d.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0],
+        )
+        .unwrap();
+        ["image", "args"].iter().all(|k| have.get(k) == want.get(k))
+    }
+
+    /// Rolls `app` to `version`, as `kubectl set image` does, and returns what was stored.
+    pub async fn roll_to(&self, version: Version) -> Deployment {
+        self.patch(self.template_patch(version)).await
+    }
+
+    /// A strategic-merge patch of `app`, which must be admitted.
+    pub async fn patch(&self, patch: Value) -> Deployment {
+        self.api
+            .patch(APP, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("patching {}/{APP}: {e}", self.ns))
+    }
+
+    /// Sends `rps` requests per second to the apex Service.
+    pub async fn set_load(&self, rps: f64) {
+        match &self.backend {
+            Backend::Sandbox { sandbox, .. } => sandbox.mesh.set_load(&self.ns, APP, rps),
+            Backend::Cluster(c) => c.set_load(rps).await,
+        }
+    }
+
+    /// The traffic the app's pods answered since `from`.
+    pub async fn traffic(&self, from: SystemTime) -> Vec<TrafficWindow> {
+        match &self.backend {
+            Backend::Sandbox { sandbox, .. } => sandbox
+                .mesh
+                .traffic(&self.ns, APP)
+                .into_iter()
+                .map(|s| {
+                    let start = UNIX_EPOCH + Duration::from_secs(s.unix_second);
+                    TrafficWindow {
+                        from: start,
+                        to: start + Duration::from_secs(1),
+                        by_deployment: s.by_deployment,
+                    }
+                })
+                .filter(|w| w.from >= from)
+                .collect(),
+            Backend::Cluster(c) => c.traffic(from).await,
+        }
+    }
+
+    /// Stops Sluice (webhook and controller) gracefully.
+    pub async fn stop_sluice(&self) {
+        match &self.backend {
+            Backend::Sandbox { sluice, .. } => {
+                if let Some(s) = sluice.lock().await.take() {
+                    s.shutdown().await;
+                }
+            }
+            Backend::Cluster(c) => c.stop_sluice().await,
+        }
+    }
+
+    /// Starts Sluice again after [`stop_sluice`](Self::stop_sluice) or
+    /// [`arm_kill`](Self::arm_kill).
+    pub async fn start_sluice(&self) {
+        match &self.backend {
+            Backend::Sandbox { sandbox, sluice } => {
+                let mut slot = sluice.lock().await;
+                assert!(slot.is_none(), "Sluice is already running");
+                *slot = Some(Embedded::start(sandbox).await.expect("Sluice restarts"));
+            }
+            Backend::Cluster(c) => c.start_sluice().await,
+        }
+    }
+
+    /// Arms a kill of Sluice right after it writes a status of `app` that satisfies `when`;
+    /// [`Kill::done`] waits for it. Arm before the change that leads there.
+    ///
+    /// In the sandbox a write fence makes this exact, even for a phase that lasts a single
+    /// reconcile (`Promoting`): Sluice's writes are refused from that one on, then the process
+    /// is killed. On a cluster a poller sees the status and kills Sluice's pods; a status that
+    /// lasts less than the poll may be missed, and the wait then times out.
+    pub fn arm_kill(
+        &self,
+        what: &str,
+        when: impl Fn(&RolloutStatus) -> bool + Send + Sync + 'static,
+    ) -> Kill<'_> {
+        let when: Arc<dyn Fn(&RolloutStatus) -> bool + Send + Sync> = Arc::new(when);
+        if let Backend::Sandbox { sandbox, .. } = &self.backend {
+            let (ns, when) = (self.ns.clone(), when.clone());
+            sandbox.api.fence_writes(Identity::Sluice, move |obj| {
+                obj["kind"] == "Deployment"
+                    && obj["metadata"]["namespace"] == ns.as_str()
+                    && obj["metadata"]["name"] == APP
+                    && status_of(obj).is_some_and(|s| when(&s))
+            });
+        }
+        Kill {
+            h: self,
+            what: what.to_string(),
+            when,
+        }
+    }
+
+    /// Stops everything and removes what the scenario created.
+    pub async fn finish(self) {
+        match self.backend {
+            Backend::Sandbox { sandbox, sluice } => {
+                if let Some(s) = sluice.into_inner() {
+                    s.shutdown().await;
+                }
+                sandbox.shutdown().await;
+            }
+            Backend::Cluster(c) => c.finish().await,
+        }
+    }
+}
+
+/// A kill of Sluice armed by [`Harness::arm_kill`].
+pub struct Kill<'a> {
+    h: &'a Harness,
+    what: String,
+    when: Arc<dyn Fn(&RolloutStatus) -> bool + Send + Sync>,
+}
+
+impl Kill<'_> {
+    /// Waits until Sluice has been killed and returns the status it left.
+    pub async fn done(self) -> RolloutStatus {
+        let (h, what) = (self.h, &self.what);
+        let deadline = Instant::now() + h.intervals(12);
+        match &h.backend {
+            Backend::Sandbox { sandbox, sluice } => {
+                while !sandbox.api.fence_tripped() {
+                    assert!(
+                        Instant::now() < deadline,
+                        "Sluice never wrote a status where {what}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                sluice.lock().await.take().expect("Sluice runs").kill();
+                sandbox.api.lift_fence();
+            }
+            Backend::Cluster(c) => loop {
+                let d = h.api.get(APP).await.unwrap();
+                if status(&d).is_some_and(|s| (self.when)(&s)) {
+                    c.kill_sluice().await;
+                    break;
+                }
+                assert!(Instant::now() < deadline, "never saw a status where {what}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            },
+        }
+        status(&h.api.get(APP).await.unwrap()).expect("a status")
+    }
+}
+
+/// The rollout status recorded on `d`.
+pub fn status(d: &Deployment) -> Option<RolloutStatus> {
+    RolloutStatus::from_annotations(d.metadata.annotations.as_ref()).unwrap()
+}
+
+fn status_of(obj: &Value) -> Option<RolloutStatus> {
+    let annotations: BTreeMap<String, String> =
+        serde_json::from_value(obj["metadata"]["annotations"].clone()).ok()?;
+    RolloutStatus::from_annotations(Some(&annotations)).ok()?
+}
+
+/// RFC 7386 merge of `patch` into `into`.
+fn json_merge(into: &mut Value, patch: &Value) {
+    json_patch::merge(into, patch);
+}
