@@ -3,10 +3,13 @@
 //! ```text
 //! Deployments (all) ─────────────┐
 //! app-primary Deployments (owned) ├─► Controller ──► reconcile(app) ──► requeue on the interval
-//! -primary/-canary Services (owned)│
-//! apex Services (same name)  ─────┘
+//! -primary/-canary Services (owned)│        │
+//! apex Services (same name)  ─────┘        └─ app gone ──► its metrics series dropped
 //! Namespaces, sluice-policy ──► reflector stores (opt-in and policy layers)
 //! ```
+//!
+//! - A reconcile scheduled for a Deployment that is gone from the cache ends as kube-runtime's
+//!   `ObjectNotFound`: that is where a deleted Deployment's metrics series are removed.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,13 +17,15 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
-use kube::runtime::controller::Controller;
+use kube::api::DynamicObject;
+use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use super::objects::{MANAGED_BY, MANAGED_BY_LABEL};
 use super::reconcile::{Context, error_policy, reconcile};
+use crate::metrics::Metrics;
 
 /// A background task that is stopped when its handle is dropped.
 pub struct Task(tokio::task::JoinHandle<()>);
@@ -91,27 +96,39 @@ impl Caches {
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
+    let metrics = ctx.metrics.clone();
     let generated = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    Controller::new(
+    let controller = Controller::new(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default(),
     )
     .owns(Api::<Deployment>::all(client.clone()), generated.clone())
-    .owns(Api::<Service>::all(client.clone()), generated)
-    // The apex Service is the user's: a change to it (created, deleted) wakes the
-    // Deployment of the same name, which is the default apex.
-    .watches(
-        Api::<Service>::all(client),
-        watcher::Config::default(),
-        |svc| {
-            Some(
-                ObjectRef::<Deployment>::new(&svc.name_any())
-                    .within(&svc.namespace().unwrap_or_default()),
-            )
-        },
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| async {})
-    .await;
+    .owns(Api::<Service>::all(client.clone()), generated);
+    controller
+        // The apex Service is the user's: a change to it (created, deleted) wakes the
+        // Deployment of the same name, which is the default apex.
+        .watches(
+            Api::<Service>::all(client),
+            watcher::Config::default(),
+            |svc| {
+                Some(
+                    ObjectRef::<Deployment>::new(&svc.name_any())
+                        .within(&svc.namespace().unwrap_or_default()),
+                )
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(move |result| {
+            if let Err(controller::Error::ObjectNotFound(gone)) = &result {
+                forget(&metrics, gone);
+            }
+            async {}
+        })
+        .await;
+}
+
+/// Drops the metrics series of a Deployment that is gone.
+fn forget(metrics: &Metrics, gone: &ObjectRef<DynamicObject>) {
+    metrics.forget_rollout(gone.namespace.as_deref().unwrap_or_default(), &gone.name);
 }
