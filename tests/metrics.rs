@@ -1,13 +1,15 @@
-//! `/metrics` on the admin port, end to end: the real webhook and
+//! `/metrics` on the admin port and the route watch, end to end: the real webhook and
 //! controller inside the sandbox, scraped over HTTP as Prometheus would.
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use sluice::controller::status::{Phase, RolloutStatus};
+use sluice::routing::Router;
+use sluice::routing::smi::{SmiRouter, weight_milli};
 use sluice::sandbox::apiserver::Identity;
 use sluice::sandbox::embedded::Embedded;
 use sluice::sandbox::{MetricsBackend, Sandbox, SandboxOptions};
@@ -247,6 +249,111 @@ async fn metrics_tell_the_story_of_a_promoted_canary() {
     )
     .await
     .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = scrape(&sluice).await;
+        if !text.contains(&rollout) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "series stay: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
+
+/// The canary weight the stored TrafficSplit gives, in percent; `None` when there is none.
+async fn route_canary_weight(routes: &Api<DynamicObject>) -> Option<u32> {
+    let route = routes.get_opt(APP).await.unwrap()?;
+    let backends = route.data["spec"]["backends"].as_array().cloned()?;
+    let milli = |service: String| {
+        backends
+            .iter()
+            .find(|b| b["service"] == service.as_str())
+            .map(|b| weight_milli(&b["weight"]).unwrap())
+            .unwrap_or(0)
+    };
+    let (primary, canary) = (
+        milli(format!("{APP}-primary")),
+        milli(format!("{APP}-canary")),
+    );
+    (primary + canary > 0).then(|| (canary * 100 / (primary + canary)) as u32)
+}
+
+/// Waits until the route gives the canary `weight`; how long that took.
+async fn until_route(routes: &Api<DynamicObject>, weight: u32, what: &str) -> Duration {
+    let start = Instant::now();
+    while route_canary_weight(routes).await != Some(weight) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: the route is {:?}, not {weight}%",
+            route_canary_weight(routes).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_or_deleted_route_is_restored_long_before_the_interval() {
+    let (sandbox, sluice, api) = start().await;
+    let client = sandbox.client(Identity::Admin).await.unwrap();
+    let resource = SmiRouter::new(client.clone())
+        .await
+        .unwrap()
+        .route_resource()
+        .expect("the sandbox serves TrafficSplit");
+    let routes = Api::<DynamicObject>::namespaced_with(client, NS, &resource);
+    // A 30 s interval: once at the first step, the next requeue is ~30 s away.
+    let patch = json!({
+        "metadata": {"annotations": {"sluice.dev/interval": "30s"}},
+        "spec": image_patch("podinfo:6.0.1")["spec"],
+    });
+    api.patch(APP, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    let step = until_status(&api, "the first step", Duration::from_secs(30), |s| {
+        s.phase == Phase::Progressing && s.weight > 0
+    })
+    .await;
+    until_route(&routes, step.weight, "the first step is routed").await;
+    // Let the short requeues after the step pass, so only the ~30 s one is pending.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // A person sends everything to the new version by hand.
+    let edit = json!({"spec": {"backends": [
+        {"service": format!("{APP}-primary"), "weight": 0},
+        {"service": format!("{APP}-canary"), "weight": 100},
+    ]}});
+    routes
+        .patch(APP, &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    let restored = until_route(&routes, step.weight, "the edit is undone").await;
+    assert!(
+        restored < Duration::from_secs(3),
+        "the edited route took {restored:?} to be restored"
+    );
+
+    // And then deletes it.
+    routes.delete(APP, &DeleteParams::default()).await.unwrap();
+    let recreated = until_route(&routes, step.weight, "the route is recreated").await;
+    assert!(
+        recreated < Duration::from_secs(3),
+        "the deleted route took {recreated:?} to come back"
+    );
+    let now = status(&api.get(APP).await.unwrap()).unwrap();
+    assert_eq!(
+        (now.phase, now.weight, now.last_analysis),
+        (Phase::Progressing, step.weight, step.last_analysis),
+        "restored by the watch, not by a new analysis interval"
+    );
+    eprintln!("route restored after an edit in {restored:?}, after a deletion in {recreated:?}");
+
+    // Deleting the Deployment drops its metrics series.
+    let rollout = format!(r#"namespace="{NS}",deployment="{APP}""#);
+    assert!(scrape(&sluice).await.1.contains(&rollout));
+    api.delete(APP, &DeleteParams::default()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, text) = scrape(&sluice).await;

@@ -4,10 +4,17 @@
 //! Deployments (all) ─────────────┐
 //! app-primary Deployments (owned) ├─► Controller ──► reconcile(app) ──► requeue on the interval
 //! -primary/-canary Services (owned)│        │
-//! apex Services (same name)  ─────┘        └─ app gone ──► its metrics series dropped
+//! routes `app` (owned)             │        └─ app gone ──► its metrics series dropped
+//! apex Services (same name)  ─────┘
 //! Namespaces, sluice-policy ──► reflector stores (opt-in and policy layers)
 //! ```
 //!
+//! - Routes are watched like the other generated objects: label-selected on
+//!   `app.kubernetes.io/managed-by: sluice` and mapped to `app` by their owner reference, so a
+//!   person editing or deleting the TrafficSplit mid-rollout wakes the reconcile that writes it
+//!   back, instead of waiting for the interval. The route's resource (its served version) is the
+//!   router's at start; when the cluster serves no route API yet, routes are not watched, and the
+//!   interval and the other watches still converge them once it does (a restart adds the watch).
 //! - A reconcile scheduled for a Deployment that is gone from the cache ends as kube-runtime's
 //!   `ObjectNotFound`: that is where a deleted Deployment's metrics series are removed.
 
@@ -26,6 +33,7 @@ use kube::{Api, Client, ResourceExt};
 use super::objects::{MANAGED_BY, MANAGED_BY_LABEL};
 use super::reconcile::{Context, error_policy, reconcile};
 use crate::metrics::Metrics;
+use crate::routing::Router;
 
 /// A background task that is stopped when its handle is dropped.
 pub struct Task(tokio::task::JoinHandle<()>);
@@ -98,12 +106,25 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let client = ctx.client.clone();
     let metrics = ctx.metrics.clone();
     let generated = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    let controller = Controller::new(
+    let mut controller = Controller::new(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default(),
     )
     .owns(Api::<Deployment>::all(client.clone()), generated.clone())
-    .owns(Api::<Service>::all(client.clone()), generated);
+    .owns(Api::<Service>::all(client.clone()), generated.clone());
+    match ctx.router.route_resource() {
+        Some(route) => {
+            controller = controller.owns_with(
+                Api::<DynamicObject>::all_with(client.clone(), &route),
+                route,
+                generated,
+            );
+        }
+        None => tracing::warn!(
+            router = ctx.router.kind(),
+            "the cluster serves no route API yet, so routes are not watched; restart Sluice once it does"
+        ),
+    }
     controller
         // The apex Service is the user's: a change to it (created, deleted) wakes the
         // Deployment of the same name, which is the default apex.
