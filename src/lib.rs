@@ -13,11 +13,13 @@
 //! - [`webhook`], [`routing`]: the admission webhook and the traffic routers.
 //! - [`serve`]: the composition root of `sluice serve` (webhook + controller + caches).
 //! - [`cli`]: the `sluice` command line.
+//! - [`metrics`]: the Prometheus metrics served on the admin port.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
 pub mod cli;
 pub mod controller;
+pub mod metrics;
 pub mod policy;
 pub mod routing;
 pub mod sandbox;

@@ -3,10 +3,15 @@
 //! same [`Sluice::start`], so what the end-to-end tests exercise is what a cluster runs.
 //!
 //! ```text
-//! Caches (Namespaces, sluice-policy) ──► webhook (TLS: /mutate, /validate)
+//! Caches (Namespaces, sluice-policy) ──► webhook (TLS: /mutate, /validate) ──┐
 //!                    └─────────────────► controller (reconcile) ──► Prometheus, routes
-//! admin (HTTP): /healthz, /readyz (caches synced)
+//!                                                  │ records                 │ records
+//!                                                  ▼                         ▼
+//! admin (HTTP): /healthz, /readyz (caches synced), /metrics ◄── Metrics (one registry)
 //! ```
+//!
+//! `/metrics` answers in OpenMetrics text ([`crate::metrics`]). Until leader election exists,
+//! every replica runs the controller, so `sluice_leader` is 1 from the start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use kube::runtime::events::Reporter;
 use tokio::sync::watch;
@@ -22,6 +27,7 @@ use tokio::sync::watch;
 use crate::analysis::prometheus::PromClient;
 use crate::controller::reconcile::Context;
 use crate::controller::run::{self, Caches, Task};
+use crate::metrics::Metrics;
 use crate::routing::AnyRouter;
 use crate::routing::smi::SmiRouter;
 use crate::webhook::{self, NamespaceCache, WebhookState};
@@ -67,7 +73,8 @@ pub struct Sluice {
     caches: Caches,
     stop: watch::Sender<bool>,
     controller: tokio::task::JoinHandle<()>,
-    _admin: Option<Task>,
+    admin: Option<(SocketAddr, Task)>,
+    metrics: Metrics,
 }
 
 impl Sluice {
@@ -81,14 +88,15 @@ impl Sluice {
         let prom = PromClient::new(&config.prometheus_url, Duration::from_secs(10))
             .map_err(|e| Error::Prometheus(e.to_string()))?;
         let ready = Arc::new(AtomicBool::new(false));
+        let metrics = Metrics::new();
         let admin = match config.admin_addr {
-            Some(addr) => Some(start_admin(addr, ready.clone()).await?),
+            Some(addr) => Some(start_admin(addr, ready.clone(), metrics.clone()).await?),
             None => None,
         };
         let caches = Caches::start(&client, &config.namespace).await;
         let view = Arc::new(NamespaceCache::new(caches.namespaces.clone()));
-        let webhook =
-            webhook::start(config.webhook_addr, config.tls, WebhookState::new(view)).await?;
+        let state = WebhookState::new(view).with_metrics(metrics.clone());
+        let webhook = webhook::start(config.webhook_addr, config.tls, state).await?;
         let router = AnyRouter::from(
             SmiRouter::new(client.clone())
                 .await
@@ -105,7 +113,10 @@ impl Sluice {
                 controller: "sluice".into(),
                 instance: Some(config.instance),
             },
+            metrics: metrics.clone(),
         });
+        // No leader election yet: this replica runs the controller.
+        metrics.set_leader(true);
         let (stop, mut stopped) = watch::channel(false);
         let controller = tokio::spawn(run::run(ctx, async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -116,13 +127,25 @@ impl Sluice {
             caches,
             stop,
             controller,
-            _admin: admin,
+            admin,
+            metrics,
         })
     }
 
     /// Where the webhook listens.
     pub fn webhook_addr(&self) -> SocketAddr {
         self.webhook.local_addr()
+    }
+
+    /// Where the admin endpoint listens (the real port when started on port 0); `None` when
+    /// it was not asked for.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The metrics this instance records and `/metrics` serves.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Stops everything at once, as `kill -9` would: the controller is aborted wherever it is
@@ -141,10 +164,18 @@ impl Sluice {
     }
 }
 
-/// `/healthz` (the process runs), `/readyz` (caches synced, webhook serving).
-async fn start_admin(addr: SocketAddr, ready: Arc<AtomicBool>) -> Result<Task, Error> {
+/// `/healthz` (the process runs), `/readyz` (caches synced, webhook serving), `/metrics`
+/// (OpenMetrics text); with the address it listens on.
+async fn start_admin(
+    addr: SocketAddr,
+    ready: Arc<AtomicBool>,
+    metrics: Metrics,
+) -> Result<(SocketAddr, Task), Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
+        .map_err(|source| Error::Admin { addr, source })?;
+    let local = listener
+        .local_addr()
         .map_err(|source| Error::Admin { addr, source })?;
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -160,10 +191,18 @@ async fn start_admin(addr: SocketAddr, ready: Arc<AtomicBool>) -> Result<Task, E
                     }
                 }
             }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let text = metrics.encode();
+                async move { ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text) }
+            }),
         );
-    Ok(Task::spawn(async move {
+    let task = Task::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("admin endpoint stopped: {e}");
         }
-    }))
+    });
+    Ok((local, task))
 }

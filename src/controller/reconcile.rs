@@ -4,9 +4,18 @@
 //!
 //! ```text
 //! watch event / requeue ──► observe (objects, caches) ──► machine::decide ──► write status
-//!                                 ▲ analysis when due (Prometheus)              │ then effects
-//!                                 └──────────── Events on the Deployment ◄──────┘
+//!                                 ▲ analysis when due (Prometheus)              │ then metrics
+//!                                 └──────────── Events on the Deployment ◄──────┘ then effects
 //! ```
+//!
+//! Metrics are recorded from the status once it is on the object: phase and weight on every
+//! pass (so a restarted controller reports every rollout at once), the judged verdicts and a
+//! finished rollout's duration only with the write that records them, so a write that fails
+//! and is redone counts nothing twice. A Deployment that is no longer managed loses its series
+//! here; [`run`](super::run) drops those of a deleted one.
+//!
+//! The route is re-asserted on every pass while a rollout runs (the router compares before it
+//! writes), so a person's edit or deletion of it is undone as soon as its watch event arrives.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +35,7 @@ use super::objects;
 use super::status::RolloutStatus;
 use crate::analysis::checks::{self, CheckPlan};
 use crate::analysis::prometheus::PromClient;
+use crate::metrics::{self, Metrics};
 use crate::policy::keys::{Control, PHASE_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION};
 use crate::policy::optin;
 use crate::policy::settings::{self, Layers, Settings};
@@ -69,9 +79,11 @@ impl Error {
         matches!(self, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409)
     }
 
-    /// A short label for metrics.
+    /// A short label for metrics (`conflict` for a lost optimistic-concurrency race, which is
+    /// retried at once and is no fault).
     pub fn metric_label(&self) -> &'static str {
         match self {
+            _ if self.is_conflict() => "conflict",
             Error::Kube { .. } => "kube",
             Error::Objects(_) => "objects",
             Error::Routing(e) => e.metric_label(),
@@ -91,6 +103,8 @@ pub struct Context {
     pub policy: Store<ConfigMap>,
     pub sluice_namespace: String,
     pub reporter: Reporter,
+    /// Where rollout phases, weights, verdicts, durations and errors are recorded.
+    pub metrics: Metrics,
 }
 
 fn kube_err(action: &'static str, object: String) -> impl FnOnce(kube::Error) -> Error {
@@ -152,6 +166,7 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
     let empty = BTreeMap::new();
     let ns_labels = namespace.as_ref().map(|n| n.labels()).unwrap_or(&empty);
     if !optin::managed(app.labels(), ns_labels).is_managed() {
+        ctx.metrics.forget_rollout(&ns, &name);
         return Ok(Action::await_change());
     }
     let cluster = ctx
@@ -265,7 +280,18 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
         writer
             .merge("writing the status of Deployment", patch)
             .await?;
+        ctx.metrics.checks(metrics::judged(
+            verdicts.as_deref(),
+            &decision.status,
+            obs.now,
+        ));
+        if let Some((outcome, took)) =
+            metrics::rollout_end(prev.as_ref(), &decision.status, obs.now)
+        {
+            ctx.metrics.rollout_ended(outcome, took);
+        }
     }
+    ctx.metrics.record_rollout(&ns, &name, &decision.status);
     // 2. Events, worded for a person, as soon as the decision is committed: effects that fail
     //    below are redone by the next pass, which has nothing new to announce.
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
@@ -495,7 +521,8 @@ async fn remove_annotation(
 }
 
 /// Requeue after an error: soon, with the error logged against the object.
-pub fn error_policy(app: Arc<Deployment>, err: &Error, _ctx: Arc<Context>) -> Action {
+pub fn error_policy(app: Arc<Deployment>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_error(err.metric_label());
     if err.is_conflict() {
         tracing::debug!(deployment = %app.name_any(), "{err}; retrying with the newer object");
         return Action::requeue(Duration::from_millis(50));
@@ -506,4 +533,32 @@ pub fn error_policy(app: Arc<Deployment>, err: &Error, _ctx: Arc<Context>) -> Ac
         "{err}"
     );
     Action::requeue(Duration::from_secs(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    fn api_error(code: u16) -> Error {
+        Error::Kube {
+            action: "writing the status of Deployment",
+            object: "shop/web".into(),
+            source: kube::Error::Api(Status::failure("nope", "Reason").with_code(code).boxed()),
+        }
+    }
+
+    #[test]
+    fn a_lost_write_race_is_counted_as_a_conflict_and_other_api_errors_as_kube() {
+        assert_eq!(api_error(409).metric_label(), "conflict");
+        assert_eq!(api_error(500).metric_label(), "kube");
+        assert_eq!(
+            Error::Routing(RoutingError::NotServed {
+                route: "shop/web".into()
+            })
+            .metric_label(),
+            "not_served"
+        );
+    }
 }

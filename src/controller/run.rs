@@ -3,10 +3,20 @@
 //! ```text
 //! Deployments (all) ─────────────┐
 //! app-primary Deployments (owned) ├─► Controller ──► reconcile(app) ──► requeue on the interval
-//! -primary/-canary Services (owned)│
+//! -primary/-canary Services (owned)│        │
+//! routes `app` (owned)             │        └─ app gone ──► its metrics series dropped
 //! apex Services (same name)  ─────┘
 //! Namespaces, sluice-policy ──► reflector stores (opt-in and policy layers)
 //! ```
+//!
+//! - Routes are watched like the other generated objects: label-selected on
+//!   `app.kubernetes.io/managed-by: sluice` and mapped to `app` by their owner reference, so a
+//!   person editing or deleting the TrafficSplit mid-rollout wakes the reconcile that writes it
+//!   back, instead of waiting for the interval. The route's resource (its served version) is the
+//!   router's at start; when the cluster serves no route API yet, routes are not watched, and the
+//!   interval and the other watches still converge them once it does (a restart adds the watch).
+//! - A reconcile scheduled for a Deployment that is gone from the cache ends as kube-runtime's
+//!   `ObjectNotFound`: that is where a deleted Deployment's metrics series are removed.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,13 +24,16 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
-use kube::runtime::controller::Controller;
+use kube::api::DynamicObject;
+use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use super::objects::{MANAGED_BY, MANAGED_BY_LABEL};
 use super::reconcile::{Context, error_policy, reconcile};
+use crate::metrics::Metrics;
+use crate::routing::Router;
 
 /// A background task that is stopped when its handle is dropped.
 pub struct Task(tokio::task::JoinHandle<()>);
@@ -91,27 +104,52 @@ impl Caches {
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
+    let metrics = ctx.metrics.clone();
     let generated = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    Controller::new(
+    let mut controller = Controller::new(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default(),
     )
     .owns(Api::<Deployment>::all(client.clone()), generated.clone())
-    .owns(Api::<Service>::all(client.clone()), generated)
-    // The apex Service is the user's: a change to it (created, deleted) wakes the
-    // Deployment of the same name, which is the default apex.
-    .watches(
-        Api::<Service>::all(client),
-        watcher::Config::default(),
-        |svc| {
-            Some(
-                ObjectRef::<Deployment>::new(&svc.name_any())
-                    .within(&svc.namespace().unwrap_or_default()),
-            )
-        },
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| async {})
-    .await;
+    .owns(Api::<Service>::all(client.clone()), generated.clone());
+    match ctx.router.route_resource() {
+        Some(route) => {
+            controller = controller.owns_with(
+                Api::<DynamicObject>::all_with(client.clone(), &route),
+                route,
+                generated,
+            );
+        }
+        None => tracing::warn!(
+            router = ctx.router.kind(),
+            "the cluster serves no route API yet, so routes are not watched; restart Sluice once it does"
+        ),
+    }
+    controller
+        // The apex Service is the user's: a change to it (created, deleted) wakes the
+        // Deployment of the same name, which is the default apex.
+        .watches(
+            Api::<Service>::all(client),
+            watcher::Config::default(),
+            |svc| {
+                Some(
+                    ObjectRef::<Deployment>::new(&svc.name_any())
+                        .within(&svc.namespace().unwrap_or_default()),
+                )
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(move |result| {
+            if let Err(controller::Error::ObjectNotFound(gone)) = &result {
+                forget(&metrics, gone);
+            }
+            async {}
+        })
+        .await;
+}
+
+/// Drops the metrics series of a Deployment that is gone.
+fn forget(metrics: &Metrics, gone: &ObjectRef<DynamicObject>) {
+    metrics.forget_rollout(gone.namespace.as_deref().unwrap_or_default(), &gone.name);
 }

@@ -45,6 +45,15 @@ impl Embedded {
     /// Mints the webhook's certificate, starts Sluice as its service account (as `sluice serve`
     /// does) and registers the webhook with the sandbox API server.
     pub async fn start(sandbox: &Sandbox) -> Result<Embedded, Error> {
+        Self::start_with_admin(sandbox, None).await
+    }
+
+    /// [`Embedded::start`], with the admin endpoint (`/healthz`, `/readyz`, `/metrics`) on
+    /// `admin_addr` when given.
+    pub async fn start_with_admin(
+        sandbox: &Sandbox,
+        admin_addr: Option<SocketAddr>,
+    ) -> Result<Embedded, Error> {
         let admin = sandbox
             .client(Identity::Admin)
             .await
@@ -68,7 +77,7 @@ impl Embedded {
             client,
             tls,
             webhook_addr: "127.0.0.1:0".parse().expect("an address"),
-            admin_addr: None,
+            admin_addr,
             prometheus_url: sandbox.metrics.url().to_string(),
             namespace: NAMESPACE.to_string(),
             instance: "sandbox".to_string(),
@@ -77,6 +86,11 @@ impl Embedded {
         .map_err(|e| Error::Start(e.to_string()))?;
         register(&admin, sluice.webhook_addr(), ca.cert_pem()).await?;
         Ok(Embedded { sluice })
+    }
+
+    /// The running Sluice (its addresses and metrics).
+    pub fn sluice(&self) -> &Sluice {
+        &self.sluice
     }
 
     /// Stops the controller and the webhook.

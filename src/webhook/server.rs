@@ -6,6 +6,7 @@
 //!                                      ├─ POST /validate ─► Review ─► admit::validate ─► JSON
 //!                                      └─ GET  /healthz  ─► "ok"
 //!                          body that is not a review ─► 400 with the parse error
+//!                          parse → decide → JSON is timed ─► Metrics (operation, verdict)
 //! ```
 //!
 //! - Certificates are loaded before binding, so a bad one fails at start-up ([`load_tls`]).
@@ -16,6 +17,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -33,24 +35,34 @@ use super::Error;
 use super::admit::{self, SLUICE_USER};
 use super::review::Review;
 use super::view::ClusterView;
+use crate::metrics::{Metrics, Operation, Verdict};
 
 /// Largest review body read.
 pub const BODY_LIMIT: usize = 8 << 20;
 
-/// What the handlers share: the caches and the user whose requests pass untouched.
+/// What the handlers share: the caches, the user whose requests pass untouched, and the
+/// metrics every answer is timed into.
 #[derive(Clone)]
 pub struct WebhookState {
     pub view: Arc<dyn ClusterView>,
     pub sluice_user: Arc<str>,
+    pub metrics: Metrics,
 }
 
 impl WebhookState {
-    /// State over `view`, with Sluice's own service account ([`SLUICE_USER`]).
+    /// State over `view`, with Sluice's own service account ([`SLUICE_USER`]) and metrics of
+    /// its own (see [`WebhookState::with_metrics`]).
     pub fn new(view: Arc<dyn ClusterView>) -> Self {
         Self {
             view,
             sluice_user: SLUICE_USER.into(),
+            metrics: Metrics::new(),
         }
+    }
+
+    /// The same state, timing its answers into `metrics` (the registry `/metrics` serves).
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Self { metrics, ..self }
     }
 }
 
@@ -65,44 +77,69 @@ pub fn router(state: WebhookState) -> Router {
 }
 
 async fn mutate(State(s): State<WebhookState>, body: Bytes) -> Response {
-    answer(&body, |r| admit::mutate(r, s.view.as_ref(), &s.sluice_user))
-}
-
-async fn validate(State(s): State<WebhookState>, body: Bytes) -> Response {
-    answer(&body, |r| {
-        admit::validate(r, s.view.as_ref(), &s.sluice_user)
+    timed(&s.metrics, Operation::Mutate, || {
+        answer(&body, |r| admit::mutate(r, s.view.as_ref(), &s.sluice_user))
     })
 }
 
-fn answer(body: &[u8], decide: impl FnOnce(&Review) -> AdmissionResponse) -> Response {
+async fn validate(State(s): State<WebhookState>, body: Bytes) -> Response {
+    timed(&s.metrics, Operation::Validate, || {
+        answer(&body, |r| {
+            admit::validate(r, s.view.as_ref(), &s.sluice_user)
+        })
+    })
+}
+
+/// Runs `answer` and observes how long it took, under the verdict it gave.
+fn timed(
+    metrics: &Metrics,
+    operation: Operation,
+    answer: impl FnOnce() -> (Response, Verdict),
+) -> Response {
+    let start = Instant::now();
+    let (response, verdict) = answer();
+    metrics.admission(operation, verdict, start.elapsed());
+    response
+}
+
+/// Parses the review, decides, and encodes the answer; with the verdict for the metrics.
+fn answer(body: &[u8], decide: impl FnOnce(&Review) -> AdmissionResponse) -> (Response, Verdict) {
     let review = match Review::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "malformed admission review");
-            return (
+            let response = (
                 StatusCode::BAD_REQUEST,
                 format!(
                     "the request body is not an AdmissionReview ({e}); send an admission.k8s.io/v1 AdmissionReview as JSON"
                 ),
             )
                 .into_response();
+            return (response, Verdict::Error);
         }
     };
     let resp = decide(&review);
     if !resp.allowed {
         tracing::info!(uid = %resp.uid, message = %resp.result.message, "admission refused");
     }
+    let verdict = Verdict::of(resp.allowed, resp.patch.is_some(), resp.result.code);
     let mut out = resp.into_review();
     if review.api_version.starts_with("admission.k8s.io/") {
         out.types.api_version = review.api_version;
     }
     match serde_json::to_vec(&out) {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Ok(json) => (
+            ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+            verdict,
+        ),
         Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding the AdmissionReview response failed: {e}"),
-        )
-            .into_response(),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding the AdmissionReview response failed: {e}"),
+            )
+                .into_response(),
+            Verdict::Error,
+        ),
     }
 }
 
@@ -236,7 +273,33 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_a_review_is_a_400_that_says_so() {
-        let resp = answer(b"{\"request\":", |_| unreachable!("never decided"));
+        let (resp, verdict) = answer(b"{\"request\":", |_| unreachable!("never decided"));
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(verdict, Verdict::Error);
+    }
+
+    #[test]
+    fn every_answer_is_timed_under_its_operation_and_verdict() {
+        let metrics = Metrics::new();
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
+        let refuse = |code: u16| {
+            move |_: &Review| {
+                let mut resp = AdmissionResponse::invalid("refused");
+                resp.result.code = code;
+                resp
+            }
+        };
+        timed(&metrics, Operation::Validate, || answer(body, refuse(403)));
+        timed(&metrics, Operation::Mutate, || answer(body, refuse(503)));
+        timed(&metrics, Operation::Mutate, || answer(b"nope", refuse(403)));
+        let text = metrics.encode();
+        for (labels, count) in [
+            (r#"operation="validate",verdict="denied""#, 1),
+            (r#"operation="mutate",verdict="error""#, 2),
+        ] {
+            let line =
+                format!("sluice_webhook_admission_duration_seconds_count{{{labels}}} {count}");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
     }
 }

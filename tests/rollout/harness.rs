@@ -62,7 +62,7 @@ pub struct Harness {
 enum Backend {
     Sandbox {
         sandbox: Box<Sandbox>,
-        sluice: Mutex<Option<Embedded>>,
+        sluice: Mutex<Option<Box<Embedded>>>,
     },
     Cluster(Box<Cluster>),
 }
@@ -99,7 +99,7 @@ impl Harness {
                     client,
                     backend: Backend::Sandbox {
                         sandbox: Box::new(sandbox),
-                        sluice: Mutex::new(Some(sluice)),
+                        sluice: Mutex::new(Some(Box::new(sluice))),
                     },
                 }
             }
@@ -287,7 +287,9 @@ impl Harness {
             Backend::Sandbox { sandbox, sluice } => {
                 let mut slot = sluice.lock().await;
                 assert!(slot.is_none(), "Sluice is already running");
-                *slot = Some(Embedded::start(sandbox).await.expect("Sluice restarts"));
+                *slot = Some(Box::new(
+                    Embedded::start(sandbox).await.expect("Sluice restarts"),
+                ));
             }
             Backend::Cluster(c) => c.start_sluice().await,
         }
