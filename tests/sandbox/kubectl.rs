@@ -292,3 +292,80 @@ async fn kubectl_scales_through_the_scale_subresource() {
     let counts = k.server.request_counts();
     assert!(counts.get("patch").copied().unwrap_or(0) >= 1, "{counts:?}");
 }
+
+#[tokio::test]
+async fn events_a_controller_records_show_in_kubectl_get_events_and_describe() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let Some(k) = Session::start().await else {
+        return;
+    };
+    let client = k.client().await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d = api
+        .create(
+            &PostParams::default(),
+            &support::deployment("podinfo", "podinfo", 1),
+        )
+        .await
+        .unwrap();
+    // kube-runtime's Recorder writes events.k8s.io/v1 Events, as Sluice's controller does.
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "sluice".into(),
+            instance: Some("sandbox".into()),
+        },
+    );
+    use kube::Resource;
+    recorder
+        .publish(
+            &Event {
+                type_: EventType::Normal,
+                reason: "Advanced".into(),
+                note: Some("weight 0% → 20% for revision abc".into()),
+                action: "Rollout".into(),
+                secondary: None,
+            },
+            &d.object_ref(&()),
+        )
+        .await
+        .unwrap();
+
+    let core = Api::<CoreEvent>::namespaced(client, "default")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(core.items.len(), 1, "one storage for both Event APIs");
+    assert_eq!(
+        core.items[0].message.as_deref(),
+        Some("weight 0% → 20% for revision abc")
+    );
+    assert_eq!(
+        core.items[0].involved_object.name.as_deref(),
+        Some("podinfo")
+    );
+
+    let out = k.run(&["-n", "default", "get", "events"]).await;
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        vec!["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{out}"
+    );
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains("Normal")
+            && row.contains("Advanced")
+            && row.contains("deployment/podinfo")
+            && row.contains("weight 0% → 20% for revision abc"),
+        "{out}"
+    );
+    let described = k
+        .run(&["-n", "default", "describe", "deployment", "podinfo"])
+        .await;
+    assert!(
+        described.contains("Advanced") && described.contains("weight 0% → 20%"),
+        "{described}"
+    );
+}

@@ -30,6 +30,7 @@
 //! - Further per-area differences are listed in each module's docs.
 
 pub mod admission;
+pub mod convert;
 pub mod defaults;
 pub mod discovery;
 pub mod fault;

@@ -18,16 +18,15 @@ pub struct ResourceKind {
     pub short_names: &'static [&'static str],
     /// Versions of one group/plural share one storage; this is the version objects are kept in.
     pub storage_version: &'static str,
+    /// The group whose storage this kind shares: its own, except `events.k8s.io` Events,
+    /// which kube-apiserver keeps with core `v1` Events (see `convert`).
+    pub storage_group: &'static str,
 }
 
 impl ResourceKind {
     /// `apps/v1`, or `v1` for the core group.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        group_version(self.group, self.version)
     }
 
     /// `deployments.apps`, or `services` for the core group (as error messages write it).
@@ -45,11 +44,25 @@ impl ResourceKind {
 
     /// Key of the storage shared by every version of this group/plural.
     pub fn storage_key(&self) -> String {
-        format!("{}/{}", self.group, self.plural)
+        format!("{}/{}", self.storage_group, self.plural)
+    }
+
+    /// The `apiVersion` objects are stored at.
+    pub fn storage_api_version(&self) -> String {
+        group_version(self.storage_group, self.storage_version)
     }
 
     pub fn has_subresource(&self, sub: &str) -> bool {
         self.subresources.contains(&sub)
+    }
+}
+
+/// `group/version`, or `version` alone for the core group.
+fn group_version(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
     }
 }
 
@@ -78,6 +91,7 @@ macro_rules! kind {
             subresources: $subs,
             short_names: $short,
             storage_version: $storage,
+            storage_group: $group,
         }
     };
 }
@@ -137,16 +151,19 @@ pub fn builtin_kinds() -> Vec<ResourceKind> {
             &[],
             &[]
         ),
-        kind!(
-            "events.k8s.io",
-            "v1",
-            "events",
-            "event",
-            "Event",
-            true,
-            &[],
-            &["ev"]
-        ),
+        ResourceKind {
+            storage_group: "",
+            ..kind!(
+                "events.k8s.io",
+                "v1",
+                "events",
+                "event",
+                "Event",
+                true,
+                &[],
+                &["ev"]
+            )
+        },
         kind!(
             "split.smi-spec.io",
             "v1alpha1",

@@ -1,9 +1,12 @@
 //! Label and field selectors, parsed and matched the way kube-apiserver does for list and watch.
 //!
 //! Label selectors support `=`, `==`, `!=`, `in`, `notin`, `key` (exists) and `!key`.
-//! Field selectors support `metadata.name` and `metadata.namespace` with `=`, `==` and `!=`.
-//! Differences from kube-apiserver: per-kind extra field selectors (`status.phase`,
-//! `spec.nodeName`, `involvedObject.*`) are refused with 400 rather than served.
+//! Field selectors support `metadata.name` and `metadata.namespace` with `=`, `==` and `!=`,
+//! and for Events the fields `kubectl describe` and `kubectl events` select on:
+//! `involvedObject.*` (or `regarding.*`), `reason`, `type`, `reportingComponent` (or
+//! `reportingController`) and `source`, matched against the stored (`v1`) shape.
+//! Differences from kube-apiserver: other per-kind field selectors (`status.phase`,
+//! `spec.nodeName`) are refused with 400 rather than served.
 
 use std::collections::BTreeSet;
 
@@ -26,9 +29,9 @@ pub enum Requirement {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LabelSelector(pub Vec<Requirement>);
 
-/// A parsed field selector over `metadata.name` / `metadata.namespace`.
+/// A parsed field selector: (path in the stored object, equals?, value) per requirement.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FieldSelector(pub Vec<(String, bool, String)>);
+pub struct FieldSelector(pub Vec<(Vec<String>, bool, String)>);
 
 /// Splits on commas that are not inside parentheses.
 fn split_top_level(s: &str) -> Vec<&str> {
@@ -186,23 +189,24 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" {
+            let Some(path) = field_path(field, kind) else {
                 return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field} (for {kind}; the sandbox serves metadata.name and metadata.namespace)"
+                    "field label not supported: {field} (for {kind}; the sandbox serves metadata.name and metadata.namespace, and the event fields kubectl uses)"
                 )));
-            }
-            reqs.push((field.to_string(), eq, value.trim().to_string()));
+            };
+            reqs.push((path, eq, value.trim().to_string()));
         }
         Ok(Self(reqs))
     }
 
-    /// Whether `obj` satisfies every requirement.
+    /// Whether `obj` (as stored) satisfies every requirement; a missing field reads as "".
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(field, eq, value)| {
-            let actual = match field.as_str() {
-                "metadata.name" => obj["metadata"]["name"].as_str().unwrap_or(""),
-                _ => obj["metadata"]["namespace"].as_str().unwrap_or(""),
-            };
+        self.0.iter().all(|(path, eq, value)| {
+            let actual = path
+                .iter()
+                .fold(obj, |v, seg| &v[seg.as_str()])
+                .as_str()
+                .unwrap_or("");
             (actual == value) == *eq
         })
     }
@@ -210,6 +214,40 @@ impl FieldSelector {
     /// Whether the selector has no requirement (matches everything).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// Where a field label of `kind` reads in the stored object, if the sandbox serves it.
+fn field_path(field: &str, kind: &str) -> Option<Vec<String>> {
+    let path = |p: &[&str]| Some(p.iter().map(|s| s.to_string()).collect());
+    match field {
+        "metadata.name" => return path(&["metadata", "name"]),
+        "metadata.namespace" => return path(&["metadata", "namespace"]),
+        _ if kind != "Event" => return None,
+        _ => {}
+    }
+    const OBJECT_FIELDS: [&str; 7] = [
+        "kind",
+        "namespace",
+        "name",
+        "uid",
+        "apiVersion",
+        "resourceVersion",
+        "fieldPath",
+    ];
+    if let Some(sub) = field
+        .strip_prefix("involvedObject.")
+        .or_else(|| field.strip_prefix("regarding."))
+    {
+        return OBJECT_FIELDS
+            .contains(&sub)
+            .then(|| vec!["involvedObject".to_string(), sub.to_string()]);
+    }
+    match field {
+        "reason" | "type" => path(&[field]),
+        "reportingComponent" | "reportingController" => path(&["reportingComponent"]),
+        "source" | "deprecatedSource" => path(&["source", "component"]),
+        _ => None,
     }
 }
 
@@ -328,5 +366,29 @@ mod tests {
     fn refuses_an_unsupported_field() {
         let err = FieldSelector::parse("status.phase=Running", "Deployment").unwrap_err();
         assert!(err.message.contains("status.phase"), "{}", err.message);
+    }
+
+    #[test]
+    fn event_selectors_read_the_stored_event_under_either_api_s_names() {
+        let ev = serde_json::json!({
+            "metadata": {"name": "podinfo.1", "namespace": "shop"},
+            "involvedObject": {"kind": "Deployment", "name": "podinfo", "uid": "u1"},
+            "reason": "Advanced", "source": {"component": "sluice"},
+        });
+        let describe = "involvedObject.name=podinfo,involvedObject.namespace=,involvedObject.kind=Deployment,involvedObject.uid=u1";
+        assert!(
+            FieldSelector::parse(describe, "Event")
+                .unwrap()
+                .matches(&ev)
+        );
+        let v1 = "regarding.name=podinfo,reason=Advanced,deprecatedSource=sluice";
+        assert!(FieldSelector::parse(v1, "Event").unwrap().matches(&ev));
+        assert!(
+            !FieldSelector::parse("type=Warning", "Event")
+                .unwrap()
+                .matches(&ev)
+        );
+        assert!(FieldSelector::parse("involvedObject.name=x", "Deployment").is_err());
+        assert!(FieldSelector::parse("involvedObject.labels=x", "Event").is_err());
     }
 }

@@ -54,8 +54,8 @@ use super::resources::{ResourceKind, builtin_kinds};
 use super::selectors::{FieldSelector, LabelSelector, Selection};
 use super::status::{ApiError, Cause};
 use super::store::{self, FOREGROUND_FINALIZER, ObjKey, Store, obj_key, object_rv};
+use super::{convert, discovery, table};
 use super::{defaults, fieldmanager, strategic};
-use super::{discovery, table};
 
 /// State shared by every request.
 pub struct Shared {
@@ -483,7 +483,9 @@ async fn resource(
             // The deprecated single-object watch: a watch with a name field selector.
             let mut sel = selection(ctx, &t.kind)?;
             let name = t.name.clone().unwrap_or_default();
-            sel.fields.0.push(("metadata.name".to_string(), true, name));
+            sel.fields
+                .0
+                .push((vec!["metadata".to_string(), "name".to_string()], true, name));
             Ok(watch(s, ctx, &t, sel))
         }
         (true, _) if *m == Method::GET => {
@@ -557,7 +559,8 @@ fn live(s: &Shared, t: &Target) -> Result<Value, ApiError> {
 }
 
 /// The object as the requested version shows it.
-fn present(kind: &ResourceKind, mut obj: Value) -> Value {
+fn present(kind: &ResourceKind, obj: Value) -> Value {
+    let mut obj = convert::from_storage(kind, obj);
     if let Some(m) = obj.as_object_mut() {
         m.insert("apiVersion".into(), json!(kind.api_version()));
         m.insert("kind".into(), json!(kind.kind));
@@ -565,14 +568,10 @@ fn present(kind: &ResourceKind, mut obj: Value) -> Value {
     obj
 }
 
-/// The object as it is stored (storage version).
-fn stored(kind: &ResourceKind, mut obj: Value) -> Value {
-    let api_version = if kind.group.is_empty() {
-        kind.storage_version.to_string()
-    } else {
-        format!("{}/{}", kind.group, kind.storage_version)
-    };
-    obj["apiVersion"] = json!(api_version);
+/// The object as it is stored (storage version and shape).
+fn stored(kind: &ResourceKind, obj: Value) -> Value {
+    let mut obj = convert::to_storage(kind, obj);
+    obj["apiVersion"] = json!(kind.storage_api_version());
     obj
 }
 

@@ -2,8 +2,11 @@
 //! as=Table;v=v1;g=meta.k8s.io`), with the columns kube-apiserver prints for the kinds kubectl
 //! users look at most (Deployments, Services, Namespaces, ConfigMaps, Secrets, Leases).
 //!
+//! Events (both `v1` and `events.k8s.io/v1`) get kube's event columns (LAST SEEN, TYPE, REASON,
+//! OBJECT, MESSAGE; SUBOBJECT, SOURCE, FIRST SEEN, COUNT, NAME with `-o wide`).
+//!
 //! Differences from kube-apiserver: other kinds get only NAME and AGE (the real server has
-//! per-kind columns for Events, Ingresses and HPAs, and CRD `additionalPrinterColumns`);
+//! per-kind columns for Ingresses and HPAs, and CRD `additionalPrinterColumns`);
 //! `includeObject=Object` is answered as `Metadata` (rows carry PartialObjectMetadata).
 
 use std::time::{Duration, SystemTime};
@@ -28,6 +31,23 @@ fn column(name: &str, kind: &str, format: &str, description: &str, priority: u8)
 
 /// The column definitions for `kind`.
 pub fn columns(kind: &ResourceKind) -> Vec<Value> {
+    if kind.kind == "Event" {
+        return [
+            ("Last Seen", 0),
+            ("Type", 0),
+            ("Reason", 0),
+            ("Object", 0),
+            ("Subobject", 1),
+            ("Source", 1),
+            ("Message", 0),
+            ("First Seen", 1),
+            ("Count", 1),
+            ("Name", 1),
+        ]
+        .into_iter()
+        .map(|(name, priority)| column(name, "string", "", "", priority))
+        .collect();
+    }
     let name = column(
         "Name",
         "string",
@@ -238,6 +258,9 @@ pub fn human_duration(d: Duration) -> String {
 
 /// The cells of one object's row, in `columns(kind)` order.
 pub fn cells(kind: &ResourceKind, obj: &Value, now: SystemTime) -> Vec<Value> {
+    if kind.kind == "Event" {
+        return event_cells(&super::convert::to_storage(kind, obj.clone()), now);
+    }
     let name = json!(obj["metadata"]["name"].as_str().unwrap_or_default());
     let age = json!(age(obj, now));
     match kind.kind {
@@ -317,6 +340,59 @@ pub fn cells(kind: &ResourceKind, obj: &Value, now: SystemTime) -> Vec<Value> {
         ],
         _ => vec![name, age],
     }
+}
+
+/// Time since an RFC 3339 timestamp, as kubectl prints it; `<unknown>` without one.
+fn since(ts: &Value, now: SystemTime) -> String {
+    ts.as_str()
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .map(|t| human_duration(now.duration_since(t).unwrap_or_default()))
+        .unwrap_or_else(|| "<unknown>".to_string())
+}
+
+/// kube's event printer, over a `v1` (storage-shaped) Event.
+fn event_cells(ev: &Value, now: SystemTime) -> Vec<Value> {
+    let first = ["firstTimestamp", "eventTime"]
+        .iter()
+        .map(|k| &ev[*k])
+        .find(|v| v.is_string())
+        .unwrap_or(&Value::Null);
+    let last = [&ev["series"]["lastObservedTime"], &ev["lastTimestamp"]]
+        .into_iter()
+        .find(|v| v.is_string())
+        .unwrap_or(first);
+    let object = &ev["involvedObject"];
+    let source = match (
+        ev["source"]["component"].as_str(),
+        ev["reportingComponent"].as_str(),
+    ) {
+        (Some(c), _) if !c.is_empty() => c.to_string(),
+        (_, Some(c)) => format!("{c}, {}", ev["reportingInstance"].as_str().unwrap_or("")),
+        _ => String::new(),
+    };
+    let count = ev["series"]["count"]
+        .as_i64()
+        .or(ev["count"].as_i64())
+        .unwrap_or(1);
+    [
+        since(last, now),
+        ev["type"].as_str().unwrap_or("").to_string(),
+        ev["reason"].as_str().unwrap_or("").to_string(),
+        format!(
+            "{}/{}",
+            object["kind"].as_str().unwrap_or("").to_lowercase(),
+            object["name"].as_str().unwrap_or("")
+        ),
+        object["fieldPath"].as_str().unwrap_or("").to_string(),
+        source,
+        ev["message"].as_str().unwrap_or("").trim().to_string(),
+        since(first, now),
+        count.to_string(),
+        ev["metadata"]["name"].as_str().unwrap_or("").to_string(),
+    ]
+    .into_iter()
+    .map(Value::from)
+    .collect()
 }
 
 /// One row: cells plus the object's metadata as PartialObjectMetadata.
@@ -420,5 +496,42 @@ mod tests {
                 k.kind
             );
         }
+    }
+
+    #[test]
+    fn events_print_as_kubectl_prints_them_whichever_api_wrote_them() {
+        let kinds = builtin_kinds();
+        let now = humantime::parse_rfc3339("2026-11-27T12:01:00Z").unwrap();
+        let v1 = kinds.iter().find(|k| k.group == "events.k8s.io").unwrap();
+        let ev = json!({
+            "metadata": {"name": "podinfo.1"},
+            "eventTime": "2026-11-27T12:00:00.000000Z",
+            "series": {"count": 3, "lastObservedTime": "2026-11-27T12:00:30.000000Z"},
+            "type": "Warning", "reason": "CheckFailed", "note": "success rate 90% < 99% ",
+            "regarding": {"kind": "Deployment", "name": "podinfo"},
+            "reportingController": "sluice", "reportingInstance": "pod-a",
+        });
+        let cols = columns(v1);
+        let names: Vec<&str> = cols
+            .iter()
+            .filter(|c| c["priority"] == 0)
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Last Seen", "Type", "Reason", "Object", "Message"]);
+        assert_eq!(
+            cells(v1, &ev, now),
+            vec![
+                json!("30s"),
+                json!("Warning"),
+                json!("CheckFailed"),
+                json!("deployment/podinfo"),
+                json!(""),
+                json!("sluice, pod-a"),
+                json!("success rate 90% < 99%"),
+                json!("60s"),
+                json!("3"),
+                json!("podinfo.1"),
+            ]
+        );
     }
 }
