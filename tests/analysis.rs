@@ -447,7 +447,7 @@ async fn real_prometheus_gives_the_verdicts_the_exporters_rates_imply() {
         latency_p99_max: Duration::from_millis(60),
         ..mk_plan(canary)
     };
-    // rate() needs two scrapes; then let a whole window of them accumulate.
+    // Wait for the first scrapes; then let a whole window of them accumulate.
     let sr = BuiltinQuery::new(
         QueryKind::SuccessRate,
         "shop",

@@ -11,7 +11,7 @@
 //! such reading (and Prometheus resolves it straight from its index).
 //!
 //! ```text
-//! BuiltinQuery ──promql()──► "100 * sum(rate(response_total{…}[1m])) / …"
+//! BuiltinQuery ──promql()──► "100 * (1 - (failures or vector(0)) / requests)"
 //!      ▲                                        │
 //!      └────────────────parse()─────────────────┘   (the sandbox's built-in query endpoint)
 //! ```
@@ -191,18 +191,26 @@ impl BuiltinQuery {
             escape(dep)
         );
         let range = prom_duration(interval);
+        let requests = growth(&format!("response_total{{{sel}}}"), &range, "");
+        let failures = growth(
+            &format!("response_total{{{sel},classification=\"failure\"}}"),
+            &range,
+            "",
+        );
         match self.kind() {
-            QueryKind::SuccessRate => format!(
-                "100 * sum(rate(response_total{{{sel},classification!=\"failure\"}}[{range}])) \
-                 / sum(rate(response_total{{{sel}}}[{range}]))"
-            ),
+            QueryKind::SuccessRate => {
+                format!("100 * (1 - ({failures} or vector(0)) / {requests})")
+            }
             QueryKind::LatencyP99 => format!(
-                "histogram_quantile(0.99, sum(rate(response_latency_ms_bucket{{{sel}}}[{range}])) by (le))"
+                "histogram_quantile(0.99, {})",
+                growth(
+                    &format!("response_latency_ms_bucket{{{sel}}}"),
+                    &range,
+                    " by (le) "
+                )
             ),
-            QueryKind::Requests => format!("sum(increase(response_total{{{sel}}}[{range}]))"),
-            QueryKind::Failures => format!(
-                "sum(increase(response_total{{{sel},classification=\"failure\"}}[{range}]))"
-            ),
+            QueryKind::Requests => requests,
+            QueryKind::Failures => failures,
         }
     }
 
@@ -221,8 +229,11 @@ impl BuiltinQuery {
         };
         let namespace = label_value(&compact, "{namespace=\"")?;
         let deployment = label_value(&compact, ",deployment=\"")?;
-        let range = compact.split_once('[')?.1.split_once(']')?.0;
-        let interval = parse_prom_duration(range)?;
+        let range = compact.split_once("offset")?.1;
+        let end = range
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(range.len());
+        let interval = parse_prom_duration(&range[..end])?;
         let candidate = BuiltinQuery::new(kind, namespace, deployment, interval);
         // The candidate must render back to exactly the text given: this rejects every
         // other spelling, extra matchers, different functions and non-canonical durations.
@@ -234,6 +245,21 @@ impl fmt::Display for BuiltinQuery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.promql())
     }
+}
+
+/// How much the counters `series` grew over the `range` ending at the query's time, summed
+/// (`by` groups, e.g. ` by (le) `): a series that existed at the range's start counts its growth
+/// (from zero if it reset), and a series born within the range counts in full.
+///
+/// This is not `increase()`/`rate()`, which is what Flagger queries. Those need two samples of a
+/// series inside the range and drop what it counted before its first scrape, and Linkerd creates
+/// a series lazily: a pod's `classification="failure"` series appears with its first failure,
+/// and every series of a new canary pod appears with its first request. So in the first
+/// interval of a step, a canary failing 10% of requests could read 100% and be promoted a step
+/// (the sandbox demo showed it). Counting a newborn series from zero sees every failure that
+/// was scraped by the query's time.
+fn growth(series: &str, range: &str, by: &str) -> String {
+    format!("sum{by}(({series} - {series} offset {range}) >= 0 or {series})")
 }
 
 /// Renders a duration as Prometheus writes one: the largest of `h`, `m`, `s`, `ms` that divides
@@ -335,32 +361,49 @@ mod tests {
         BuiltinQuery::new(kind, "shop", deployment, Duration::from_secs(secs))
     }
 
-    #[test]
-    fn success_rate_reads_inbound_non_failures_over_all_inbound() {
-        assert_eq!(
-            mk(QueryKind::SuccessRate, "app", 60).promql(),
-            "100 * sum(rate(response_total{namespace=\"shop\",deployment=\"app\",direction=\"inbound\",classification!=\"failure\"}[1m])) \
-             / sum(rate(response_total{namespace=\"shop\",deployment=\"app\",direction=\"inbound\"}[1m]))"
-        );
+    const SEL: &str = "namespace=\"shop\",deployment=\"app\",direction=\"inbound\"";
+
+    fn grown(series: &str, range: &str) -> String {
+        format!("({series} - {series} offset {range}) >= 0 or {series}")
     }
 
     #[test]
-    fn latency_p99_is_the_quantile_of_the_summed_bucket_rates_by_le() {
-        assert_eq!(
-            mk(QueryKind::LatencyP99, "app-primary", 30).promql(),
-            "histogram_quantile(0.99, sum(rate(response_latency_ms_bucket{namespace=\"shop\",deployment=\"app-primary\",direction=\"inbound\"}[30s])) by (le))"
-        );
-    }
-
-    #[test]
-    fn requests_and_failures_are_increases_over_the_interval() {
+    fn requests_and_failures_count_the_growth_of_every_series_newborn_ones_in_full() {
+        let all = format!("response_total{{{SEL}}}");
         assert_eq!(
             mk(QueryKind::Requests, "app", 90).promql(),
-            "sum(increase(response_total{namespace=\"shop\",deployment=\"app\",direction=\"inbound\"}[90s]))"
+            format!("sum({})", grown(&all, "90s"))
         );
+        let failed = format!("response_total{{{SEL},classification=\"failure\"}}");
         assert_eq!(
             mk(QueryKind::Failures, "app", 120).promql(),
-            "sum(increase(response_total{namespace=\"shop\",deployment=\"app\",direction=\"inbound\",classification=\"failure\"}[2m]))"
+            format!("sum({})", grown(&failed, "2m"))
+        );
+    }
+
+    #[test]
+    fn success_rate_is_one_minus_failures_over_requests_with_no_failure_series_as_none() {
+        let all = format!("response_total{{{SEL}}}");
+        let failed = format!("response_total{{{SEL},classification=\"failure\"}}");
+        assert_eq!(
+            mk(QueryKind::SuccessRate, "app", 60).promql(),
+            format!(
+                "100 * (1 - (sum({}) or vector(0)) / sum({}))",
+                grown(&failed, "1m"),
+                grown(&all, "1m")
+            )
+        );
+    }
+
+    #[test]
+    fn latency_p99_is_the_quantile_of_the_bucket_growth_by_le() {
+        let buckets = "response_latency_ms_bucket{namespace=\"shop\",deployment=\"app-primary\",direction=\"inbound\"}";
+        assert_eq!(
+            mk(QueryKind::LatencyP99, "app-primary", 30).promql(),
+            format!(
+                "histogram_quantile(0.99, sum by (le) ({}))",
+                grown(buckets, "30s")
+            )
         );
     }
 
@@ -415,9 +458,13 @@ mod tests {
 
     #[test]
     fn parse_ignores_whitespace_outside_label_values() {
-        let q = "100*sum( rate(response_total{namespace=\"shop\", deployment=\"app\",\n direction=\"inbound\",classification!=\"failure\"} [1m] ) )/\tsum(rate(response_total{namespace=\"shop\",deployment=\"app\",direction=\"inbound\"}[1m]))";
+        let q = mk(QueryKind::SuccessRate, "app", 60)
+            .promql()
+            .replace(" offset 1m", "\n offset\t1m ")
+            .replace("\",", "\",\n ")
+            .replace("100 * (", "100*(");
         assert_eq!(
-            BuiltinQuery::parse(q),
+            BuiltinQuery::parse(&q),
             Some(mk(QueryKind::SuccessRate, "app", 60))
         );
     }
@@ -438,23 +485,27 @@ mod tests {
             String::new(),
             "up".to_string(),
             good.replace("deployment=\"app\"", "deployment=~\"app\""),
-            good.replace("[1m]", "[60s]"),
-            good.replace("[1m]", "[1m30s]"),
-            good.replace("[1m]", "[01m]"),
-            good.replace("[1m]", "[1d]"),
-            good.replacen("[1m]", "[2m]", 1),
+            good.replace("offset 1m", "offset 60s"),
+            good.replace("offset 1m", "offset 1m30s"),
+            good.replace("offset 1m", "offset 01m"),
+            good.replace("offset 1m", "offset 1d"),
+            good.replacen("offset 1m", "offset 2m", 1),
             good.replacen("deployment=\"app\"", "deployment=\"app-primary\"", 1),
             good.replace("100 *", "99 *"),
             good.replace("sum(", "avg("),
+            good.replace(" or vector(0)", ""),
+            good.replacen(">= 0", "> 0", 1),
             format!("{good} + 1"),
             good.replace(",direction=\"inbound\"", ""),
             good.replacen("\"inbound\"", "\"inbound", 1),
             mk(QueryKind::LatencyP99, "app", 60)
                 .promql()
                 .replace("0.99", "0.95"),
-            mk(QueryKind::Requests, "app", 60)
-                .promql()
-                .replace("increase", "rate"),
+            mk(QueryKind::Requests, "app", 60).promql().replacen(
+                " or response_total",
+                " and response_total",
+                1,
+            ),
             mk(QueryKind::Failures, "app", 60)
                 .promql()
                 .replace("=\"failure\"", "!=\"failure\""),
@@ -468,7 +519,7 @@ mod tests {
     fn parse_refuses_a_non_ascii_digit_duration_without_panicking() {
         let q = mk(QueryKind::Requests, "app", 60)
             .promql()
-            .replace("[1m]", "[١m]");
+            .replace("offset 1m", "offset ١m");
         assert_eq!(BuiltinQuery::parse(&q), None);
     }
 }

@@ -359,8 +359,11 @@ impl AppWriter<'_> {
     }
 
     async fn json(&mut self, action: &'static str, ops: Value) -> Result<(), Error> {
+        // `replace`, not `test`: the API server checks the resourceVersion the patched object
+        // carries and answers a stale one with 409 Conflict, while a failed `test` is a bare
+        // 422 that cannot be told apart from an invalid patch.
         let mut all = vec![
-            json!({ "op": "test", "path": "/metadata/resourceVersion", "value": self.resource_version }),
+            json!({ "op": "replace", "path": "/metadata/resourceVersion", "value": self.resource_version }),
         ];
         all.extend(ops.as_array().cloned().unwrap_or_default());
         let patch: json_patch::Patch =

@@ -357,7 +357,7 @@ impl Prometheus {
         log_tail(&self.dir.path().join("prometheus.log"))
     }
 
-    /// Polls `promql` until it has a finite value (e.g. until two scrapes let `rate()` answer),
+    /// Polls `promql` until it has a finite value (e.g. until the exporter has been scraped),
     /// giving up after `timeout`.
     pub async fn wait_for_value(&self, promql: &str, timeout: Duration) -> Result<f64, Error> {
         let started = Instant::now();
@@ -613,17 +613,13 @@ pub fn evaluate(query: &BuiltinQuery, source: &dyn CounterSource, at: SystemTime
         .checked_sub(interval)
         .and_then(|from| source.counters_at(ns, dep, from))
         .unwrap_or_default();
-    let secs = interval.as_secs_f64();
     let requests = increase(start.requests, end.requests);
     let failures = increase(start.failures, end.failures);
     Some(match query {
         BuiltinQuery::Requests { .. } => requests,
         BuiltinQuery::Failures { .. } => failures,
-        BuiltinQuery::SuccessRate { .. } => {
-            // Same order of operations as the PromQL: 100 * rate(ok) / rate(all).
-            let ok = (requests - failures).max(0.0);
-            100.0 * (ok / secs) / (requests / secs)
-        }
+        // Same order of operations as the PromQL: 100 * (1 - failures / requests).
+        BuiltinQuery::SuccessRate { .. } => 100.0 * (1.0 - failures / requests),
         BuiltinQuery::LatencyP99 { .. } => {
             if end.latency_buckets.is_empty() {
                 return None;
@@ -637,7 +633,7 @@ pub fn evaluate(query: &BuiltinQuery, source: &dyn CounterSource, at: SystemTime
                         .iter()
                         .find(|(l, _)| *l == le)
                         .map_or(0, |&(_, c)| c);
-                    (le, increase(before, count) / secs)
+                    (le, increase(before, count))
                 })
                 .collect();
             histogram_quantile(0.99, rates)

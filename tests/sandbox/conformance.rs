@@ -582,6 +582,58 @@ async fn an_update_with_a_stale_resource_version_conflicts() {
 }
 
 #[tokio::test]
+async fn a_patch_that_sets_a_stale_resource_version_conflicts_whatever_its_type() {
+    let server = server().await;
+    let api: Api<Deployment> = in_default(&server).await;
+    let first = api
+        .create(&PostParams::default(), &deployment("web", "web", 1))
+        .await
+        .unwrap();
+    let stale = first.metadata.resource_version.clone().unwrap();
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 2}})),
+    )
+    .await
+    .unwrap();
+    let json_patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": stale},
+        {"op": "replace", "path": "/spec/replicas", "value": 3},
+    ]))
+    .unwrap();
+    let s = refusal(
+        api.patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::<()>::Json(json_patch),
+        )
+        .await,
+    );
+    assert_eq!(
+        (s.code, s.reason.as_str()),
+        (409, "Conflict"),
+        "{}",
+        s.message
+    );
+    let merge = json!({"metadata": {"resourceVersion": stale}, "spec": {"replicas": 3}});
+    let s = refusal(
+        api.patch("web", &PatchParams::default(), &Patch::Merge(&merge))
+            .await,
+    );
+    assert_eq!(
+        (s.code, s.reason.as_str()),
+        (409, "Conflict"),
+        "{}",
+        s.message
+    );
+    assert_eq!(
+        api.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(2)
+    );
+}
+
+#[tokio::test]
 async fn server_side_apply_conflicts_without_force_and_wins_with_it() {
     let server = server().await;
     let api: Api<Deployment> = in_default(&server).await;

@@ -154,7 +154,7 @@ async fn real_prometheus_answers_every_builtin_query_from_linkerd_metrics() {
     let interval = Duration::from_secs(5);
     let q = |kind, dep: &str| BuiltinQuery::new(kind, "shop", dep, interval).promql();
 
-    // rate() needs two scrapes; then let a whole window of them accumulate.
+    // Wait for the first scrapes; then let a whole window of them accumulate.
     prom.wait_for_value(&q(QueryKind::SuccessRate, "app"), Duration::from_secs(20))
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", prom.log_tail()));
@@ -197,6 +197,71 @@ async fn real_prometheus_answers_every_builtin_query_from_linkerd_metrics() {
     let empty = BuiltinQuery::new(QueryKind::Requests, "shop", "nobody", interval).promql();
     assert_eq!(client.query(&empty, None).await.unwrap(), Sample::Empty);
 
+    prom.shutdown().await.unwrap();
+}
+
+/// A pod whose first failure happens 3 s after start: its `classification="failure"` series is
+/// born then, as Linkerd creates series lazily.
+async fn late_failures(State(started): State<Instant>) -> String {
+    let ms = started.elapsed().as_millis() as u64;
+    let labels = "namespace=\"shop\",deployment=\"app\",pod=\"app-1\",direction=\"inbound\"";
+    let mut out = format!(
+        "# TYPE response_total counter\nresponse_total{{{labels},classification=\"success\"}} {ms}\n"
+    );
+    if let Some(since) = ms.checked_sub(3000) {
+        out.push_str(&format!(
+            "response_total{{{labels},classification=\"failure\"}} {}\n",
+            since / 10 + 1
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_failure_series_born_inside_the_window_counts_from_its_first_scrape() {
+    support::init();
+    let Some(binary) = support::prometheus_binary() else {
+        return;
+    };
+    let exporter = serve(
+        Router::new()
+            .route("/metrics", get(late_failures))
+            .with_state(Instant::now()),
+    )
+    .await;
+    let prom = Prometheus::start(PrometheusOptions::new(binary, vec![exporter]))
+        .await
+        .unwrap();
+    let client = prom.client();
+    let raw = "response_total{namespace=\"shop\",deployment=\"app\",classification=\"failure\"}";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(client.query(raw, None).await, Ok(Sample::Value(_))) {
+        assert!(Instant::now() < deadline, "{}", prom.log_tail());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One scrape of the new series so far: rate()/increase() cannot see it yet.
+    let interval = Duration::from_secs(10);
+    let q = |kind| BuiltinQuery::new(kind, "shop", "app", interval).promql();
+    let failures = client
+        .query_value(&q(QueryKind::Failures), None)
+        .await
+        .unwrap();
+    let success = client
+        .query_value(&q(QueryKind::SuccessRate), None)
+        .await
+        .unwrap();
+    let flagger = client
+        .query(
+            "sum(increase(response_total{namespace=\"shop\",deployment=\"app\",classification=\"failure\"}[10s]))",
+            None,
+        )
+        .await;
+    eprintln!("failures {failures}, success rate {success}%; increase() reads {flagger:?}");
+    assert!(
+        failures >= 1.0,
+        "the newborn failures are counted: {failures}"
+    );
+    assert!(success < 100.0, "the success rate shows them: {success}");
     prom.shutdown().await.unwrap();
 }
 
