@@ -136,21 +136,29 @@ fn assert_near(what: &str, got: f64, want: f64, tolerance: f64) {
     );
 }
 
-#[tokio::test]
-async fn real_prometheus_answers_every_builtin_query_from_linkerd_metrics() {
+/// A real Prometheus scraping `metrics` (its state: when the test started); `None` after one
+/// skip line when no prometheus is installed outside CI.
+async fn scraping(metrics: axum::routing::MethodRouter<Instant>) -> Option<Prometheus> {
     support::init();
-    let Some(binary) = support::prometheus_binary() else {
-        return;
-    };
+    let binary = support::prometheus_binary()?;
     let exporter = serve(
         Router::new()
-            .route("/metrics", get(linkerd_metrics))
+            .route("/metrics", metrics)
             .with_state(Instant::now()),
     )
     .await;
-    let prom = Prometheus::start(PrometheusOptions::new(binary, vec![exporter]))
-        .await
-        .unwrap();
+    Some(
+        Prometheus::start(PrometheusOptions::new(binary, vec![exporter]))
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn real_prometheus_answers_every_builtin_query_from_linkerd_metrics() {
+    let Some(prom) = scraping(get(linkerd_metrics)).await else {
+        return;
+    };
     let interval = Duration::from_secs(5);
     let q = |kind, dep: &str| BuiltinQuery::new(kind, "shop", dep, interval).promql();
 
@@ -219,19 +227,9 @@ async fn late_failures(State(started): State<Instant>) -> String {
 
 #[tokio::test]
 async fn a_failure_series_born_inside_the_window_counts_from_its_first_scrape() {
-    support::init();
-    let Some(binary) = support::prometheus_binary() else {
+    let Some(prom) = scraping(get(late_failures)).await else {
         return;
     };
-    let exporter = serve(
-        Router::new()
-            .route("/metrics", get(late_failures))
-            .with_state(Instant::now()),
-    )
-    .await;
-    let prom = Prometheus::start(PrometheusOptions::new(binary, vec![exporter]))
-        .await
-        .unwrap();
     let client = prom.client();
     let raw = "response_total{namespace=\"shop\",deployment=\"app\",classification=\"failure\"}";
     let deadline = Instant::now() + Duration::from_secs(20);
