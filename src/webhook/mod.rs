@@ -35,7 +35,7 @@ pub use view::{ClusterView, NamespaceCache, StaticView};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "reading the webhook's {what} {path}: {source}; mount the Secret holding tls.crt and tls.key there, or create one with `sluice certs`"
+        "reading the webhook's {what} {path}: {source}; mount the Secret holding tls.crt and tls.key there (a certificate for sluice.<namespace>.svc signed by the CA in the webhook configurations' caBundle)"
     )]
     ReadFile {
         what: &'static str,
@@ -43,9 +43,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "the webhook's certificate {cert} or key {key} is unusable: {source}; regenerate them with `sluice certs`"
-    )]
+    #[error("the webhook's certificate {cert} or key {key} is unusable: {source}")]
     Tls {
         cert: PathBuf,
         key: PathBuf,

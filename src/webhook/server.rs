@@ -256,7 +256,7 @@ mod tests {
         .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent/tls.crt"), "{msg}");
-        assert!(msg.contains("sluice certs"), "{msg}");
+        assert!(msg.contains("tls.crt and tls.key"), "{msg}");
         assert_eq!(err.metric_label(), "read_file");
     }
 
