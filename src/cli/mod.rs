@@ -56,7 +56,7 @@ struct ServeArgs {
     /// Where the webhook listens (HTTPS).
     #[arg(long, env = "SLUICE_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
     webhook_addr: SocketAddr,
-    /// Where /healthz and /readyz listen (plain HTTP).
+    /// Where /healthz, /readyz and /metrics listen (plain HTTP).
     #[arg(long, env = "SLUICE_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     admin_addr: SocketAddr,
     /// The Prometheus HTTP API that holds Linkerd's metrics.
