@@ -3,7 +3,8 @@
 //! a CA minted at start), and the controller acting as Sluice's service account.
 //!
 //! ```text
-//! Sandbox ──admin──► register webhook configurations ──► apiserver calls https://127.0.0.1:P/mutate
+//! Sandbox ──admin──► deploy/webhooks.yaml (+ caBundle) ──► apiserver calls sluice.sluice-system.svc
+//!                     Service sluice.sluice-system ──► 127.0.0.1:P (the webhook)
 //!         ──sluice SA──► caches + controller (reconcile) ──► routes, primaries, status
 //! ```
 
@@ -84,7 +85,7 @@ impl Embedded {
         })
         .await
         .map_err(|e| Error::Start(e.to_string()))?;
-        register(&admin, sluice.webhook_addr(), ca.cert_pem()).await?;
+        register(sandbox, &admin, sluice.webhook_addr(), ca.cert_pem()).await?;
         Ok(Embedded { sluice })
     }
 
@@ -117,40 +118,33 @@ async fn ensure_namespace(admin: &kube::Client) -> Result<(), Error> {
     Ok(())
 }
 
-/// The two webhook configurations, as `deploy/` installs them, pointing at `addr`.
-pub fn webhook_configurations(addr: SocketAddr, ca_pem: &str) -> [serde_json::Value; 2] {
+/// `deploy/webhooks.yaml`, the webhook configurations a cluster installs.
+pub const WEBHOOKS_YAML: &str = include_str!("../../deploy/webhooks.yaml");
+
+/// The webhook configurations of `deploy/webhooks.yaml`, exactly, with `caBundle` filled in as
+/// `sluice certs` or cert-manager's CA injector fills it in a cluster.
+pub fn webhook_configurations(ca_pem: &str) -> Vec<serde_json::Value> {
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    let hook = |name: &str, path: &str, operations: serde_json::Value| {
-        json!({
-            "name": name,
-            "clientConfig": { "url": format!("https://{addr}{path}"), "caBundle": ca_bundle },
-            "rules": [{ "apiGroups": ["apps"], "apiVersions": ["v1"], "operations": operations, "resources": ["deployments"], "scope": "Namespaced" }],
-            "failurePolicy": "Fail",
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 5,
-        })
-    };
-    let mut mutate = hook(MUTATING_WEBHOOK, "/mutate", json!(["UPDATE"]));
-    mutate["reinvocationPolicy"] = json!("IfNeeded");
-    [
-        json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": { "name": "sluice" },
-            "webhooks": [mutate],
-        }),
-        json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": { "name": "sluice" },
-            "webhooks": [hook(VALIDATING_WEBHOOK, "/validate", json!(["CREATE", "UPDATE"]))],
-        }),
-    ]
+    let mut configs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(WEBHOOKS_YAML).expect("deploy/webhooks.yaml is valid YAML");
+    for config in &mut configs {
+        for hook in config["webhooks"].as_array_mut().into_iter().flatten() {
+            hook["clientConfig"]["caBundle"] = json!(ca_bundle);
+        }
+    }
+    configs
 }
 
-async fn register(admin: &kube::Client, addr: SocketAddr, ca_pem: &str) -> Result<(), Error> {
-    for config in webhook_configurations(addr, ca_pem) {
+/// Points the `sluice.sluice-system` Service the configurations name at `addr`, and installs
+/// them.
+async fn register(
+    sandbox: &Sandbox,
+    admin: &kube::Client,
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> Result<(), Error> {
+    sandbox.api.register_service(NAMESPACE, "sluice", addr);
+    for config in webhook_configurations(ca_pem) {
         let kind = config["kind"].as_str().unwrap_or_default().to_string();
         let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", &kind);
         let resource = ApiResource::from_gvk(&gvk);
@@ -164,4 +158,94 @@ async fn register(admin: &kube::Client, addr: SocketAddr, ca_pem: &str) -> Resul
         .map_err(|e| start_err("registering the webhook")(e.to_string()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::sandbox::apiserver::admission::cel;
+
+    /// Whether `deploy/webhooks.yaml`'s webhook `name` is called for this update.
+    fn called(name: &str, user: &str, old: &Value, new: &Value) -> bool {
+        let hook = webhook_configurations("ca")
+            .into_iter()
+            .flat_map(|c| c["webhooks"].as_array().cloned().unwrap_or_default())
+            .find(|h| h["name"] == name)
+            .expect("the webhook is in the file");
+        let vars = BTreeMap::from([
+            ("object", new.clone()),
+            ("oldObject", old.clone()),
+            (
+                "request",
+                json!({"operation": "UPDATE", "userInfo": {"username": user}}),
+            ),
+        ]);
+        hook["matchConditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| cel::evaluate(c["expression"].as_str().unwrap(), &vars).unwrap())
+    }
+
+    fn deployment(image: &str, replicas: u32, phase: Option<&str>) -> Value {
+        let mut d = json!({
+            "metadata": {"name": "app", "labels": {"app": "app"}, "annotations": {"a": "b"}},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}},
+        });
+        if let Some(p) = phase {
+            d["metadata"]["labels"]["sluice.dev/phase"] = json!(p);
+        }
+        d
+    }
+
+    const ALICE: &str = "alice";
+
+    #[test]
+    fn the_mutating_webhook_is_called_for_template_changes_and_running_rollouts_only() {
+        let rest = deployment("v1", 2, Some("Succeeded"));
+        let m = MUTATING_WEBHOOK;
+        assert!(called(
+            m,
+            ALICE,
+            &rest,
+            &deployment("v2", 2, Some("Succeeded"))
+        ));
+        assert!(!called(
+            m,
+            ALICE,
+            &rest,
+            &deployment("v1", 5, Some("Succeeded"))
+        ));
+        let unlabelled = deployment("v1", 2, None);
+        assert!(!called(m, ALICE, &unlabelled, &deployment("v1", 3, None)));
+        let running = deployment("v1", 2, Some("Progressing"));
+        assert!(called(
+            m,
+            ALICE,
+            &running,
+            &deployment("v1", 3, Some("Progressing"))
+        ));
+        let mut pending = deployment("v1", 2, None);
+        pending["metadata"]["annotations"]["sluice.dev/stable-template"] = json!("{}");
+        assert!(called(m, ALICE, &pending, &deployment("v1", 3, None)));
+        assert!(!called(m, SLUICE_SA, &rest, &deployment("v2", 2, None)));
+    }
+
+    #[test]
+    fn the_validating_webhook_skips_only_sluice_itself() {
+        let rest = deployment("v1", 2, Some("Succeeded"));
+        assert!(called(VALIDATING_WEBHOOK, ALICE, &rest, &rest));
+        assert!(!called(
+            VALIDATING_WEBHOOK,
+            SLUICE_SA,
+            &rest,
+            &deployment("v2", 2, None)
+        ));
+    }
+
+    const SLUICE_SA: &str = crate::webhook::SLUICE_USER;
 }
