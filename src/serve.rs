@@ -114,6 +114,7 @@ impl Sluice {
                 instance: Some(config.instance),
             },
             metrics: metrics.clone(),
+            retries: Default::default(),
         });
         // No leader election yet: this replica runs the controller.
         metrics.set_leader(true);

@@ -6,5 +6,6 @@
 pub mod machine;
 pub mod objects;
 pub mod reconcile;
+pub mod retry;
 pub mod run;
 pub mod status;

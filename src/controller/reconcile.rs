@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 
 use super::machine::{self, Effect, EventType, Observation, Plan, Readiness};
 use super::objects;
+use super::retry::Retries;
 use super::status::RolloutStatus;
 use crate::analysis::checks::{self, CheckPlan};
 use crate::analysis::prometheus::PromClient;
@@ -75,6 +76,21 @@ fn kube_message(e: &kube::Error) -> String {
 
 impl Error {
     /// Whether another writer changed the object first: retry at once, nothing is wrong.
+    /// How long the API server asked to wait (a 429's `Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Kube {
+                source: kube::Error::Api(s),
+                ..
+            } => s
+                .details
+                .as_ref()
+                .map(|d| Duration::from_secs(d.retry_after_seconds.into()))
+                .filter(|d| !d.is_zero()),
+            _ => None,
+        }
+    }
+
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409)
     }
@@ -105,6 +121,8 @@ pub struct Context {
     pub reporter: Reporter,
     /// Where rollout phases, weights, verdicts, durations and errors are recorded.
     pub metrics: Metrics,
+    /// Consecutive failures per Deployment, for the retry delay.
+    pub retries: Retries,
 }
 
 fn kube_err(action: &'static str, object: String) -> impl FnOnce(kube::Error) -> Error {
@@ -330,6 +348,7 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
             .await?;
         }
     }
+    ctx.retries.succeeded(&key);
     Ok(match decision.requeue {
         Some(d) => Action::requeue(d.max(Duration::from_millis(200))),
         None => Action::await_change(),
@@ -530,12 +549,15 @@ pub fn error_policy(app: Arc<Deployment>, err: &Error, ctx: Arc<Context>) -> Act
         tracing::debug!(deployment = %app.name_any(), "{err}; retrying with the newer object");
         return Action::requeue(Duration::from_millis(50));
     }
+    let key = format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any());
+    let delay = ctx.retries.failed(&key, err.retry_after());
     tracing::warn!(
-        deployment = %format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any()),
+        deployment = %key,
         reason = err.metric_label(),
+        retry_in = ?delay,
         "{err}"
     );
-    Action::requeue(Duration::from_secs(2))
+    Action::requeue(delay)
 }
 
 #[cfg(test)]

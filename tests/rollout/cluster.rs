@@ -50,6 +50,11 @@ fn duration_var(name: &str, default: &str) -> Duration {
 }
 
 impl Cluster {
+    /// Whether the scenarios run on a real cluster (`SLUICE_E2E_KUBECONFIG` is set).
+    pub fn enabled() -> bool {
+        var("SLUICE_E2E_KUBECONFIG").is_some()
+    }
+
     /// The cluster `SLUICE_E2E_KUBECONFIG` points at, or `None` to use the sandbox.
     pub async fn from_env() -> Option<Cluster> {
         let path = var("SLUICE_E2E_KUBECONFIG")?;
@@ -163,6 +168,7 @@ impl Cluster {
                 from: to - step,
                 to,
                 by_deployment,
+                by_image: None,
             });
             to += step;
         }

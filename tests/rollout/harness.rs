@@ -17,6 +17,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use sluice::controller::status::{Phase, RolloutStatus};
 use sluice::sandbox::apiserver::Identity;
+use sluice::sandbox::apiserver::fault::FaultPlan;
 use sluice::sandbox::embedded::Embedded;
 use sluice::sandbox::{MetricsBackend, Sandbox, SandboxOptions};
 use tokio::sync::Mutex;
@@ -48,6 +49,9 @@ pub struct TrafficWindow {
     pub from: SystemTime,
     pub to: SystemTime,
     pub by_deployment: BTreeMap<String, u64>,
+    /// The same requests by the answering pod's image, where the backend knows it (the
+    /// sandbox does; Linkerd's metrics on a cluster do not).
+    pub by_image: Option<BTreeMap<String, u64>>,
 }
 
 /// One scenario's cluster, namespace and Sluice.
@@ -56,56 +60,88 @@ pub struct Harness {
     /// An administrator's client.
     pub client: kube::Client,
     pub api: Api<Deployment>,
+    /// How often the observer samples: every 50 ms for one app; less often when many share
+    /// the machine.
+    pub sample_every: Duration,
+    /// How long a lower weight may take to reach the mesh after Sluice decided it: the
+    /// traffic slack normally; a failed route write is retried after a backoff, so a scenario
+    /// that makes the API server fail allows more (invariant 1 in `observer.rs`).
+    pub route_lag: Duration,
     backend: Backend,
 }
 
 enum Backend {
-    Sandbox {
-        sandbox: Box<Sandbox>,
-        sluice: Mutex<Option<Box<Embedded>>>,
-    },
+    /// Shared by the scenario's apps when it runs several ([`Harness::start_many`]).
+    Sandbox(Arc<InProcess>),
     Cluster(Box<Cluster>),
+}
+
+/// The sandbox and the Sluice running in it.
+struct InProcess {
+    sandbox: Sandbox,
+    sluice: Mutex<Option<Box<Embedded>>>,
 }
 
 impl Harness {
     /// A cluster with Sluice serving, the app onboarded at rest, and live traffic.
     pub async fn start() -> Harness {
+        Self::start_many(1).await.pop().expect("one app")
+    }
+
+    /// `n` apps, each in its own namespace, with one Sluice serving them all.
+    pub async fn start_many(n: usize) -> Vec<Harness> {
         sluice::tls::install_crypto_provider();
         sluice::telemetry::init();
-        let h = match Cluster::from_env().await {
-            Some(cluster) => {
-                let client = cluster.client.clone();
-                let ns = cluster.namespace.clone();
-                Harness {
-                    api: Api::namespaced(client.clone(), &ns),
-                    ns,
-                    client,
-                    backend: Backend::Cluster(Box::new(cluster)),
-                }
-            }
-            None => {
-                let sandbox = Sandbox::start(SandboxOptions {
-                    ready_delay: Duration::from_millis(500),
-                    metrics: MetricsBackend::Auto,
-                })
-                .await
-                .expect("the sandbox starts");
-                let sluice = Embedded::start(&sandbox).await.expect("Sluice starts");
-                let client = sandbox.client(Identity::Admin).await.unwrap();
-                let ns = "shop".to_string();
-                Harness {
-                    api: Api::namespaced(client.clone(), &ns),
-                    ns,
-                    client,
-                    backend: Backend::Sandbox {
-                        sandbox: Box::new(sandbox),
-                        sluice: Mutex::new(Some(Box::new(sluice))),
-                    },
-                }
-            }
+        let mut apps = Vec::with_capacity(n);
+        let shared = if Cluster::enabled() {
+            None
+        } else {
+            let sandbox = Sandbox::start(SandboxOptions {
+                ready_delay: Duration::from_millis(500),
+                metrics: MetricsBackend::Auto,
+            })
+            .await
+            .expect("the sandbox starts");
+            let sluice = Embedded::start(&sandbox).await.expect("Sluice starts");
+            Some(Arc::new(InProcess {
+                sandbox,
+                sluice: Mutex::new(Some(Box::new(sluice))),
+            }))
         };
-        h.onboard().await;
-        h
+        for i in 0..n {
+            let (client, ns, backend) = match &shared {
+                Some(p) => (
+                    p.sandbox.client(Identity::Admin).await.unwrap(),
+                    if n == 1 {
+                        "shop".to_string()
+                    } else {
+                        format!("shop-{i}")
+                    },
+                    Backend::Sandbox(p.clone()),
+                ),
+                None => {
+                    let cluster = Cluster::from_env().await.expect("a cluster");
+                    (
+                        cluster.client.clone(),
+                        cluster.namespace.clone(),
+                        Backend::Cluster(Box::new(cluster)),
+                    )
+                }
+            };
+            apps.push(Harness {
+                api: Api::namespaced(client.clone(), &ns),
+                ns,
+                client,
+                sample_every: Duration::from_millis(50 * n as u64).min(Duration::from_millis(500)),
+                route_lag: Duration::ZERO,
+                backend,
+            });
+        }
+        for h in &mut apps {
+            h.route_lag = h.traffic_slack();
+        }
+        futures::future::join_all(apps.iter().map(Harness::onboard)).await;
+        apps
     }
 
     /// Whether this is a real cluster (slower clocks, coarser traffic figures).
@@ -117,7 +153,7 @@ impl Harness {
     /// for Prometheus to have scraped each window a few times.
     pub fn interval(&self) -> Duration {
         match &self.backend {
-            Backend::Sandbox { .. } => Duration::from_secs(3),
+            Backend::Sandbox(_) => Duration::from_secs(3),
             Backend::Cluster(c) => c.interval,
         }
     }
@@ -131,7 +167,7 @@ impl Harness {
     /// sandbox; a scrape interval plus a second on a cluster.
     pub fn traffic_slack(&self) -> Duration {
         match &self.backend {
-            Backend::Sandbox { .. } => Duration::from_secs(1),
+            Backend::Sandbox(_) => Duration::from_secs(1),
             Backend::Cluster(c) => c.scrape_interval + Duration::from_secs(1),
         }
     }
@@ -195,7 +231,7 @@ impl Harness {
     /// The strategic-merge patch that makes `app` run `version` (a `spec.template` change).
     pub fn template_patch(&self, version: Version) -> Value {
         let container = match &self.backend {
-            Backend::Sandbox { .. } => {
+            Backend::Sandbox(_) => {
                 let tag = match version {
                     Version::Stable => "6.0.0".to_string(),
                     Version::Good(n) => format!("6.0.{n}"),
@@ -242,7 +278,7 @@ impl Harness {
     /// Sends `rps` requests per second to the apex Service.
     pub async fn set_load(&self, rps: f64) {
         match &self.backend {
-            Backend::Sandbox { sandbox, .. } => sandbox.mesh.set_load(&self.ns, APP, rps),
+            Backend::Sandbox(p) => p.sandbox.mesh.set_load(&self.ns, APP, rps),
             Backend::Cluster(c) => c.set_load(rps).await,
         }
     }
@@ -250,7 +286,8 @@ impl Harness {
     /// The traffic the app's pods answered since `from`.
     pub async fn traffic(&self, from: SystemTime) -> Vec<TrafficWindow> {
         match &self.backend {
-            Backend::Sandbox { sandbox, .. } => sandbox
+            Backend::Sandbox(p) => p
+                .sandbox
                 .mesh
                 .traffic(&self.ns, APP)
                 .into_iter()
@@ -260,6 +297,7 @@ impl Harness {
                         from: start,
                         to: start + Duration::from_secs(1),
                         by_deployment: s.by_deployment,
+                        by_image: Some(s.by_image),
                     }
                 })
                 .filter(|w| w.from >= from)
@@ -271,8 +309,8 @@ impl Harness {
     /// Stops Sluice (webhook and controller) gracefully.
     pub async fn stop_sluice(&self) {
         match &self.backend {
-            Backend::Sandbox { sluice, .. } => {
-                if let Some(s) = sluice.lock().await.take() {
+            Backend::Sandbox(p) => {
+                if let Some(s) = p.sluice.lock().await.take() {
                     s.shutdown().await;
                 }
             }
@@ -284,11 +322,11 @@ impl Harness {
     /// [`arm_kill`](Self::arm_kill).
     pub async fn start_sluice(&self) {
         match &self.backend {
-            Backend::Sandbox { sandbox, sluice } => {
-                let mut slot = sluice.lock().await;
+            Backend::Sandbox(p) => {
+                let mut slot = p.sluice.lock().await;
                 assert!(slot.is_none(), "Sluice is already running");
                 *slot = Some(Box::new(
-                    Embedded::start(sandbox).await.expect("Sluice restarts"),
+                    Embedded::start(&p.sandbox).await.expect("Sluice restarts"),
                 ));
             }
             Backend::Cluster(c) => c.start_sluice().await,
@@ -308,9 +346,9 @@ impl Harness {
         when: impl Fn(&RolloutStatus) -> bool + Send + Sync + 'static,
     ) -> Kill<'_> {
         let when: Arc<dyn Fn(&RolloutStatus) -> bool + Send + Sync> = Arc::new(when);
-        if let Backend::Sandbox { sandbox, .. } = &self.backend {
+        if let Backend::Sandbox(p) = &self.backend {
             let (ns, when) = (self.ns.clone(), when.clone());
-            sandbox.api.fence_writes(Identity::Sluice, move |obj| {
+            p.sandbox.api.fence_writes(Identity::Sluice, move |obj| {
                 obj["kind"] == "Deployment"
                     && obj["metadata"]["namespace"] == ns.as_str()
                     && obj["metadata"]["name"] == APP
@@ -324,14 +362,37 @@ impl Harness {
         }
     }
 
+    /// Makes the sandbox's API server unreliable for Sluice ([`FaultPlan`]); `false` on a
+    /// cluster, whose API server the tests cannot make fail.
+    pub fn set_api_faults(&self, plan: Option<FaultPlan>) -> bool {
+        match &self.backend {
+            Backend::Sandbox(p) => {
+                p.sandbox.api.set_fault_plan(plan);
+                true
+            }
+            Backend::Cluster(_) => false,
+        }
+    }
+
+    /// Errors the fault plan injected so far (0 on a cluster).
+    pub fn api_faults_injected(&self) -> u64 {
+        match &self.backend {
+            Backend::Sandbox(p) => p.sandbox.api.faults_injected(),
+            Backend::Cluster(_) => 0,
+        }
+    }
+
     /// Stops everything and removes what the scenario created.
     pub async fn finish(self) {
         match self.backend {
-            Backend::Sandbox { sandbox, sluice } => {
-                if let Some(s) = sluice.into_inner() {
-                    s.shutdown().await;
+            Backend::Sandbox(p) => {
+                // The last app of the scenario stops the sandbox.
+                if let Ok(p) = Arc::try_unwrap(p) {
+                    if let Some(s) = p.sluice.into_inner() {
+                        s.shutdown().await;
+                    }
+                    p.sandbox.shutdown().await;
                 }
-                sandbox.shutdown().await;
             }
             Backend::Cluster(c) => c.finish().await,
         }
@@ -351,16 +412,16 @@ impl Kill<'_> {
         let (h, what) = (self.h, &self.what);
         let deadline = Instant::now() + h.intervals(12);
         match &h.backend {
-            Backend::Sandbox { sandbox, sluice } => {
-                while !sandbox.api.fence_tripped() {
+            Backend::Sandbox(p) => {
+                while !p.sandbox.api.fence_tripped() {
                     assert!(
                         Instant::now() < deadline,
                         "Sluice never wrote a status where {what}"
                     );
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                sluice.lock().await.take().expect("Sluice runs").kill();
-                sandbox.api.lift_fence();
+                p.sluice.lock().await.take().expect("Sluice runs").kill();
+                p.sandbox.api.lift_fence();
             }
             Backend::Cluster(c) => loop {
                 let d = h.api.get(APP).await.unwrap();

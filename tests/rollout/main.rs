@@ -14,6 +14,8 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use sluice::controller::status::{Phase, RolloutStatus};
+use sluice::sandbox::apiserver::Identity;
+use sluice::sandbox::apiserver::fault::FaultPlan;
 
 use harness::{APP, Harness, MAX_WEIGHT, STEP, THRESHOLD, Version, status};
 use observer::follow;
@@ -409,4 +411,74 @@ async fn without_traffic_there_is_no_step_and_no_failed_check_until_traffic_arri
     let story = follow(&h).await;
     assert_eq!(story.last.phase, Phase::Succeeded, "{:?}", story.points);
     h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_end_in_the_right_phase_while_the_api_server_fails_a_tenth_of_sluices_requests() {
+    const APPS: usize = 20;
+    let mut apps = Harness::start_many(APPS).await;
+    for h in &mut apps {
+        // A failed route write is retried after 0.25 s, 0.5 s, 1 s...: three failures in a row
+        // (one in a thousand at 10%) delay a lower weight by under 2 s.
+        h.route_lag = Duration::from_secs(3);
+    }
+    let plan = FaultPlan {
+        who: Identity::Sluice,
+        error_share: 0.1,
+        latency: Duration::from_millis(5),
+        watch_lifetime: Some(Duration::from_secs(3)),
+    };
+    if !apps[0].set_api_faults(Some(plan)) {
+        eprintln!("a real cluster's API server cannot be made to fail: sandbox only");
+        for h in apps {
+            h.finish().await;
+        }
+        return;
+    }
+    let healthy = |i: usize| i.is_multiple_of(2);
+    let stories = futures::future::join_all(apps.iter().enumerate().map(|(i, h)| async move {
+        h.roll_to(if healthy(i) {
+            Version::Good(1)
+        } else {
+            Version::Bad
+        })
+        .await;
+        follow(h).await
+    }))
+    .await;
+    let injected = apps[0].api_faults_injected();
+    apps[0].set_api_faults(None);
+    for (i, story) in stories.iter().enumerate() {
+        if healthy(i) {
+            assert_eq!(
+                story.last.phase,
+                Phase::Succeeded,
+                "app {i}: {:?}",
+                story.points
+            );
+            assert_eq!(
+                story.weights(),
+                promotion_weights(),
+                "app {i}: {:?}",
+                story.points
+            );
+        } else {
+            assert_eq!(
+                story.last.phase,
+                Phase::Failed,
+                "app {i}: {:?}",
+                story.points
+            );
+            assert_eq!(
+                story.last.failed_checks, THRESHOLD,
+                "app {i}: {:?}",
+                story.points
+            );
+        }
+    }
+    assert!(injected >= 20, "the plan failed only {injected} requests");
+    eprintln!("{APPS} rollouts ended right; the API server failed {injected} of Sluice's requests");
+    for h in apps {
+        h.finish().await;
+    }
 }

@@ -2,7 +2,7 @@
 //! DESIGN §7 invariants 1 and 2 on what it saw.
 //!
 //! ```text
-//! every 50 ms: route weights ─► apex selector ─► Deployments (status, readiness)   = a Sample
+//! every 50 ms (`Harness::sample_every`): route weights ─► apex selector ─► Deployments (status, readiness)   = a Sample
 //! at the end:  invariant 2 over consecutive samples
 //!              invariant 1 over the traffic windows against the weights Sluice had set
 //! ```
@@ -14,7 +14,7 @@
 //! is still not ready afterwards is a violation the observer always catches.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -37,6 +37,8 @@ pub struct Sample {
     pub apex_on_primary: Option<bool>,
     pub app_ready: bool,
     pub primary_ready: bool,
+    /// The stable version's image, from the stable template the webhook recorded.
+    pub stable_image: Option<String>,
 }
 
 /// A followed rollout.
@@ -138,6 +140,17 @@ async fn sample(h: &Harness, readiness: &mut Readiness) -> Sample {
         status: status(app).expect("the app has a status"),
         route,
         apex_on_primary,
+        stable_image: app
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("sluice.dev/stable-template"))
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .and_then(|t| {
+                t["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .map(String::from)
+            }),
         app_ready: readiness.judge(app),
         primary_ready: find(&format!("{APP}-primary")).is_some_and(|d| readiness.judge(d)),
     }
@@ -164,7 +177,7 @@ pub async fn follow(h: &Harness) -> Story {
             Instant::now() < deadline,
             "the rollout did not end: {points:?}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(h.sample_every).await;
     }
     let last = samples.last().unwrap().status.clone();
     check_readiness(&samples, &points);
@@ -222,8 +235,9 @@ fn allowed_share(s: &RolloutStatus) -> u32 {
 
 /// DESIGN §7 invariant 1: in every traffic window, the new version answered no more than the
 /// weight Sluice had set. The harness's slack covers the route reaching the mesh (status is
-/// written before the route moves) and the coarseness of the figures; one request covers
-/// rounding.
+/// written before the route moves) and the coarseness of the figures; a lower weight may take
+/// the harness's `route_lag` to reach the mesh (a higher one never comes early: the status is
+/// written first); one request covers rounding.
 async fn check_traffic(h: &Harness, samples: &[Sample], points: &[(Phase, u32, u32)]) {
     let slack = h.traffic_slack();
     let (start, end) = (samples[0].at, samples.last().unwrap().at);
@@ -235,12 +249,13 @@ async fn check_traffic(h: &Harness, samples: &[Sample], points: &[(Phase, u32, u
             .map(|s| allowed_share(&s.status))
             .unwrap_or(100)
     };
+    let stable_image = samples.iter().find_map(|s| s.stable_image.as_deref());
     let mut checked = 0;
     for w in h.traffic(start).await {
         if w.from < start + slack || w.to + slack > end {
             continue;
         }
-        let (lo, hi) = (w.from - slack, w.to + slack);
+        let (lo, hi) = (w.from - h.route_lag.max(slack), w.to + slack);
         let allowed = samples
             .iter()
             .filter(|s| s.at > lo && s.at < hi)
@@ -249,7 +264,14 @@ async fn check_traffic(h: &Harness, samples: &[Sample], points: &[(Phase, u32, u
             .max()
             .unwrap_or(100);
         let total: u64 = w.by_deployment.values().sum();
-        let canary = w.by_deployment.get(APP).copied().unwrap_or(0);
+        // The new version: where the backend knows each pod's image, every image but the
+        // stable one (the user's Deployment runs the stable version until Sluice un-pauses it,
+        // and again once a rollback restored it); otherwise the user's Deployment's pods.
+        let canary = match (&w.by_image, stable_image) {
+            (Some(by_image), Some(stable)) => total - by_image.get(stable).copied().unwrap_or(0),
+            (Some(_), None) => panic!("the webhook recorded no stable template: {points:?}"),
+            (None, _) => w.by_deployment.get(APP).copied().unwrap_or(0),
+        };
         assert!(
             canary * 100 <= u64::from(allowed) * total + 100,
             "invariant 1: from {:?} to {:?} the new version answered {canary}/{total} requests, above the {allowed}% set then ({points:?})",

@@ -336,6 +336,16 @@ impl ApiServer {
         self.shared.faults.tripped()
     }
 
+    /// Makes the server unreliable for one client ([`fault::FaultPlan`]); `None` ends it.
+    pub fn set_fault_plan(&self, plan: Option<fault::FaultPlan>) {
+        self.shared.faults.set_plan(plan);
+    }
+
+    /// Errors the fault plan has injected so far.
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.faults.injected()
+    }
+
     /// Removes the write fence.
     pub fn lift_fence(&self) {
         self.shared.faults.lift();

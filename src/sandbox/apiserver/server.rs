@@ -239,6 +239,20 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(e) = s.faults.before_write(who, &parts.method) {
         return error(&e);
     }
+    let watch =
+        query.get("watch").is_some_and(|v| v == "true" || v == "1") || path.contains("/watch/");
+    let (delay, injected) = s.faults.draw(who, &parts.method, watch, fastrand::f64());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(e) = injected {
+        let mut resp = error(&e);
+        if e.code == 429 {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        return resp;
+    }
     let watching = s.faults.watching(who, &parts.method);
     let segs: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let ctx = Ctx {
@@ -653,6 +667,7 @@ fn watch(s: &Arc<Shared>, ctx: &Ctx, t: &Target, sel: Selection) -> Response {
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(30 * 60));
+    let timeout = s.faults.watch_lifetime(ctx.who, timeout);
     let from = ctx.q("resourceVersion").filter(|v| *v != "0");
     let key = t.kind.storage_key();
     let ns = t.namespace.clone();

@@ -168,6 +168,7 @@ impl Ledger {
             seconds.push_back(TrafficSecond {
                 unix_second: second,
                 by_deployment: BTreeMap::new(),
+                by_image: BTreeMap::new(),
             });
         }
         if let Some(last) = seconds.back_mut() {
@@ -175,6 +176,7 @@ impl Ledger {
                 .by_deployment
                 .entry(pod.deployment.clone())
                 .or_default() += 1;
+            *last.by_image.entry(pod.image.clone()).or_default() += 1;
         }
     }
 
@@ -462,6 +464,7 @@ mod tests {
         assert_eq!(traffic.len(), 2);
         assert_eq!(traffic[0].by_deployment.get("app"), Some(&1));
         assert_eq!(traffic[0].by_deployment.get("app-primary"), Some(&1));
+        assert_eq!(traffic[0].by_image.values().sum::<u64>(), 2);
         assert_eq!(traffic[1].by_deployment.get("app"), None);
         assert!(ledger.traffic("ns", "other").is_empty());
     }

@@ -127,6 +127,9 @@ pub struct TrafficSecond {
     pub unix_second: u64,
     /// Requests answered by pods of each Deployment (dropped requests are not counted).
     pub by_deployment: BTreeMap<String, u64>,
+    /// The same requests by the image the answering pod runs: the version, whichever
+    /// Deployment runs it (the user's Deployment runs the stable version until it is un-paused).
+    pub by_image: BTreeMap<String, u64>,
 }
 
 /// Why the mesh simulator could not start.
