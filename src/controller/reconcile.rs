@@ -30,13 +30,13 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use super::machine::{self, Effect, EventType, Observation, Plan, Readiness};
+use super::machine::{self, Controls, Effect, EventType, Observation, Plan, Readiness};
 use super::objects;
 use super::status::RolloutStatus;
 use crate::analysis::checks::{self, CheckPlan};
 use crate::analysis::prometheus::PromClient;
 use crate::metrics::{self, Metrics};
-use crate::policy::keys::{Control, PHASE_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION};
+use crate::policy::keys::{PHASE_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION};
 use crate::policy::optin;
 use crate::policy::settings::{self, Layers, Settings};
 use crate::routing::{AnyRouter, Router, RoutingError, Weights};
@@ -243,8 +243,7 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
         paused: app.spec.as_ref().and_then(|s| s.paused).unwrap_or(false),
         app: readiness(&app),
         primary: primary.as_ref().map(readiness),
-        abort_requested: app.annotations().contains_key(&Control::Abort.annotation()),
-        retry_requested: app.annotations().contains_key(&Control::Retry.annotation()),
+        controls: Controls::from_annotations(app.annotations()),
         blocked,
     };
 
@@ -501,7 +500,7 @@ async fn perform(
         Effect::ClearStableTemplate => {
             remove_annotation(writer, app, STABLE_TEMPLATE_ANNOTATION).await?
         }
-        Effect::ClearRetry => remove_annotation(writer, app, &Control::Retry.annotation()).await?,
+        Effect::ClearControl(verb) => remove_annotation(writer, app, &verb.annotation()).await?,
     }
     Ok(())
 }
