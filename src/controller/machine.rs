@@ -42,7 +42,9 @@
 //!   new revision (back to 0%, still paused) change it; a canary that turns unready is judged
 //!   after resume.
 //! - `promote` is refused before a passing analysis of the current revision unless its value is
-//!   `force`, and always while the canary is not ready (invariant 2).
+//!   `force`, and when the canary failed to roll out. While the canary reads as rolling it waits
+//!   (annotation kept): setting any annotation bumps a Deployment's generation, so the canary
+//!   reads as rolling until its controller catches up; it never promotes unready pods (invariant 2).
 //! - `retry` forgets the failed revision at once, so the webhook admits it at the next apply;
 //!   set in the same apply as that revision, it is consumed by the rollout it starts.
 //! - A verb seen again right after it was applied (the controller was killed between the status
@@ -337,7 +339,11 @@ enum Act {
 
 /// The controller's answer to one control verb, given the status and the objects: what it
 /// does, and the acknowledgement in words. Pure; [`controls`] applies it.
-fn answer(s: &RolloutStatus, obs: &Observation, verb: Control) -> (ControlOutcome, Act, String) {
+fn answer(
+    s: &RolloutStatus,
+    obs: &Observation,
+    verb: Control,
+) -> Option<(ControlOutcome, Act, String)> {
     use ControlOutcome::{Applied, NoOp, Refused};
     let weight = s.weight;
     let revision = s.revision.as_deref().map(short).unwrap_or("?").to_string();
@@ -346,7 +352,7 @@ fn answer(s: &RolloutStatus, obs: &Observation, verb: Control) -> (ControlOutcom
         Phase::Progressing | Phase::Paused | Phase::WaitingPromotion
     );
     let resting = s.phase.is_at_rest() || s.phase == Phase::Blocked;
-    match verb {
+    Some(match verb {
         Control::Retry => match &s.failed_revision {
             Some(failed) => (
                 Applied,
@@ -389,40 +395,46 @@ fn answer(s: &RolloutStatus, obs: &Observation, verb: Control) -> (ControlOutcom
             if !running {
                 let why = match s.phase {
                     Phase::Preparing => "-primary is still starting and the new version has had no traffic; nothing to promote yet".to_string(),
-                    Phase::Promoting => return (NoOp, Act::Nothing, "already promoting".into()),
+                    Phase::Promoting => return Some((NoOp, Act::Nothing, "already promoting".into())),
                     Phase::RollingBack => "the rollout is rolling back; nothing to promote".to_string(),
                     _ => "no rollout is running; nothing to promote".to_string(),
                 };
-                return (Refused, Act::Nothing, why);
+                return Some((Refused, Act::Nothing, why));
             }
             if s.revision.as_deref() != Some(obs.revision.as_str()) {
-                return (
+                return Some((
                     Refused,
                     Act::Nothing,
                     format!(
                         "revision {} replaced the one being analysed and restarts at 0%; promote again once it has passed an analysis",
                         short(&obs.revision)
                     ),
-                );
+                ));
             }
-            if obs.app != Readiness::Ready {
-                return (
-                    Refused,
-                    Act::Nothing,
-                    format!(
-                        "revision {revision} is not ready; promoting would send all traffic to pods that cannot serve it; try again once it is ready"
-                    ),
-                );
+            match &obs.app {
+                Readiness::Ready => {}
+                // Every annotation write bumps a Deployment's generation, so the canary reads
+                // as rolling until its controller catches up: wait for it rather than refuse.
+                Readiness::Progressing => return None,
+                Readiness::Failed(reason) => {
+                    return Some((
+                        Refused,
+                        Act::Nothing,
+                        format!(
+                            "revision {revision} failed to roll out ({reason}); promoting would send all traffic to pods that cannot serve it"
+                        ),
+                    ));
+                }
             }
             if s.iterations == 0 && !force {
-                return (
+                return Some((
                     Refused,
                     Act::Nothing,
                     format!(
                         "no analysis has passed yet for revision {revision} (at {weight}%); wait for one passing interval, or skip the analysis with `sluice promote --force` ({}: {PROMOTE_FORCE})",
                         Control::Promote.annotation()
                     ),
-                );
+                ));
             }
             let after = if force && s.iterations == 0 {
                 "forced, without a passing analysis".to_string()
@@ -498,24 +510,28 @@ fn answer(s: &RolloutStatus, obs: &Observation, verb: Control) -> (ControlOutcom
             Act::Nothing,
             "break-glass is read by the webhook at apply time".into(),
         ),
-    }
+    })
 }
 
 /// Acts on the control annotations set on the Deployment, each once: changes the status,
 /// acknowledges it in `last_control` and in an Event, and returns the verbs whose annotation
-/// the reconciler then removes (after writing the status).
+/// the reconciler then removes (after writing the status). A promote that waits for the canary
+/// to read as ready is left in place for a later pass.
 ///
 /// A verb seen again right after the controller applied it (it was killed between the status
 /// write and the removal) is removed without a second acknowledgement.
 fn controls(d: &mut Decision, obs: &Observation) -> Vec<Control> {
-    let verbs = obs.controls.requested();
-    for &verb in &verbs {
-        let (outcome, act, message) = answer(&d.status, obs, verb);
+    let mut acted = Vec::new();
+    for verb in obs.controls.requested() {
+        let Some((outcome, act, message)) = answer(&d.status, obs, verb) else {
+            continue;
+        };
         let redo = d.status.last_control.as_ref().is_some_and(|a| {
             a.verb == verb
                 && a.outcome == ControlOutcome::Applied
                 && d.status.started.is_none_or(|s| s <= a.at)
         });
+        acted.push(verb);
         if redo && outcome != ControlOutcome::Applied {
             continue;
         }
@@ -566,7 +582,7 @@ fn controls(d: &mut Decision, obs: &Observation) -> Vec<Control> {
             message,
         });
     }
-    verbs
+    acted
 }
 
 fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {

@@ -857,6 +857,8 @@ fn promote_force_skips_the_analysis_but_never_promotes_a_version_that_is_not_rea
             .message
             .contains("forced")
     );
+    // The canary reads as rolling (the annotation itself bumped the generation): the promote
+    // waits, untouched, for a later pass.
     let rolling = Observation {
         app: Readiness::Progressing,
         ..at(20, in_progress())
@@ -867,13 +869,28 @@ fn promote_force_skips_the_analysis_but_never_promotes_a_version_that_is_not_rea
         &plan,
         None,
     );
-    assert_eq!(d.status.phase, Phase::Progressing);
+    assert_eq!(d.status, at_first_step());
+    assert!(d.events.is_empty());
+    assert!(!d.effects.contains(&Effect::ClearControl(Control::Promote)));
+    // Failed to roll out: refused, and the rollback starts.
+    let failed = Observation {
+        app: Readiness::Failed("ProgressDeadlineExceeded".into()),
+        ..at(20, in_progress())
+    };
+    let d = decide(
+        Some(&at_first_step()),
+        &with(promote(Promote::Force), failed),
+        &plan,
+        None,
+    );
     assert_eq!(ack(&d), (Control::Promote, ControlOutcome::Refused));
     assert!(
-        d.status.message.contains("not ready"),
-        "{}",
-        d.status.message
+        d.events[0].message.contains("failed to roll out"),
+        "{:?}",
+        d.events
     );
+    assert_eq!(d.status.phase, Phase::RollingBack);
+    assert!(d.effects.contains(&Effect::ClearControl(Control::Promote)));
 }
 
 #[test]
