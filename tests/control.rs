@@ -392,6 +392,23 @@ async fn explain_shows_each_level_and_verbs_refuse_what_sluice_does_not_manage()
         "{text}"
     );
     assert!(text.contains("invalid values: none"), "{text}");
+    // The binary prints exactly that.
+    let kubeconfig = w.sandbox.kubeconfig_path();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["explain", "deploy/podinfo", "-n", NS, "--kubeconfig"])
+            .arg(kubeconfig)
+            .output()
+            .expect("sluice runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), text);
 
     // Not found, and not managed: refused before anything is written.
     let err = request(&w.client, NS, "nope", Control::Pause, false, ACK)

@@ -458,3 +458,46 @@ async fn run_status(args: StatusArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn promote_takes_force_and_every_verb_a_namespace_and_a_timeout() {
+        let cli = Cli::try_parse_from([
+            "sluice",
+            "promote",
+            "deploy/web",
+            "-n",
+            "shop",
+            "--force",
+            "--timeout",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Promote(args) = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert!(args.force);
+        assert_eq!(args.control.timeout, Duration::from_secs(5));
+        assert_eq!(args.control.target.namespace.as_deref(), Some("shop"));
+        for verb in ["pause", "resume", "abort", "retry"] {
+            assert!(
+                Cli::try_parse_from(["sluice", verb, "web"]).is_ok(),
+                "{verb}"
+            );
+            assert!(
+                Cli::try_parse_from(["sluice", verb, "web", "--force"]).is_err(),
+                "--force is promote's only"
+            );
+        }
+    }
+}

@@ -14,6 +14,10 @@
 //! and is redone counts nothing twice. A Deployment that is no longer managed loses its series
 //! here; [`run`](super::run) drops those of a deleted one.
 //!
+//! Control annotations (`sluice.dev/pause`, `promote`, ...) are read into the observation; the
+//! machine's answer is in the status it returns, and each annotation is removed by the
+//! `ClearControl` effect only after that status is written, so an answer is never lost.
+//!
 //! The route is re-asserted on every pass while a rollout runs (the router compares before it
 //! writes), so a person's edit or deletion of it is undone as soon as its watch event arrives.
 
