@@ -544,7 +544,8 @@ fn controls(d: &mut Decision, obs: &Observation) -> Vec<Control> {
             Act::Resume => {
                 // The progress-deadline clock stood still while paused.
                 let held = obs.now.duration_since(s.phase_since.0).unwrap_or_default();
-                s.started = s.started.map(|t| Timestamp(t.0 + held));
+                let from = s.deadline_from.or(s.started);
+                s.deadline_from = from.map(|t| Timestamp(t.0 + held));
                 if s.weight > 0 {
                     s.last_analysis = Some(Timestamp(obs.now));
                 }
@@ -561,7 +562,10 @@ fn controls(d: &mut Decision, obs: &Observation) -> Vec<Control> {
             }
             Act::Retry => s.failed_revision = None,
         }
-        if outcome == ControlOutcome::Refused {
+        // At rest the message explains the last rollout (the webhook quotes it when it refuses
+        // a failed revision): leave it; the acknowledgement holds the refusal.
+        let resting = d.status.phase.is_at_rest() || d.status.phase == Phase::Blocked;
+        if outcome == ControlOutcome::Refused && !resting {
             d.status.message = format!("{} refused: {message}", verb.annotation());
         }
         let (kind, reason) = match (outcome, verb) {
@@ -636,6 +640,7 @@ fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {
     s.last_verdicts.clear();
     s.last_analysis = None;
     s.started = Some(Timestamp(obs.now));
+    s.deadline_from = None;
     s.message = format!(
         "rolling out revision {} over stable {}",
         short(&obs.revision),
@@ -671,7 +676,8 @@ fn rest_effects() -> Vec<Effect> {
 
 fn deadline_passed(d: &Decision, obs: &Observation, plan: &Plan) -> bool {
     d.status
-        .started
+        .deadline_from
+        .or(d.status.started)
         .is_some_and(|t| obs.now.duration_since(t.0).unwrap_or_default() >= plan.progress_deadline)
 }
 
@@ -807,6 +813,7 @@ fn new_revision(d: &mut Decision, obs: &Observation, then: &str) -> bool {
     s.last_verdicts.clear();
     s.last_analysis = None;
     s.started = Some(Timestamp(obs.now));
+    s.deadline_from = None;
     d.event(
         EventType::Normal,
         "NewRevision",

@@ -162,6 +162,10 @@ pub struct RolloutStatus {
     /// When the current revision's rollout began (the `progress-deadline` clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<Timestamp>,
+    /// When the `progress-deadline` clock started, when not at `started`: moved on by the time
+    /// spent paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_from: Option<Timestamp>,
     /// When the last analysis ran (the next is due one `interval` later).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_analysis: Option<Timestamp>,
@@ -251,6 +255,7 @@ impl RolloutStatus {
             last_verdicts: Vec::new(),
             phase_since: Timestamp(now),
             started: None,
+            deadline_from: None,
             last_analysis: None,
             failed_revision: None,
             message: String::new(),

@@ -651,9 +651,14 @@ fn the_progress_deadline_does_not_run_while_paused() {
     );
     assert_eq!(resumed.status.phase, Phase::Progressing);
     assert_eq!(
-        resumed.status.started,
+        resumed.status.deadline_from,
         Some(Timestamp(t(4_980))),
-        "the clock moved on by the time spent paused"
+        "the deadline clock moved on by the time spent paused"
+    );
+    assert_eq!(
+        resumed.status.started,
+        Some(Timestamp(t(0))),
+        "the rollout still began when it began"
     );
     let d = decide(
         Some(&resumed.status),
@@ -915,6 +920,20 @@ fn promote_from_pause_is_allowed_after_a_pass() {
 #[test]
 fn promote_with_nothing_to_promote_is_refused() {
     let plan = mk_plan();
+    let mut failed = at_rest();
+    failed.phase = Phase::Failed;
+    failed.message = "aborted by sluice.dev/abort".into();
+    let d = decide(
+        Some(&failed),
+        &with(promote(Promote::AfterPass), mk_obs(t(1))),
+        &plan,
+        None,
+    );
+    assert_eq!(ack(&d), (Control::Promote, ControlOutcome::Refused));
+    assert_eq!(
+        d.status.message, failed.message,
+        "the message still explains the rollback"
+    );
     let d = decide(
         Some(&at_rest()),
         &with(promote(Promote::Force), mk_obs(t(1))),
