@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use sluice::cli::control::{Report, request};
 use sluice::cli::explain::explain;
 use sluice::controller::status::{ControlOutcome, Phase, RolloutStatus};
 use sluice::policy::keys::Control;
+use sluice::routing::Router;
+use sluice::routing::smi::{SmiRouter, weight_milli};
 use sluice::sandbox::apiserver::Identity;
 use sluice::sandbox::embedded::{Embedded, NAMESPACE as SLUICE_NAMESPACE};
 use sluice::sandbox::{MetricsBackend, Sandbox, SandboxOptions};
@@ -141,6 +143,32 @@ impl World {
     }
 }
 
+/// The canary's share in the stored TrafficSplit, in percent.
+async fn route_weight(client: &Client) -> u32 {
+    let resource = SmiRouter::new(client.clone())
+        .await
+        .unwrap()
+        .route_resource()
+        .expect("the sandbox serves TrafficSplit");
+    let route = Api::<DynamicObject>::namespaced_with(client.clone(), NS, &resource)
+        .get(APP)
+        .await
+        .unwrap();
+    let backends = route.data["spec"]["backends"].as_array().cloned().unwrap();
+    let milli = |service: String| {
+        backends
+            .iter()
+            .find(|b| b["service"] == service.as_str())
+            .map(|b| weight_milli(&b["weight"]).unwrap())
+            .unwrap_or(0)
+    };
+    let (primary, canary) = (
+        milli(format!("{APP}-primary")),
+        milli(format!("{APP}-canary")),
+    );
+    (canary * 100 / (primary + canary)) as u32
+}
+
 fn outcome(r: &Report) -> Option<ControlOutcome> {
     r.outcome
 }
@@ -161,8 +189,14 @@ async fn pause_holds_the_weight_across_intervals_and_resume_continues_to_promoti
     assert_eq!(outcome(&paused), Some(ControlOutcome::Applied), "{paused}");
     assert_eq!(paused.phase, Phase::Paused);
     let held = w.status().await;
+    assert_eq!(route_weight(&w.client).await, held.weight);
     tokio::time::sleep(INTERVAL * 3).await;
     let later = w.status().await;
+    assert_eq!(
+        route_weight(&w.client).await,
+        held.weight,
+        "the route holds too"
+    );
     assert_eq!(later.phase, Phase::Paused);
     assert_eq!(later.weight, held.weight, "the weight holds while paused");
     assert_eq!(
