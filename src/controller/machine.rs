@@ -47,8 +47,9 @@
 //!   reads as rolling until its controller catches up; it never promotes unready pods (invariant 2).
 //! - `retry` forgets the failed revision at once, so the webhook admits it at the next apply;
 //!   set in the same apply as that revision, it is consumed by the rollout it starts.
-//! - A verb seen again right after it was applied (the controller was killed between the status
-//!   write and the removal) is removed without a second acknowledgement.
+//! - A verb seen again after it was applied, or answered with the same words (the controller
+//!   was killed between the status write and the removal, or a person set it twice), is removed
+//!   without a second acknowledgement or Event.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -518,21 +519,24 @@ fn answer(
 /// the reconciler then removes (after writing the status). A promote that waits for the canary
 /// to read as ready is left in place for a later pass.
 ///
-/// A verb seen again right after the controller applied it (it was killed between the status
-/// write and the removal) is removed without a second acknowledgement.
+/// A verb seen again after it was applied, or answered with the same words, in this rollout (the
+/// controller was killed or lost a write race between the status write and the removal, or a
+/// person set it twice) is removed without a second acknowledgement or Event.
 fn controls(d: &mut Decision, obs: &Observation) -> Vec<Control> {
     let mut acted = Vec::new();
     for verb in obs.controls.requested() {
         let Some((outcome, act, message)) = answer(&d.status, obs, verb) else {
             continue;
         };
-        let redo = d.status.last_control.as_ref().is_some_and(|a| {
+        // The same verb again, already answered in this rollout: applied, or answered just so.
+        let answered = d.status.last_control.as_ref().is_some_and(|a| {
             a.verb == verb
-                && a.outcome == ControlOutcome::Applied
+                && (a.outcome == ControlOutcome::Applied
+                    || (a.outcome == outcome && a.message == message))
                 && d.status.started.is_none_or(|s| s <= a.at)
         });
         acted.push(verb);
-        if redo && outcome != ControlOutcome::Applied {
+        if answered && outcome != ControlOutcome::Applied {
             continue;
         }
         let s = &mut d.status;

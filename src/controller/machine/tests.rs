@@ -842,6 +842,20 @@ fn promote_before_any_passing_analysis_is_refused_with_the_reason() {
     assert!(d.status.message.contains("--force"), "{}", d.status.message);
     assert!(d.effects.contains(&Effect::ClearControl(Control::Promote)));
     assert_eq!(routes(&d), vec![step(10)]);
+    // Seen again (the removal lost a write race): removed without a second Event.
+    let again = decide(
+        Some(&d.status),
+        &with(promote(Promote::AfterPass), at(21, in_progress())),
+        &mk_plan(),
+        None,
+    );
+    assert_eq!(again.status, d.status);
+    assert!(again.events.is_empty());
+    assert!(
+        again
+            .effects
+            .contains(&Effect::ClearControl(Control::Promote))
+    );
 }
 
 #[test]
