@@ -1,5 +1,11 @@
 //! The `sluice` command line: one binary, one subcommand per job (DESIGN §1).
 //! This is the only place that uses `anyhow`; everything below it has typed errors.
+//!
+//! Manual control (`pause`, `resume`, `promote`, `abort`, `retry`) is in [`control`];
+//! `explain` in [`explain`].
+
+pub mod control;
+pub mod explain;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::policy::keys::Control;
 use crate::sandbox::embedded::Embedded;
 use crate::sandbox::{self, MetricsBackend, Sandbox, SandboxOptions};
 
@@ -29,6 +36,20 @@ enum Command {
     Serve(ServeArgs),
     /// Show every managed Deployment's rollout: phase, weight, revisions, checks.
     Status(StatusArgs),
+    /// Why a Deployment is or is not managed, and every effective setting with its source
+    /// (deployment, namespace, cluster or default) and every invalid value.
+    Explain(ExplainArgs),
+    /// Hold a rollout at its current weight: no analysis, no progress deadline, until resume.
+    /// At rest, the next rollout holds at 0% once -primary is ready.
+    Pause(ControlArgs),
+    /// Continue a paused rollout; the next analysis runs one interval later.
+    Resume(ControlArgs),
+    /// Skip the remaining steps and promote, once an analysis of this rollout has passed.
+    Promote(PromoteArgs),
+    /// Roll back now: all traffic to the stable version, its template restored.
+    Abort(ControlArgs),
+    /// Let a rolled-back revision be applied again.
+    Retry(ControlArgs),
     /// Start an in-process cluster (API server, workload and mesh simulators, Prometheus) and run
     /// the demo on it; with --hold, keep it up for kubectl and the end-to-end tests instead.
     Sandbox(SandboxArgs),
@@ -85,6 +106,45 @@ struct StatusArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct TargetArgs {
+    /// The Deployment: deploy/NAME, deployment/NAME or NAME.
+    target: String,
+    /// Its namespace; the kubeconfig context's when absent.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Kubeconfig to use; $KUBECONFIG or ~/.kube/config when absent.
+    #[arg(long, env = "SLUICE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ControlArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// How long to wait for the controller to act on it.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(clap::Args, Debug)]
+struct PromoteArgs {
+    #[command(flatten)]
+    control: ControlArgs,
+    /// Promote even if no analysis has passed yet (the canary must still be ready).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct ExplainArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Sluice's own namespace, where the sluice-policy ConfigMap lives.
+    #[arg(long, env = "SLUICE_NAMESPACE", default_value = "sluice-system")]
+    sluice_namespace: String,
+}
+
+#[derive(clap::Args, Debug)]
 struct SandboxArgs {
     /// Stay up and print `KUBECONFIG=PATH` instead of running the demo; Ctrl-C stops. Drive
     /// rollouts with kubectl; the image tag picks a version's behaviour: `bad` 10% errors,
@@ -122,6 +182,12 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => run_serve(args).await,
             Command::Status(args) => run_status(args).await,
             Command::Sandbox(args) => run_sandbox(args).await,
+            Command::Explain(args) => run_explain(args).await,
+            Command::Pause(args) => run_control(args, Control::Pause, false).await,
+            Command::Resume(args) => run_control(args, Control::Resume, false).await,
+            Command::Promote(args) => run_control(args.control, Control::Promote, args.force).await,
+            Command::Abort(args) => run_control(args, Control::Abort, false).await,
+            Command::Retry(args) => run_control(args, Control::Retry, false).await,
         }
     });
     match result {
@@ -227,6 +293,34 @@ async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
         )?,
     };
     kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// The client, the namespace (`-n`, else the kubeconfig context's) and the Deployment's name.
+async fn target(args: &TargetArgs) -> anyhow::Result<(kube::Client, String, String)> {
+    let name = control::parse_target(&args.target)?;
+    let client = client(args.kubeconfig.as_deref()).await?;
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    Ok((client, namespace, name))
+}
+
+async fn run_control(args: ControlArgs, verb: Control, force: bool) -> anyhow::Result<()> {
+    let (client, namespace, name) = target(&args.target).await?;
+    let report = control::request(&client, &namespace, &name, verb, force, args.timeout).await?;
+    if report.refused() {
+        anyhow::bail!("{report}");
+    }
+    println!("{report}");
+    Ok(())
+}
+
+async fn run_explain(args: ExplainArgs) -> anyhow::Result<()> {
+    let (client, namespace, name) = target(&args.target).await?;
+    let text = explain::explain(&client, &namespace, &name, &args.sluice_namespace).await?;
+    print!("{text}");
+    Ok(())
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -377,4 +471,47 @@ async fn run_status(args: StatusArgs) -> anyhow::Result<()> {
         println!("{}", line.join("  ").trim_end());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn promote_takes_force_and_every_verb_a_namespace_and_a_timeout() {
+        let cli = Cli::try_parse_from([
+            "sluice",
+            "promote",
+            "deploy/web",
+            "-n",
+            "shop",
+            "--force",
+            "--timeout",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Promote(args) = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert!(args.force);
+        assert_eq!(args.control.timeout, Duration::from_secs(5));
+        assert_eq!(args.control.target.namespace.as_deref(), Some("shop"));
+        for verb in ["pause", "resume", "abort", "retry"] {
+            assert!(
+                Cli::try_parse_from(["sluice", verb, "web"]).is_ok(),
+                "{verb}"
+            );
+            assert!(
+                Cli::try_parse_from(["sluice", verb, "web", "--force"]).is_err(),
+                "--force is promote's only"
+            );
+        }
+    }
 }

@@ -25,11 +25,40 @@
 //! - A new revision during a rollout resets the weight, the failed checks and the progress
 //!   deadline: the analysis judges the newest template from scratch, against the same primary.
 //! - `progress-deadline` runs from the start of the current revision's rollout.
+//!
+//! Control annotations (DESIGN §2), acted on before the phase's own step, each exactly once:
+//! the answer goes into the status (`lastControl`: verb, time, outcome `applied` / `refused` /
+//! `noOp`, message) and an Event, and the annotation is removed by an effect after that status
+//! is written. Several at once are taken in the order retry, abort, promote, resume, pause.
+//!
+//! ```text
+//!   Progressing ── pause ──► Paused ── resume ──► Progressing (next analysis one interval later)
+//!   at rest / Preparing ── pause ──► armed: Preparing ends in Paused at 0% instead of Progressing
+//!   Progressing | Paused ── promote (iterations ≥ 1, or `force`; canary ready) ──► Promoting
+//!   Preparing | Progressing | Paused ── abort ──► RollingBack        any phase ── retry ──► failed revision forgotten
+//! ```
+//! - `Paused` holds the weight: no analysis, no failed check, no progress-deadline (the clock
+//!   is moved on by the time spent paused when it resumes). Only abort, promote, resume or a
+//!   new revision (back to 0%, still paused) change it; a canary that turns unready is judged
+//!   after resume.
+//! - `promote` is refused before a passing analysis of the current revision unless its value is
+//!   `force`, and when the canary failed to roll out. While the canary reads as rolling it waits
+//!   (annotation kept): setting any annotation bumps a Deployment's generation, so the canary
+//!   reads as rolling until its controller catches up; it never promotes unready pods (invariant 2).
+//! - `retry` forgets the failed revision at once, so the webhook admits it at the next apply;
+//!   set in the same apply as that revision, it is consumed by the rollout it starts.
+//! - A verb seen again after it was applied, or answered with the same words (the controller
+//!   was killed between the status write and the removal, or a person set it twice), is removed
+//!   without a second acknowledgement or Event.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use super::status::{CheckResult, CheckVerdict, Phase, RolloutStatus, Timestamp};
+use super::status::{
+    CheckResult, CheckVerdict, ControlAck, ControlOutcome, Phase, RolloutStatus, Timestamp,
+};
 use crate::analysis::checks::{self, IntervalOutcome};
+use crate::policy::keys::Control;
 use crate::routing::Weights;
 
 /// What the reconciler read from the objects for one Deployment.
@@ -48,12 +77,78 @@ pub struct Observation {
     pub app: Readiness,
     /// `app-primary`, when it exists.
     pub primary: Option<Readiness>,
-    /// `sluice.dev/abort` is set.
-    pub abort_requested: bool,
-    /// `sluice.dev/retry` is set.
-    pub retry_requested: bool,
+    /// The control annotations a person set (`sluice.dev/pause`, `promote`, ...).
+    pub controls: Controls,
     /// A problem that needs a person (no apex Service, route API not served), in words.
     pub blocked: Option<String>,
+}
+
+/// The control annotations set on a Deployment (DESIGN §2). An annotation counts as set with
+/// any value but `false` (as the webhook reads `retry`); `false` is left alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Controls {
+    pub pause: bool,
+    pub resume: bool,
+    pub promote: Option<Promote>,
+    pub abort: bool,
+    pub retry: bool,
+}
+
+/// How `sluice.dev/promote` asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Promote {
+    /// Any value but `force`: only after a passing analysis in this rollout.
+    AfterPass,
+    /// `force`: even before any analysis passed.
+    Force,
+}
+
+/// The value of `sluice.dev/promote` that skips the passing-analysis rule.
+pub const PROMOTE_FORCE: &str = "force";
+
+impl Controls {
+    /// Reads the control annotations from a Deployment's annotations.
+    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Controls {
+        let set = |c: Control| {
+            annotations
+                .get(&c.annotation())
+                .filter(|v| v.trim() != "false")
+        };
+        Controls {
+            pause: set(Control::Pause).is_some(),
+            resume: set(Control::Resume).is_some(),
+            promote: set(Control::Promote).map(|v| {
+                if v.trim() == PROMOTE_FORCE {
+                    Promote::Force
+                } else {
+                    Promote::AfterPass
+                }
+            }),
+            abort: set(Control::Abort).is_some(),
+            retry: set(Control::Retry).is_some(),
+        }
+    }
+
+    /// The verbs set, in the order they are acted on: `retry`, `abort` (it wins over the
+    /// rest), `promote`, `resume`, `pause`.
+    pub fn requested(&self) -> Vec<Control> {
+        [
+            (self.retry, Control::Retry),
+            (self.abort, Control::Abort),
+            (self.promote.is_some(), Control::Promote),
+            (self.resume, Control::Resume),
+            (self.pause, Control::Pause),
+        ]
+        .into_iter()
+        .filter_map(|(set, c)| set.then_some(c))
+        .collect()
+    }
+
+    /// A verb that changes the phase is waiting: analysing now would be wasted or, if it counted
+    /// a failed check, wrong.
+    fn holds_analysis(&self) -> bool {
+        self.pause || self.abort || self.promote.is_some()
+    }
 }
 
 /// Readiness of a workload.
@@ -103,8 +198,8 @@ pub enum Effect {
     DeletePrimary,
     /// The `sluice.dev/stable-template` annotation is gone (no rollout holds `app`).
     ClearStableTemplate,
-    /// The `sluice.dev/retry` annotation is gone (it was acted on).
-    ClearRetry,
+    /// The control annotation is gone (it was acted on and acknowledged in the status).
+    ClearControl(Control),
 }
 
 /// Event severity.
@@ -157,6 +252,7 @@ pub fn analysis_due(status: Option<&RolloutStatus>, obs: &Observation, plan: &Pl
         && s.weight > 0
         && s.revision.as_deref() == Some(obs.revision.as_str())
         && obs.app == Readiness::Ready
+        && !obs.controls.holds_analysis()
         && next_analysis(s, plan).is_some_and(|t| t <= obs.now)
 }
 
@@ -180,17 +276,20 @@ pub fn decide(
         events: Vec::new(),
         requeue: None,
     };
+    let acted = controls(&mut d, obs);
     match d.status.phase {
         Phase::Initialized | Phase::Succeeded | Phase::Failed | Phase::Blocked => {
             at_rest(&mut d, prev.is_none(), obs)
         }
         Phase::Preparing => preparing(&mut d, obs, plan),
-        Phase::Progressing | Phase::Paused | Phase::WaitingPromotion => {
-            progressing(&mut d, obs, plan, verdicts)
-        }
+        Phase::Progressing | Phase::WaitingPromotion => progressing(&mut d, obs, plan, verdicts),
+        Phase::Paused => paused(&mut d, obs, plan),
         Phase::Promoting => promoting(&mut d, obs),
         Phase::RollingBack => rolling_back(&mut d, obs),
     }
+    // Last: the status that acknowledges them is written before they go.
+    d.effects
+        .extend(acted.into_iter().map(Effect::ClearControl));
     d
 }
 
@@ -213,6 +312,285 @@ impl Decision {
 
 fn short(revision: &str) -> &str {
     &revision[..revision.len().min(10)]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control annotations
+// ---------------------------------------------------------------------------------------------
+
+/// What a control verb does to the status, once answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Act {
+    Nothing,
+    /// Progressing / WaitingPromotion → Paused.
+    Pause,
+    /// At rest or preparing: hold the next rollout at 0%.
+    ArmPause,
+    /// Paused → Progressing.
+    Resume,
+    /// Forget an armed pause.
+    DisarmPause,
+    /// → Promoting.
+    Promote,
+    /// → RollingBack.
+    Abort,
+    /// Forget the failed revision.
+    Retry,
+}
+
+/// The controller's answer to one control verb, given the status and the objects: what it
+/// does, and the acknowledgement in words. Pure; [`controls`] applies it.
+fn answer(
+    s: &RolloutStatus,
+    obs: &Observation,
+    verb: Control,
+) -> Option<(ControlOutcome, Act, String)> {
+    use ControlOutcome::{Applied, NoOp, Refused};
+    let weight = s.weight;
+    let revision = s.revision.as_deref().map(short).unwrap_or("?").to_string();
+    let running = matches!(
+        s.phase,
+        Phase::Progressing | Phase::Paused | Phase::WaitingPromotion
+    );
+    let resting = s.phase.is_at_rest() || s.phase == Phase::Blocked;
+    Some(match verb {
+        Control::Retry => match &s.failed_revision {
+            Some(failed) => (
+                Applied,
+                Act::Retry,
+                format!(
+                    "revision {} is no longer refused: apply it again to roll it out",
+                    short(failed)
+                ),
+            ),
+            None => (
+                NoOp,
+                Act::Nothing,
+                "no revision is refused; nothing to retry".into(),
+            ),
+        },
+        Control::Abort => match s.phase {
+            Phase::Preparing | Phase::Progressing | Phase::Paused | Phase::WaitingPromotion => (
+                Applied,
+                Act::Abort,
+                format!(
+                    "aborted at {weight}%: all traffic returns to the stable revision {} and this Deployment's template is restored; revision {revision} is refused until {} is set",
+                    s.stable_revision.as_deref().map(short).unwrap_or("?"),
+                    Control::Retry.annotation()
+                ),
+            ),
+            Phase::RollingBack => (NoOp, Act::Nothing, "already rolling back".into()),
+            Phase::Promoting => (
+                Refused,
+                Act::Nothing,
+                format!("revision {revision} is already being promoted; nothing to abort"),
+            ),
+            _ => (
+                Refused,
+                Act::Nothing,
+                "no rollout is running; nothing to abort".into(),
+            ),
+        },
+        Control::Promote => {
+            let force = obs.controls.promote == Some(Promote::Force);
+            if !running {
+                let why = match s.phase {
+                    Phase::Preparing => "-primary is still starting and the new version has had no traffic; nothing to promote yet".to_string(),
+                    Phase::Promoting => return Some((NoOp, Act::Nothing, "already promoting".into())),
+                    Phase::RollingBack => "the rollout is rolling back; nothing to promote".to_string(),
+                    _ => "no rollout is running; nothing to promote".to_string(),
+                };
+                return Some((Refused, Act::Nothing, why));
+            }
+            if s.revision.as_deref() != Some(obs.revision.as_str()) {
+                return Some((
+                    Refused,
+                    Act::Nothing,
+                    format!(
+                        "revision {} replaced the one being analysed and restarts at 0%; promote again once it has passed an analysis",
+                        short(&obs.revision)
+                    ),
+                ));
+            }
+            match &obs.app {
+                Readiness::Ready => {}
+                // Every annotation write bumps a Deployment's generation, so the canary reads
+                // as rolling until its controller catches up: wait for it rather than refuse.
+                Readiness::Progressing => return None,
+                Readiness::Failed(reason) => {
+                    return Some((
+                        Refused,
+                        Act::Nothing,
+                        format!(
+                            "revision {revision} failed to roll out ({reason}); promoting would send all traffic to pods that cannot serve it"
+                        ),
+                    ));
+                }
+            }
+            if s.iterations == 0 && !force {
+                return Some((
+                    Refused,
+                    Act::Nothing,
+                    format!(
+                        "no analysis has passed yet for revision {revision} (at {weight}%); wait for one passing interval, or skip the analysis with `sluice promote --force` ({}: {PROMOTE_FORCE})",
+                        Control::Promote.annotation()
+                    ),
+                ));
+            }
+            let after = if force && s.iterations == 0 {
+                "forced, without a passing analysis".to_string()
+            } else {
+                format!("after {} passing analyses", s.iterations)
+            };
+            (
+                Applied,
+                Act::Promote,
+                format!(
+                    "promoted at {weight}% ({after}): the remaining steps are skipped and all traffic goes to revision {revision}"
+                ),
+            )
+        }
+        Control::Pause => match s.phase {
+            Phase::Progressing | Phase::WaitingPromotion => (
+                Applied,
+                Act::Pause,
+                format!(
+                    "paused at {weight}%: the weight holds, no analysis runs and the progress deadline stops until {} is set",
+                    Control::Resume.annotation()
+                ),
+            ),
+            Phase::Paused => (NoOp, Act::Nothing, format!("already paused at {weight}%")),
+            _ if (resting || s.phase == Phase::Preparing) && s.pause_pending => (
+                NoOp,
+                Act::Nothing,
+                "already armed: the next rollout holds at 0%".into(),
+            ),
+            Phase::Preparing => (
+                Applied,
+                Act::ArmPause,
+                format!(
+                    "this rollout holds at 0% once -primary is ready, until {} is set",
+                    Control::Resume.annotation()
+                ),
+            ),
+            _ if resting => (
+                Applied,
+                Act::ArmPause,
+                format!(
+                    "no rollout is running: the next one holds in Paused at 0% once -primary is ready, until {} is set",
+                    Control::Resume.annotation()
+                ),
+            ),
+            _ => (
+                Refused,
+                Act::Nothing,
+                format!(
+                    "the rollout is {} and finishes on its own; nothing to pause",
+                    match s.phase {
+                        Phase::Promoting => "promoting",
+                        _ => "rolling back",
+                    }
+                ),
+            ),
+        },
+        Control::Resume => match s.phase {
+            Phase::Paused => (
+                Applied,
+                Act::Resume,
+                format!("resumed at {weight}%: the next analysis runs one interval from now"),
+            ),
+            _ if s.pause_pending => (
+                Applied,
+                Act::DisarmPause,
+                "the armed pause is cancelled: the next rollout does not hold".into(),
+            ),
+            _ => (NoOp, Act::Nothing, "not paused; nothing to resume".into()),
+        },
+        Control::BreakGlass => (
+            NoOp,
+            Act::Nothing,
+            "break-glass is read by the webhook at apply time".into(),
+        ),
+    })
+}
+
+/// Acts on the control annotations set on the Deployment, each once: changes the status,
+/// acknowledges it in `last_control` and in an Event, and returns the verbs whose annotation
+/// the reconciler then removes (after writing the status). A promote that waits for the canary
+/// to read as ready is left in place for a later pass.
+///
+/// A verb seen again after it was applied, or answered with the same words, in this rollout (the
+/// controller was killed or lost a write race between the status write and the removal, or a
+/// person set it twice) is removed without a second acknowledgement or Event.
+fn controls(d: &mut Decision, obs: &Observation) -> Vec<Control> {
+    let mut acted = Vec::new();
+    for verb in obs.controls.requested() {
+        let Some((outcome, act, message)) = answer(&d.status, obs, verb) else {
+            continue;
+        };
+        // The same verb again, already answered in this rollout: applied, or answered just so.
+        let answered = d.status.last_control.as_ref().is_some_and(|a| {
+            a.verb == verb
+                && (a.outcome == ControlOutcome::Applied
+                    || (a.outcome == outcome && a.message == message))
+                && d.status.started.is_none_or(|s| s <= a.at)
+        });
+        acted.push(verb);
+        if answered && outcome != ControlOutcome::Applied {
+            continue;
+        }
+        let s = &mut d.status;
+        match act {
+            Act::Nothing => {}
+            Act::Pause => d.enter(Phase::Paused, obs.now),
+            Act::ArmPause => s.pause_pending = true,
+            Act::DisarmPause => s.pause_pending = false,
+            Act::Resume => {
+                // The progress-deadline clock stood still while paused.
+                let held = obs.now.duration_since(s.phase_since.0).unwrap_or_default();
+                let from = s.deadline_from.or(s.started);
+                s.deadline_from = from.map(|t| Timestamp(t.0 + held));
+                if s.weight > 0 {
+                    s.last_analysis = Some(Timestamp(obs.now));
+                }
+                s.pause_pending = false;
+                d.enter(Phase::Progressing, obs.now);
+            }
+            Act::Promote => {
+                d.enter(Phase::Promoting, obs.now);
+                d.requeue = Some(Duration::ZERO);
+            }
+            Act::Abort => {
+                s.message = format!("aborted by {}", Control::Abort.annotation());
+                d.enter(Phase::RollingBack, obs.now);
+            }
+            Act::Retry => s.failed_revision = None,
+        }
+        // At rest the message explains the last rollout (the webhook quotes it when it refuses
+        // a failed revision): leave it; the acknowledgement holds the refusal.
+        let resting = d.status.phase.is_at_rest() || d.status.phase == Phase::Blocked;
+        if outcome == ControlOutcome::Refused && !resting {
+            d.status.message = format!("{} refused: {message}", verb.annotation());
+        }
+        let (kind, reason) = match (outcome, verb) {
+            (ControlOutcome::Refused, _) => (EventType::Warning, "ControlRefused"),
+            (ControlOutcome::NoOp, _) => (EventType::Normal, "ControlIgnored"),
+            (_, Control::Pause) => (EventType::Normal, "Paused"),
+            (_, Control::Resume) => (EventType::Normal, "Resumed"),
+            (_, Control::Promote) => (EventType::Normal, "Promoted"),
+            (_, Control::Abort) => (EventType::Warning, "Aborted"),
+            (_, Control::Retry) => (EventType::Normal, "Retried"),
+            (_, Control::BreakGlass) => (EventType::Normal, "ControlIgnored"),
+        };
+        d.event(kind, reason, format!("{}: {message}", verb.annotation()));
+        d.status.last_control = Some(ControlAck {
+            verb,
+            at: Timestamp(obs.now),
+            outcome,
+            message,
+        });
+    }
+    acted
 }
 
 fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {
@@ -266,6 +644,7 @@ fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {
     s.last_verdicts.clear();
     s.last_analysis = None;
     s.started = Some(Timestamp(obs.now));
+    s.deadline_from = None;
     s.message = format!(
         "rolling out revision {} over stable {}",
         short(&obs.revision),
@@ -277,10 +656,6 @@ fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {
         Effect::SetPaused(true),
         Effect::EnsurePrimary,
     ];
-    if obs.retry_requested {
-        d.status.failed_revision = None;
-        d.effects.push(Effect::ClearRetry);
-    }
     d.event(
         EventType::Normal,
         "Preparing",
@@ -305,14 +680,12 @@ fn rest_effects() -> Vec<Effect> {
 
 fn deadline_passed(d: &Decision, obs: &Observation, plan: &Plan) -> bool {
     d.status
-        .started
+        .deadline_from
+        .or(d.status.started)
         .is_some_and(|t| obs.now.duration_since(t.0).unwrap_or_default() >= plan.progress_deadline)
 }
 
 fn preparing(d: &mut Decision, obs: &Observation, plan: &Plan) {
-    if obs.abort_requested {
-        return start_rollback(d, obs, "aborted by sluice.dev/abort".into());
-    }
     d.effects = vec![
         Effect::EnsureServices,
         Effect::SetPaused(true),
@@ -325,14 +698,31 @@ fn preparing(d: &mut Decision, obs: &Observation, plan: &Plan) {
                 Effect::SwitchApexToPrimary,
                 Effect::SetPaused(false),
             ]);
-            d.enter(Phase::Progressing, obs.now);
             d.status.weight = 0;
+            let revision = d
+                .status
+                .revision
+                .as_deref()
+                .map(short)
+                .unwrap_or("?")
+                .to_string();
+            if std::mem::take(&mut d.status.pause_pending) {
+                let message = format!(
+                    "-primary is ready and serves 100%; revision {revision} rolls out with no traffic and the rollout holds at 0% as {} asked, until {} is set",
+                    Control::Pause.annotation(),
+                    Control::Resume.annotation()
+                );
+                d.event(EventType::Normal, "Paused", message);
+                d.enter(Phase::Paused, obs.now);
+                d.requeue = Some(plan.interval);
+                return;
+            }
+            d.enter(Phase::Progressing, obs.now);
             d.event(
                 EventType::Normal,
                 "Progressing",
                 format!(
-                    "-primary is ready and serves 100%; rolling this Deployment to revision {} while it receives no traffic",
-                    d.status.revision.as_deref().map(short).unwrap_or("?")
+                    "-primary is ready and serves 100%; rolling this Deployment to revision {revision} while it receives no traffic"
                 ),
             );
             d.requeue = Some(WAIT);
@@ -363,38 +753,10 @@ fn progressing(
     plan: &Plan,
     verdicts: Option<&[CheckVerdict]>,
 ) {
-    if obs.abort_requested {
-        return start_rollback(d, obs, "aborted by sluice.dev/abort".into());
-    }
-    if d.status.revision.as_deref() != Some(obs.revision.as_str()) {
-        let old = d.status.revision.clone().unwrap_or_default();
-        let s = &mut d.status;
-        s.revision = Some(obs.revision.clone());
-        s.weight = 0;
-        s.failed_checks = 0;
-        s.silent_intervals = 0;
-        s.iterations = 0;
-        s.last_verdicts.clear();
-        s.last_analysis = None;
-        s.started = Some(Timestamp(obs.now));
+    if new_revision(d, obs, "the analysis restarts at 0%") {
         d.enter(Phase::Progressing, obs.now);
-        d.event(
-            EventType::Normal,
-            "NewRevision",
-            format!(
-                "revision {} replaced {} mid-rollout; the stable version keeps serving and the analysis restarts at 0%",
-                short(&obs.revision),
-                short(&old)
-            ),
-        );
     }
-    d.effects = vec![
-        Effect::EnsureServices,
-        Effect::EnsurePrimary,
-        Effect::EnsureRoute(step(d.status.weight)),
-        Effect::SwitchApexToPrimary,
-        Effect::SetPaused(false),
-    ];
+    d.effects = rollout_effects(d.status.weight);
     match &obs.app {
         Readiness::Failed(reason) => {
             return start_rollback(
@@ -437,6 +799,56 @@ fn progressing(
             .max(Duration::from_millis(100)),
         None => plan.interval,
     });
+}
+
+/// A newer template than the one the status follows: start its rollout over at 0% against the
+/// same primary. True when it did.
+fn new_revision(d: &mut Decision, obs: &Observation, then: &str) -> bool {
+    if d.status.revision.as_deref() == Some(obs.revision.as_str()) {
+        return false;
+    }
+    let old = d.status.revision.clone().unwrap_or_default();
+    let s = &mut d.status;
+    s.revision = Some(obs.revision.clone());
+    s.weight = 0;
+    s.failed_checks = 0;
+    s.silent_intervals = 0;
+    s.iterations = 0;
+    s.last_verdicts.clear();
+    s.last_analysis = None;
+    s.started = Some(Timestamp(obs.now));
+    s.deadline_from = None;
+    d.event(
+        EventType::Normal,
+        "NewRevision",
+        format!(
+            "revision {} replaced {} mid-rollout; the stable version keeps serving and {then}",
+            short(&obs.revision),
+            short(&old)
+        ),
+    );
+    true
+}
+
+/// What holds while a rollout runs: the primary serves the stable version, the route sends
+/// `weight`% to the canary, and `app` is free to roll.
+fn rollout_effects(weight: u32) -> Vec<Effect> {
+    vec![
+        Effect::EnsureServices,
+        Effect::EnsurePrimary,
+        Effect::EnsureRoute(step(weight)),
+        Effect::SwitchApexToPrimary,
+        Effect::SetPaused(false),
+    ]
+}
+
+/// `Paused`: the weight holds; no analysis, no failed check, no progress-deadline. Only the
+/// control annotations move it (resume, promote, abort). A new revision still restarts at 0%
+/// (traffic only moves away from the untested template) and stays paused.
+fn paused(d: &mut Decision, obs: &Observation, plan: &Plan) {
+    new_revision(d, obs, "the rollout stays paused at 0%");
+    d.effects = rollout_effects(d.status.weight);
+    d.requeue = Some(plan.interval);
 }
 
 fn advance(d: &mut Decision, obs: &Observation, weight: u32) {

@@ -14,6 +14,10 @@
 //! and is redone counts nothing twice. A Deployment that is no longer managed loses its series
 //! here; [`run`](super::run) drops those of a deleted one.
 //!
+//! Control annotations (`sluice.dev/pause`, `promote`, ...) are read into the observation; the
+//! machine's answer is in the status it returns, and each annotation is removed by the
+//! `ClearControl` effect only after that status is written, so an answer is never lost.
+//!
 //! The route is re-asserted on every pass while a rollout runs (the router compares before it
 //! writes), so a person's edit or deletion of it is undone as soon as its watch event arrives.
 
@@ -30,14 +34,14 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use super::machine::{self, Effect, EventType, Observation, Plan, Readiness};
+use super::machine::{self, Controls, Effect, EventType, Observation, Plan, Readiness};
 use super::objects;
 use super::retry::Retries;
 use super::status::RolloutStatus;
 use crate::analysis::checks::{self, CheckPlan};
 use crate::analysis::prometheus::PromClient;
 use crate::metrics::{self, Metrics};
-use crate::policy::keys::{Control, PHASE_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION};
+use crate::policy::keys::{PHASE_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION};
 use crate::policy::optin;
 use crate::policy::settings::{self, Layers, Settings};
 use crate::routing::{AnyRouter, Router, RoutingError, Weights};
@@ -261,8 +265,7 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
         paused: app.spec.as_ref().and_then(|s| s.paused).unwrap_or(false),
         app: readiness(&app),
         primary: primary.as_ref().map(readiness),
-        abort_requested: app.annotations().contains_key(&Control::Abort.annotation()),
-        retry_requested: app.annotations().contains_key(&Control::Retry.annotation()),
+        controls: Controls::from_annotations(app.annotations()),
         blocked,
     };
 
@@ -523,7 +526,7 @@ async fn perform(
         Effect::ClearStableTemplate => {
             remove_annotation(writer, app, STABLE_TEMPLATE_ANNOTATION).await?
         }
-        Effect::ClearRetry => remove_annotation(writer, app, &Control::Retry.annotation()).await?,
+        Effect::ClearControl(verb) => remove_annotation(writer, app, &verb.annotation()).await?,
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::policy::keys::STATUS_ANNOTATION;
+use crate::policy::keys::{Control, STATUS_ANNOTATION};
 
 /// Where a managed Deployment is in its lifecycle (DESIGN §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -162,6 +162,10 @@ pub struct RolloutStatus {
     /// When the current revision's rollout began (the `progress-deadline` clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<Timestamp>,
+    /// When the `progress-deadline` clock started, when not at `started`: moved on by the time
+    /// spent paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_from: Option<Timestamp>,
     /// When the last analysis ran (the next is due one `interval` later).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_analysis: Option<Timestamp>,
@@ -171,6 +175,70 @@ pub struct RolloutStatus {
     /// What a person should know about the current phase, in words.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// `sluice.dev/pause` was set at rest or while preparing: the next rollout holds in
+    /// `Paused` at 0% once `-primary` is ready, until `sluice.dev/resume`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause_pending: bool,
+    /// The last control annotation the controller acted on, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_control: Option<ControlAck>,
+}
+
+/// How the controller answered a control annotation (`sluice.dev/pause`, `promote`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ControlOutcome {
+    /// Done: the phase or the status changed as asked.
+    Applied,
+    /// Not done, and the message says why and what to do.
+    Refused,
+    /// Nothing to do: the rollout already is as asked.
+    NoOp,
+}
+
+impl ControlOutcome {
+    /// `applied`, `refused` or `noOp`, as in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlOutcome::Applied => "applied",
+            ControlOutcome::Refused => "refused",
+            ControlOutcome::NoOp => "noOp",
+        }
+    }
+}
+
+/// The acknowledgement of one control annotation, written in the same status write that acts on
+/// it; the annotation is removed right after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlAck {
+    /// The verb: `pause`, `resume`, `promote`, `abort` or `retry`.
+    #[serde(with = "control_verb")]
+    pub verb: Control,
+    /// When the controller acted on it.
+    pub at: Timestamp,
+    pub outcome: ControlOutcome,
+    /// What happened, in words.
+    pub message: String,
+}
+
+/// A control verb as its bare key (`pause`).
+mod control_verb {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::policy::keys::Control;
+
+    pub fn serialize<S: Serializer>(c: &Control, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(c.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Control, D::Error> {
+        let s = String::deserialize(d)?;
+        Control::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a Sluice control")))
+    }
 }
 
 impl RolloutStatus {
@@ -187,9 +255,12 @@ impl RolloutStatus {
             last_verdicts: Vec::new(),
             phase_since: Timestamp(now),
             started: None,
+            deadline_from: None,
             last_analysis: None,
             failed_revision: None,
             message: String::new(),
+            pause_pending: false,
+            last_control: None,
         }
     }
 
@@ -268,6 +339,39 @@ mod tests {
         let annotations = BTreeMap::from([(STATUS_ANNOTATION.to_string(), "{nope".to_string())]);
         let err = RolloutStatus::from_annotations(Some(&annotations)).unwrap_err();
         assert!(err.to_string().contains("remove it"), "{err}");
+    }
+
+    #[test]
+    fn a_control_acknowledgement_round_trips_and_reads_well() {
+        let mut s = RolloutStatus::new(Phase::Paused, at(1_800_000_000));
+        s.pause_pending = true;
+        s.last_control = Some(ControlAck {
+            verb: Control::BreakGlass,
+            at: Timestamp(at(1_800_000_000)),
+            outcome: ControlOutcome::NoOp,
+            message: "already paused".into(),
+        });
+        let raw = s.to_annotation();
+        assert!(
+            raw.contains(r#""pausePending":true,"lastControl":{"verb":"break-glass","at":"2027-01-15T08:00:00Z","outcome":"noOp","message":"already paused"}"#),
+            "{raw}"
+        );
+        let annotations = BTreeMap::from([(STATUS_ANNOTATION.to_string(), raw)]);
+        assert_eq!(
+            RolloutStatus::from_annotations(Some(&annotations)).unwrap(),
+            Some(s)
+        );
+    }
+
+    #[test]
+    fn a_status_written_before_controls_existed_still_parses() {
+        let old = r#"{"phase":"Progressing","weight":20,"failedChecks":1,"phaseSince":"2027-01-15T08:00:00Z"}"#;
+        let annotations = BTreeMap::from([(STATUS_ANNOTATION.to_string(), old.to_string())]);
+        let s = RolloutStatus::from_annotations(Some(&annotations))
+            .unwrap()
+            .unwrap();
+        assert!(!s.pause_pending);
+        assert_eq!(s.last_control, None);
     }
 
     #[test]

@@ -26,8 +26,7 @@ fn mk_obs(now: SystemTime) -> Observation {
         paused: false,
         app: Readiness::Ready,
         primary: None,
-        abort_requested: false,
-        retry_requested: false,
+        controls: Controls::default(),
         blocked: None,
     }
 }
@@ -396,7 +395,10 @@ fn abort_rolls_back_even_before_the_first_step() {
     let plan = mk_plan();
     let preparing = decide(Some(&at_rest()), &mk_intercepted(t(0)), &plan, None).status;
     let obs = Observation {
-        abort_requested: true,
+        controls: Controls {
+            abort: true,
+            ..Controls::default()
+        },
         primary: Some(Readiness::Progressing),
         ..mk_intercepted(t(1))
     };
@@ -414,13 +416,16 @@ fn retry_is_consumed_when_the_failed_revision_rolls_again() {
     failed.phase = Phase::Failed;
     failed.failed_revision = Some(NEW.into());
     let obs = Observation {
-        retry_requested: true,
+        controls: Controls {
+            retry: true,
+            ..Controls::default()
+        },
         ..mk_intercepted(t(0))
     };
     let d = decide(Some(&failed), &obs, &mk_plan(), None);
     assert_eq!(d.status.phase, Phase::Preparing);
     assert_eq!(d.status.failed_revision, None);
-    assert!(d.effects.contains(&Effect::ClearRetry));
+    assert!(d.effects.contains(&Effect::ClearControl(Control::Retry)));
 }
 
 #[test]
@@ -450,4 +455,671 @@ fn a_stable_template_left_on_an_unpaused_deployment_at_rest_starts_nothing() {
     assert_eq!(d.status.phase, Phase::Succeeded);
     assert!(d.effects.contains(&Effect::ClearStableTemplate));
     assert!(!d.effects.contains(&Effect::SetPaused(false)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control annotations
+// ---------------------------------------------------------------------------------------------
+
+fn with(controls: Controls, obs: Observation) -> Observation {
+    Observation { controls, ..obs }
+}
+
+fn pause() -> Controls {
+    Controls {
+        pause: true,
+        ..Controls::default()
+    }
+}
+
+fn resume() -> Controls {
+    Controls {
+        resume: true,
+        ..Controls::default()
+    }
+}
+
+fn promote(how: Promote) -> Controls {
+    Controls {
+        promote: Some(how),
+        ..Controls::default()
+    }
+}
+
+fn abort() -> Controls {
+    Controls {
+        abort: true,
+        ..Controls::default()
+    }
+}
+
+fn retry() -> Controls {
+    Controls {
+        retry: true,
+        ..Controls::default()
+    }
+}
+
+fn ack(d: &Decision) -> (Control, ControlOutcome) {
+    let a = d.status.last_control.as_ref().expect("an acknowledgement");
+    (a.verb, a.outcome)
+}
+
+/// Progressing at 10%, entered at t(10), with no analysis passed yet.
+fn at_first_step() -> RolloutStatus {
+    let s = decide(
+        Some(&mk_progressing_at_zero()),
+        &in_progress(),
+        &mk_plan(),
+        None,
+    )
+    .status;
+    assert_eq!(
+        (s.phase, s.weight, s.iterations),
+        (Phase::Progressing, 10, 0)
+    );
+    s
+}
+
+/// Progressing at 20% after one passing analysis at t(70).
+fn after_a_pass() -> RolloutStatus {
+    let obs = Observation {
+        now: t(70),
+        ..in_progress()
+    };
+    let s = decide(
+        Some(&at_first_step()),
+        &obs,
+        &mk_plan(),
+        Some(&verdict(CheckResult::Pass)),
+    )
+    .status;
+    assert_eq!((s.weight, s.iterations), (20, 1));
+    s
+}
+
+fn at(secs: u64, obs: Observation) -> Observation {
+    Observation {
+        now: t(secs),
+        ..obs
+    }
+}
+
+#[test]
+fn control_annotations_count_with_any_value_but_false() {
+    let a = |pairs: &[(&str, &str)]| {
+        Controls::from_annotations(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    };
+    assert_eq!(a(&[]), Controls::default());
+    let c = a(&[
+        ("sluice.dev/pause", "true"),
+        ("sluice.dev/resume", ""),
+        ("sluice.dev/abort", "false"),
+        ("sluice.dev/promote", "force"),
+        ("sluice.dev/retry", "yes please"),
+    ]);
+    assert!(c.pause && c.resume && c.retry && !c.abort);
+    assert_eq!(c.promote, Some(Promote::Force));
+    assert_eq!(
+        a(&[("sluice.dev/promote", "true")]).promote,
+        Some(Promote::AfterPass)
+    );
+    assert_eq!(
+        c.requested(),
+        vec![
+            Control::Retry,
+            Control::Promote,
+            Control::Resume,
+            Control::Pause
+        ]
+    );
+}
+
+#[test]
+fn pause_holds_the_weight_and_skips_analysis_across_intervals() {
+    let plan = mk_plan();
+    let d = decide(
+        Some(&at_first_step()),
+        &with(pause(), at(20, in_progress())),
+        &plan,
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::Paused);
+    assert_eq!(ack(&d), (Control::Pause, ControlOutcome::Applied));
+    assert_eq!(d.events.len(), 1);
+    assert_eq!(d.events[0].reason, "Paused");
+    assert_eq!(routes(&d), vec![step(10)]);
+    assert_eq!(
+        d.effects.last(),
+        Some(&Effect::ClearControl(Control::Pause)),
+        "the annotation goes after the status that acknowledges it"
+    );
+    let mut status = d.status;
+    for now in [100, 200, 300, 10_000] {
+        let obs = at(now, in_progress());
+        assert!(
+            !analysis_due(Some(&status), &obs, &plan),
+            "no analysis while paused"
+        );
+        let d = decide(Some(&status), &obs, &plan, None);
+        assert_eq!(d.status, status, "nothing moves while paused");
+        assert_eq!(routes(&d), vec![step(10)]);
+        assert!(d.events.is_empty());
+        status = d.status;
+    }
+}
+
+#[test]
+fn a_pending_pause_skips_the_analysis_that_is_due() {
+    let plan = mk_plan();
+    let due = at(70, in_progress());
+    assert!(analysis_due(Some(&at_first_step()), &due, &plan));
+    assert!(!analysis_due(
+        Some(&at_first_step()),
+        &with(pause(), due),
+        &plan
+    ));
+}
+
+#[test]
+fn the_progress_deadline_does_not_run_while_paused() {
+    let plan = mk_plan();
+    let paused = decide(
+        Some(&at_first_step()),
+        &with(pause(), at(20, in_progress())),
+        &plan,
+        None,
+    )
+    .status;
+    // Paused far beyond the 600 s deadline, with the app still rolling.
+    let rolling = Observation {
+        app: Readiness::Progressing,
+        ..in_progress()
+    };
+    let d = decide(Some(&paused), &at(5_000, rolling.clone()), &plan, None);
+    assert_eq!(d.status.phase, Phase::Paused);
+    let resumed = decide(
+        Some(&paused),
+        &with(resume(), at(5_000, rolling.clone())),
+        &plan,
+        None,
+    );
+    assert_eq!(resumed.status.phase, Phase::Progressing);
+    assert_eq!(
+        resumed.status.deadline_from,
+        Some(Timestamp(t(4_980))),
+        "the deadline clock moved on by the time spent paused"
+    );
+    assert_eq!(
+        resumed.status.started,
+        Some(Timestamp(t(0))),
+        "the rollout still began when it began"
+    );
+    let d = decide(
+        Some(&resumed.status),
+        &at(5_100, rolling.clone()),
+        &plan,
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::Progressing);
+    let d = decide(Some(&resumed.status), &at(5_590, rolling), &plan, None);
+    assert_eq!(
+        d.status.phase,
+        Phase::RollingBack,
+        "the deadline still applies"
+    );
+}
+
+#[test]
+fn resume_continues_with_the_next_analysis_one_interval_later() {
+    let plan = mk_plan();
+    let paused = decide(
+        Some(&at_first_step()),
+        &with(pause(), at(20, in_progress())),
+        &plan,
+        None,
+    )
+    .status;
+    let d = decide(
+        Some(&paused),
+        &with(resume(), at(500, in_progress())),
+        &plan,
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::Progressing);
+    assert_eq!(d.status.weight, 10);
+    assert_eq!(ack(&d), (Control::Resume, ControlOutcome::Applied));
+    assert_eq!(d.events[0].reason, "Resumed");
+    assert!(d.effects.contains(&Effect::ClearControl(Control::Resume)));
+    assert_eq!(d.requeue, Some(plan.interval));
+    assert!(!analysis_due(
+        Some(&d.status),
+        &at(530, in_progress()),
+        &plan
+    ));
+    assert!(analysis_due(
+        Some(&d.status),
+        &at(560, in_progress()),
+        &plan
+    ));
+}
+
+#[test]
+fn resume_without_a_pause_is_acknowledged_as_nothing_to_do() {
+    let d = decide(
+        Some(&at_first_step()),
+        &with(resume(), at(20, in_progress())),
+        &mk_plan(),
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::Progressing);
+    assert_eq!(ack(&d), (Control::Resume, ControlOutcome::NoOp));
+    assert_eq!(d.events[0].reason, "ControlIgnored");
+    assert!(d.effects.contains(&Effect::ClearControl(Control::Resume)));
+}
+
+#[test]
+fn pause_at_rest_holds_the_next_rollout_at_zero_after_prepare() {
+    let plan = mk_plan();
+    let d = decide(Some(&at_rest()), &with(pause(), mk_obs(t(1))), &plan, None);
+    assert_eq!(d.status.phase, Phase::Initialized);
+    assert!(d.status.pause_pending);
+    assert_eq!(ack(&d), (Control::Pause, ControlOutcome::Applied));
+    assert!(d.effects.contains(&Effect::ClearControl(Control::Pause)));
+    let preparing = decide(Some(&d.status), &mk_intercepted(t(2)), &plan, None).status;
+    assert_eq!(preparing.phase, Phase::Preparing);
+    let ready = Observation {
+        primary: Some(Readiness::Ready),
+        ..mk_intercepted(t(5))
+    };
+    let d = decide(Some(&preparing), &ready, &plan, None);
+    assert_eq!(d.status.phase, Phase::Paused);
+    assert_eq!(d.status.weight, 0);
+    assert!(!d.status.pause_pending, "the hold is used up");
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
+    assert!(d.effects.contains(&Effect::SetPaused(false)));
+    // Held: the canary is ready but gets no traffic until resume.
+    let d2 = decide(Some(&d.status), &at(100, in_progress()), &plan, None);
+    assert_eq!((d2.status.phase, d2.status.weight), (Phase::Paused, 0));
+    let d3 = decide(
+        Some(&d.status),
+        &with(resume(), at(100, in_progress())),
+        &plan,
+        None,
+    );
+    assert_eq!(
+        (d3.status.phase, d3.status.weight),
+        (Phase::Progressing, 10)
+    );
+}
+
+#[test]
+fn resume_at_rest_cancels_an_armed_pause() {
+    let armed = decide(
+        Some(&at_rest()),
+        &with(pause(), mk_obs(t(1))),
+        &mk_plan(),
+        None,
+    )
+    .status;
+    let d = decide(
+        Some(&armed),
+        &with(resume(), mk_obs(t(2))),
+        &mk_plan(),
+        None,
+    );
+    assert!(!d.status.pause_pending);
+    assert_eq!(ack(&d), (Control::Resume, ControlOutcome::Applied));
+}
+
+#[test]
+fn a_new_revision_while_paused_restarts_at_zero_and_stays_paused() {
+    let plan = mk_plan();
+    let paused = decide(
+        Some(&after_a_pass()),
+        &with(pause(), at(80, in_progress())),
+        &plan,
+        None,
+    )
+    .status;
+    let newer = Observation {
+        revision: NEWER.into(),
+        ..at(90, in_progress())
+    };
+    let d = decide(Some(&paused), &newer, &plan, None);
+    assert_eq!(d.status.phase, Phase::Paused);
+    assert_eq!((d.status.weight, d.status.iterations), (0, 0));
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
+    assert_eq!(d.events[0].reason, "NewRevision");
+}
+
+#[test]
+fn promote_after_a_passing_analysis_skips_the_remaining_steps() {
+    let d = decide(
+        Some(&after_a_pass()),
+        &with(promote(Promote::AfterPass), at(80, in_progress())),
+        &mk_plan(),
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::Succeeded);
+    assert_eq!(d.status.weight, 100);
+    assert_eq!(d.status.stable_revision.as_deref(), Some(NEW));
+    assert_eq!(ack(&d), (Control::Promote, ControlOutcome::Applied));
+    assert_eq!(
+        d.events.iter().map(|e| e.reason).collect::<Vec<_>>(),
+        vec!["Promoted", "Succeeded"]
+    );
+    assert_eq!(routes(&d), vec![Weights::AT_REST]);
+    assert!(d.effects.contains(&Effect::DeletePrimary));
+    assert_eq!(
+        d.effects.last(),
+        Some(&Effect::ClearControl(Control::Promote))
+    );
+}
+
+#[test]
+fn promote_before_any_passing_analysis_is_refused_with_the_reason() {
+    let before = at_first_step();
+    let d = decide(
+        Some(&before),
+        &with(promote(Promote::AfterPass), at(20, in_progress())),
+        &mk_plan(),
+        None,
+    );
+    assert_eq!((d.status.phase, d.status.weight), (Phase::Progressing, 10));
+    assert_eq!(ack(&d), (Control::Promote, ControlOutcome::Refused));
+    assert_eq!(d.events[0].kind, EventType::Warning);
+    assert!(
+        d.status.message.contains("no analysis has passed yet"),
+        "{}",
+        d.status.message
+    );
+    assert!(d.status.message.contains("--force"), "{}", d.status.message);
+    assert!(d.effects.contains(&Effect::ClearControl(Control::Promote)));
+    assert_eq!(routes(&d), vec![step(10)]);
+    // Seen again (the removal lost a write race): removed without a second Event.
+    let again = decide(
+        Some(&d.status),
+        &with(promote(Promote::AfterPass), at(21, in_progress())),
+        &mk_plan(),
+        None,
+    );
+    assert_eq!(again.status, d.status);
+    assert!(again.events.is_empty());
+    assert!(
+        again
+            .effects
+            .contains(&Effect::ClearControl(Control::Promote))
+    );
+}
+
+#[test]
+fn promote_force_skips_the_analysis_but_never_promotes_a_version_that_is_not_ready() {
+    let plan = mk_plan();
+    let forced = decide(
+        Some(&at_first_step()),
+        &with(promote(Promote::Force), at(20, in_progress())),
+        &plan,
+        None,
+    );
+    assert_eq!(forced.status.phase, Phase::Succeeded);
+    assert!(
+        forced
+            .status
+            .last_control
+            .unwrap()
+            .message
+            .contains("forced")
+    );
+    // The canary reads as rolling (the annotation itself bumped the generation): the promote
+    // waits, untouched, for a later pass.
+    let rolling = Observation {
+        app: Readiness::Progressing,
+        ..at(20, in_progress())
+    };
+    let d = decide(
+        Some(&at_first_step()),
+        &with(promote(Promote::Force), rolling),
+        &plan,
+        None,
+    );
+    assert_eq!(d.status, at_first_step());
+    assert!(d.events.is_empty());
+    assert!(!d.effects.contains(&Effect::ClearControl(Control::Promote)));
+    // Failed to roll out: refused, and the rollback starts.
+    let failed = Observation {
+        app: Readiness::Failed("ProgressDeadlineExceeded".into()),
+        ..at(20, in_progress())
+    };
+    let d = decide(
+        Some(&at_first_step()),
+        &with(promote(Promote::Force), failed),
+        &plan,
+        None,
+    );
+    assert_eq!(ack(&d), (Control::Promote, ControlOutcome::Refused));
+    assert!(
+        d.events[0].message.contains("failed to roll out"),
+        "{:?}",
+        d.events
+    );
+    assert_eq!(d.status.phase, Phase::RollingBack);
+    assert!(d.effects.contains(&Effect::ClearControl(Control::Promote)));
+}
+
+#[test]
+fn promote_from_pause_is_allowed_after_a_pass() {
+    let plan = mk_plan();
+    let paused = decide(
+        Some(&after_a_pass()),
+        &with(pause(), at(80, in_progress())),
+        &plan,
+        None,
+    )
+    .status;
+    let d = decide(
+        Some(&paused),
+        &with(promote(Promote::AfterPass), at(90, in_progress())),
+        &plan,
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::Succeeded);
+}
+
+#[test]
+fn promote_with_nothing_to_promote_is_refused() {
+    let plan = mk_plan();
+    let mut failed = at_rest();
+    failed.phase = Phase::Failed;
+    failed.message = "aborted by sluice.dev/abort".into();
+    let d = decide(
+        Some(&failed),
+        &with(promote(Promote::AfterPass), mk_obs(t(1))),
+        &plan,
+        None,
+    );
+    assert_eq!(ack(&d), (Control::Promote, ControlOutcome::Refused));
+    assert_eq!(
+        d.status.message, failed.message,
+        "the message still explains the rollback"
+    );
+    let d = decide(
+        Some(&at_rest()),
+        &with(promote(Promote::Force), mk_obs(t(1))),
+        &plan,
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::Initialized);
+    assert_eq!(ack(&d), (Control::Promote, ControlOutcome::Refused));
+    assert!(
+        d.status
+            .last_control
+            .unwrap()
+            .message
+            .contains("nothing to promote")
+    );
+    let preparing = decide(Some(&at_rest()), &mk_intercepted(t(0)), &plan, None).status;
+    let d = decide(
+        Some(&preparing),
+        &with(promote(Promote::Force), mk_intercepted(t(1))),
+        &plan,
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::Preparing);
+    assert_eq!(ack(&d), (Control::Promote, ControlOutcome::Refused));
+}
+
+#[test]
+fn abort_mid_rollout_rolls_back_is_acknowledged_and_cleared_once() {
+    let plan = mk_plan();
+    let d = decide(
+        Some(&after_a_pass()),
+        &with(abort(), at(80, in_progress())),
+        &plan,
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::RollingBack);
+    assert_eq!(d.status.weight, 0);
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
+    assert!(d.effects.contains(&Effect::RestoreStableTemplate));
+    assert_eq!(ack(&d), (Control::Abort, ControlOutcome::Applied));
+    assert_eq!(d.events[0].reason, "Aborted");
+    assert_eq!(
+        d.effects.last(),
+        Some(&Effect::ClearControl(Control::Abort))
+    );
+    // Killed before the annotation went: seen again, it is removed without a second word.
+    let again = decide(
+        Some(&d.status),
+        &with(abort(), at(81, in_progress())),
+        &plan,
+        None,
+    );
+    assert_eq!(again.status, d.status);
+    assert!(again.events.is_empty());
+    assert_eq!(
+        again.effects.last(),
+        Some(&Effect::ClearControl(Control::Abort))
+    );
+    // The rollback finishes: the aborted revision is the failed one.
+    let restored = Observation {
+        revision: STABLE.into(),
+        ..at(90, in_progress())
+    };
+    let done = decide(Some(&d.status), &restored, &plan, None);
+    assert_eq!(done.status.phase, Phase::Failed);
+    assert_eq!(done.status.failed_revision.as_deref(), Some(NEW));
+}
+
+#[test]
+fn abort_while_paused_rolls_back_and_abort_at_rest_is_refused() {
+    let plan = mk_plan();
+    let paused = decide(
+        Some(&at_first_step()),
+        &with(pause(), at(20, in_progress())),
+        &plan,
+        None,
+    )
+    .status;
+    let d = decide(
+        Some(&paused),
+        &with(abort(), at(30, in_progress())),
+        &plan,
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::RollingBack);
+    let d = decide(Some(&at_rest()), &with(abort(), mk_obs(t(1))), &plan, None);
+    assert_eq!(d.status.phase, Phase::Initialized);
+    assert_eq!(ack(&d), (Control::Abort, ControlOutcome::Refused));
+    assert!(d.effects.contains(&Effect::ClearControl(Control::Abort)));
+    assert_eq!(routes(&d), vec![Weights::AT_REST]);
+}
+
+#[test]
+fn abort_wins_over_promote_and_pause_set_together() {
+    let all = Controls {
+        abort: true,
+        pause: true,
+        promote: Some(Promote::Force),
+        ..Controls::default()
+    };
+    let d = decide(
+        Some(&after_a_pass()),
+        &with(all, at(80, in_progress())),
+        &mk_plan(),
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::RollingBack);
+    for verb in [Control::Abort, Control::Promote, Control::Pause] {
+        assert!(d.effects.contains(&Effect::ClearControl(verb)), "{verb:?}");
+    }
+}
+
+#[test]
+fn retry_at_rest_forgets_the_failed_revision_so_it_can_be_applied_again() {
+    let mut failed = at_rest();
+    failed.phase = Phase::Failed;
+    failed.failed_revision = Some(NEW.into());
+    let d = decide(
+        Some(&failed),
+        &with(retry(), mk_obs(t(1))),
+        &mk_plan(),
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::Failed);
+    assert_eq!(d.status.failed_revision, None);
+    assert_eq!(ack(&d), (Control::Retry, ControlOutcome::Applied));
+    assert_eq!(d.events[0].reason, "Retried");
+    assert!(d.effects.contains(&Effect::ClearControl(Control::Retry)));
+    // Seen again (the controller was killed before removing it): removed without a word.
+    let again = decide(
+        Some(&d.status),
+        &with(retry(), mk_obs(t(2))),
+        &mk_plan(),
+        None,
+    );
+    assert_eq!(again.status, d.status);
+    assert!(again.events.is_empty());
+    assert!(
+        again
+            .effects
+            .contains(&Effect::ClearControl(Control::Retry))
+    );
+}
+
+#[test]
+fn retry_with_no_failed_revision_is_acknowledged_as_nothing_to_do() {
+    let d = decide(
+        Some(&at_rest()),
+        &with(retry(), mk_obs(t(1))),
+        &mk_plan(),
+        None,
+    );
+    assert_eq!(ack(&d), (Control::Retry, ControlOutcome::NoOp));
+    assert!(d.effects.contains(&Effect::ClearControl(Control::Retry)));
+}
+
+#[test]
+fn pause_while_rolling_back_is_refused() {
+    let plan = mk_plan();
+    let rolling_back = decide(
+        Some(&after_a_pass()),
+        &with(abort(), at(80, in_progress())),
+        &plan,
+        None,
+    )
+    .status;
+    let d = decide(
+        Some(&rolling_back),
+        &with(pause(), at(81, in_progress())),
+        &plan,
+        None,
+    );
+    assert_eq!(d.status.phase, Phase::RollingBack);
+    assert_eq!(ack(&d), (Control::Pause, ControlOutcome::Refused));
 }

@@ -1,0 +1,200 @@
+//! `sluice explain deploy/NAME`: every effective setting with its value and where it came
+//! from, why the Deployment is or is not managed, and every invalid value at each level.
+//!
+//! ```text
+//! Deployment ─┐  labels ──────────────► optin::managed ─────────────► "managed: ..."
+//! Namespace ──┤
+//! ConfigMap ──┘  annotations / data ──► settings::resolve ──► rows: SETTING VALUE SOURCE
+//!                                         │ errors: dropped from their layer, resolved again
+//!                                         └──────────────► "invalid values": level + parser's message
+//! ```
+//!
+//! Everything is decided by the one typed parser ([`settings::resolve`]) and the opt-in rule
+//! ([`optin::managed`]); this module only fetches the three objects and lays the answer out.
+//! An invalid value is shown with the parser's message and left out of the table, which then
+//! shows what applies once it is fixed or removed (the controller marks the Deployment
+//! `Blocked` until then).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+use crate::policy::keys::Setting;
+use crate::policy::optin;
+use crate::policy::settings::{self, Layers, Level, PolicyError, Resolved};
+
+/// The name of the cluster policy ConfigMap (DESIGN §2).
+pub const POLICY_CONFIGMAP: &str = "sluice-policy";
+
+/// What `explain` reads: the Deployment, its Namespace and the cluster policy.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    pub namespace: String,
+    pub name: String,
+    pub deployment_labels: BTreeMap<String, String>,
+    pub deployment_annotations: BTreeMap<String, String>,
+    /// The Namespace's labels and annotations; `None` when it could not be found.
+    pub namespace_labels: Option<BTreeMap<String, String>>,
+    pub namespace_annotations: Option<BTreeMap<String, String>>,
+    /// Sluice's own namespace, where the policy ConfigMap lives.
+    pub sluice_namespace: String,
+    /// The ConfigMap's data; `None` when there is no such ConfigMap.
+    pub cluster: Option<BTreeMap<String, String>>,
+}
+
+/// Resolves as the controller does, but never gives up: every error is kept and its key is
+/// dropped from the layer it is on, until the rest resolves.
+pub fn resolve_reporting(layers: &Layers) -> (Resolved, Vec<PolicyError>) {
+    let mut maps: [Option<BTreeMap<String, String>>; 3] = [
+        layers.deployment.cloned(),
+        layers.namespace.cloned(),
+        layers.cluster.cloned(),
+    ];
+    let slot = |level: Level| match level {
+        Level::Deployment => 0,
+        Level::Namespace => 1,
+        Level::Cluster => 2,
+    };
+    let mut errors: Vec<PolicyError> = Vec::new();
+    let keys: usize = maps.iter().flatten().map(BTreeMap::len).sum();
+    for _ in 0..=keys {
+        let found = settings::resolve(&Layers {
+            deployment: maps[0].as_ref(),
+            namespace: maps[1].as_ref(),
+            cluster: maps[2].as_ref(),
+        });
+        match found {
+            Ok(resolved) => return (resolved, errors),
+            Err(errs) => {
+                let mut dropped = false;
+                for e in errs {
+                    if let Some(map) = maps[slot(e.level())].as_mut() {
+                        dropped |= map.remove(e.key()).is_some();
+                    }
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                }
+                if !dropped {
+                    break;
+                }
+            }
+        }
+    }
+    let defaults = settings::resolve(&Layers::default()).expect("the defaults are valid");
+    (defaults, errors)
+}
+
+/// The text `sluice explain` prints.
+pub fn render(inputs: &Inputs) -> String {
+    let empty = BTreeMap::new();
+    let managed = optin::managed(
+        &inputs.deployment_labels,
+        inputs.namespace_labels.as_ref().unwrap_or(&empty),
+    );
+    let (resolved, errors) = resolve_reporting(&Layers {
+        deployment: Some(&inputs.deployment_annotations),
+        namespace: inputs.namespace_annotations.as_ref(),
+        cluster: inputs.cluster.as_ref(),
+    });
+    let (ns, sluice_ns) = (&inputs.namespace, &inputs.sluice_namespace);
+    let mut out = String::new();
+    out.push_str(&format!("Deployment {ns}/{}\n", inputs.name));
+    out.push_str(&format!("  {}\n", managed.reason()));
+    if !managed.is_managed() {
+        out.push_str("  (the settings below apply once it opts in)\n");
+    }
+    if inputs.namespace_labels.is_none() {
+        out.push_str(&format!("  Namespace {ns} not found: no namespace level\n"));
+    }
+    if inputs.cluster.is_none() {
+        out.push_str(&format!(
+            "  ConfigMap {sluice_ns}/{POLICY_CONFIGMAP} not found: no cluster level\n"
+        ));
+    }
+    out.push('\n');
+
+    let mut rows = vec![["SETTING".to_string(), "VALUE".into(), "SOURCE".into()]];
+    for row in resolved.explain() {
+        rows.push([
+            row.setting.as_str().to_string(),
+            row.value.unwrap_or_else(|| match row.setting {
+                // Unset names default to the Deployment's own.
+                Setting::Service | Setting::Ingress => {
+                    format!("{} (the Deployment's name)", inputs.name)
+                }
+                _ => "-".into(),
+            }),
+            row.source.as_str().to_string(),
+        ]);
+    }
+    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+    let (w0, w1) = (width(0), width(1));
+    for [setting, value, source] in &rows {
+        out.push_str(&format!("{setting:<w0$}  {value:<w1$}  {source}\n"));
+    }
+    out.push('\n');
+
+    if errors.is_empty() {
+        out.push_str("invalid values: none\n");
+    } else {
+        out.push_str(
+            "invalid values (left out above; the controller marks the Deployment Blocked until they are fixed):\n",
+        );
+        for e in &errors {
+            let on = match e.level() {
+                Level::Deployment => format!("Deployment {ns}/{}", inputs.name),
+                Level::Namespace => format!("Namespace {ns}"),
+                Level::Cluster => format!("ConfigMap {sluice_ns}/{POLICY_CONFIGMAP}"),
+            };
+            out.push_str(&format!("  {:<10}  {on}: {e}\n", e.level().as_str()));
+        }
+    }
+    out
+}
+
+/// Reads the Deployment, its Namespace and the cluster policy, and renders the explanation.
+pub async fn explain(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    sluice_namespace: &str,
+) -> anyhow::Result<String> {
+    let object = format!("Deployment {namespace}/{name}");
+    let deploy = Api::<Deployment>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .with_context(|| format!("reading {object}"))?
+        .with_context(|| {
+            format!("{object} not found; check the name and the namespace (-n NAMESPACE)")
+        })?;
+    let ns = Api::<Namespace>::all(client.clone())
+        .get_opt(namespace)
+        .await
+        .with_context(|| format!("reading Namespace {namespace}"))?;
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), sluice_namespace)
+        .get_opt(POLICY_CONFIGMAP)
+        .await
+        .with_context(|| {
+            format!(
+                "reading ConfigMap {sluice_namespace}/{POLICY_CONFIGMAP} (pass --sluice-namespace if Sluice runs elsewhere)"
+            )
+        })?;
+    Ok(render(&Inputs {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        deployment_labels: deploy.labels().clone(),
+        deployment_annotations: deploy.annotations().clone(),
+        namespace_labels: ns.as_ref().map(|n| n.labels().clone()),
+        namespace_annotations: ns.as_ref().map(|n| n.annotations().clone()),
+        sluice_namespace: sluice_namespace.to_string(),
+        cluster: cm.map(|c| c.data.unwrap_or_default()),
+    }))
+}
+
+#[cfg(test)]
+mod tests;
