@@ -250,9 +250,8 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
             sandbox.metrics.url(),
             sandbox.mesh.metrics_addr()
         );
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        // SIGTERM too: the default action would skip the clean-up and leave Prometheus running.
+        shutdown_signal().await;
         eprintln!("stopping the sandbox");
         if let Some(sluice) = sluice {
             sluice.shutdown().await;
