@@ -34,6 +34,7 @@
 //! [`baseline`] compares the canary with the primary in the same window (`baseline: on`).
 
 pub mod baseline;
+pub mod custom;
 
 use std::time::{Duration, SystemTime};
 
@@ -352,7 +353,9 @@ pub fn describe(e: &PromError) -> String {
     format!("{kind}: {e}")
 }
 
-/// Folds an interval's verdicts into what the rollout does next.
+/// Folds an interval's verdicts into what the rollout does next: any failure fails the
+/// interval; otherwise any check without a verdict (too little traffic) holds it, so a custom
+/// check that passes on an idle canary cannot advance the weight; otherwise it passes.
 pub fn outcome(verdicts: &[CheckVerdict]) -> IntervalOutcome {
     let failed: Vec<String> = verdicts
         .iter()
@@ -361,7 +364,7 @@ pub fn outcome(verdicts: &[CheckVerdict]) -> IntervalOutcome {
         .collect();
     if !failed.is_empty() {
         IntervalOutcome::Failed { checks: failed }
-    } else if verdicts.iter().all(|v| v.result == CheckResult::NoVerdict) {
+    } else if verdicts.is_empty() || verdicts.iter().any(|v| v.result == CheckResult::NoVerdict) {
         IntervalOutcome::NoVerdict
     } else {
         IntervalOutcome::Passed
@@ -810,12 +813,18 @@ mod tests {
     }
 
     #[test]
-    fn passes_when_nothing_failed_and_something_passed() {
+    fn passes_only_when_every_check_gave_a_passing_verdict() {
         let v = [
-            verdict(SUCCESS_RATE, CheckResult::Pass),
-            verdict("custom", CheckResult::NoVerdict),
+            verdict(SUCCESS_RATE, CheckResult::NoVerdict),
+            verdict(LATENCY_P99, CheckResult::NoVerdict),
+            verdict("custom", CheckResult::Pass),
         ];
-        assert_eq!(outcome(&v), IntervalOutcome::Passed);
+        assert_eq!(
+            outcome(&v),
+            IntervalOutcome::NoVerdict,
+            "a custom check passing on an idle canary does not advance it"
+        );
+        assert_eq!(outcome(&[]), IntervalOutcome::NoVerdict);
         let v = [
             verdict(SUCCESS_RATE, CheckResult::Pass),
             verdict(LATENCY_P99, CheckResult::Pass),

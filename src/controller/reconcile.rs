@@ -279,7 +279,14 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
             latency_p99_max: settings.latency_p99,
             min_requests: settings.min_requests,
         };
-        Some(checks::run_builtin(&ctx.prom, &check_plan).await)
+        // One instant for every query, so all checks judge the same window.
+        let at = SystemTime::now();
+        let (mut verdicts, custom) = tokio::join!(
+            checks::run_builtin_at(&ctx.prom, &check_plan, at),
+            checks::custom::run_custom_at(&ctx.prom, &check_plan, &settings.metrics, at),
+        );
+        verdicts.extend(custom);
+        Some(verdicts)
     } else {
         None
     };

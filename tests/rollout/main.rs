@@ -482,3 +482,51 @@ async fn rollouts_end_in_the_right_phase_while_the_api_server_fails_a_tenth_of_s
         h.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_check_gates_each_step_and_its_failure_rolls_the_canary_back() {
+    use sluice::sandbox::prometheus::{INSTALL_HINT, PrometheusBinary, locate_binary};
+    let h = Harness::start().await;
+    // Under CI=true the sandbox refuses to start without a real prometheus; outside CI it
+    // answers the built-in checks only, and custom PromQL needs the real one.
+    if !h.is_cluster() && !matches!(locate_binary(), Ok(PrometheusBinary::Installed(_))) {
+        eprintln!("skipped: custom PromQL needs a real prometheus ({INSTALL_HINT})");
+        h.finish().await;
+        return;
+    }
+    // Responses the canary answered, ever: never below a billion, so the check fails every
+    // interval while the built-in checks pass.
+    let metrics = "[{name: answered, query: 'sum(response_total{namespace=\"{{namespace}}\",deployment=\"{{canary}}\",direction=\"inbound\"})', min: 1e9}]";
+    let mut patch = h.template_patch(Version::Good(1));
+    patch["metadata"] = json!({"annotations": {"sluice.dev/metrics": metrics}});
+    h.patch(patch).await;
+    let story = follow(&h).await;
+    assert_eq!(story.last.phase, Phase::Failed, "{:?}", story.points);
+    assert_eq!(story.last.failed_checks, THRESHOLD, "{:?}", story.points);
+    let answered = story
+        .last
+        .last_verdicts
+        .iter()
+        .find(|v| v.name == "answered")
+        .unwrap_or_else(|| panic!("no verdict of the custom check: {:?}", story.last));
+    assert!(
+        answered.value.is_some_and(|v| v > 0.0) && answered.detail.contains("< min"),
+        "{answered:?}"
+    );
+    assert!(
+        story.last.message.contains("answered fail"),
+        "{}",
+        story.last.message
+    );
+    assert!(
+        story
+            .last
+            .last_verdicts
+            .iter()
+            .filter(|v| v.name != "answered")
+            .all(|v| v.result == sluice::controller::status::CheckResult::Pass),
+        "only the custom check failed: {:?}",
+        story.last.last_verdicts
+    );
+    h.finish().await;
+}
