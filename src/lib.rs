@@ -14,11 +14,13 @@
 //! - [`serve`]: the composition root of `sluice serve` (webhook + controller + caches).
 //! - [`cli`]: the `sluice` command line.
 //! - [`metrics`]: the Prometheus metrics served on the admin port.
+//! - [`leader`]: the Lease that picks the one replica running the controller.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
 pub mod cli;
 pub mod controller;
+pub mod leader;
 pub mod metrics;
 pub mod policy;
 pub mod routing;

@@ -6,7 +6,7 @@
 //! reconcile (after the status write) ─► rollout phase, canary weight, checks, rollout duration
 //! error_policy ───────────────────────► reconcile errors by reason
 //! webhook handler (parse→decide→JSON) ─► admission duration by operation and verdict
-//! leader election (1 until it exists) ─► leader
+//! leader election (`leader::lead`) ──► leader
 //!                                        └──► Registry ──► /metrics (OpenMetrics text)
 //! ```
 //!

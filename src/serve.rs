@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use crate::analysis::prometheus::PromClient;
 use crate::controller::reconcile::Context;
 use crate::controller::run::{self, Caches, Task};
+use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::routing::AnyRouter;
 use crate::routing::smi::SmiRouter;
@@ -65,6 +66,9 @@ pub struct Config {
     pub namespace: String,
     /// Names this instance in Events.
     pub instance: String,
+    /// How long the controller's Lease holds without renewal (15 s in a cluster); it is
+    /// renewed every third of that.
+    pub lease_duration: Duration,
 }
 
 /// A running Sluice: webhook, controller, caches and the admin endpoint.
@@ -102,6 +106,18 @@ impl Sluice {
                 .await
                 .map_err(|e| Error::Routing(e.to_string()))?,
         );
+        let lease = LeaseSettings {
+            duration: config.lease_duration,
+            renew_every: config.lease_duration / 3,
+            ..LeaseSettings::new(
+                &config.namespace,
+                format!(
+                    "{}-{}",
+                    config.instance,
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                ),
+            )
+        };
         let ctx = Arc::new(Context {
             client,
             prom,
@@ -116,12 +132,15 @@ impl Sluice {
             metrics: metrics.clone(),
             retries: Default::default(),
         });
-        // No leader election yet: this replica runs the controller.
-        metrics.set_leader(true);
-        let (stop, mut stopped) = watch::channel(false);
-        let controller = tokio::spawn(run::run(ctx, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }));
+        // Every replica answers admissions; the one holding the Lease runs the controller.
+        let (stop, stopped) = watch::channel(false);
+        let controller = tokio::spawn(leader::lead(
+            ctx.client.clone(),
+            lease,
+            metrics.clone(),
+            stopped,
+            move |until| run::run(ctx.clone(), until),
+        ));
         ready.store(true, Ordering::Release);
         Ok(Sluice {
             webhook,

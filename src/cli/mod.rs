@@ -334,10 +334,11 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         prometheus_url: args.prometheus_url,
         namespace: args.namespace,
         instance,
+        lease_duration: crate::leader::LEASE_DURATION,
     })
     .await?;
     tracing::info!(
-        "serving the webhook on {} and running the controller",
+        "serving the webhook on {}; the controller runs while this replica holds the lease",
         sluice.webhook_addr()
     );
     shutdown_signal().await;

@@ -43,6 +43,11 @@ impl Task {
     pub fn spawn(future: impl Future<Output = ()> + Send + 'static) -> Task {
         Task(tokio::spawn(future))
     }
+
+    /// Waits until the task has finished on its own.
+    pub async fn join(mut self) {
+        let _ = (&mut self.0).await;
+    }
 }
 
 impl Drop for Task {

@@ -82,6 +82,8 @@ impl Embedded {
             prometheus_url: sandbox.metrics.url().to_string(),
             namespace: NAMESPACE.to_string(),
             instance: "sandbox".to_string(),
+            // A killed Sluice's Lease must expire before the next one leads: keep it short.
+            lease_duration: std::time::Duration::from_secs(2),
         })
         .await
         .map_err(|e| Error::Start(e.to_string()))?;

@@ -80,6 +80,8 @@ enum Backend {
 struct InProcess {
     sandbox: Sandbox,
     sluice: Mutex<Option<Box<Embedded>>>,
+    /// A second replica, started by [`Harness::start_standby`].
+    standby: Mutex<Option<Box<Embedded>>>,
 }
 
 impl Harness {
@@ -106,6 +108,7 @@ impl Harness {
             Some(Arc::new(InProcess {
                 sandbox,
                 sluice: Mutex::new(Some(Box::new(sluice))),
+                standby: Mutex::new(None),
             }))
         };
         for i in 0..n {
@@ -362,6 +365,33 @@ impl Harness {
         }
     }
 
+    /// Starts a second replica of Sluice beside the first, as `deploy/` runs two; `false` on
+    /// a cluster, where the installed Deployment decides the replicas.
+    pub async fn start_standby(&self) -> bool {
+        match &self.backend {
+            Backend::Sandbox(p) => {
+                let standby = Embedded::start(&p.sandbox).await.expect("a standby starts");
+                *p.standby.lock().await = Some(Box::new(standby));
+                true
+            }
+            Backend::Cluster(_) => false,
+        }
+    }
+
+    /// Whether the standby replica leads (runs the controller), by its own metrics.
+    pub async fn standby_leads(&self) -> bool {
+        match &self.backend {
+            Backend::Sandbox(p) => p.standby.lock().await.as_ref().is_some_and(|s| {
+                s.sluice()
+                    .metrics()
+                    .encode()
+                    .lines()
+                    .any(|l| l == "sluice_leader 1")
+            }),
+            Backend::Cluster(_) => false,
+        }
+    }
+
     /// Makes the sandbox's API server unreliable for Sluice ([`FaultPlan`]); `false` on a
     /// cluster, whose API server the tests cannot make fail.
     pub fn set_api_faults(&self, plan: Option<FaultPlan>) -> bool {
@@ -388,7 +418,10 @@ impl Harness {
             Backend::Sandbox(p) => {
                 // The last app of the scenario stops the sandbox.
                 if let Ok(p) = Arc::try_unwrap(p) {
-                    if let Some(s) = p.sluice.into_inner() {
+                    for s in [p.sluice.into_inner(), p.standby.into_inner()]
+                        .into_iter()
+                        .flatten()
+                    {
                         s.shutdown().await;
                     }
                     p.sandbox.shutdown().await;

@@ -530,3 +530,27 @@ async fn a_custom_check_gates_each_step_and_its_failure_rolls_the_canary_back() 
     );
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_replica_takes_over_the_rollout_when_the_leader_dies() {
+    let h = Harness::start().await;
+    if !h.start_standby().await {
+        eprintln!("on a cluster, the installed replicas are what they are: sandbox only");
+        h.finish().await;
+        return;
+    }
+    assert!(
+        !h.standby_leads().await,
+        "the first replica holds the lease"
+    );
+    let kill = h.arm_kill("the first step", |s| {
+        s.phase == Phase::Progressing && s.weight == STEP
+    });
+    h.roll_to(Version::Good(1)).await;
+    let (story, left) = tokio::join!(follow(&h), kill.done());
+    assert_eq!((left.phase, left.weight), (Phase::Progressing, STEP));
+    assert_eq!(story.last.phase, Phase::Succeeded, "{:?}", story.points);
+    assert_eq!(story.weights(), promotion_weights(), "{:?}", story.points);
+    assert!(h.standby_leads().await, "the standby took the lease over");
+    h.finish().await;
+}
