@@ -14,6 +14,7 @@
 //! every replica runs the controller, so `sluice_leader` is 1 from the start.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -58,6 +59,9 @@ pub enum Error {
 pub struct Config {
     pub client: kube::Client,
     pub tls: Arc<rustls::ServerConfig>,
+    /// The certificate and key files `tls` came from, re-read when they change (rotation
+    /// without a restart); `None` when it was built in memory.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
     pub webhook_addr: SocketAddr,
     /// `None`: no admin endpoint (the sandbox).
     pub admin_addr: Option<SocketAddr>,
@@ -79,6 +83,7 @@ pub struct Sluice {
     controller: tokio::task::JoinHandle<()>,
     admin: Option<(SocketAddr, Task)>,
     metrics: Metrics,
+    _tls_reload: Option<Task>,
 }
 
 impl Sluice {
@@ -101,6 +106,9 @@ impl Sluice {
         let view = Arc::new(NamespaceCache::new(caches.namespaces.clone()));
         let state = WebhookState::new(view).with_metrics(metrics.clone());
         let webhook = webhook::start(config.webhook_addr, config.tls, state).await?;
+        let tls_reload = config
+            .tls_files
+            .map(|(cert, key)| webhook.reload_tls_from(cert, key, webhook::reload::EVERY));
         let router = AnyRouter::from(
             SmiRouter::new(client.clone())
                 .await
@@ -149,6 +157,7 @@ impl Sluice {
             controller,
             admin,
             metrics,
+            _tls_reload: tls_reload,
         })
     }
 

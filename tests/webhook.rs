@@ -244,3 +244,73 @@ async fn the_sandbox_api_server_pauses_an_image_update_of_a_managed_deployment()
     reflector_task.abort();
     api.shutdown().await;
 }
+
+/// The DER of the certificate the server at `addr` presents in a fresh handshake.
+async fn presented(addr: SocketAddr, ca_pem: &str) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der_of(ca_pem).into()).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// The DER inside one PEM certificate.
+fn der_of(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rotated_certificate_files_are_served_to_new_connections_without_a_restart() {
+    sluice::tls::install_crypto_provider();
+    let ca = Ca::new("sluice rotation test CA").unwrap();
+    let issue = || {
+        ca.issue(&["localhost"], &["127.0.0.1".parse().unwrap()])
+            .unwrap()
+    };
+    let (first, second) = (issue(), issue());
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, &first.cert_pem).unwrap();
+    std::fs::write(&key, &first.key_pem).unwrap();
+    let view = StaticView::with_namespace("shop", &[]);
+    let running = webhook::start(
+        "127.0.0.1:0".parse().unwrap(),
+        webhook::load_tls(&cert, &key).unwrap(),
+        WebhookState::new(Arc::new(view)),
+    )
+    .await
+    .unwrap();
+    let _reload = running.reload_tls_from(cert.clone(), key.clone(), Duration::from_millis(100));
+    let addr = running.local_addr();
+    assert_eq!(
+        presented(addr, ca.cert_pem()).await,
+        der_of(&first.cert_pem)
+    );
+
+    // A certificate without its key yet (a rotation caught half-way) is not served.
+    std::fs::write(&cert, &second.cert_pem).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        presented(addr, ca.cert_pem()).await,
+        der_of(&first.cert_pem),
+        "the old pair keeps serving until the new one is whole"
+    );
+    std::fs::write(&key, &second.key_pem).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while presented(addr, ca.cert_pem()).await != der_of(&second.cert_pem) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.shutdown().await.unwrap();
+}

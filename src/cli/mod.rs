@@ -329,6 +329,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let sluice = crate::serve::Sluice::start(crate::serve::Config {
         client,
         tls,
+        tls_files: Some((args.tls_cert.clone(), args.tls_key.clone())),
         webhook_addr: args.webhook_addr,
         admin_addr: Some(args.admin_addr),
         prometheus_url: args.prometheus_url,

@@ -77,6 +77,7 @@ impl Embedded {
         let sluice = Sluice::start(Config {
             client,
             tls,
+            tls_files: None,
             webhook_addr: "127.0.0.1:0".parse().expect("an address"),
             admin_addr,
             prometheus_url: sandbox.metrics.url().to_string(),

@@ -16,6 +16,7 @@
 //! - [`server`]: axum + rustls, certificates from files.
 
 pub mod admit;
+pub mod reload;
 pub mod review;
 pub mod revision;
 pub mod server;

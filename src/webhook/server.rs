@@ -15,8 +15,9 @@
 //!   client's delayed ACK, adding tens of milliseconds to an admission call.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 
 use axum::Router;
@@ -35,6 +36,7 @@ use super::Error;
 use super::admit::{self, SLUICE_USER};
 use super::review::Review;
 use super::view::ClusterView;
+use crate::controller::run::Task;
 use crate::metrics::{Metrics, Operation, Verdict};
 
 /// Largest review body read.
@@ -167,6 +169,7 @@ pub struct Running {
     addr: SocketAddr,
     handle: axum_server::Handle<SocketAddr>,
     task: JoinHandle<Result<(), Error>>,
+    tls: RustlsConfig,
 }
 
 impl Running {
@@ -184,6 +187,12 @@ impl Running {
                 source: std::io::Error::other(e),
             }),
         }
+    }
+
+    /// Re-reads `cert` and `key` every `every` and serves the new pair to new connections when
+    /// they change ([`reload`](super::reload)); stops when the returned task is dropped.
+    pub fn reload_tls_from(&self, cert: PathBuf, key: PathBuf, every: Duration) -> Task {
+        super::reload::watch(self.tls.clone(), cert, key, every)
     }
 
     /// Stops at once, cutting requests in flight, as a killed process would.
@@ -210,8 +219,8 @@ pub async fn start(
     let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
     listener.set_nonblocking(true).map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
-    let acceptor =
-        RustlsAcceptor::new(RustlsConfig::from_config(tls)).acceptor(NoDelayAcceptor::new());
+    let tls = RustlsConfig::from_config(tls);
+    let acceptor = RustlsAcceptor::new(tls.clone()).acceptor(NoDelayAcceptor::new());
     let handle = axum_server::Handle::new();
     let server = axum_server::from_tcp(listener)
         .map_err(bind)?
@@ -231,6 +240,7 @@ pub async fn start(
         addr: local,
         handle,
         task,
+        tls,
     })
 }
 
