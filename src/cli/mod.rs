@@ -26,6 +26,15 @@ use crate::sandbox::{self, MetricsBackend, Sandbox, SandboxOptions};
     about = "Progressive delivery for plain Kubernetes Deployments"
 )]
 struct Cli {
+    /// How log lines are written to stderr: `text` for people, `json` for log pipelines.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -168,8 +177,8 @@ const HOLD_LOAD_RPS: f64 = 20.0;
 /// Parses the command line and runs the command; the process exit code.
 pub fn main() -> ExitCode {
     crate::tls::install_crypto_provider();
-    crate::telemetry::init();
     let cli = Cli::parse();
+    crate::telemetry::init_with(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -33,6 +33,7 @@ use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Reco
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use super::machine::{self, Controls, Effect, EventType, Observation, Plan, Readiness};
 use super::objects;
@@ -181,6 +182,18 @@ fn template_value(t: &PodTemplateSpec) -> Value {
 
 /// Reconciles one Deployment.
 pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Every log line of this pass carries the rollout's namespace, name and revision.
+    let span = tracing::info_span!(
+        "rollout",
+        namespace = %app.namespace().unwrap_or_default(),
+        // Not `name`: JSON logs give the span's own name under that key.
+        deployment = %app.name_any(),
+        revision = tracing::field::Empty,
+    );
+    reconcile_one(app, ctx).instrument(span).await
+}
+
+async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = app.namespace().unwrap_or_default();
     let name = app.name_any();
     let key = format!("{ns}/{name}");
@@ -258,7 +271,11 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
     });
     let obs = Observation {
         now: SystemTime::now(),
-        revision: revision(&template),
+        revision: {
+            let r = revision(&template);
+            tracing::Span::current().record("revision", &r[..r.len().min(10)]);
+            r
+        },
         stable_revision: stable_template
             .as_ref()
             .map(|t| revision(&template_value(t))),
