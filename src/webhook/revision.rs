@@ -5,8 +5,28 @@
 //! printed as serde_json prints them. Unlike Kubernetes' `pod-template-hash` it does not depend
 //! on Go's struct layout, so a revision recorded as failed today still matches the same template
 //! after an upgrade of either side.
+//!
+//! The webhook sees templates as JSON text ([`Template`]), and decides on the hot path without
+//! building a [`serde_json::Value`]:
+//!
+//! ```text
+//! old, new template text ──byte-equal?──yes──► same template (no parse, no hash)
+//!                              │ no
+//!                              ▼
+//!          borrowed tree (serde_json's parser; strings without escapes are not copied)
+//!                              ▼
+//!          canonical JSON (same bytes as canonical_json(&Value)) ──► compare / sha256
+//! ```
+//!
+//! Two templates are the same when their canonical JSON is; that is `Value` equality except
+//! for a float `-0.0` against `0.0`, which `Value` calls equal and the revision does not.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// The template's canonical JSON: keys sorted recursively, no whitespace.
@@ -53,8 +73,259 @@ fn write_scalar(value: &impl serde::Serialize, out: &mut Vec<u8>) {
 
 /// The revision of a pod template: sha256 of [`canonical_json`], first 16 hex characters.
 pub fn revision(template: &Value) -> String {
-    let digest = Sha256::digest(canonical_json(template).as_bytes());
+    revision_of_canonical(&canonical_json(template))
+}
+
+/// The revision named by a template's canonical JSON (as recorded in `sluice.dev/stable-template`).
+pub fn revision_of_canonical(canonical: &str) -> String {
+    let digest = Sha256::digest(canonical.as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The canonical JSON of a JSON text, the same bytes as [`canonical_json`] of its `Value`.
+///
+/// Fails only where parsing it into a `Value` would: text that is not JSON, or nesting deeper
+/// than serde_json's limit of 128.
+pub fn canonical_json_of_text(json: &str) -> Result<String, serde_json::Error> {
+    let mut node: Node<'_> = serde_json::from_str(json)?;
+    let mut out = Vec::with_capacity(json.len());
+    node.write_canonical(&mut out);
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+/// A pod template as the JSON text it arrived in, compared and hashed without a `Value`.
+#[derive(Clone, Debug)]
+pub struct Template(Box<RawValue>);
+
+impl Template {
+    /// A template from JSON text; an error if it is not JSON.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(json.to_owned()).map(Self)
+    }
+
+    /// The JSON text as received.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The template as a `Value`.
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(self.as_str())
+    }
+
+    /// [`canonical_json`] of the template.
+    pub fn canonical_json(&self) -> Result<String, serde_json::Error> {
+        canonical_json_of_text(self.as_str())
+    }
+
+    /// [`revision`] of the template.
+    pub fn revision(&self) -> Result<String, serde_json::Error> {
+        self.canonical_json().map(|c| revision_of_canonical(&c))
+    }
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(d).map(Self)
+    }
+}
+
+/// What an update does to a Deployment's pod template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateChange {
+    /// The same template (byte-equal, or equal once canonical).
+    Unchanged,
+    /// A different template; the old one's canonical JSON (`null` when it had none).
+    Changed { old_canonical: String },
+}
+
+impl TemplateChange {
+    /// Compares the old and the new template, parsing them only when their text differs.
+    pub fn between(
+        old: Option<&Template>,
+        new: Option<&Template>,
+    ) -> Result<Self, serde_json::Error> {
+        let canonical = |t: Option<&Template>| match t {
+            Some(t) => t.canonical_json(),
+            None => Ok("null".to_string()),
+        };
+        match (old, new) {
+            (None, None) => return Ok(Self::Unchanged),
+            (Some(o), Some(n)) if o.as_str() == n.as_str() => return Ok(Self::Unchanged),
+            _ => {}
+        }
+        let old_canonical = canonical(old)?;
+        // A template that is absent differs from any present one, even `null`, as `Option<Value>`.
+        if old.is_some() && new.is_some() && canonical(new)? == old_canonical {
+            return Ok(Self::Unchanged);
+        }
+        Ok(Self::Changed { old_canonical })
+    }
+
+    /// Whether the template changed.
+    pub fn changed(&self) -> bool {
+        matches!(self, Self::Changed { .. })
+    }
+}
+
+/// A JSON value borrowed from its text where it can be: the least needed to write it canonical.
+enum Node<'a> {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(Cow<'a, str>),
+    Array(Vec<Node<'a>>),
+    Object(Vec<(Cow<'a, str>, Node<'a>)>),
+}
+
+impl Node<'_> {
+    /// Writes the canonical JSON, sorting objects in place.
+    fn write_canonical(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Node::Object(entries) => {
+                // Stable, so that of repeated keys the last stays last: a `Value` keeps that one.
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                out.push(b'{');
+                let mut first = true;
+                for i in 0..entries.len() {
+                    if entries
+                        .get(i + 1)
+                        .is_some_and(|next| next.0 == entries[i].0)
+                    {
+                        continue;
+                    }
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    let (key, item) = &mut entries[i];
+                    write_scalar(&key.as_ref(), out);
+                    out.push(b':');
+                    item.write_canonical(out);
+                }
+                out.push(b'}');
+            }
+            Node::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter_mut().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write_canonical(out);
+                }
+                out.push(b']');
+            }
+            Node::Null => out.extend_from_slice(b"null"),
+            Node::Bool(b) => write_scalar(b, out),
+            Node::U64(n) => write_scalar(n, out),
+            Node::I64(n) => write_scalar(n, out),
+            // Finite: serde_json refuses numbers out of range. Printed as `Value` prints it.
+            Node::F64(f) => write_scalar(f, out),
+            Node::Str(s) => write_scalar(&s.as_ref(), out),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Node::Bool(b))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Node::U64(n))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        // serde_json hands non-negative integers to `visit_u64`; keep `Value`'s view anyway.
+        Ok(u64::try_from(n).map_or(Node::I64(n), Node::U64))
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        Ok(if f.is_finite() {
+            Node::F64(f)
+        } else {
+            Node::Null
+        })
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Node::Str(Cow::Borrowed(s)))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Node::Str(Cow::Owned(s.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Node::Str(Cow::Owned(s)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Node::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            entries.push((key, map.next_value()?));
+        }
+        Ok(Node::Object(entries))
+    }
+}
+
+/// An object key, borrowed when it has no escapes (serde's own `Cow` always copies).
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(s))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s))
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +381,140 @@ mod tests {
         assert_eq!(
             canonical_json(&json!({"b": "quote \" and é", "a": [null, true, 1.5]})),
             r#"{"a":[null,true,1.5],"b":"quote \" and é"}"#
+        );
+    }
+
+    /// Every template in the captured reviews, as the text that arrived.
+    fn captured_templates() -> Vec<String> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/admission");
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                for o in ["object", "oldObject"] {
+                    let t = &v["request"][o]["spec"]["template"];
+                    if !t.is_null() {
+                        found.push(serde_json::to_string_pretty(t).unwrap());
+                    }
+                }
+            }
+        }
+        assert!(found.len() >= 10, "{found:?}");
+        found
+    }
+
+    #[test]
+    fn canonical_json_of_text_is_byte_identical_to_that_of_the_value() {
+        let tricky = [
+            r#"{"b": "quote \" back\\slash \/ \u00e9 \u003c\u0026 \ud83d\ude00 \n\t\u0001", "a": "é 😀"}"#,
+            r#"{"\u0062": 1, "a": 2, "B": 3, "é": 4, "z\"": 5, "": 6}"#,
+            r#"{"a": 1, "b": 2, "a": {"y": 1, "x": 2}}"#,
+            r#"[0, -1, 1.5, 1e3, 1E-7, -0, -0.0, 0.1, 12345678901234567890, 18446744073709551615,
+                18446744073709551616, -9223372036854775808, -9223372036854775809, 2.5e300]"#,
+            r#"[[], {}, [{}], {"a": []}, null, true, false, "", [null]]"#,
+            "  {\n \"spaced\" :\t[ 1 ,2 ] }  ",
+            r#""just a string""#,
+            "42",
+        ];
+        let captured = captured_templates();
+        for text in tricky
+            .iter()
+            .copied()
+            .chain(captured.iter().map(String::as_str))
+        {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                canonical_json_of_text(text).unwrap(),
+                canonical_json(&value),
+                "{text}"
+            );
+            let template = Template::from_json(text).unwrap();
+            assert_eq!(template.revision().unwrap(), revision(&value), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_template_from_text_has_the_pinned_revision() {
+        let text = serde_json::to_string_pretty(&template()).unwrap();
+        let t = Template::from_json(&text).unwrap();
+        assert_eq!(t.as_str(), text);
+        assert_eq!(t.to_value().unwrap(), template());
+        assert_eq!(t.revision().unwrap(), "5688b659b266855b");
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_no_template() {
+        assert!(Template::from_json("{\"a\":").is_err());
+        assert!(canonical_json_of_text("[1,]").is_err());
+    }
+
+    #[test]
+    fn a_template_nested_beyond_serde_jsons_limit_is_an_error_not_a_panic() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let t = Template::from_json(&deep).unwrap();
+        assert!(t.canonical_json().is_err());
+        let other = Template::from_json("[]").unwrap();
+        assert!(TemplateChange::between(Some(&t), Some(&other)).is_err());
+    }
+
+    #[test]
+    fn a_byte_equal_template_is_unchanged() {
+        let t = Template::from_json(&serde_json::to_string(&template()).unwrap()).unwrap();
+        assert_eq!(
+            TemplateChange::between(Some(&t), Some(&t.clone())).unwrap(),
+            TemplateChange::Unchanged
+        );
+        assert_eq!(
+            TemplateChange::between(None, None).unwrap(),
+            TemplateChange::Unchanged
+        );
+    }
+
+    #[test]
+    fn reordered_or_reindented_keys_are_the_same_template() {
+        let compact = Template::from_json(&serde_json::to_string(&template()).unwrap()).unwrap();
+        let reordered = Template::from_json(
+            r#"{ "spec": {"containers": [{"name": "podinfo", "image": "ghcr.io/stefanprodan/podinfo:6.0.1",
+                "resources": {"limits": {"cpu": "500m"}}, "ports": [{"protocol": "TCP", "containerPort": 9898}]}],
+                "terminationGracePeriodSeconds": 30}, "metadata": {"labels": {"app": "podinfo"}} }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            TemplateChange::between(Some(&compact), Some(&reordered)).unwrap(),
+            TemplateChange::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_changed_template_carries_the_old_ones_canonical_json() {
+        let old = Template::from_json(&serde_json::to_string(&template()).unwrap()).unwrap();
+        let mut changed = template();
+        changed["spec"]["containers"][0]["image"] = json!("ghcr.io/stefanprodan/podinfo:6.0.2");
+        let new = Template::from_json(&serde_json::to_string(&changed).unwrap()).unwrap();
+        assert_eq!(
+            TemplateChange::between(Some(&old), Some(&new)).unwrap(),
+            TemplateChange::Changed {
+                old_canonical: canonical_json(&template())
+            }
+        );
+    }
+
+    #[test]
+    fn a_template_that_appears_or_goes_is_a_change() {
+        let null = Template::from_json("null").unwrap();
+        assert_eq!(
+            TemplateChange::between(None, Some(&null)).unwrap(),
+            TemplateChange::Changed {
+                old_canonical: "null".into()
+            }
+        );
+        let t = Template::from_json(&serde_json::to_string(&template()).unwrap()).unwrap();
+        assert_eq!(
+            TemplateChange::between(Some(&t), None).unwrap(),
+            TemplateChange::Changed {
+                old_canonical: canonical_json(&template())
+            }
         );
     }
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::*;
 use crate::controller::status::{CheckVerdict, Phase};
 use crate::policy::keys::STATUS_ANNOTATION;
+use crate::webhook::revision::{canonical_json, revision};
 use crate::webhook::view::StaticView;
 
 fn fixture(name: &str) -> Value {
@@ -459,5 +460,37 @@ fn validation_allows_every_captured_review_of_a_healthy_deployment() {
         let resp = validate(&review(&fixture(name)), &shop(), SLUICE_USER);
         assert!(resp.allowed, "{name}: {}", resp.result.message);
         assert_eq!(resp.patch, None, "{name}");
+    }
+}
+
+#[test]
+fn a_template_too_deep_to_read_is_refused_with_a_400_when_managed_and_passes_otherwise() {
+    let mut v = fixture("deployment-update-image.json");
+    let mut deep = json!([]);
+    for _ in 0..200 {
+        deep = json!([deep]);
+    }
+    v["request"]["object"]["spec"]["template"] = deep;
+    // A failed revision in the status makes validation read the new template too.
+    let (v, _) = failed_rollout(v);
+    for resp in [
+        mutate_fixture(&v, &shop()),
+        validate(&review(&v), &shop(), SLUICE_USER),
+    ] {
+        assert!(!resp.allowed);
+        assert_eq!(resp.result.code, 400);
+        let msg = &resp.result.message;
+        assert!(
+            msg.contains("shop/podinfo") && msg.contains("spec.template"),
+            "{msg}"
+        );
+    }
+    let plain = StaticView::with_namespace("shop", &[]);
+    for resp in [
+        mutate_fixture(&v, &plain),
+        validate(&review(&v), &plain, SLUICE_USER),
+    ] {
+        assert!(resp.allowed, "{resp:?}");
+        assert_eq!(resp.patch, None);
     }
 }
