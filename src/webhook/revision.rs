@@ -13,13 +13,12 @@
 //! old, new template text ──byte-equal?──yes──► same template (no parse, no hash)
 //!                              │ no
 //!                              ▼
-//!          borrowed tree (serde_json's parser; strings without escapes are not copied)
+//!          borrowed trees, keys sorted (serde_json's parser; strings without escapes are
+//!                              │          not copied)
+//!                              ├──equal (as Values are)──► same template
 //!                              ▼
-//!          canonical JSON (same bytes as canonical_json(&Value)) ──► compare / sha256
+//!          old one's canonical JSON (same bytes as canonical_json(&Value)) ──► stable / sha256
 //! ```
-//!
-//! Two templates are the same when their canonical JSON is; that is `Value` equality except
-//! for a float `-0.0` against `0.0`, which `Value` calls equal and the revision does not.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -87,10 +86,7 @@ pub fn revision_of_canonical(canonical: &str) -> String {
 /// Fails only where parsing it into a `Value` would: text that is not JSON, or nesting deeper
 /// than serde_json's limit of 128.
 pub fn canonical_json_of_text(json: &str) -> Result<String, serde_json::Error> {
-    let mut node: Node<'_> = serde_json::from_str(json)?;
-    let mut out = Vec::with_capacity(json.len());
-    node.write_canonical(&mut out);
-    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+    Ok(Node::parse(json)?.to_canonical(json.len()))
 }
 
 /// A pod template as the JSON text it arrived in, compared and hashed without a `Value`.
@@ -133,7 +129,7 @@ impl<'de> Deserialize<'de> for Template {
 /// What an update does to a Deployment's pod template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TemplateChange {
-    /// The same template (byte-equal, or equal once canonical).
+    /// The same template: byte-equal, or equal as `Value`s.
     Unchanged,
     /// A different template; the old one's canonical JSON (`null` when it had none).
     Changed { old_canonical: String },
@@ -145,21 +141,22 @@ impl TemplateChange {
         old: Option<&Template>,
         new: Option<&Template>,
     ) -> Result<Self, serde_json::Error> {
-        let canonical = |t: Option<&Template>| match t {
-            Some(t) => t.canonical_json(),
-            None => Ok("null".to_string()),
-        };
-        match (old, new) {
+        let old_node = match (old, new) {
             (None, None) => return Ok(Self::Unchanged),
             (Some(o), Some(n)) if o.as_str() == n.as_str() => return Ok(Self::Unchanged),
-            _ => {}
-        }
-        let old_canonical = canonical(old)?;
-        // A template that is absent differs from any present one, even `null`, as `Option<Value>`.
-        if old.is_some() && new.is_some() && canonical(new)? == old_canonical {
+            (Some(o), _) => Node::parse(o.as_str())?,
+            (None, Some(_)) => Node::Null,
+        };
+        // An absent template differs from any present one, even `null`, as `Option<Value>`.
+        if let (Some(_), Some(n)) = (old, new)
+            && Node::parse(n.as_str())? == old_node
+        {
             return Ok(Self::Unchanged);
         }
-        Ok(Self::Changed { old_canonical })
+        let capacity = old.map_or(4, |o| o.as_str().len());
+        Ok(Self::Changed {
+            old_canonical: old_node.to_canonical(capacity),
+        })
     }
 
     /// Whether the template changed.
@@ -169,39 +166,43 @@ impl TemplateChange {
 }
 
 /// A JSON value borrowed from its text where it can be: the least needed to write it canonical.
+///
+/// Once [`parse`](Node::parse)d its objects are sorted by key with repeated keys dropped (the
+/// last one stays, as in a `Value`), so `==` is `Value`'s equality.
+#[derive(Debug, PartialEq)]
 enum Node<'a> {
     Null,
     Bool(bool),
     U64(u64),
     I64(i64),
     F64(f64),
+    /// Borrowed when the text had no escape, so it holds no character JSON must escape.
     Str(Cow<'a, str>),
     Array(Vec<Node<'a>>),
     Object(Vec<(Cow<'a, str>, Node<'a>)>),
 }
 
-impl Node<'_> {
-    /// Writes the canonical JSON, sorting objects in place.
-    fn write_canonical(&mut self, out: &mut Vec<u8>) {
+impl<'a> Node<'a> {
+    /// Parses with serde_json (so what it accepts and how it reads numbers are `Value`'s).
+    fn parse(json: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    fn to_canonical(&self, capacity: usize) -> String {
+        let mut out = Vec::with_capacity(capacity);
+        self.write_canonical(&mut out);
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+
+    fn write_canonical(&self, out: &mut Vec<u8>) {
         match self {
             Node::Object(entries) => {
-                // Stable, so that of repeated keys the last stays last: a `Value` keeps that one.
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
                 out.push(b'{');
-                let mut first = true;
-                for i in 0..entries.len() {
-                    if entries
-                        .get(i + 1)
-                        .is_some_and(|next| next.0 == entries[i].0)
-                    {
-                        continue;
-                    }
-                    if !first {
+                for (i, (key, item)) in entries.iter().enumerate() {
+                    if i > 0 {
                         out.push(b',');
                     }
-                    first = false;
-                    let (key, item) = &mut entries[i];
-                    write_scalar(&key.as_ref(), out);
+                    write_str(key, out);
                     out.push(b':');
                     item.write_canonical(out);
                 }
@@ -209,7 +210,7 @@ impl Node<'_> {
             }
             Node::Array(items) => {
                 out.push(b'[');
-                for (i, item) in items.iter_mut().enumerate() {
+                for (i, item) in items.iter().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
@@ -223,8 +224,24 @@ impl Node<'_> {
             Node::I64(n) => write_scalar(n, out),
             // Finite: serde_json refuses numbers out of range. Printed as `Value` prints it.
             Node::F64(f) => write_scalar(f, out),
-            Node::Str(s) => write_scalar(&s.as_ref(), out),
+            Node::Str(s) => write_str(s, out),
         }
+    }
+}
+
+/// A string as serde_json prints it; one that had no escape in its JSON text needs none.
+#[expect(
+    clippy::ptr_arg,
+    reason = "Borrowed or Owned tells whether the text had escapes"
+)]
+fn write_str(s: &Cow<'_, str>, out: &mut Vec<u8>) {
+    match s {
+        Cow::Borrowed(s) => {
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        }
+        Cow::Owned(s) => write_scalar(&s.as_str(), out),
     }
 }
 
@@ -292,6 +309,13 @@ impl<'de> Visitor<'de> for NodeVisitor {
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
         while let Some(key) = map.next_key_seed(KeySeed)? {
             entries.push((key, map.next_value()?));
+        }
+        // Stable, so that of repeated keys the last one is last.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        if entries.windows(2).any(|w| w[0].0 == w[1].0) {
+            entries.reverse();
+            entries.dedup_by(|later, kept| later.0 == kept.0);
+            entries.reverse();
         }
         Ok(Node::Object(entries))
     }
@@ -516,5 +540,31 @@ mod tests {
                 old_canonical: canonical_json(&template())
             }
         );
+    }
+
+    #[test]
+    fn templates_are_the_same_exactly_when_their_values_are_equal() {
+        let pairs = [
+            (r#"{"a":1,"a":2}"#, r#"{"a":2}"#),
+            (r#"{"a":1,"a":2}"#, r#"{"a":1}"#),
+            (r#"[0.0]"#, r#"[-0.0]"#),
+            (r#"[1]"#, r#"[1.0]"#),
+            (r#"{"s":"\u00e9"}"#, r#"{"s":"é"}"#),
+            (
+                r#"{"b":[1,{"y":2,"x":1}],"a":null}"#,
+                r#"{"a":null,"b":[1,{"x":1,"y":2}]}"#,
+            ),
+            (r#"{"b":[1,2]}"#, r#"{"b":[2,1]}"#),
+        ];
+        for (a, b) in pairs {
+            let equal = serde_json::from_str::<Value>(a).unwrap()
+                == serde_json::from_str::<Value>(b).unwrap();
+            let (ta, tb) = (
+                Template::from_json(a).unwrap(),
+                Template::from_json(b).unwrap(),
+            );
+            let change = TemplateChange::between(Some(&ta), Some(&tb)).unwrap();
+            assert_eq!(!change.changed(), equal, "{a} vs {b}");
+        }
     }
 }
