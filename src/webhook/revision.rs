@@ -10,20 +10,23 @@
 //! building a [`serde_json::Value`]:
 //!
 //! ```text
-//! old, new template text ──byte-equal?──yes──► same template (no parse, no hash)
+//! old, new template text ──byte-equal?──yes──► unchanged (no parse, no hash)
 //!                              │ no
 //!                              ▼
-//!          borrowed trees, keys sorted (serde_json's parser; strings without escapes are
-//!                              │          not copied)
-//!                              ├──equal (as Values are)──► same template
+//!   old text ──► borrowed tree, objects sorted by key (serde_json's parser; strings without
+//!                              │                     escapes are not copied)
+//!   new text ──read against it─┤ (nothing built; what cannot match is only skipped)
+//!                              ├──equal as Values are──► unchanged
 //!                              ▼
-//!          old one's canonical JSON (same bytes as canonical_json(&Value)) ──► stable / sha256
+//!   old tree ──► canonical JSON, the same bytes as canonical_json(&Value) ──► stable / sha256
 //! ```
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -149,7 +152,7 @@ impl TemplateChange {
         };
         // An absent template differs from any present one, even `null`, as `Option<Value>`.
         if let (Some(_), Some(n)) = (old, new)
-            && Node::parse(n.as_str())? == old_node
+            && old_node.same_as_text(n.as_str())?
         {
             return Ok(Self::Unchanged);
         }
@@ -186,6 +189,16 @@ impl<'a> Node<'a> {
     /// Parses with serde_json (so what it accepts and how it reads numbers are `Value`'s).
     fn parse(json: &'a str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(json)
+    }
+
+    /// Whether `json` is equal to this node as `Value`s are. It is read without building
+    /// anything: compared where the node has something to compare, skipped where it cannot be
+    /// equal.
+    fn same_as_text(&self, json: &str) -> Result<bool, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let same = SameAs(self).deserialize(&mut de)?;
+        de.end()?;
+        Ok(same)
     }
 
     fn to_canonical(&self, capacity: usize) -> String {
@@ -318,6 +331,92 @@ impl<'de> Visitor<'de> for NodeVisitor {
             entries.reverse();
         }
         Ok(Node::Object(entries))
+    }
+}
+
+/// Reads JSON text against a sorted [`Node`]: whether the two are equal as `Value`s are.
+///
+/// It reads on past a difference (skipping what cannot match) rather than stopping there,
+/// because a key repeated later in the same object replaces the value that differed.
+struct SameAs<'n, 'a>(&'n Node<'a>);
+
+impl<'de> DeserializeSeed<'de> for SameAs<'_, '_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SameAs<'_, '_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(*self.0 == Node::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<bool, E> {
+        Ok(*self.0 == Node::Bool(b))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<bool, E> {
+        Ok(*self.0 == Node::U64(n))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<bool, E> {
+        Ok(*self.0 == NodeVisitor.visit_i64::<E>(n)?)
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<bool, E> {
+        Ok(*self.0 == NodeVisitor.visit_f64::<E>(f)?)
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
+        Ok(matches!(self.0, Node::Str(old) if old == s))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let Node::Array(items) = self.0 else {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(false);
+        };
+        let mut same = true;
+        for item in items {
+            match seq.next_element_seed(SameAs(item))? {
+                Some(s) => same &= s,
+                // The new array is shorter.
+                None => return Ok(false),
+            }
+        }
+        // The new array is longer.
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            same = false;
+        }
+        Ok(same)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let Node::Object(entries) = self.0 else {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(false);
+        };
+        // Per key of the node: not seen yet, or whether its last value was equal.
+        let mut seen: Vec<Option<bool>> = vec![None; entries.len()];
+        let mut same = true;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match entries.binary_search_by(|(k, _)| k.as_ref().cmp(key.as_ref())) {
+                Ok(i) => seen[i] = Some(map.next_value_seed(SameAs(&entries[i].1))?),
+                Err(_) => {
+                    map.next_value::<IgnoredAny>()?;
+                    same = false;
+                }
+            }
+        }
+        Ok(same && seen.iter().all(|s| *s == Some(true)))
     }
 }
 
@@ -555,6 +654,39 @@ mod tests {
                 r#"{"a":null,"b":[1,{"x":1,"y":2}]}"#,
             ),
             (r#"{"b":[1,2]}"#, r#"{"b":[2,1]}"#),
+            (r#"{"b":[1,2]}"#, r#"{"b":[1,2,3]}"#),
+            (r#"{"b":[1,2,3]}"#, r#"{"b":[1,2]}"#),
+            (r#"{"a":1,"b":2}"#, r#"{"a":1}"#),
+            (r#"{"a":1}"#, r#"{"a":1,"b":2}"#),
+            (r#"{"a":2}"#, r#"{"a":1,"a":2}"#),
+            (r#"{"a":1}"#, r#"{"a":1,"a":2}"#),
+            (
+                r#"{"a":{"x":[true,null,-1,2.5,"s"]}}"#,
+                r#"{"a":{"x":[true,null,-1,2.5,"s"]}}"#,
+            ),
+            (
+                r#"{"a":{"x":[true,null,-1,2.5,"s"]}}"#,
+                r#"{"a":{"x":[true,null,-1,2.5,"t"]}}"#,
+            ),
+            (
+                r#"{"a":{"x":[true,null,-1,2.5,"s"]}}"#,
+                r#"{"a":{"x":[false,null,-1,2.5,"s"]}}"#,
+            ),
+            (
+                r#"{"a":{"x":[true,null,-1,2.5,"s"]}}"#,
+                r#"{"a":{"x":[true,0,-1,2.5,"s"]}}"#,
+            ),
+            (
+                r#"{"a":{"x":[true,null,-1,2.5,"s"]}}"#,
+                r#"{"a":{"x":[true,null,-2,2.5,"s"]}}"#,
+            ),
+            (
+                r#"{"a":{"x":[true,null,-1,2.5,"s"]}}"#,
+                r#"{"a":{"x":[true,null,-1,2.6,"s"]}}"#,
+            ),
+            (r#"{"a":{}}"#, r#"{"a":[]}"#),
+            (r#"{"a":[]}"#, r#"{"a":{}}"#),
+            (r#"{"a":"1"}"#, r#"{"a":1}"#),
         ];
         for (a, b) in pairs {
             let equal = serde_json::from_str::<Value>(a).unwrap()

@@ -465,18 +465,23 @@ fn validation_allows_every_captured_review_of_a_healthy_deployment() {
 
 #[test]
 fn a_template_too_deep_to_read_is_refused_with_a_400_when_managed_and_passes_otherwise() {
-    let mut v = fixture("deployment-update-image.json");
     let mut deep = json!([]);
     for _ in 0..200 {
         deep = json!([deep]);
     }
-    v["request"]["object"]["spec"]["template"] = deep;
-    // A failed revision in the status makes validation read the new template too.
-    let (v, _) = failed_rollout(v);
-    for resp in [
-        mutate_fixture(&v, &shop()),
-        validate(&review(&v), &shop(), SLUICE_USER),
-    ] {
+    // mutate records the old template; validate hashes the new one against a failed revision.
+    let mut old_deep = fixture("deployment-update-image.json");
+    old_deep["request"]["oldObject"]["spec"]["template"] = deep.clone();
+    let mut new_deep = fixture("deployment-update-image.json");
+    new_deep["request"]["object"]["spec"]["template"] = deep;
+    let (new_deep, _) = failed_rollout(new_deep);
+    let judge = |view: &StaticView| {
+        [
+            mutate_fixture(&old_deep, view),
+            validate(&review(&new_deep), view, SLUICE_USER),
+        ]
+    };
+    for resp in judge(&shop()) {
         assert!(!resp.allowed);
         assert_eq!(resp.result.code, 400);
         let msg = &resp.result.message;
@@ -485,11 +490,7 @@ fn a_template_too_deep_to_read_is_refused_with_a_400_when_managed_and_passes_oth
             "{msg}"
         );
     }
-    let plain = StaticView::with_namespace("shop", &[]);
-    for resp in [
-        mutate_fixture(&v, &plain),
-        validate(&review(&v), &plain, SLUICE_USER),
-    ] {
+    for resp in judge(&StaticView::with_namespace("shop", &[])) {
         assert!(resp.allowed, "{resp:?}");
         assert_eq!(resp.patch, None);
     }
