@@ -26,6 +26,9 @@
 //!   put back, as Argo Rollouts keeps its own annotations.
 //! - Validation refuses a failed revision only when the update changes the template to it;
 //!   `sluice.dev/retry` lets it through with any value but `false`.
+//! - Templates are compared and hashed from their JSON text ([`TemplateChange`]); one that must
+//!   be read but is nested beyond serde_json's 128 levels is refused with a 400 for a managed
+//!   (or possibly managed) Deployment and let through otherwise.
 
 use std::collections::BTreeMap;
 

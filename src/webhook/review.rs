@@ -6,7 +6,7 @@
 //! [`Review::from_slice`] skips it instead (serde's `IgnoredAny`, which only scans) and keeps
 //! labels, the `sluice.dev/` annotations, `spec.paused`, and `spec.template` as the JSON text
 //! it arrived in ([`Template`]): most updates leave the template byte-equal, and only a changed
-//! one is ever parsed (see [`revision`](super::revision)). Responses are kube's own
+//! one is ever parsed (see [`revision`](mod@super::revision)). Responses are kube's own
 //! [`AdmissionResponse`](kube::core::admission::AdmissionResponse).
 
 use std::collections::BTreeMap;
