@@ -7,8 +7,15 @@
 //!
 //! Both servers run in this process on the same runtime as the clients, with the same rustls
 //! configuration and `TCP_NODELAY`; the baseline reads the body and returns the webhook's own
-//! answer to the captured ~14 KB image update, precomputed, so both move the same bytes. The
-//! difference is the webhook's own work: parsing the review, deciding, building the patch.
+//! answer to the same review, precomputed, so both move the same bytes. The difference is the
+//! webhook's own work: parsing the review, deciding, building the patch.
+//!
+//! Two image-update reviews, each run in full (one core breakdown, closed loop at 1, 8 and 64
+//! connections, then paced at half the webhook's peak):
+//! - `deployment-update-image-8k.json`, 7.8 KB: the capture compact, as kube-apiserver sends
+//!   it, without kubectl's `last-applied-configuration` (how: `tests/fixtures/admission/README.md`);
+//! - `deployment-update-image.json`, 13.7 KB: the capture as stored, indented, with
+//!   `last-applied-configuration`: the heavier case.
 //!
 //! Run: `cargo bench --bench webhook` (optional: `SECONDS_PER_RUN=5`).
 
@@ -31,7 +38,17 @@ use sluice::webhook::{self, Review, SLUICE_USER, StaticView, WebhookState};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-const REVIEW: &[u8] = include_bytes!("../tests/fixtures/admission/deployment-update-image.json");
+/// The reviews measured: a name for the report, and the body.
+const CASES: [(&str, &[u8]); 2] = [
+    (
+        "deployment-update-image-8k.json",
+        include_bytes!("../tests/fixtures/admission/deployment-update-image-8k.json"),
+    ),
+    (
+        "deployment-update-image.json",
+        include_bytes!("../tests/fixtures/admission/deployment-update-image.json"),
+    ),
+];
 
 struct Stats {
     requests: usize,
@@ -71,11 +88,12 @@ async fn connect(
 async fn run(
     addr: SocketAddr,
     tls: &TlsConnector,
+    review: &'static [u8],
     concurrency: usize,
     duration: Duration,
     pace: Option<Duration>,
 ) -> Stats {
-    let body = Bytes::from_static(REVIEW);
+    let body = Bytes::from_static(review);
     let mut workers = Vec::new();
     let start = Instant::now();
     let deadline = start + duration;
@@ -184,57 +202,104 @@ async fn main() {
     let connector = TlsConnector::from(Arc::new(client_tls));
 
     let view = StaticView::with_namespace("shop", &[(OPT_IN_LABEL, "enabled")]);
+    let hook = webhook::start(
+        "127.0.0.1:0".parse().unwrap(),
+        server_tls.clone(),
+        WebhookState::new(Arc::new(view.clone())),
+    )
+    .await
+    .unwrap();
+    for (name, review) in CASES {
+        println!("### {name}");
+        println!();
+        measure(
+            review,
+            &view,
+            hook.local_addr(),
+            server_tls.clone(),
+            &connector,
+            duration,
+        )
+        .await;
+        println!();
+    }
+    hook.shutdown().await.unwrap();
+}
+
+/// Microseconds per call of `f` on one core: the median of 9 batches, after a warm-up batch
+/// (the machine is shared, and a batch that another job interrupts should not count).
+fn per_op(f: &dyn Fn()) -> f64 {
+    const BATCH: u32 = 2_000;
+    let mut batches: Vec<f64> = (0..10)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..BATCH {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / f64::from(BATCH)
+        })
+        .skip(1)
+        .collect();
+    batches.sort_by(f64::total_cmp);
+    batches[batches.len() / 2]
+}
+
+/// The whole report for one review.
+async fn measure(
+    review: &'static [u8],
+    view: &StaticView,
+    hook: SocketAddr,
+    server_tls: Arc<rustls::ServerConfig>,
+    connector: &TlsConnector,
+    duration: Duration,
+) {
     // The baseline answers with exactly what the webhook answers.
-    let review = Review::from_slice(REVIEW).unwrap();
-    let answer = webhook::mutate(&review, &view, SLUICE_USER).into_review();
+    let parsed = Review::from_slice(review).unwrap();
+    let answer = webhook::mutate(&parsed, view, SLUICE_USER).into_review();
     assert!(answer.response.as_ref().unwrap().patch.is_some());
     let answer = Bytes::from(serde_json::to_vec(&answer).unwrap());
 
     // Where the webhook's own time goes, single-threaded, per review.
-    let per_op = |f: &dyn Fn()| {
-        let n = 20_000u32;
-        let t = Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
-    };
     let parse = per_op(&|| {
-        std::hint::black_box(Review::from_slice(REVIEW).unwrap());
+        std::hint::black_box(Review::from_slice(review).unwrap());
     });
     let scan = per_op(&|| {
-        std::hint::black_box(serde_json::from_slice::<serde::de::IgnoredAny>(REVIEW).unwrap());
+        std::hint::black_box(serde_json::from_slice::<serde::de::IgnoredAny>(review).unwrap());
     });
     let value = per_op(&|| {
-        std::hint::black_box(serde_json::from_slice::<serde_json::Value>(REVIEW).unwrap());
+        std::hint::black_box(serde_json::from_slice::<serde_json::Value>(review).unwrap());
     });
-    println!("(serde_json alone: skip everything {scan:.1} µs, build a Value {value:.1} µs)");
     let decide = per_op(&|| {
-        std::hint::black_box(webhook::mutate(&review, &view, SLUICE_USER));
+        std::hint::black_box(webhook::mutate(&parsed, view, SLUICE_USER));
+    });
+    // The same review with the new template byte-equal to the old one (replica, metadata,
+    // pause/resume updates): the decision reads neither template.
+    let mut unchanged: serde_json::Value = serde_json::from_slice(review).unwrap();
+    unchanged["request"]["object"]["spec"]["template"] =
+        unchanged["request"]["oldObject"]["spec"]["template"].clone();
+    let unchanged = Review::from_slice(&serde_json::to_vec(&unchanged).unwrap()).unwrap();
+    let decide_unchanged = per_op(&|| {
+        std::hint::black_box(webhook::mutate(&unchanged, view, SLUICE_USER));
     });
     let encode = per_op(&|| {
-        let r = webhook::mutate(&review, &view, SLUICE_USER).into_review();
+        let r = webhook::mutate(&parsed, view, SLUICE_USER).into_review();
         std::hint::black_box(serde_json::to_vec(&r).unwrap());
     }) - decide;
+    println!("(serde_json alone: skip everything {scan:.1} µs, build a Value {value:.1} µs)");
     println!(
-        "Per review, one core: parse {parse:.1} µs, decide {decide:.1} µs, encode {encode:.1} µs ({} bytes in, {} bytes out)",
-        REVIEW.len(),
+        "Per review, one core: parse {parse:.1} µs, decide {decide:.1} µs, encode {encode:.1} µs, own work {:.1} µs ({} bytes in, {} bytes out)",
+        parse + decide + encode,
+        review.len(),
         answer.len()
     );
+    println!("(deciding the same update with the template unchanged: {decide_unchanged:.2} µs)");
     println!();
 
-    let hook = webhook::start(
-        "127.0.0.1:0".parse().unwrap(),
-        server_tls.clone(),
-        WebhookState::new(Arc::new(view)),
-    )
-    .await
-    .unwrap();
     let base = baseline(server_tls, answer).await;
 
     // Warm both up (connections, allocator, caches).
-    for addr in [hook.local_addr(), base] {
-        run(addr, &connector, 8, Duration::from_secs(1), None).await;
+    for addr in [hook, base] {
+        run(addr, connector, review, 8, Duration::from_secs(1), None).await;
     }
 
     println!("| server | concurrency | req/s | p50 ms | p99 ms | p999 ms |");
@@ -242,8 +307,8 @@ async fn main() {
     let mut peak: f64 = 0.0;
     let mut ratios = Vec::new();
     for c in [1, 8, 64] {
-        let w = run(hook.local_addr(), &connector, c, duration, None).await;
-        let b = run(base, &connector, c, duration, None).await;
+        let w = run(hook, connector, review, c, duration, None).await;
+        let b = run(base, connector, review, c, duration, None).await;
         println!("{}", row("webhook", c, &w));
         println!("{}", row("baseline", c, &b));
         peak = peak.max(w.throughput());
@@ -256,7 +321,7 @@ async fn main() {
     println!();
     println!("| concurrency | throughput webhook/baseline | p99 webhook/baseline |");
     println!("|---:|---:|---:|");
-    for (c, t, p) in ratios {
+    for (c, t, p) in &ratios {
         println!("| {c} | {t:.2} | {p:.2} |");
     }
 
@@ -268,18 +333,17 @@ async fn main() {
     println!();
     println!("| server | concurrency | req/s | p50 ms | p99 ms | p999 ms |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let w = run(hook.local_addr(), &connector, 8, duration, Some(pace)).await;
-    let b = run(base, &connector, 8, duration, Some(pace)).await;
+    let w = run(hook, connector, review, 8, duration, Some(pace)).await;
+    let b = run(base, connector, review, 8, duration, Some(pace)).await;
     println!("{}", row("webhook", 8, &w));
     println!("{}", row("baseline", 8, &b));
     println!();
+    let worst = ratios.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
     println!(
-        "targets: throughput >= 0.8x baseline; p99 < 1 ms at half of peak: {}",
-        if w.quantile_ms(0.99) < 1.0 {
-            "met"
-        } else {
-            "NOT met"
-        }
+        "targets: throughput >= 0.8x baseline (worst {worst:.2}): {}; p99 < 1 ms at half of peak ({:.3} ms): {}",
+        met(worst >= 0.8),
+        w.quantile_ms(0.99),
+        met(w.quantile_ms(0.99) < 1.0)
     );
-    hook.shutdown().await.unwrap();
 }

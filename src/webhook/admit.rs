@@ -26,6 +26,9 @@
 //!   put back, as Argo Rollouts keeps its own annotations.
 //! - Validation refuses a failed revision only when the update changes the template to it;
 //!   `sluice.dev/retry` lets it through with any value but `false`.
+//! - Templates are compared and hashed from their JSON text ([`TemplateChange`]); one that must
+//!   be read but is nested beyond serde_json's 128 levels is refused with a 400 for a managed
+//!   (or possibly managed) Deployment and let through otherwise.
 
 use std::collections::BTreeMap;
 
@@ -35,7 +38,7 @@ use kube::core::admission::{AdmissionResponse, Operation};
 use serde_json::Value;
 
 use super::review::{Object, Request, Review};
-use super::revision::{canonical_json, revision};
+use super::revision::TemplateChange;
 use super::view::ClusterView;
 use crate::controller::status::{CheckResult, RolloutStatus};
 use crate::policy::keys::{Control, OPT_IN_LABEL, STABLE_TEMPLATE_ANNOTATION};
@@ -56,7 +59,10 @@ pub fn mutate(review: &Review, view: &dyn ClusterView, sluice_user: &str) -> Adm
     let Some((new, old)) = deployment_update(req, sluice_user) else {
         return allow(req);
     };
-    let (ops, warnings) = pause_ops(new, old);
+    let (ops, warnings) = match pause_ops(new, old) {
+        Ok(found) => found,
+        Err(e) => return unreadable_template(req, new, old, view, &e),
+    };
     if ops.is_empty() {
         return with_warnings(allow(req), warnings);
     }
@@ -80,7 +86,10 @@ pub fn validate(review: &Review, view: &dyn ClusterView, sluice_user: &str) -> A
     let Some((new, old)) = deployment_update(req, sluice_user) else {
         return allow(req);
     };
-    let Some(refusal) = failed_revision_refusal(req, new, old) else {
+    let Some(refusal) = (match failed_revision_refusal(req, new, old) {
+        Ok(refusal) => refusal,
+        Err(e) => return unreadable_template(req, new, old, view, &e),
+    }) else {
         return allow(req);
     };
     match managed(req, new, old, view) {
@@ -106,8 +115,12 @@ fn deployment_update<'a>(req: &'a Request, sluice_user: &str) -> Option<(&'a Obj
     Some((req.object.as_ref()?, req.old_object.as_ref()?))
 }
 
-/// The JSON patch a managed Deployment needs, and warnings for the user.
-fn pause_ops(new: &Object, old: &Object) -> (Vec<PatchOperation>, Vec<String>) {
+/// The JSON patch a managed Deployment needs, and warnings for the user; an error when a
+/// changed template cannot be read.
+fn pause_ops(
+    new: &Object,
+    old: &Object,
+) -> Result<(Vec<PatchOperation>, Vec<String>), serde_json::Error> {
     let mut warnings = Vec::new();
     let status_says_held = match RolloutStatus::from_annotations(Some(&old.annotations)) {
         Ok(status) => status.is_some_and(|s| !s.phase.is_at_rest()),
@@ -129,21 +142,19 @@ fn pause_ops(new: &Object, old: &Object) -> (Vec<PatchOperation>, Vec<String>) {
     } else {
         None
     };
-    let template_changed = new.template != old.template;
+    let change = TemplateChange::between(old.template.as_ref(), new.template.as_ref())?;
 
     let mut ops = Vec::new();
-    if !(template_changed || held) {
-        return (ops, warnings);
+    if !(change.changed() || held) {
+        return Ok((ops, warnings));
     }
     if new.paused != Some(true) {
         ops.push(add("/spec/paused", Value::Bool(true)));
     }
-    let stable = match recorded {
-        Some(s) => Some(s.clone()),
-        None if template_changed => Some(canonical_json(
-            old.template.as_ref().unwrap_or(&Value::Null),
-        )),
-        None => None,
+    let stable = match (recorded, change) {
+        (Some(s), _) => Some(s.clone()),
+        (None, TemplateChange::Changed { old_canonical }) => Some(old_canonical),
+        (None, TemplateChange::Unchanged) => None,
     };
     if let Some(stable) = stable
         && new.annotations.get(STABLE_TEMPLATE_ANNOTATION) != Some(&stable)
@@ -162,20 +173,29 @@ fn pause_ops(new: &Object, old: &Object) -> (Vec<PatchOperation>, Vec<String>) {
             ops.push(add("/metadata/annotations", Value::Object(map)));
         }
     }
-    (ops, warnings)
+    Ok((ops, warnings))
 }
 
-/// The denial message when the update re-applies the failed revision without `retry`.
-fn failed_revision_refusal(req: &Request, new: &Object, old: &Object) -> Option<String> {
-    let status = RolloutStatus::from_annotations(Some(&old.annotations)).ok()??;
-    let failed = status.failed_revision.as_deref()?;
-    let template = new.template.as_ref()?;
-    if new.template == old.template || revision(template) != failed {
-        return None;
+/// The denial message when the update re-applies the failed revision without `retry`; an
+/// error when the changed template cannot be read.
+fn failed_revision_refusal(
+    req: &Request,
+    new: &Object,
+    old: &Object,
+) -> Result<Option<String>, serde_json::Error> {
+    let Ok(Some(status)) = RolloutStatus::from_annotations(Some(&old.annotations)) else {
+        return Ok(None);
+    };
+    let (Some(failed), Some(template)) = (status.failed_revision.as_deref(), &new.template) else {
+        return Ok(None);
+    };
+    let change = TemplateChange::between(old.template.as_ref(), Some(template))?;
+    if !change.changed() || template.revision()? != failed {
+        return Ok(None);
     }
     let retry = Control::Retry.annotation();
     if new.annotations.get(&retry).is_some_and(|v| v != "false") {
-        return None;
+        return Ok(None);
     }
     let checks: Vec<String> = status
         .last_verdicts
@@ -189,11 +209,11 @@ fn failed_revision_refusal(req: &Request, new: &Object, old: &Object) -> Option<
         (true, true) => "its analysis failed".to_string(),
     };
     let ns = req.namespace.as_deref().unwrap_or("default");
-    Some(format!(
+    Ok(Some(format!(
         "Deployment {}: revision {failed} was rolled back ({why}); to deploy it again anyway, run `kubectl -n {ns} annotate deploy/{} {retry}=true` and re-apply",
         req.object_ref(),
         req.name,
-    ))
+    )))
 }
 
 enum Managed {
@@ -272,6 +292,27 @@ fn refuse_retryable(req: &Request, why: &str) -> AdmissionResponse {
     ));
     resp.result.code = 503;
     resp.result.reason = "ServiceUnavailable".into();
+    resp
+}
+
+/// A refusal because a changed `spec.template` cannot be read (nested beyond serde_json's
+/// limit), for a Deployment that is or may be managed; others pass.
+fn unreadable_template(
+    req: &Request,
+    new: &Object,
+    old: &Object,
+    view: &dyn ClusterView,
+    e: &serde_json::Error,
+) -> AdmissionResponse {
+    if let Managed::No = managed(req, new, old, view) {
+        return allow(req);
+    }
+    let mut resp = allow(req).deny(format!(
+        "Deployment {}: spec.template cannot be read ({e}); send a template that is valid JSON nested at most 128 deep",
+        req.object_ref()
+    ));
+    resp.result.code = 400;
+    resp.result.reason = "BadRequest".into();
     resp
 }
 

@@ -1,10 +1,12 @@
 //! The AdmissionReview as the webhook reads it: only the fields a decision needs.
 //!
-//! A Deployment update review is about 14 KB, most of it `managedFields` and kubectl's
+//! A Deployment update review is 8-14 KB, most of it `managedFields`, `status` and kubectl's
 //! `last-applied-configuration`, twice (object and oldObject). Parsing it into
 //! `AdmissionReview<DynamicObject>` would build all of that as owned values on every call;
-//! [`Review::from_slice`] skips it instead and keeps labels, the `sluice.dev/` annotations,
-//! `spec.paused` and `spec.template`. Responses are kube's own
+//! [`Review::from_slice`] skips it instead (serde's `IgnoredAny`, which only scans) and keeps
+//! labels, the `sluice.dev/` annotations, `spec.paused`, and `spec.template` as the JSON text
+//! it arrived in ([`Template`]): most updates leave the template byte-equal, and only a changed
+//! one is ever parsed (see [`revision`](mod@super::revision)). Responses are kube's own
 //! [`AdmissionResponse`](kube::core::admission::AdmissionResponse).
 
 use std::collections::BTreeMap;
@@ -13,8 +15,8 @@ use std::fmt;
 use kube::core::admission::Operation;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::Value;
 
+use super::revision::Template;
 use crate::policy::keys::PREFIX;
 
 /// `admission.k8s.io/v1`, the version Sluice registers and answers in.
@@ -115,7 +117,7 @@ pub struct UserInfo {
 }
 
 /// The parts of an object (Deployment or Scale) that admission decisions read.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Object {
     /// `metadata.labels`.
     pub labels: BTreeMap<String, String>,
@@ -125,8 +127,8 @@ pub struct Object {
     pub has_annotations: bool,
     /// `spec.paused`.
     pub paused: Option<bool>,
-    /// `spec.template`.
-    pub template: Option<Value>,
+    /// `spec.template`, as received.
+    pub template: Option<Template>,
 }
 
 impl<'de> Deserialize<'de> for Object {
@@ -150,7 +152,7 @@ impl<'de> Deserialize<'de> for Object {
             #[serde(default)]
             paused: Option<bool>,
             #[serde(default)]
-            template: Option<Value>,
+            template: Option<Template>,
         }
         let raw = Raw::deserialize(d)?;
         let (labels, annotations) = raw
@@ -223,7 +225,7 @@ mod tests {
         assert_eq!(new.labels.get("app").map(String::as_str), Some("podinfo"));
         assert!(new.has_annotations);
         assert!(new.annotations.is_empty(), "{:?}", new.annotations);
-        let image = &new.template.unwrap()["spec"]["containers"][0]["image"];
+        let image = &new.template.unwrap().to_value().unwrap()["spec"]["containers"][0]["image"];
         assert!(image.as_str().unwrap().ends_with("6.0.1"), "{image}");
     }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::*;
 use crate::controller::status::{CheckVerdict, Phase};
 use crate::policy::keys::STATUS_ANNOTATION;
+use crate::webhook::revision::{canonical_json, revision};
 use crate::webhook::view::StaticView;
 
 fn fixture(name: &str) -> Value {
@@ -459,5 +460,38 @@ fn validation_allows_every_captured_review_of_a_healthy_deployment() {
         let resp = validate(&review(&fixture(name)), &shop(), SLUICE_USER);
         assert!(resp.allowed, "{name}: {}", resp.result.message);
         assert_eq!(resp.patch, None, "{name}");
+    }
+}
+
+#[test]
+fn a_template_too_deep_to_read_is_refused_with_a_400_when_managed_and_passes_otherwise() {
+    let mut deep = json!([]);
+    for _ in 0..200 {
+        deep = json!([deep]);
+    }
+    // mutate records the old template; validate hashes the new one against a failed revision.
+    let mut old_deep = fixture("deployment-update-image.json");
+    old_deep["request"]["oldObject"]["spec"]["template"] = deep.clone();
+    let mut new_deep = fixture("deployment-update-image.json");
+    new_deep["request"]["object"]["spec"]["template"] = deep;
+    let (new_deep, _) = failed_rollout(new_deep);
+    let judge = |view: &StaticView| {
+        [
+            mutate_fixture(&old_deep, view),
+            validate(&review(&new_deep), view, SLUICE_USER),
+        ]
+    };
+    for resp in judge(&shop()) {
+        assert!(!resp.allowed);
+        assert_eq!(resp.result.code, 400);
+        let msg = &resp.result.message;
+        assert!(
+            msg.contains("shop/podinfo") && msg.contains("spec.template"),
+            "{msg}"
+        );
+    }
+    for resp in judge(&StaticView::with_namespace("shop", &[])) {
+        assert!(resp.allowed, "{resp:?}");
+        assert_eq!(resp.patch, None);
     }
 }
