@@ -67,7 +67,13 @@ async fn the_tls_server_answers_a_captured_review_with_a_pause_patch() {
     assert_eq!(r["uid"], json!("7a532e0f-89cf-4d7b-82e7-738e5e714fed"));
     assert_eq!(r["allowed"], json!(true));
     assert_eq!(r["patchType"], json!("JSONPatch"));
-    let bytes: Vec<u8> = serde_json::from_value(r["patch"].clone()).unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(
+            r["patch"]
+                .as_str()
+                .expect("the patch is base64, as the API's []byte"),
+        )
+        .unwrap();
     let patch: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
         patch[0],
