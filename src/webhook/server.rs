@@ -130,7 +130,7 @@ fn answer(body: &[u8], decide: impl FnOnce(&Review) -> AdmissionResponse) -> (Re
     } else {
         "admission.k8s.io/v1"
     };
-    match encode(&resp, api_version) {
+    match encode_answer(&resp, api_version) {
         Ok(json) => (
             ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
             verdict,
@@ -174,7 +174,8 @@ struct WireResponse<'a> {
     warnings: Option<&'a Vec<String>>,
 }
 
-fn encode(resp: &AdmissionResponse, api_version: &str) -> serde_json::Result<Vec<u8>> {
+/// The JSON body of the answer `resp`, for a review of `api_version`.
+pub fn encode_answer(resp: &AdmissionResponse, api_version: &str) -> serde_json::Result<Vec<u8>> {
     use base64::Engine as _;
     let patch = resp
         .patch
