@@ -14,6 +14,7 @@
 //! - [`serve`]: the composition root of `sluice serve` (webhook + controller + caches).
 //! - [`cli`]: the `sluice` command line.
 //! - [`metrics`]: the Prometheus metrics served on the admin port.
+//! - [`rbac`]: every Kubernetes API call Sluice makes, which `deploy/` grants.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod controller;
 pub mod metrics;
 pub mod policy;
+pub mod rbac;
 pub mod routing;
 pub mod sandbox;
 pub mod serve;
