@@ -500,11 +500,7 @@ fn every_commented_example_in_the_policy_configmap_is_valid() {
 // ---------------------------------------------------------------------------------------------
 // With kubectl
 
-/// kubectl, or `None` after one skip line outside CI.
-fn kubectl() -> Option<PathBuf> {
-    support::kubectl()
-}
-
+/// Runs kubectl as the sandbox's admin; stdout, or a failure with everything kubectl said.
 async fn run(
     kubectl: &Path,
     server: &sluice::sandbox::apiserver::ApiServer,
@@ -523,7 +519,9 @@ async fn run(
 
 #[tokio::test]
 async fn kubectl_apply_k_deploy_creates_every_object_in_a_fresh_sandbox() {
-    let Some(kubectl) = kubectl() else { return };
+    let Some(kubectl) = support::kubectl() else {
+        return;
+    };
     let server = support::server().await;
     let dir = deploy_dir();
     let dir = dir.to_str().unwrap();
@@ -559,7 +557,9 @@ async fn kubectl_apply_k_deploy_creates_every_object_in_a_fresh_sandbox() {
 
 #[tokio::test]
 async fn the_cert_manager_overlay_injects_its_ca_into_both_webhook_configurations() {
-    let Some(kubectl) = kubectl() else { return };
+    let Some(kubectl) = support::kubectl() else {
+        return;
+    };
     let dir = deploy_dir().join("cert-manager");
     let out = tokio::process::Command::new(&kubectl)
         .args(["kustomize", dir.to_str().unwrap()])
