@@ -9,15 +9,20 @@
 #   which a static binary cannot, and reqwest and kube resolve names through it (the Prometheus
 #   URL, the API server). distroless/cc carries exactly the glibc and libgcc the binary links
 #   against, with CA certificates and a nonroot user, and no shell or package manager.
-# Size: about 21 MB for the image (see deploy/README.md), under the 40 MB the issue allows.
+# Size (see deploy/README.md): the stripped binary is 17.9 MB (7.6 MB gzipped) with the LTO
+# settings below, 21.5 MB without; the distroless/cc base adds about 24 MB (8.5 MB gzipped).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# Every path the manifest and the crate name: Cargo.toml declares the webhook bench, and the
-# sandbox compiles deploy/ (webhook configurations, CRDs) into the binary.
+# Everything the build reads: Cargo.toml declares the webhook bench (cargo refuses a manifest
+# whose bench is missing), and the sandbox compiles deploy/ (webhooks, CRDs) into the binary.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 COPY deploy ./deploy
+# Fat LTO in one codegen unit: a 17% smaller binary for a slower build, set here rather than in
+# Cargo.toml so that `cargo build --release` on a laptop stays quick.
+ENV CARGO_PROFILE_RELEASE_LTO=true \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin sluice \

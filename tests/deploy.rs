@@ -397,6 +397,29 @@ fn the_service_is_the_one_the_webhooks_call_and_exposes_metrics() {
 }
 
 #[test]
+fn the_webhooks_never_intercept_the_namespace_sluice_is_installed_in() {
+    let objects = installed();
+    for config in of_kind(&objects, "MutatingWebhookConfiguration")
+        .chain(of_kind(&objects, "ValidatingWebhookConfiguration"))
+    {
+        for hook in config["webhooks"].as_array().unwrap() {
+            let excluded = hook["namespaceSelector"]["matchExpressions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| {
+                    e["key"] == "kubernetes.io/metadata.name"
+                        && e["operator"] == "NotIn"
+                        && e["values"]
+                            .as_array()
+                            .is_some_and(|v| v.contains(&NAMESPACE.into()))
+                });
+            assert!(excluded, "{} must skip {NAMESPACE}", hook["name"]);
+        }
+    }
+}
+
+#[test]
 fn a_disruption_budget_keeps_one_replica_answering() {
     let pdb = of_kind(&installed(), "PodDisruptionBudget")
         .next()
