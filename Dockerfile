@@ -9,8 +9,9 @@
 #   which a static binary cannot, and reqwest and kube resolve names through it (the Prometheus
 #   URL, the API server). distroless/cc carries exactly the glibc and libgcc the binary links
 #   against, with CA certificates and a nonroot user, and no shell or package manager.
-# Size (see deploy/README.md): the stripped binary is 17.9 MB (7.6 MB gzipped) with the LTO
-# settings below, 21.5 MB without; the distroless/cc base adds about 24 MB (8.5 MB gzipped).
+# Size (see deploy/README.md): the stripped binary is 13.1 MB (5.6 MB gzipped) with the
+# profile settings below, 21.5 MB without; the distroless/cc base adds about 24 MB (8.5 MB
+# gzipped): about 37 MB unpacked, 14 MB to pull.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Everything the build reads: Cargo.toml declares the webhook bench (cargo refuses a manifest
@@ -19,10 +20,13 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 COPY deploy ./deploy
-# Fat LTO in one codegen unit: a 17% smaller binary for a slower build, set here rather than in
-# Cargo.toml so that `cargo build --release` on a laptop stays quick.
+# Fat LTO in one codegen unit, optimised for size: 13.1 MB instead of 21.5 (17.9 with LTO at
+# opt-level 3), which keeps the image under 40 MB unpacked. Sluice waits on the network, and a
+# webhook decision is microseconds either way. Set here rather than in Cargo.toml so that
+# `cargo build --release` on a laptop stays quick.
 ENV CARGO_PROFILE_RELEASE_LTO=true \
-    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=s
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin sluice \
