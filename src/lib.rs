@@ -15,6 +15,7 @@
 //! - [`cli`]: the `sluice` command line.
 //! - [`metrics`]: the Prometheus metrics served on the admin port.
 //! - [`leader`]: the Lease that picks the one replica running the controller.
+//! - [`rbac`]: every Kubernetes API call Sluice makes, which `deploy/` grants.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
@@ -23,6 +24,7 @@ pub mod controller;
 pub mod leader;
 pub mod metrics;
 pub mod policy;
+pub mod rbac;
 pub mod routing;
 pub mod sandbox;
 pub mod serve;

@@ -3,7 +3,7 @@
 //! a CA minted at start), and the controller acting as Sluice's service account.
 //!
 //! ```text
-//! Sandbox ──admin──► deploy/webhooks.yaml (+ caBundle) ──► apiserver calls sluice.sluice-system.svc
+//! Sandbox ──admin──► deploy/base/webhooks.yaml (+ caBundle) ──► apiserver calls sluice.sluice-system.svc
 //!                     Service sluice.sluice-system ──► 127.0.0.1:P (the webhook)
 //!         ──sluice SA──► caches + controller (reconcile) ──► routes, primaries, status
 //! ```
@@ -121,15 +121,15 @@ async fn ensure_namespace(admin: &kube::Client) -> Result<(), Error> {
     Ok(())
 }
 
-/// `deploy/webhooks.yaml`, the webhook configurations a cluster installs.
-pub const WEBHOOKS_YAML: &str = include_str!("../../deploy/webhooks.yaml");
+/// `deploy/base/webhooks.yaml`, the webhook configurations a cluster installs.
+pub const WEBHOOKS_YAML: &str = include_str!("../../deploy/base/webhooks.yaml");
 
-/// The webhook configurations of `deploy/webhooks.yaml`, exactly, with `caBundle` filled in as
+/// The webhook configurations of `deploy/base/webhooks.yaml`, exactly, with `caBundle` filled in as
 /// `sluice certs` or cert-manager's CA injector fills it in a cluster.
 pub fn webhook_configurations(ca_pem: &str) -> Vec<serde_json::Value> {
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    let mut configs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(WEBHOOKS_YAML).expect("deploy/webhooks.yaml is valid YAML");
+    let mut configs: Vec<serde_json::Value> = serde_saphyr::from_multiple(WEBHOOKS_YAML)
+        .expect("deploy/base/webhooks.yaml is valid YAML");
     for config in &mut configs {
         for hook in config["webhooks"].as_array_mut().into_iter().flatten() {
             hook["clientConfig"]["caBundle"] = json!(ca_bundle);
@@ -172,7 +172,7 @@ mod tests {
     use super::*;
     use crate::sandbox::apiserver::admission::cel;
 
-    /// Whether `deploy/webhooks.yaml`'s webhook `name` is called for this update.
+    /// Whether `deploy/base/webhooks.yaml`'s webhook `name` is called for this update.
     fn called(name: &str, user: &str, old: &Value, new: &Value) -> bool {
         let hook = webhook_configurations("ca")
             .into_iter()

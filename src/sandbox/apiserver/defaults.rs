@@ -17,8 +17,9 @@
 //!   volumes, probes, resources, affinity and security contexts are not validated.
 //! - A Service's clusterIP is derived from a hash of namespace/name in 10.96.0.0/12 rather than
 //!   allocated, so two Services can (rarely) share one; NodePorts are not allocated.
-//! - HorizontalPodAutoscaler, Ingress, Lease, ConfigMap and Event get no defaults beyond
-//!   Secret's `type: Opaque`.
+//! - HorizontalPodAutoscaler, Ingress, Lease, ConfigMap, Event, ServiceAccount, the RBAC kinds
+//!   and PodDisruptionBudget get no defaults beyond Secret's `type: Opaque`; the RBAC kinds'
+//!   names are checked as path segments, as kube does, and their rules are not validated.
 
 #[path = "schema.rs"]
 mod schema;
@@ -124,6 +125,18 @@ fn dns1123_subdomain(s: &str) -> Vec<String> {
         errs.push(DNS1123_SUBDOMAIN_MSG.to_string());
     }
     errs
+}
+
+/// `IsValidPathSegmentName`: not `.` or `..`, and neither `/` nor `%` in it.
+fn path_segment_name(s: &str) -> Vec<String> {
+    if s == "." || s == ".." {
+        return vec![format!("may not be '{s}'")];
+    }
+    ["/", "%"]
+        .into_iter()
+        .filter(|bad| s.contains(bad))
+        .map(|bad| format!("may not contain '{bad}'"))
+        .collect()
 }
 
 /// `IsDNS1035Label`.
@@ -238,6 +251,8 @@ fn name_errors(kind: &ResourceKind, name: &str) -> Vec<String> {
         // Events are named after the object they describe plus a suffix; kube checks only
         // that the name is a path segment.
         "Event" => Vec::new(),
+        // RBAC names are path segments (`system:controller:…`), as `ValidateRBACName` checks.
+        "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" => path_segment_name(name),
         _ => dns1123_subdomain(name),
     }
 }
@@ -1320,6 +1335,19 @@ mod tests {
         );
         let none = json!({"metadata": {"name": "web"}, "spec": {}});
         assert!(validate(&services, &none, None).is_err());
+    }
+
+    #[test]
+    fn rbac_names_are_path_segments_so_colons_are_allowed() {
+        let roles = kind("rbac.authorization.k8s.io", "v1", "clusterroles");
+        let ok = json!({"metadata": {"name": "system:controller:sluice"}, "rules": []});
+        assert!(validate(&roles, &ok, None).is_ok());
+        let bad = json!({"metadata": {"name": "a/b"}, "rules": []});
+        let err = validate(&roles, &bad, None).unwrap_err();
+        assert_eq!(
+            err.message,
+            "ClusterRole.rbac.authorization.k8s.io \"a/b\" is invalid: metadata.name: Invalid value: \"a/b\": may not contain '/'"
+        );
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! The kinds the sandbox API server serves, defined once: discovery, routing, storage,
 //! admission rule matching and strategic-merge keys all read this table.
+//!
+//! Besides the kinds Sluice reads and writes, it serves what `kubectl apply -k deploy/` installs:
+//! ServiceAccount, the `rbac.authorization.k8s.io/v1` roles and bindings, and `policy/v1`
+//! PodDisruptionBudget. The sandbox stores RBAC objects but does not enforce them: every
+//! authenticated identity may still do everything (see the `apiserver` module docs). What
+//! Sluice needs granted is [`crate::rbac::API_CALLS`], which `tests/deploy.rs` holds the
+//! manifests to.
 
 /// One served resource at one group version.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +139,16 @@ pub fn builtin_kinds() -> Vec<ResourceKind> {
         kind!("", "v1", "secrets", "secret", "Secret", true, &[], &[]),
         kind!("", "v1", "events", "event", "Event", true, &[], &["ev"]),
         kind!(
+            "",
+            "v1",
+            "serviceaccounts",
+            "serviceaccount",
+            "ServiceAccount",
+            true,
+            &[],
+            &["sa"]
+        ),
+        kind!(
             "apps",
             "v1",
             "deployments",
@@ -215,6 +232,56 @@ pub fn builtin_kinds() -> Vec<ResourceKind> {
             true,
             &["status"],
             &["hpa"]
+        ),
+        kind!(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterroles",
+            "clusterrole",
+            "ClusterRole",
+            false,
+            &[],
+            &[]
+        ),
+        kind!(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            "clusterrolebinding",
+            "ClusterRoleBinding",
+            false,
+            &[],
+            &[]
+        ),
+        kind!(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "roles",
+            "role",
+            "Role",
+            true,
+            &[],
+            &[]
+        ),
+        kind!(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "rolebindings",
+            "rolebinding",
+            "RoleBinding",
+            true,
+            &[],
+            &[]
+        ),
+        kind!(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "PodDisruptionBudget",
+            true,
+            &["status"],
+            &["pdb"]
         ),
         kind!(
             "admissionregistration.k8s.io",

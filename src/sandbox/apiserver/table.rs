@@ -154,6 +154,57 @@ pub fn columns(kind: &ResourceKind) -> Vec<Value> {
             ));
             cols.push(age);
         }
+        "ServiceAccount" => {
+            cols.push(column(
+                "Secrets",
+                "integer",
+                "",
+                "Number of secrets the service account references.",
+                0,
+            ));
+            cols.push(age);
+        }
+        "ClusterRole" | "Role" => cols.push(column(
+            "Created At",
+            "date",
+            "",
+            "Time is the time the object was created.",
+            0,
+        )),
+        "ClusterRoleBinding" | "RoleBinding" => {
+            cols.push(column(
+                "Role",
+                "string",
+                "",
+                "RoleRef to the role being bound.",
+                0,
+            ));
+            cols.push(age);
+        }
+        "PodDisruptionBudget" => {
+            cols.push(column(
+                "Min Available",
+                "string",
+                "",
+                "The minimum number of pods that must be available.",
+                0,
+            ));
+            cols.push(column(
+                "Max Unavailable",
+                "string",
+                "",
+                "The maximum number of pods that may be unavailable.",
+                0,
+            ));
+            cols.push(column(
+                "Allowed Disruptions",
+                "integer",
+                "",
+                "Calculated number of pods that may be disrupted at this time.",
+                0,
+            ));
+            cols.push(age);
+        }
         "Lease" => {
             cols.push(column(
                 "Holder",
@@ -167,6 +218,10 @@ pub fn columns(kind: &ResourceKind) -> Vec<Value> {
         _ => cols.push(age),
     }
     cols
+}
+
+fn len(v: &Value) -> usize {
+    v.as_array().map_or(0, Vec::len)
 }
 
 fn count(v: &Value) -> usize {
@@ -333,6 +388,38 @@ pub fn cells(kind: &ResourceKind, obj: &Value, now: SystemTime) -> Vec<Value> {
             json!(count(&obj["data"])),
             age,
         ],
+        "ServiceAccount" => vec![name, json!(len(&obj["secrets"])), age],
+        "ClusterRole" | "Role" => vec![
+            name,
+            json!(
+                obj["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or("<unknown>")
+            ),
+        ],
+        "ClusterRoleBinding" | "RoleBinding" => vec![
+            name,
+            json!(format!(
+                "{}/{}",
+                obj["roleRef"]["kind"].as_str().unwrap_or_default(),
+                obj["roleRef"]["name"].as_str().unwrap_or_default()
+            )),
+            age,
+        ],
+        "PodDisruptionBudget" => {
+            let bound = |v: &Value| match v {
+                Value::Null => "N/A".to_string(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            vec![
+                name,
+                json!(bound(&obj["spec"]["minAvailable"])),
+                json!(bound(&obj["spec"]["maxUnavailable"])),
+                json!(int(&obj["status"]["disruptionsAllowed"])),
+                age,
+            ]
+        }
         "Lease" => vec![
             name,
             json!(obj["spec"]["holderIdentity"].as_str().unwrap_or("")),
@@ -483,6 +570,29 @@ mod tests {
             ]
         );
         assert_eq!(columns(&kind("deployments")).len(), cells.len());
+    }
+
+    #[test]
+    fn bindings_show_their_role_and_budgets_their_bounds() {
+        let now = SystemTime::now();
+        let binding = json!({"metadata": {"name": "sluice"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "sluice"}});
+        let kinds = builtin_kinds();
+        let crb = kinds
+            .iter()
+            .find(|k| k.kind == "ClusterRoleBinding")
+            .unwrap();
+        assert_eq!(cells(crb, &binding, now)[1], json!("ClusterRole/sluice"));
+        let pdb = json!({"metadata": {"name": "sluice"}, "spec": {"minAvailable": 1},
+            "status": {"disruptionsAllowed": 1}});
+        let kind = kinds
+            .iter()
+            .find(|k| k.kind == "PodDisruptionBudget")
+            .unwrap();
+        assert_eq!(
+            cells(kind, &pdb, now)[1..4],
+            [json!("1"), json!("N/A"), json!(1)]
+        );
     }
 
     #[test]
