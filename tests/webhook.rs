@@ -320,3 +320,105 @@ async fn rotated_certificate_files_are_served_to_new_connections_without_a_resta
     }
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn sluice_certs_writes_a_secret_the_webhook_serves_and_a_ca_bundle_that_trusts_it() {
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    use sluice::cli::certs;
+    sluice::tls::install_crypto_provider();
+    let server = ApiServer::start(ApiServerOptions::default()).await.unwrap();
+    let client = server.client(Identity::Admin).await.unwrap();
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "sluice-system"}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    // The configurations as deploy/ installs them, before any caBundle.
+    let configs = sluice::sandbox::embedded::webhook_configurations("");
+    for mut config in configs {
+        for hook in config["webhooks"].as_array_mut().unwrap() {
+            hook["clientConfig"]
+                .as_object_mut()
+                .unwrap()
+                .remove("caBundle");
+        }
+        let kind = config["kind"].as_str().unwrap().to_string();
+        let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", &kind);
+        Api::<DynamicObject>::all_with(client.clone(), &ApiResource::from_gvk(&gvk))
+            .patch(
+                "sluice",
+                &PatchParams::apply("test"),
+                &Patch::Apply(&config),
+            )
+            .await
+            .unwrap();
+    }
+
+    let first = certs::mint("sluice-system").unwrap();
+    certs::install(&client, "sluice-system", &first)
+        .await
+        .unwrap();
+    let second = certs::mint("sluice-system").unwrap();
+    certs::install(&client, "sluice-system", &second)
+        .await
+        .unwrap();
+
+    let secret =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "sluice-system")
+            .get("sluice-tls")
+            .await
+            .unwrap();
+    let data = secret.data.unwrap();
+    let (cert, key) = (&data["tls.crt"].0, &data["tls.key"].0);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key).unwrap();
+    let tls = webhook::load_tls(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
+    let running = webhook::start(
+        "127.0.0.1:0".parse().unwrap(),
+        tls,
+        WebhookState::new(Arc::new(StaticView::with_namespace("shop", &[]))),
+    )
+    .await
+    .unwrap();
+
+    for kind in [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ] {
+        let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+        let config = Api::<DynamicObject>::all_with(client.clone(), &ApiResource::from_gvk(&gvk))
+            .get("sluice")
+            .await
+            .unwrap();
+        let bundle = base64::engine::general_purpose::STANDARD
+            .decode(
+                config.data["webhooks"][0]["clientConfig"]["caBundle"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        let bundle = String::from_utf8(bundle).unwrap();
+        assert!(
+            bundle.starts_with(&second.ca_pem) && bundle.ends_with(&first.ca_pem),
+            "{kind}: the new CA first, the previous one kept for the rotation"
+        );
+        // kube-apiserver's view: trust the bundle, call sluice.sluice-system.svc.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der_of(&second.ca_pem).into()).unwrap();
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(running.local_addr())
+            .await
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("sluice.sluice-system.svc").unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("the served certificate is trusted by the caBundle for the Service's name");
+    }
+    running.shutdown().await.unwrap();
+    server.shutdown().await;
+}

@@ -4,6 +4,7 @@
 //! Manual control (`pause`, `resume`, `promote`, `abort`, `retry`) is in [`control`];
 //! `explain` in [`explain`].
 
+pub mod certs;
 pub mod control;
 pub mod explain;
 
@@ -45,6 +46,9 @@ enum Command {
     Serve(ServeArgs),
     /// Show every managed Deployment's rollout: phase, weight, revisions, checks.
     Status(StatusArgs),
+    /// Issue the webhook's CA and serving certificate (rcgen): write the Secret sluice-tls and
+    /// the caBundle of both webhook configurations, or print them. Run again to rotate.
+    Certs(CertsArgs),
     /// Why a Deployment is or is not managed, and every effective setting with its source
     /// (deployment, namespace, cluster or default) and every invalid value.
     Explain(ExplainArgs),
@@ -112,6 +116,20 @@ struct StatusArgs {
     /// Every namespace (the default when -n is not given).
     #[arg(short = 'A', long)]
     all_namespaces: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct CertsArgs {
+    /// Sluice's namespace: the serving certificate is for sluice.NAMESPACE.svc, and the Secret
+    /// sluice-tls is written there.
+    #[arg(long, env = "SLUICE_NAMESPACE", default_value = "sluice-system")]
+    namespace: String,
+    /// Print the Secret and the caBundle as YAML instead of writing them.
+    #[arg(long)]
+    print: bool,
+    /// Kubeconfig to use; $KUBECONFIG or ~/.kube/config when absent.
+    #[arg(long, env = "SLUICE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -190,6 +208,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => run_serve(args).await,
             Command::Status(args) => run_status(args).await,
+            Command::Certs(args) => run_certs(args).await,
             Command::Sandbox(args) => run_sandbox(args).await,
             Command::Explain(args) => run_explain(args).await,
             Command::Pause(args) => run_control(args, Control::Pause, false).await,
@@ -321,6 +340,24 @@ async fn run_control(args: ControlArgs, verb: Control, force: bool) -> anyhow::R
         anyhow::bail!("{report}");
     }
     println!("{report}");
+    Ok(())
+}
+
+async fn run_certs(args: CertsArgs) -> anyhow::Result<()> {
+    let minted = certs::mint(&args.namespace)?;
+    if args.print {
+        print!("{}", certs::render(&minted)?);
+        return Ok(());
+    }
+    let client = client(args.kubeconfig.as_deref()).await?;
+    certs::install(&client, &args.namespace, &minted).await?;
+    println!(
+        "wrote Secret {}/{} (a certificate for {}) and the caBundle of the webhook configurations {}; running pods reload it within 10 s of the kubelet updating the mounted Secret",
+        args.namespace,
+        certs::SECRET,
+        minted.names.join(", "),
+        certs::NAME
+    );
     Ok(())
 }
 

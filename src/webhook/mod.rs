@@ -36,7 +36,7 @@ pub use view::{ClusterView, NamespaceCache, StaticView};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "reading the webhook's {what} {path}: {source}; mount the Secret holding tls.crt and tls.key there (a certificate for sluice.<namespace>.svc signed by the CA in the webhook configurations' caBundle)"
+        "reading the webhook's {what} {path}: {source}; mount the Secret holding tls.crt and tls.key there (`sluice certs` writes one: a certificate for sluice.<namespace>.svc signed by the CA in the webhook configurations' caBundle)"
     )]
     ReadFile {
         what: &'static str,
