@@ -2,7 +2,10 @@
 //! `sluice::rbac::API_CALLS`, no wildcards, the Deployment's hardening and probes, the Service,
 //! the PodDisruptionBudget, the policy ConfigMap's commented defaults), then an unmodified
 //! kubectl installing `deploy/` into a fresh sandbox API server and rendering the cert-manager
-//! overlay. Without kubectl, those fail under `CI=true` and are skipped with one line otherwise.
+//! overlay; last, a canary end to end through the installed objects (`kubectl apply -k
+//! deploy/`, `sluice certs`, `sluice serve` as the service account with the Secret's files,
+//! the example app). Without kubectl, those fail under `CI=true` and are skipped with one line
+//! otherwise.
 
 #[path = "sandbox/support.rs"]
 #[allow(dead_code)]
@@ -637,4 +640,144 @@ async fn the_cert_manager_overlay_injects_its_ca_into_both_webhook_configuration
         base.is_subset(&overlay),
         "the overlay installs the base too"
     );
+}
+
+/// The rollout status on `shop/podinfo`, if it has one.
+async fn rollout_phase(client: &kube::Client) -> Option<sluice::controller::status::Phase> {
+    let d = kube::Api::<Deployment>::namespaced(client.clone(), "shop")
+        .get("podinfo")
+        .await
+        .ok()?;
+    sluice::controller::status::RolloutStatus::from_annotations(d.metadata.annotations.as_ref())
+        .ok()
+        .flatten()
+        .map(|s| s.phase)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_runs_end_to_end_through_the_installed_objects() {
+    use sluice::controller::status::Phase;
+    use sluice::sandbox::apiserver::Identity;
+    use std::time::{Duration, Instant};
+    let Some(kubectl) = support::kubectl() else {
+        return;
+    };
+    let Some(metrics) = support::metrics_backend() else {
+        return;
+    };
+    sluice::tls::install_crypto_provider();
+    let sandbox = sluice::sandbox::Sandbox::start(sluice::sandbox::SandboxOptions {
+        ready_delay: Duration::from_millis(500),
+        metrics,
+    })
+    .await
+    .unwrap();
+    let dir = deploy_dir();
+    run(
+        &kubectl,
+        &sandbox.api,
+        &["apply", "-k", dir.to_str().unwrap()],
+    )
+    .await;
+    let admin = sandbox.client(Identity::Admin).await.unwrap();
+    let minted = sluice::cli::certs::mint("sluice-system").unwrap();
+    sluice::cli::certs::install(&admin, "sluice-system", &minted)
+        .await
+        .unwrap();
+
+    // `sluice serve` as the installed pod runs it: the Secret's files, the service account
+    // the RBAC binds, the Service the webhook configurations call.
+    let secret =
+        kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), "sluice-system")
+            .get("sluice-tls")
+            .await
+            .unwrap();
+    let data = secret.data.unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = (files.path().join("tls.crt"), files.path().join("tls.key"));
+    std::fs::write(&cert, &data["tls.crt"].0).unwrap();
+    std::fs::write(&key, &data["tls.key"].0).unwrap();
+    let sluice = sluice::serve::Sluice::start(sluice::serve::Config {
+        client: sandbox.client(Identity::Sluice).await.unwrap(),
+        tls: sluice::webhook::load_tls(&cert, &key).unwrap(),
+        tls_files: Some((cert, key)),
+        webhook_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: None,
+        prometheus_url: sandbox.metrics.url().to_string(),
+        namespace: "sluice-system".into(),
+        instance: "installed".into(),
+        lease_duration: Duration::from_secs(2),
+    })
+    .await
+    .unwrap();
+    sandbox
+        .api
+        .register_service("sluice-system", "sluice", sluice.webhook_addr());
+
+    // The example app, with short analysis settings, and traffic.
+    let example = deploy_dir().join("examples/podinfo.yaml");
+    run(
+        &kubectl,
+        &sandbox.api,
+        &["apply", "-f", example.to_str().unwrap()],
+    )
+    .await;
+    run(
+        &kubectl,
+        &sandbox.api,
+        &[
+            "-n",
+            "shop",
+            "annotate",
+            "deploy/podinfo",
+            "--overwrite",
+            "sluice.dev/interval=2s",
+            "sluice.dev/min-requests=5",
+        ],
+    )
+    .await;
+    sandbox.mesh.set_load("shop", "podinfo", 50.0);
+    let wait = |want: Phase, secs: u64| {
+        let admin = admin.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            loop {
+                let phase = rollout_phase(&admin).await;
+                if phase == Some(want) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "waiting for {want:?}, at {phase:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait(Phase::Initialized, 30).await;
+    run(
+        &kubectl,
+        &sandbox.api,
+        &[
+            "-n",
+            "shop",
+            "set",
+            "image",
+            "deploy/podinfo",
+            "podinfod=ghcr.io/stefanprodan/podinfo:6.0.1",
+        ],
+    )
+    .await;
+    let held = kube::Api::<Deployment>::namespaced(admin.clone(), "shop")
+        .get("podinfo")
+        .await
+        .unwrap();
+    assert_eq!(
+        held.spec.unwrap().paused,
+        Some(true),
+        "the installed mutating webhook held the update"
+    );
+    wait(Phase::Succeeded, 60).await;
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
 }
