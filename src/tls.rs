@@ -8,7 +8,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    date_time_ymd,
+};
 
 /// Errors building TLS material. The message says which certificate or file was at fault.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,27 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How long a CA from [`Ca::new`] is valid: rotating it means touching every `caBundle`.
+pub const CA_YEARS: i32 = 10;
+/// How long a serving certificate is valid; `sluice certs` issues a new one when run again.
+pub const SERVING_YEARS: i32 = 1;
+
+/// From the start of last year (so that a peer whose clock lags still accepts it) to the
+/// first of this month `years` on (rcgen's default is 1975 to 4096).
+fn set_validity(params: &mut CertificateParams, years: i32) {
+    let (year, month) = this_year_and_month(std::time::SystemTime::now());
+    params.not_before = date_time_ymd(year - 1, 1, 1);
+    params.not_after = date_time_ymd(year + years, month, 1);
+}
+
+/// The UTC calendar year and month of `t`.
+fn this_year_and_month(t: std::time::SystemTime) -> (i32, u8) {
+    let stamp = humantime::format_rfc3339_seconds(t).to_string();
+    let year = stamp[..4].parse().unwrap_or(2026);
+    let month = stamp[5..7].parse().unwrap_or(1);
+    (year, month)
+}
+
 /// A certificate and its private key, both PEM.
 #[derive(Clone, Debug)]
 pub struct Issued {
@@ -63,6 +87,7 @@ impl Ca {
             .distinguished_name
             .push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        set_validity(&mut params, CA_YEARS);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate().map_err(|source| Error::Generate {
             what: what(),
@@ -95,6 +120,7 @@ impl Ca {
         if let Some(first) = dns_names.first() {
             params.distinguished_name.push(DnType::CommonName, *first);
         }
+        set_validity(&mut params, SERVING_YEARS);
         let key = KeyPair::generate().map_err(|source| Error::Generate {
             what: what(),
             source,
@@ -155,6 +181,14 @@ mod tests {
             .unwrap();
         assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
         server_config("test", &issued.cert_pem, &issued.key_pem).unwrap();
+    }
+
+    #[test]
+    fn validity_is_read_from_the_utc_calendar() {
+        let t = humantime::parse_rfc3339("2026-11-30T23:59:59Z").unwrap();
+        assert_eq!(this_year_and_month(t), (2026, 11));
+        let t = humantime::parse_rfc3339("2027-01-01T00:00:00Z").unwrap();
+        assert_eq!(this_year_and_month(t), (2027, 1));
     }
 
     #[test]
