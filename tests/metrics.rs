@@ -366,3 +366,73 @@ async fn an_edited_or_deleted_route_is_restored_long_before_the_interval() {
     sluice.shutdown().await;
     sandbox.shutdown().await;
 }
+
+/// Every metric and grouping label the Grafana dashboard in `deploy/grafana/` queries is one
+/// Sluice exports: a renamed metric fails here, not on someone's wall screen.
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_and_labels_sluice_exports() {
+    use sluice::controller::status::{CheckResult, CheckVerdict};
+    use sluice::metrics::{Metrics, Operation, Outcome, Verdict};
+    let m = Metrics::new();
+    let mut status = RolloutStatus::new(Phase::Progressing, std::time::SystemTime::now());
+    status.weight = 20;
+    m.record_rollout("shop", "podinfo", &status);
+    m.rollout_ended(Outcome::Succeeded, Duration::from_secs(60));
+    m.checks(&[CheckVerdict {
+        name: "success-rate".into(),
+        result: CheckResult::Pass,
+        value: Some(100.0),
+        detail: String::new(),
+    }]);
+    m.admission(
+        Operation::Mutate,
+        Verdict::Patched,
+        Duration::from_micros(80),
+    );
+    m.reconcile_error("kube");
+    m.set_leader(true);
+    let exported = m.encode();
+    let families: std::collections::BTreeSet<&str> = exported
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let labelled = |label: &str| exported.contains(&format!("{label}=\""));
+
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/grafana/sluice-dashboard.json"),
+    )
+    .unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exprs.len() >= 8, "{exprs:?}");
+    let metric = regex::Regex::new(r"sluice_[a-z_]+").unwrap();
+    let by = regex::Regex::new(r"by \(([a-z_, ]+)\)").unwrap();
+    for expr in &exprs {
+        for name in metric.find_iter(expr).map(|m| m.as_str()) {
+            let family = ["_bucket", "_count", "_sum", "_total"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| families.contains(f)))
+                .unwrap_or(name);
+            assert!(
+                families.contains(family),
+                "{expr}: {name} is not exported ({families:?})"
+            );
+        }
+        for labels in by.captures_iter(expr) {
+            for label in labels[1].split(',').map(str::trim) {
+                assert!(
+                    label == "le" || labelled(label),
+                    "{expr}: no series has the label {label}"
+                );
+            }
+        }
+    }
+}
