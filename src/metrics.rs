@@ -421,6 +421,7 @@ pub fn judged<'a>(
 
 #[cfg(test)]
 mod tests {
+    use crate::analysis::checks::fixtures::verdict;
     use std::time::UNIX_EPOCH;
 
     use super::*;
@@ -434,15 +435,6 @@ mod tests {
         s.weight = weight;
         s.started = Some(Timestamp(at(1_000)));
         s
-    }
-
-    fn verdict(name: &str, result: CheckResult) -> CheckVerdict {
-        CheckVerdict {
-            name: name.into(),
-            result,
-            value: None,
-            detail: String::new(),
-        }
     }
 
     /// The sample lines of `text` whose name and labels start with `prefix`.

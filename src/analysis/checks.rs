@@ -445,11 +445,16 @@ fn trim(s: String) -> String {
     }
 }
 
+/// What the analysis tests share: a plan for `shop/app` (interval 1m, success rate 99%, p99
+/// 500ms, min-requests 20) and a verdict with no value.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use std::time::Duration;
 
-    fn mk_plan() -> CheckPlan {
+    use super::CheckPlan;
+    use crate::controller::status::{CheckResult, CheckVerdict};
+
+    pub fn mk_plan() -> CheckPlan {
         CheckPlan {
             namespace: "shop".into(),
             canary: "app".into(),
@@ -460,6 +465,21 @@ mod tests {
             min_requests: 20,
         }
     }
+
+    pub fn verdict(name: &str, result: CheckResult) -> CheckVerdict {
+        CheckVerdict {
+            name: name.into(),
+            result,
+            value: None,
+            detail: String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{mk_plan, verdict};
+    use super::*;
 
     fn mk(requests: Option<f64>, sr: Option<f64>, p99: Option<f64>) -> Measurements {
         Measurements {
@@ -478,15 +498,6 @@ mod tests {
 
     fn results(v: &[CheckVerdict]) -> Vec<(&str, CheckResult)> {
         v.iter().map(|v| (v.name.as_str(), v.result)).collect()
-    }
-
-    fn verdict(name: &str, result: CheckResult) -> CheckVerdict {
-        CheckVerdict {
-            name: name.into(),
-            result,
-            value: None,
-            detail: String::new(),
-        }
     }
 
     #[test]

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
@@ -119,19 +118,8 @@ pub async fn request(
 ) -> anyhow::Result<Report> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let object = format!("Deployment {namespace}/{name}");
-    let deploy = api
-        .get_opt(name)
-        .await
-        .with_context(|| format!("reading {object}"))?
-        .with_context(|| {
-            format!("{object} not found; check the name and the namespace (-n NAMESPACE)")
-        })?;
-    let ns_labels = Api::<Namespace>::all(client.clone())
-        .get_opt(namespace)
-        .await
-        .with_context(|| format!("reading Namespace {namespace}"))?
-        .map(|n| n.labels().clone())
-        .unwrap_or_default();
+    let (deploy, ns) = super::read_target(client, namespace, name).await?;
+    let ns_labels = ns.map(|n| n.labels().clone()).unwrap_or_default();
     let managed = optin::managed(deploy.labels(), &ns_labels);
     if !managed.is_managed() {
         bail!("{object} is {}", managed.reason());

@@ -18,8 +18,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
@@ -164,18 +163,7 @@ pub async fn explain(
     name: &str,
     sluice_namespace: &str,
 ) -> anyhow::Result<String> {
-    let object = format!("Deployment {namespace}/{name}");
-    let deploy = Api::<Deployment>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .with_context(|| format!("reading {object}"))?
-        .with_context(|| {
-            format!("{object} not found; check the name and the namespace (-n NAMESPACE)")
-        })?;
-    let ns = Api::<Namespace>::all(client.clone())
-        .get_opt(namespace)
-        .await
-        .with_context(|| format!("reading Namespace {namespace}"))?;
+    let (deploy, ns) = super::read_target(client, namespace, name).await?;
     let cm = Api::<ConfigMap>::namespaced(client.clone(), sluice_namespace)
         .get_opt(POLICY_CONFIGMAP)
         .await

@@ -305,6 +305,32 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Deployment a verb or `explain` names, and its Namespace; a missing Deployment is an
+/// error that says what to check.
+async fn read_target(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<(
+    k8s_openapi::api::apps::v1::Deployment,
+    Option<k8s_openapi::api::core::v1::Namespace>,
+)> {
+    let object = format!("Deployment {namespace}/{name}");
+    let deploy =
+        kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .with_context(|| format!("reading {object}"))?
+            .with_context(|| {
+                format!("{object} not found; check the name and the namespace (-n NAMESPACE)")
+            })?;
+    let ns = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .get_opt(namespace)
+        .await
+        .with_context(|| format!("reading Namespace {namespace}"))?;
+    Ok((deploy, ns))
+}
+
 /// A client from `--kubeconfig`, or inferred (in-cluster, then $KUBECONFIG / ~/.kube/config).
 async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {

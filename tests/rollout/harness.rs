@@ -63,9 +63,9 @@ pub struct Harness {
     /// How often the observer samples: every 50 ms for one app; less often when many share
     /// the machine.
     pub sample_every: Duration,
-    /// How long a lower weight may take to reach the mesh after Sluice decided it: the
-    /// traffic slack normally; a failed route write is retried after a backoff, so a scenario
-    /// that makes the API server fail allows more (invariant 1 in `observer.rs`).
+    /// How long a lower weight may take to reach the mesh after Sluice decided it, when that
+    /// is more than the traffic slack: a failed route write is retried after a backoff, so a
+    /// scenario that makes the API server fail allows more (invariant 1 in `observer.rs`).
     pub route_lag: Duration,
     backend: Backend,
 }
@@ -139,9 +139,6 @@ impl Harness {
                 route_lag: Duration::ZERO,
                 backend,
             });
-        }
-        for h in &mut apps {
-            h.route_lag = h.traffic_slack();
         }
         futures::future::join_all(apps.iter().map(Harness::onboard)).await;
         apps

@@ -382,18 +382,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    fn mk_plan() -> CheckPlan {
-        CheckPlan {
-            namespace: "shop".into(),
-            canary: "app".into(),
-            primary: "app-primary".into(),
-            interval: Duration::from_secs(60),
-            success_rate_min: 99.0,
-            latency_p99_max: Duration::from_millis(500),
-            min_requests: 20,
-        }
-    }
+    use crate::analysis::checks::fixtures::mk_plan;
 
     fn side(requests: f64, failures: Option<f64>, p99: f64) -> Side {
         Side {

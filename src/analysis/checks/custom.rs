@@ -115,21 +115,8 @@ pub async fn run_custom_at(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-
-    fn plan() -> CheckPlan {
-        CheckPlan {
-            namespace: "shop".into(),
-            canary: "podinfo".into(),
-            primary: "podinfo-primary".into(),
-            interval: Duration::from_secs(60),
-            success_rate_min: 99.0,
-            latency_p99_max: Duration::from_millis(500),
-            min_requests: 20,
-        }
-    }
+    use crate::analysis::checks::fixtures::mk_plan as plan;
 
     fn check(min: Option<f64>, max: Option<f64>) -> MetricCheck {
         MetricCheck {
@@ -146,8 +133,8 @@ mod tests {
                  sum(rate(x{deployment=\"{{primary}}\",app=\"{{name}}\"}[{{ interval }}]))";
         assert_eq!(
             render(q, &plan()),
-            "sum(rate(x{namespace=\"shop\",deployment=\"podinfo\"}[1m])) / \
-             sum(rate(x{deployment=\"podinfo-primary\",app=\"podinfo\"}[1m]))"
+            "sum(rate(x{namespace=\"shop\",deployment=\"app\"}[1m])) / \
+             sum(rate(x{deployment=\"app-primary\",app=\"app\"}[1m]))"
         );
     }
 
@@ -155,7 +142,7 @@ mod tests {
     fn an_unknown_or_unclosed_variable_is_left_as_written() {
         assert_eq!(render("a{{pod}}b", &plan()), "a{{pod}}b");
         assert_eq!(render("a{{name", &plan()), "a{{name");
-        assert_eq!(render("{{name}}{{x}}", &plan()), "podinfo{{x}}");
+        assert_eq!(render("{{name}}{{x}}", &plan()), "app{{x}}");
     }
 
     #[test]
