@@ -32,6 +32,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
+use sluice::metrics::Metrics;
 use sluice::policy::keys::OPT_IN_LABEL;
 use sluice::tls::Ca;
 use sluice::webhook::server::encode_answer;
@@ -203,19 +204,38 @@ async fn main() {
     let connector = TlsConnector::from(Arc::new(client_tls));
 
     let view = StaticView::with_namespace("shop", &[(OPT_IN_LABEL, "enabled")]);
+    let metrics = Metrics::new();
     let hook = webhook::start(
         "127.0.0.1:0".parse().unwrap(),
         server_tls.clone(),
-        WebhookState::new(Arc::new(view.clone())),
+        WebhookState::new(Arc::new(view.clone())).with_metrics(metrics.clone()),
     )
     .await
     .unwrap();
+    // `PROFILE=webhook|baseline`: only that server, closed loop over 8 connections on the ~8 KB
+    // review, for a profiler to attach to (`perf record -g -- <bench binary>`).
+    if let Ok(which) = std::env::var("PROFILE") {
+        let (_, review) = CASES[0];
+        let addr = match which.as_str() {
+            "baseline" => {
+                let parsed = Review::from_slice(review).unwrap();
+                let answer = webhook::mutate(&parsed, &view, SLUICE_USER);
+                let answer = Bytes::from(encode_answer(&answer, "admission.k8s.io/v1").unwrap());
+                baseline(server_tls.clone(), answer).await
+            }
+            _ => hook.local_addr(),
+        };
+        let s = run(addr, &connector, review, 8, duration, None).await;
+        println!("{}", row(&which, 8, &s));
+        return;
+    }
     for (name, review) in CASES {
         println!("### {name}");
         println!();
         measure(
             review,
             &view,
+            &metrics,
             hook.local_addr(),
             server_tls.clone(),
             &connector,
@@ -225,6 +245,21 @@ async fn main() {
         println!();
     }
     hook.shutdown().await.unwrap();
+}
+
+/// Seconds spent answering patched `/mutate` reviews so far, and how many: the sum and the
+/// count of `sluice_webhook_admission_duration_seconds`.
+fn handler_time(metrics: &Metrics) -> (f64, f64) {
+    let text = metrics.encode();
+    let read = |suffix: &str| {
+        let key = format!(
+            "sluice_webhook_admission_duration_seconds_{suffix}{{operation=\"mutate\",verdict=\"patched\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    };
+    (read("sum"), read("count"))
 }
 
 /// Microseconds per call of `f` on one core: the median of 9 batches, after a warm-up batch
@@ -249,6 +284,7 @@ fn per_op(f: &dyn Fn()) -> f64 {
 async fn measure(
     review: &'static [u8],
     view: &StaticView,
+    metrics: &Metrics,
     hook: SocketAddr,
     server_tls: Arc<rustls::ServerConfig>,
     connector: &TlsConnector,
@@ -307,8 +343,12 @@ async fn measure(
     println!("|---|---:|---:|---:|---:|---:|");
     let mut peak: f64 = 0.0;
     let mut ratios = Vec::new();
+    let mut in_server = Vec::new();
     for c in [1, 8, 64] {
+        let before = handler_time(metrics);
         let w = run(hook, connector, review, c, duration, None).await;
+        let after = handler_time(metrics);
+        in_server.push((c, (after.0 - before.0) / (after.1 - before.1) * 1e6));
         let b = run(base, connector, review, c, duration, None).await;
         println!("{}", row("webhook", c, &w));
         println!("{}", row("baseline", c, &b));
@@ -325,6 +365,16 @@ async fn measure(
     for (c, t, p) in &ratios {
         println!("| {c} | {t:.2} | {p:.2} |");
     }
+
+    println!();
+    let in_server: Vec<String> = in_server
+        .iter()
+        .map(|(c, us)| format!("{us:.1} µs at {c}"))
+        .collect();
+    println!(
+        "Own work inside the server (parse, decide, encode; mean of the admission histogram): {}",
+        in_server.join(", ")
+    );
 
     // Half of the webhook's peak, paced over 8 connections.
     let rate = peak / 2.0;
