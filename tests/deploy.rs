@@ -400,6 +400,26 @@ fn the_service_is_the_one_the_webhooks_call_and_exposes_metrics() {
 }
 
 #[test]
+fn every_webhook_fails_closed() {
+    // DESIGN §7.4: when Sluice cannot answer, a change is refused, never let through unjudged.
+    let objects = installed();
+    let mut hooks = 0;
+    for config in of_kind(&objects, "MutatingWebhookConfiguration")
+        .chain(of_kind(&objects, "ValidatingWebhookConfiguration"))
+    {
+        for hook in config["webhooks"].as_array().unwrap() {
+            hooks += 1;
+            assert_eq!(
+                hook["failurePolicy"], "Fail",
+                "{} must set failurePolicy: Fail explicitly",
+                hook["name"]
+            );
+        }
+    }
+    assert!(hooks >= 2, "both webhooks are installed");
+}
+
+#[test]
 fn the_webhooks_never_intercept_the_namespace_sluice_is_installed_in() {
     let objects = installed();
     for config in of_kind(&objects, "MutatingWebhookConfiguration")

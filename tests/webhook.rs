@@ -422,3 +422,184 @@ async fn sluice_certs_writes_a_secret_the_webhook_serves_and_a_ca_bundle_that_tr
     running.shutdown().await.unwrap();
     server.shutdown().await;
 }
+
+/// A webhook with short limits, and a raw TCP connection to it.
+async fn limited_webhook() -> (Running, SocketAddr, rustls::RootCertStore) {
+    sluice::tls::install_crypto_provider();
+    let ca = Ca::new("sluice limits test CA").unwrap();
+    let issued = ca
+        .issue(&["localhost"], &["127.0.0.1".parse().unwrap()])
+        .unwrap();
+    let tls = sluice::tls::server_config("limits test", &issued.cert_pem, &issued.key_pem).unwrap();
+    let limits = webhook::Limits {
+        handshake: Duration::from_secs(1),
+        header_read: Duration::from_secs(1),
+    };
+    let view = StaticView::with_namespace("shop", &[(OPT_IN_LABEL, "enabled")]);
+    let running = webhook::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        tls,
+        WebhookState::new(Arc::new(view)),
+        limits,
+    )
+    .await
+    .unwrap();
+    let addr = running.local_addr();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca.cert_pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    (running, addr, roots)
+}
+
+/// Reads until the peer closes (or 5 s pass, which fails the test); returns what was read.
+async fn read_until_closed(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+    got
+}
+
+#[tokio::test]
+async fn a_body_over_3_mib_is_refused_with_413_and_a_reason() {
+    let (running, ca) = start_webhook(WebhookState::new(Arc::new(StaticView::default()))).await;
+    let resp = https(&ca)
+        .post(format!("https://{}/validate", running.local_addr()))
+        .header("content-type", "application/json")
+        .body(vec![b' '; (3 << 20) + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("larger than 3 MiB"), "{text}");
+    // Just under the limit is read (and refused as not a review, with a 400).
+    let resp = https(&ca)
+        .post(format!("https://{}/validate", running.local_addr()))
+        .body(vec![b' '; 3 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn a_slow_loris_client_is_cut_off_by_the_header_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let (_running, addr, roots) = limited_webhook().await;
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    tls.write_all(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    // Never finish the headers.
+    let got = read_until_closed(&mut tls).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "closed after {waited:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&got).contains("200 OK"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_handshake_is_cut_off() {
+    let (_running, addr, _) = limited_webhook().await;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let got = read_until_closed(&mut tcp).await;
+    assert!(got.is_empty(), "{got:?}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn plaintext_http_gets_no_http_answer() {
+    use tokio::io::AsyncWriteExt;
+    let (_running, addr, _) = limited_webhook().await;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
+    let got = read_until_closed(&mut tcp).await;
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[tokio::test]
+async fn a_tls_1_1_client_hello_is_refused() {
+    use tokio::io::AsyncWriteExt;
+    let (_running, addr, _) = limited_webhook().await;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(&tls11_client_hello()).await.unwrap();
+    let got = read_until_closed(&mut tcp).await;
+    // Either a fatal alert record (content type 21) or a bare close; never a ServerHello (22).
+    assert!(
+        got.is_empty() || got[0] == 21,
+        "the server answered a TLS 1.1 hello with {got:02x?}"
+    );
+    if !got.is_empty() {
+        assert_eq!(got.get(5), Some(&2), "a fatal alert: {got:02x?}");
+    }
+}
+
+/// A TLS 1.1 ClientHello (no `supported_versions` extension, so 1.1 is the highest offered),
+/// with cipher suites TLS 1.1 clients send, and an SNI of `localhost`.
+fn tls11_client_hello() -> Vec<u8> {
+    let sni_name = b"localhost";
+    let mut sni = Vec::new();
+    sni.extend_from_slice(&((sni_name.len() + 3) as u16).to_be_bytes());
+    sni.push(0);
+    sni.extend_from_slice(&(sni_name.len() as u16).to_be_bytes());
+    sni.extend_from_slice(sni_name);
+    let mut extensions = Vec::new();
+    extensions.extend_from_slice(&0u16.to_be_bytes());
+    extensions.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    extensions.extend_from_slice(&sni);
+
+    let mut hello = Vec::new();
+    hello.extend_from_slice(&[0x03, 0x02]); // legacy_version: TLS 1.1
+    hello.extend_from_slice(&[7u8; 32]); // random
+    hello.push(0); // no session id
+    let suites: [u16; 3] = [0xc013, 0xc014, 0x002f]; // ECDHE-RSA-AES128/256-SHA, RSA-AES128-SHA
+    hello.extend_from_slice(&((suites.len() * 2) as u16).to_be_bytes());
+    for s in suites {
+        hello.extend_from_slice(&s.to_be_bytes());
+    }
+    hello.extend_from_slice(&[1, 0]); // compression: null
+    hello.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
+    hello.extend_from_slice(&extensions);
+
+    let mut handshake = vec![1]; // ClientHello
+    handshake.extend_from_slice(&(hello.len() as u32).to_be_bytes()[1..]);
+    handshake.extend_from_slice(&hello);
+    let mut record = vec![22, 0x03, 0x01]; // handshake record, version 1.0 as clients send
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
+}

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 pub use admit::{SLUICE_USER, mutate, validate};
 pub use review::Review;
 pub use revision::revision;
-pub use server::{Running, WebhookState, load_tls, serve, start};
+pub use server::{Limits, Running, WebhookState, load_tls, serve, start, start_with};
 pub use view::{ClusterView, NamespaceCache, StaticView};
 
 /// Errors starting or running the webhook server. The message names the file or address and

@@ -10,7 +10,11 @@
 //! ```
 //!
 //! - Certificates are loaded before binding, so a bad one fails at start-up ([`load_tls`]).
-//! - Bodies up to 8 MiB are read: an update carries two objects of up to 1.5 MiB each.
+//! - TLS only, 1.2 or 1.3 (rustls speaks nothing older); there is no plaintext port.
+//! - Bodies up to 3 MiB are read ([`BODY_LIMIT`]): an update carries two objects of at most
+//!   1.5 MiB each (etcd's limit), so anything larger is not from kube-apiserver and gets a 413.
+//! - A client gets [`Limits::handshake`] to finish the TLS handshake and [`Limits::header_read`]
+//!   to send a request's headers; a slow-loris connection is closed when either runs out.
 //! - `TCP_NODELAY` is set on every connection: without it a response can wait for the
 //!   client's delayed ACK, adding tens of milliseconds to an admission call.
 
@@ -22,12 +26,14 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use hyper_util::rt::TokioTimer;
 use kube::core::admission::AdmissionResponse;
 use rustls::ServerConfig;
 use tokio::task::JoinHandle;
@@ -39,8 +45,28 @@ use super::view::ClusterView;
 use crate::controller::run::Task;
 use crate::metrics::{Metrics, Operation, Verdict};
 
-/// Largest review body read.
-pub const BODY_LIMIT: usize = 8 << 20;
+/// Largest review body read; larger ones are answered 413.
+pub const BODY_LIMIT: usize = 3 << 20;
+
+/// How long a connection may take over its TLS handshake and over each request's headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// From TCP accept to the end of the TLS handshake.
+    pub handshake: Duration,
+    /// For a request's headers to arrive (hyper's `header_read_timeout`).
+    pub header_read: Duration,
+}
+
+impl Default for Limits {
+    /// 10 s each: kube-apiserver sends a whole review at once, and waits at most 30 s
+    /// (`timeoutSeconds`, 5 s in Sluice's registration) for the answer.
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(10),
+            header_read: Duration::from_secs(10),
+        }
+    }
+}
 
 /// What the handlers share: the caches, the user whose requests pass untouched, and the
 /// metrics every answer is timed into.
@@ -78,18 +104,42 @@ pub fn router(state: WebhookState) -> Router {
         .with_state(state)
 }
 
-async fn mutate(State(s): State<WebhookState>, body: Bytes) -> Response {
+async fn mutate(State(s): State<WebhookState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return unread_body(e),
+    };
     timed(&s.metrics, Operation::Mutate, || {
         answer(&body, |r| admit::mutate(r, s.view.as_ref(), &s.sluice_user))
     })
 }
 
-async fn validate(State(s): State<WebhookState>, body: Bytes) -> Response {
+async fn validate(State(s): State<WebhookState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return unread_body(e),
+    };
     timed(&s.metrics, Operation::Validate, || {
         answer(&body, |r| {
             admit::validate(r, s.view.as_ref(), &s.sluice_user)
         })
     })
+}
+
+/// The answer to a body that could not be read: 413 past [`BODY_LIMIT`], else axum's own.
+fn unread_body(e: BytesRejection) -> Response {
+    if let BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) = e {
+        tracing::warn!(limit = BODY_LIMIT, "admission review body too large");
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than {} MiB, more than kube-apiserver ever sends (two objects of at most 1.5 MiB); send an admission.k8s.io/v1 AdmissionReview",
+                BODY_LIMIT >> 20
+            ),
+        )
+            .into_response();
+    }
+    e.into_response()
 }
 
 /// Runs `answer` and observes how long it took, under the verdict it gave.
@@ -260,23 +310,40 @@ impl Running {
     }
 }
 
-/// Binds `addr` and serves the webhook over TLS in the background.
+/// Binds `addr` and serves the webhook over TLS in the background, with the default [`Limits`].
 pub async fn start(
     addr: SocketAddr,
     tls: Arc<ServerConfig>,
     state: WebhookState,
+) -> Result<Running, Error> {
+    start_with(addr, tls, state, Limits::default()).await
+}
+
+/// [`start`], with the given time limits on slow clients.
+pub async fn start_with(
+    addr: SocketAddr,
+    tls: Arc<ServerConfig>,
+    state: WebhookState,
+    limits: Limits,
 ) -> Result<Running, Error> {
     let bind = |source| Error::Bind { addr, source };
     let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
     listener.set_nonblocking(true).map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
     let tls = RustlsConfig::from_config(tls);
-    let acceptor = RustlsAcceptor::new(tls.clone()).acceptor(NoDelayAcceptor::new());
+    let acceptor = RustlsAcceptor::new(tls.clone())
+        .handshake_timeout(limits.handshake)
+        .acceptor(NoDelayAcceptor::new());
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp(listener)
+    let mut server = axum_server::from_tcp(listener)
         .map_err(bind)?
         .acceptor(acceptor)
         .handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read);
     let app = router(state);
     let task = tokio::spawn(async move {
         server
