@@ -16,11 +16,14 @@
 //! - [`metrics`]: the Prometheus metrics served on the admin port.
 //! - [`leader`]: the Lease that picks the one replica running the controller.
 //! - [`rbac`]: every Kubernetes API call Sluice makes, which `deploy/` grants.
+//! - `fuzz`: the bodies of the fuzz targets in `fuzz/`, shared with the seed-corpus test.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
 pub mod cli;
 pub mod controller;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod leader;
 pub mod metrics;
 pub mod policy;
