@@ -103,6 +103,26 @@ struct ServeArgs {
     /// Sluice's own namespace (where the sluice-policy ConfigMap lives).
     #[arg(long, env = "SLUICE_NAMESPACE", default_value = "sluice-system")]
     namespace: String,
+    /// How long the controller's Lease holds without renewal: a standby replica takes over
+    /// within this after the leader dies. Renewed every third of it.
+    #[arg(
+        long,
+        env = "SLUICE_LEASE_DURATION",
+        default_value = "15s",
+        value_parser = parse_lease_duration
+    )]
+    lease_duration: std::time::Duration,
+}
+
+/// A lease duration: a humantime duration of at least one second.
+fn parse_lease_duration(v: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(v).map_err(|e| format!("{v:?} is not a duration ({e})"))?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!(
+            "{v:?} is shorter than 1s; the lease is renewed every third of it, so give at least 1s (15s is client-go's default)"
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(clap::Args, Debug)]
@@ -407,7 +427,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         prometheus_url: args.prometheus_url,
         namespace: args.namespace,
         instance,
-        lease_duration: crate::leader::LEASE_DURATION,
+        lease_duration: args.lease_duration,
     })
     .await?;
     tracing::info!(
@@ -555,6 +575,23 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_lease_duration_is_at_least_a_second_and_says_why_not() {
+        let parse = |v: &str| Cli::try_parse_from(["sluice", "serve", "--lease-duration", v]);
+        let Command::Serve(args) = parse("2s").unwrap().command else {
+            panic!("serve")
+        };
+        assert_eq!(args.lease_duration, Duration::from_secs(2));
+        let err = parse("500ms").unwrap_err().to_string();
+        assert!(err.contains("shorter than 1s"), "{err}");
+        assert!(
+            parse("soon")
+                .unwrap_err()
+                .to_string()
+                .contains("not a duration")
+        );
     }
 
     #[test]

@@ -140,12 +140,16 @@ pub fn webhook_configurations(ca_pem: &str) -> Vec<serde_json::Value> {
 
 /// Points the `sluice.sluice-system` Service the configurations name at `addr`, and installs
 /// them.
-async fn register(
+/// Points the sandbox's `sluice.sluice-system` Service at `addr` and (re-)registers the webhook
+/// configurations with `ca_pem` as their `caBundle`: how a `sluice serve` process started
+/// outside the sandbox (the crash tests' real processes) is installed.
+pub async fn register(
     sandbox: &Sandbox,
     admin: &kube::Client,
     addr: SocketAddr,
     ca_pem: &str,
 ) -> Result<(), Error> {
+    ensure_namespace(admin).await?;
     sandbox.api.register_service(NAMESPACE, "sluice", addr);
     for config in webhook_configurations(ca_pem) {
         let kind = config["kind"].as_str().unwrap_or_default().to_string();

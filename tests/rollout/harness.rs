@@ -3,7 +3,8 @@
 //! this module offers, so both run the same tests.
 //!
 //! ```text
-//! scenario ─► Harness ─┬─ Sandbox: Sandbox + Embedded Sluice, mesh load/traffic, write fences
+//! scenario ─► Harness ─┬─ Sandbox: Sandbox + Sluice, mesh load/traffic, write fences
+//!                      │            (Sluice in this process, or `sluice serve` processes)
 //!                      └─ Cluster: kubeconfig, installed Sluice, load generator, Prometheus
 //! ```
 
@@ -23,6 +24,7 @@ use sluice::sandbox::{MetricsBackend, Sandbox, SandboxOptions};
 use tokio::sync::Mutex;
 
 use crate::cluster::Cluster;
+use crate::process::{Process, Setup};
 
 pub const APP: &str = "podinfo";
 /// Settings every scenario starts from; `interval` comes from [`Harness::interval`].
@@ -76,10 +78,52 @@ enum Backend {
     Cluster(Box<Cluster>),
 }
 
+/// How Sluice runs against the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// In the test's process ([`Embedded`]): kills are exact, at a chosen status write.
+    Embedded,
+    /// As `sluice serve` processes of the built binary (`process.rs`): kills are SIGKILL.
+    Process,
+}
+
+/// One running Sluice replica.
+enum Replica {
+    Embedded(Box<Embedded>),
+    Process(Box<Process>),
+}
+
+impl Replica {
+    async fn start(p: &InProcess) -> Replica {
+        match &p.processes {
+            None => Replica::Embedded(Box::new(
+                Embedded::start(&p.sandbox).await.expect("Sluice starts"),
+            )),
+            Some(setup) => Replica::Process(Box::new(Process::start(&p.sandbox, setup).await)),
+        }
+    }
+
+    async fn kill(self) {
+        match self {
+            Replica::Embedded(e) => e.kill(),
+            Replica::Process(p) => p.kill().await,
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Replica::Embedded(e) => e.shutdown().await,
+            Replica::Process(p) => p.terminate().await,
+        }
+    }
+}
+
 /// The sandbox and the Sluice running in it.
 struct InProcess {
     sandbox: Sandbox,
-    sluice: Mutex<Option<Box<Embedded>>>,
+    /// Set when Sluice runs as processes ([`Run::Process`]).
+    processes: Option<Setup>,
+    sluice: Mutex<Option<Replica>>,
     /// A second replica, started by [`Harness::start_standby`].
     standby: Mutex<Option<Box<Embedded>>>,
 }
@@ -92,6 +136,12 @@ impl Harness {
 
     /// `n` apps, each in its own namespace, with one Sluice serving them all.
     pub async fn start_many(n: usize) -> Vec<Harness> {
+        Self::start_many_as(n, Run::Embedded).await
+    }
+
+    /// [`start_many`](Self::start_many), with Sluice run as `run` says (on a cluster, the
+    /// installed Sluice whatever `run` says).
+    pub async fn start_many_as(n: usize, run: Run) -> Vec<Harness> {
         sluice::tls::install_crypto_provider();
         sluice::telemetry::init();
         let mut apps = Vec::with_capacity(n);
@@ -104,12 +154,14 @@ impl Harness {
             })
             .await
             .expect("the sandbox starts");
-            let sluice = Embedded::start(&sandbox).await.expect("Sluice starts");
-            Some(Arc::new(InProcess {
+            let mut p = InProcess {
                 sandbox,
-                sluice: Mutex::new(Some(Box::new(sluice))),
+                processes: (run == Run::Process).then(Setup::new),
+                sluice: Mutex::new(None),
                 standby: Mutex::new(None),
-            }))
+            };
+            p.sluice = Mutex::new(Some(Replica::start(&p).await));
+            Some(Arc::new(p))
         };
         for i in 0..n {
             let (client, ns, backend) = match &shared {
@@ -325,11 +377,21 @@ impl Harness {
             Backend::Sandbox(p) => {
                 let mut slot = p.sluice.lock().await;
                 assert!(slot.is_none(), "Sluice is already running");
-                *slot = Some(Box::new(
-                    Embedded::start(&p.sandbox).await.expect("Sluice restarts"),
-                ));
+                *slot = Some(Replica::start(p).await);
             }
             Backend::Cluster(c) => c.start_sluice().await,
+        }
+    }
+
+    /// Kills Sluice at once, wherever it is (SIGKILL for a process); restart it with
+    /// [`start_sluice`](Self::start_sluice). On a cluster, kills Sluice's pods.
+    pub async fn kill_sluice(&self) {
+        match &self.backend {
+            Backend::Sandbox(p) => {
+                let running = p.sluice.lock().await.take();
+                running.expect("Sluice runs").kill().await;
+            }
+            Backend::Cluster(c) => c.kill_sluice().await,
         }
     }
 
@@ -415,10 +477,10 @@ impl Harness {
             Backend::Sandbox(p) => {
                 // The last app of the scenario stops the sandbox.
                 if let Ok(p) = Arc::try_unwrap(p) {
-                    for s in [p.sluice.into_inner(), p.standby.into_inner()]
-                        .into_iter()
-                        .flatten()
-                    {
+                    if let Some(s) = p.sluice.into_inner() {
+                        s.shutdown().await;
+                    }
+                    if let Some(s) = p.standby.into_inner() {
                         s.shutdown().await;
                     }
                     p.sandbox.shutdown().await;
@@ -450,7 +512,8 @@ impl Kill<'_> {
                     );
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                p.sluice.lock().await.take().expect("Sluice runs").kill();
+                let running = p.sluice.lock().await.take();
+                running.expect("Sluice runs").kill().await;
                 p.sandbox.api.lift_fence();
             }
             Backend::Cluster(c) => loop {

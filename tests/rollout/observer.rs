@@ -12,8 +12,16 @@
 //! version ready before it sends it traffic, and readiness stays, so reading it later can only
 //! err toward "ready" when the route moved after it. A route that moved toward a version which
 //! is still not ready afterwards is a violation the observer always catches.
+//!
+//! Readiness needs the Deployment's current generation observed, and every annotation write
+//! (Sluice's status) bumps a Deployment's generation, as kube-apiserver does. A template is
+//! therefore judged ready at a sample when its pods are all there and it was seen ready at that
+//! version or an earlier one, by the samples or by a watch that sees every version: a brief
+//! fully-observed moment between two status writes is enough, as it is for Sluice.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -35,8 +43,13 @@ pub struct Sample {
     pub route: Option<(u32, u32)>,
     /// Whether the apex Service selects the primary's pods.
     pub apex_on_primary: Option<bool>,
+    /// Filled in when the rollout ends, from everything the watch saw ([`Readiness`]).
     pub app_ready: bool,
     pub primary_ready: bool,
+    app: Deployment,
+    primary: Option<Deployment>,
+    /// How `app`'s readiness was judged: its generations, replica counts and `spec.paused`.
+    pub app_detail: String,
     /// The stable version's image, from the stable template the webhook recorded.
     pub stable_image: Option<String>,
 }
@@ -62,32 +75,86 @@ impl Story {
 }
 
 /// Readiness of the Deployments, as `kubectl rollout status` judges it: the current template
-/// runs on all replicas and they are available. A metadata change bumps a Deployment's
-/// generation before its controller observes it, though no pod changes: a template that was
-/// seen ready stays ready through such a bump.
+/// runs on all replicas, they are available, and the Deployment controller has observed the
+/// current generation. Since annotation writes bump the generation too, a template seen ready
+/// at some version stays ready at later versions with the same template and all pods there.
 #[derive(Default)]
 struct Readiness {
-    ready_templates: HashMap<String, Value>,
+    /// (Deployment, template) to the first resourceVersion at which it was seen ready.
+    first_ready: HashMap<(String, String), u64>,
+}
+
+fn resource_version(d: &Deployment) -> Option<u64> {
+    d.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+fn template_key(d: &Deployment) -> (String, String) {
+    let template = d.spec.as_ref().map(|s| &s.template);
+    (
+        d.metadata.name.clone().unwrap_or_default(),
+        serde_json::to_string(&template).unwrap_or_default(),
+    )
+}
+
+/// All replicas run the current template and are available; whether the current generation
+/// has been observed.
+fn pods_there(d: &Deployment) -> (bool, bool) {
+    let (Some(spec), Some(st)) = (d.spec.as_ref(), d.status.as_ref()) else {
+        return (false, false);
+    };
+    let want = spec.replicas.unwrap_or(1);
+    let counts = st.updated_replicas.unwrap_or(0) == want
+        && st.replicas.unwrap_or(0) == want
+        && st.available_replicas.unwrap_or(0) == want;
+    let observed = st.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    (counts, observed)
 }
 
 impl Readiness {
-    fn judge(&mut self, d: &Deployment) -> bool {
-        let (Some(spec), Some(st)) = (d.spec.as_ref(), d.status.as_ref()) else {
-            return false;
-        };
-        let want = spec.replicas.unwrap_or(1);
-        let counts = st.updated_replicas.unwrap_or(0) == want
-            && st.replicas.unwrap_or(0) == want
-            && st.available_replicas.unwrap_or(0) == want;
-        let observed = st.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
-        let name = d.metadata.name.clone().unwrap_or_default();
-        let template = serde_json::to_value(&spec.template).unwrap_or_default();
-        if counts && observed {
-            self.ready_templates.insert(name, template);
-            return true;
+    /// Notes a version of a Deployment, from a sample or the watch.
+    fn record(&mut self, d: &Deployment) {
+        if let (Some(rv), (true, true)) = (resource_version(d), pods_there(d)) {
+            let first = self.first_ready.entry(template_key(d)).or_insert(rv);
+            *first = (*first).min(rv);
         }
-        counts && self.ready_templates.get(&name) == Some(&template)
     }
+
+    fn judge(&self, d: &Deployment) -> bool {
+        match pods_there(d) {
+            (true, true) => true,
+            (true, false) => {
+                let first = self.first_ready.get(&template_key(d));
+                matches!((first, resource_version(d)), (Some(f), Some(rv)) if *f <= rv)
+            }
+            (false, _) => false,
+        }
+    }
+}
+
+/// Every version of the scenario's Deployments, into `readiness`, until aborted; the highest
+/// resourceVersion seen so far in `latest`.
+fn watch_readiness(
+    h: &Harness,
+    readiness: Arc<Mutex<Readiness>>,
+    latest: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api = h.api.clone();
+    tokio::spawn(async move {
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            if let Ok(d) = event {
+                readiness.lock().unwrap().record(&d);
+                if let Some(rv) = resource_version(&d) {
+                    latest.fetch_max(rv, Ordering::SeqCst);
+                }
+            }
+        }
+    })
 }
 
 async fn route_weights(h: &Harness) -> Option<(u32, u32)> {
@@ -120,7 +187,7 @@ async fn route_weights(h: &Harness) -> Option<(u32, u32)> {
     None
 }
 
-async fn sample(h: &Harness, readiness: &mut Readiness) -> Sample {
+async fn sample(h: &Harness) -> Sample {
     let route = route_weights(h).await;
     let apex_on_primary = Api::<Service>::namespaced(h.client.clone(), &h.ns)
         .get(APP)
@@ -151,9 +218,28 @@ async fn sample(h: &Harness, readiness: &mut Readiness) -> Sample {
                     .as_str()
                     .map(String::from)
             }),
-        app_ready: readiness.judge(app),
-        primary_ready: find(&format!("{APP}-primary")).is_some_and(|d| readiness.judge(d)),
+        app_ready: false,
+        app_detail: detail(app),
+        primary_ready: false,
+        app: app.clone(),
+        primary: find(&format!("{APP}-primary")).cloned(),
     }
+}
+
+/// `gen 3/3 replicas 2 updated 2 available 2 paused false`: what readiness is judged from.
+fn detail(d: &Deployment) -> String {
+    let st = d.status.clone().unwrap_or_default();
+    let spec = d.spec.clone().unwrap_or_default();
+    format!(
+        "gen {}/{} replicas {}/{} updated {} available {} paused {}",
+        st.observed_generation.unwrap_or(0),
+        d.metadata.generation.unwrap_or(0),
+        st.replicas.unwrap_or(0),
+        spec.replicas.unwrap_or(1),
+        st.updated_replicas.unwrap_or(0),
+        st.available_replicas.unwrap_or(0),
+        spec.paused.unwrap_or(false)
+    )
 }
 
 /// Samples until the rollout that is under way ends at rest, then checks invariants 1 and 2.
@@ -161,9 +247,11 @@ pub async fn follow(h: &Harness) -> Story {
     let deadline = Instant::now() + h.intervals(25);
     let mut samples: Vec<Sample> = Vec::new();
     let mut points = Vec::new();
-    let mut readiness = Readiness::default();
+    let readiness = Arc::new(Mutex::new(Readiness::default()));
+    let latest = Arc::new(AtomicU64::new(0));
+    let watch = watch_readiness(h, readiness.clone(), latest.clone());
     loop {
-        let s = sample(h, &mut readiness).await;
+        let s = sample(h).await;
         let point = (s.status.phase, s.status.weight, s.status.failed_checks);
         if points.last() != Some(&point) {
             points.push(point);
@@ -179,6 +267,31 @@ pub async fn follow(h: &Harness) -> Story {
         );
         tokio::time::sleep(h.sample_every).await;
     }
+    // Let the watch catch up with the last version sampled, then judge every sample.
+    let newest = samples
+        .iter()
+        .flat_map(|s| std::iter::once(&s.app).chain(s.primary.as_ref()))
+        .filter_map(resource_version)
+        .max()
+        .unwrap_or(0);
+    let caught_up = Instant::now() + std::time::Duration::from_secs(5);
+    while latest.load(Ordering::SeqCst) < newest && Instant::now() < caught_up {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    watch.abort();
+    {
+        let mut r = readiness.lock().unwrap();
+        for s in &samples {
+            r.record(&s.app);
+            if let Some(p) = &s.primary {
+                r.record(p);
+            }
+        }
+        for s in &mut samples {
+            s.app_ready = r.judge(&s.app);
+            s.primary_ready = s.primary.as_ref().is_some_and(|p| r.judge(p));
+        }
+    }
     let last = samples.last().unwrap().status.clone();
     check_readiness(&samples, &points);
     check_traffic(h, &samples, &points).await;
@@ -191,14 +304,16 @@ fn check_readiness(samples: &[Sample], points: &[(Phase, u32, u32)]) {
         let (a, b) = (&pair[0], &pair[1]);
         let fail = |what: &str| {
             panic!(
-                "invariant 2: {what} (before: {:?} route {:?} apex-on-primary {:?}; after: {:?} route {:?} apex-on-primary {:?} app ready {} primary ready {}); rollout {points:?}",
+                "invariant 2: {what} (before: {:?} route {:?} apex-on-primary {:?} app {}; after: {:?} route {:?} apex-on-primary {:?} app ready {} ({}) primary ready {}); rollout {points:?}",
                 a.status.phase,
                 a.route,
                 a.apex_on_primary,
+                a.app_detail,
                 b.status.phase,
                 b.route,
                 b.apex_on_primary,
                 b.app_ready,
+                b.app_detail,
                 b.primary_ready
             )
         };

@@ -1,0 +1,73 @@
+//! The crash sweep: `sluice serve` processes killed with SIGKILL at random moments across many
+//! concurrent rollouts, each restarted as a new replica that must first wait out the dead one's
+//! Lease. Every rollout must end as if nothing had happened: a healthy one promoted through
+//! every step exactly once, a failing one rolled back after exactly `threshold` failed checks,
+//! none lost (`assert_ended_right`), and each app back at rest.
+//!
+//! Size and randomness: `SLUICE_CRASH_SWEEP=ROLLOUTSxKILLS` (8x8 by default, so the suite stays
+//! short; RELIABILITY.md records a 50x50 run) and `SLUICE_CRASH_SEED` (printed on every run, so
+//! a failure can be replayed).
+
+use std::time::Duration;
+
+use crate::harness::{Harness, Run, Version};
+use crate::observer::follow;
+use crate::{assert_back_at_rest, assert_ended_right};
+
+/// (rollouts, kills) from `SLUICE_CRASH_SWEEP`.
+fn size() -> (usize, usize) {
+    let Ok(v) = std::env::var("SLUICE_CRASH_SWEEP") else {
+        return (8, 8);
+    };
+    let parsed = v
+        .split_once('x')
+        .and_then(|(r, k)| Some((r.parse().ok()?, k.parse().ok()?)));
+    parsed.unwrap_or_else(|| panic!("SLUICE_CRASH_SWEEP={v:?}: write ROLLOUTSxKILLS, e.g. 50x50"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_survive_sigkills_of_sluice_serve_at_random_moments() {
+    let _heavy = crate::HEAVY.lock().await;
+    let (rollouts, kills) = size();
+    let seed = std::env::var("SLUICE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("crash sweep: {rollouts} rollouts, {kills} kills, SLUICE_CRASH_SEED={seed}");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let apps = Harness::start_many_as(rollouts, Run::Process).await;
+    if apps[0].is_cluster() {
+        eprintln!("on a cluster the sweep kills the installed pods instead");
+    }
+    // One in four rollouts fails its analysis.
+    let healthy = |i: usize| i % 4 != 3;
+    futures::future::join_all(apps.iter().enumerate().map(|(i, h)| {
+        h.roll_to(if healthy(i) {
+            Version::Good(1)
+        } else {
+            Version::Bad
+        })
+    }))
+    .await;
+    // Kills spread over the rollouts' span: a healthy one takes ~6 intervals undisturbed.
+    let spread = apps[0].interval() * 6 / kills.max(1) as u32;
+    let killer = async {
+        for _ in 0..kills {
+            let wait = spread.mul_f64(rng.f64()) + Duration::from_millis(100);
+            tokio::time::sleep(wait).await;
+            apps[0].kill_sluice().await;
+            apps[0].start_sluice().await;
+        }
+    };
+    let (stories, ()) = tokio::join!(futures::future::join_all(apps.iter().map(follow)), killer);
+    for (i, story) in stories.iter().enumerate() {
+        assert_ended_right(i, healthy(i), story);
+    }
+    for h in &apps {
+        assert_back_at_rest(h).await;
+    }
+    eprintln!("crash sweep: all {rollouts} rollouts ended right after {kills} SIGKILLs");
+    for h in apps {
+        h.finish().await;
+    }
+}
