@@ -35,7 +35,11 @@ async fn rollouts_survive_sigkills_of_sluice_serve_at_random_moments() {
         .unwrap_or_else(|| fastrand::u64(..));
     eprintln!("crash sweep: {rollouts} rollouts, {kills} kills, SLUICE_CRASH_SEED={seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
-    let apps = Harness::start_many_as(rollouts, Run::Process).await;
+    let mut apps = Harness::start_many_as(rollouts, Run::Process).await;
+    for h in &mut apps {
+        // Each restart waits out the dead replica's 2 s Lease and syncs its caches first.
+        h.downtime = Duration::from_secs(4) * kills as u32;
+    }
     if apps[0].is_cluster() {
         eprintln!("on a cluster the sweep kills the installed pods instead");
     }

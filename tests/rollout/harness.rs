@@ -69,6 +69,9 @@ pub struct Harness {
     /// is more than the traffic slack: a failed route write is retried after a backoff, so a
     /// scenario that makes the API server fail allows more (invariant 1 in `observer.rs`).
     pub route_lag: Duration,
+    /// Extra time a rollout may take to end beyond the observer's usual allowance, for
+    /// scenarios that keep Sluice down part of the time (the crash sweep).
+    pub downtime: Duration,
     backend: Backend,
 }
 
@@ -189,6 +192,7 @@ impl Harness {
                 client,
                 sample_every: Duration::from_millis(50 * n as u64).min(Duration::from_millis(500)),
                 route_lag: Duration::ZERO,
+                downtime: Duration::ZERO,
                 backend,
             });
         }

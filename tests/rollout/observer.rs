@@ -244,7 +244,7 @@ fn detail(d: &Deployment) -> String {
 
 /// Samples until the rollout that is under way ends at rest, then checks invariants 1 and 2.
 pub async fn follow(h: &Harness) -> Story {
-    let deadline = Instant::now() + h.intervals(25);
+    let deadline = Instant::now() + h.intervals(25) + h.downtime;
     let mut samples: Vec<Sample> = Vec::new();
     let mut points = Vec::new();
     let readiness = Arc::new(Mutex::new(Readiness::default()));
