@@ -28,12 +28,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt as _;
 use kube::api::{Api, ListParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use serde::Serialize;
 
 use crate::controller::status::{Phase, RolloutStatus};
@@ -433,17 +433,23 @@ pub async fn watch(
     }
     let wide = output == Some(Output::Wide);
     let with_ns = scope.namespace.is_none();
-    let mut stream = watcher(deployments(client, scope), config).boxed();
+    // The watcher relists on `410 Gone` and, with the backoff, retries after an error.
+    let mut stream = watcher(deployments(client, scope), config)
+        .default_backoff()
+        .boxed();
     let mut tracker = Tracker::default();
     let mut initial: Vec<Rollout> = Vec::new();
     let mut synced = false;
     let mut widths: Vec<usize> = Vec::new();
     loop {
-        let event = stream
-            .try_next()
-            .await
-            .context("watching Deployments")?
-            .context("the watch of Deployments ended")?;
+        let event = match stream.next().await {
+            Some(Ok(event)) => event,
+            Some(Err(e)) => {
+                eprintln!("watching Deployments: {e}; retrying");
+                continue;
+            }
+            None => anyhow::bail!("the watch of Deployments ended"),
+        };
         match event {
             watcher::Event::Init => {}
             watcher::Event::InitApply(d) if !synced => {
