@@ -19,10 +19,13 @@
 //!   a rollout's phase or weight changes (with `-o json|yaml`, one object per change).
 //! - `--until-done` (with `-w`) exits once every rollout in scope is done: at rest
 //!   (`Initialized`, `Succeeded`, `Failed`) or `Blocked` (it needs a person), and not held by
-//!   the webhook (a held update is a rollout about to start). With a named Deployment that has
+//!   the webhook (a held update is a rollout about to start), so run it after the apply: run
+//!   before, it finds everything at rest and exits at once. With a named Deployment that has
 //!   no status yet, it waits for one. It exits 1 when a rollout it saw move ended `Failed` or
 //!   `Blocked`, naming it; a Deployment that was already `Failed` before the watch began does
 //!   not fail it.
+//! - The threshold in FAILED comes from the Deployment's and its Namespace's annotations (the
+//!   cluster policy is not read); a watch reads the Namespaces once, when it starts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
