@@ -172,9 +172,7 @@ async fn kubectl_sluice_shows_explains_steers_and_watches_a_rollout() {
         kubeconfig: sandbox.kubeconfig_path(),
     };
 
-    // kubectl finds the plugin, and its usage names it as kubectl's.
-    let plugins = k.ok(&["plugin", "list"]).await;
-    assert!(plugins.contains("kubectl-sluice"), "{plugins}");
+    // kubectl finds the plugin (ours comes first on PATH), and its usage names it as kubectl's.
     let help = k.ok(&["sluice", "--help"]).await;
     assert!(help.contains("Usage: kubectl sluice"), "{help}");
 
