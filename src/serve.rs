@@ -10,8 +10,14 @@
 //! admin (HTTP): /healthz, /readyz (caches synced), /metrics ◄── Metrics (one registry)
 //! ```
 //!
-//! `/metrics` answers in OpenMetrics text ([`crate::metrics`]). Until leader election exists,
-//! every replica runs the controller, so `sluice_leader` is 1 from the start.
+//! Shutdown ([`Sluice::shutdown`], what `sluice serve` does on SIGTERM or Ctrl-C): `/readyz`
+//! turns unready at once, so the Service stops sending admissions here; the controller is
+//! stopped and the Lease released (holder cleared, so a peer leads at once instead of after
+//! the lease duration); the webhook keeps answering meanwhile, then stops accepting and lets
+//! the admissions in flight finish; last the caches stop.
+//!
+//! `/metrics` answers in OpenMetrics text ([`crate::metrics`]); `sluice_leader` is 1 on the
+//! replica that holds the Lease ([`crate::leader`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,6 +88,8 @@ pub struct Sluice {
     stop: watch::Sender<bool>,
     controller: tokio::task::JoinHandle<()>,
     admin: Option<(SocketAddr, Task)>,
+    /// What `/readyz` answers.
+    ready: Arc<AtomicBool>,
     metrics: Metrics,
     _tls_reload: Option<Task>,
 }
@@ -156,6 +164,7 @@ impl Sluice {
             stop,
             controller,
             admin,
+            ready,
             metrics,
             _tls_reload: tls_reload,
         })
@@ -184,8 +193,10 @@ impl Sluice {
         self.webhook.kill();
     }
 
-    /// Stops the controller, drains the webhook, and stops the caches.
+    /// Turns unready, stops the controller and releases the Lease, drains the webhook (it
+    /// answers until then), and stops the caches.
     pub async fn shutdown(self) {
+        self.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
         let _ = self.controller.await;
         let _ = self.webhook.shutdown().await;
@@ -216,7 +227,10 @@ async fn start_admin(
                     if ready {
                         (StatusCode::OK, "ready")
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "caches are syncing")
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "caches are syncing, or shutting down",
+                        )
                     }
                 }
             }),

@@ -42,3 +42,49 @@ fn serve_names_every_flag_with_its_environment_variable() {
         );
     }
 }
+
+#[test]
+fn the_kubectl_plugin_is_the_same_cli_named_kubectl_sluice() {
+    let help = |bin: &str| {
+        let out = Command::new(bin)
+            .arg("--help")
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let plugin = help(env!("CARGO_BIN_EXE_kubectl-sluice"));
+    let sluice = help(env!("CARGO_BIN_EXE_sluice"));
+    assert!(
+        plugin.contains("Usage: kubectl sluice [OPTIONS] <COMMAND>"),
+        "{plugin}"
+    );
+    assert!(
+        sluice.contains("Usage: sluice [OPTIONS] <COMMAND>"),
+        "{sluice}"
+    );
+    assert_eq!(
+        plugin.replace("kubectl sluice", "sluice"),
+        sluice,
+        "the same commands and flags"
+    );
+}
+
+#[test]
+fn docs_annotations_prints_a_markdown_table_of_every_setting() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["docs", "annotations"])
+        .output()
+        .expect("sluice runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows = text
+        .lines()
+        .filter(|l| l.starts_with("| `sluice.dev/"))
+        .count();
+    assert_eq!(
+        rows,
+        sluice::policy::keys::Setting::ALL.len() + sluice::policy::keys::Control::ALL.len(),
+        "{text}"
+    );
+}

@@ -14,6 +14,10 @@
 //! An invalid value is shown with the parser's message and left out of the table, which then
 //! shows what applies once it is fixed or removed (the controller marks the Deployment
 //! `Blocked` until then).
+//!
+//! `-o json|yaml` prints the same answer as a [`Report`]: `managed` and its `reason`, the
+//! `settings` rows (`value` null when unset) and the `invalid` values with their level and
+//! the parser's message.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +27,8 @@ use kube::api::Api;
 use kube::{Client, ResourceExt};
 
 use crate::policy::keys::Setting;
+use serde::Serialize;
+
 use crate::policy::optin;
 use crate::policy::settings::{self, Layers, Level, PolicyError, Resolved};
 
@@ -88,8 +94,8 @@ pub fn resolve_reporting(layers: &Layers) -> (Resolved, Vec<PolicyError>) {
     (defaults, errors)
 }
 
-/// The text `sluice explain` prints.
-pub fn render(inputs: &Inputs) -> String {
+/// The opt-in decision, the settings and every invalid value, as the controller sees them.
+fn decide(inputs: &Inputs) -> (optin::Managed, Resolved, Vec<PolicyError>) {
     let empty = BTreeMap::new();
     let managed = optin::managed(
         &inputs.deployment_labels,
@@ -100,6 +106,78 @@ pub fn render(inputs: &Inputs) -> String {
         namespace: inputs.namespace_annotations.as_ref(),
         cluster: inputs.cluster.as_ref(),
     });
+    (managed, resolved, errors)
+}
+
+/// `sluice explain -o json|yaml`: the answer [`render`] lays out as text.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub namespace: String,
+    pub name: String,
+    pub managed: bool,
+    /// Why it is or is not managed (which label on which object).
+    pub reason: String,
+    /// False when the Namespace was not found (no namespace level).
+    pub namespace_found: bool,
+    /// False when the `sluice-policy` ConfigMap was not found (no cluster level).
+    pub policy_found: bool,
+    pub settings: Vec<ReportRow>,
+    pub invalid: Vec<Invalid>,
+}
+
+/// One effective setting.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReportRow {
+    pub setting: String,
+    /// `None`: unset (names then default to the Deployment's).
+    pub value: Option<String>,
+    /// `deployment`, `namespace`, `cluster` or `default`.
+    pub source: String,
+}
+
+/// One invalid value, left out of `settings`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Invalid {
+    /// `deployment`, `namespace` or `cluster`.
+    pub level: String,
+    pub key: String,
+    /// The parser's message.
+    pub message: String,
+}
+
+/// The explanation as data.
+pub fn report(inputs: &Inputs) -> Report {
+    let (managed, resolved, errors) = decide(inputs);
+    Report {
+        namespace: inputs.namespace.clone(),
+        name: inputs.name.clone(),
+        managed: managed.is_managed(),
+        reason: managed.reason().to_string(),
+        namespace_found: inputs.namespace_labels.is_some(),
+        policy_found: inputs.cluster.is_some(),
+        settings: resolved
+            .explain()
+            .into_iter()
+            .map(|row| ReportRow {
+                setting: row.setting.as_str().to_string(),
+                value: row.value,
+                source: row.source.as_str().to_string(),
+            })
+            .collect(),
+        invalid: errors
+            .iter()
+            .map(|e| Invalid {
+                level: e.level().as_str().to_string(),
+                key: e.key().to_string(),
+                message: e.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// The text `sluice explain` prints.
+pub fn render(inputs: &Inputs) -> String {
+    let (managed, resolved, errors) = decide(inputs);
     let (ns, sluice_ns) = (&inputs.namespace, &inputs.sluice_namespace);
     let mut out = String::new();
     out.push_str(&format!("Deployment {ns}/{}\n", inputs.name));
@@ -163,6 +241,18 @@ pub async fn explain(
     name: &str,
     sluice_namespace: &str,
 ) -> anyhow::Result<String> {
+    Ok(render(
+        &read_inputs(client, namespace, name, sluice_namespace).await?,
+    ))
+}
+
+/// Reads the Deployment, its Namespace and the cluster policy.
+pub async fn read_inputs(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    sluice_namespace: &str,
+) -> anyhow::Result<Inputs> {
     let (deploy, ns) = super::read_target(client, namespace, name).await?;
     let cm = Api::<ConfigMap>::namespaced(client.clone(), sluice_namespace)
         .get_opt(POLICY_CONFIGMAP)
@@ -172,7 +262,7 @@ pub async fn explain(
                 "reading ConfigMap {sluice_namespace}/{POLICY_CONFIGMAP} (pass --sluice-namespace if Sluice runs elsewhere)"
             )
         })?;
-    Ok(render(&Inputs {
+    Ok(Inputs {
         namespace: namespace.to_string(),
         name: name.to_string(),
         deployment_labels: deploy.labels().clone(),
@@ -181,7 +271,7 @@ pub async fn explain(
         namespace_annotations: ns.as_ref().map(|n| n.annotations().clone()),
         sluice_namespace: sluice_namespace.to_string(),
         cluster: cm.map(|c| c.data.unwrap_or_default()),
-    }))
+    })
 }
 
 #[cfg(test)]

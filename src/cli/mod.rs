@@ -2,19 +2,27 @@
 //! This is the only place that uses `anyhow`; everything below it has typed errors.
 //!
 //! Manual control (`pause`, `resume`, `promote`, `abort`, `retry`) is in [`control`];
-//! `explain` in [`explain`].
+//! `explain` in [`explain`]; `status` in [`status`]; the annotation reference in [`docs`].
+//!
+//! The same code is the kubectl plugin: run as `kubectl-sluice` (the second binary, or a
+//! symlink or copy of `sluice` by that name on PATH), `kubectl sluice status|explain|pause|...`
+//! parses the same command line, with `kubectl sluice` in its usage lines. The commands that
+//! talk to a cluster take kubectl's `--kubeconfig`, `--context` and `-n`; `status` also `-A`,
+//! `-o wide|json|yaml` and `-w`, and `explain` `-o json|yaml`.
 
 pub mod certs;
 pub mod control;
+pub mod docs;
 pub mod explain;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::policy::keys::Control;
 use crate::sandbox::embedded::Embedded;
@@ -44,7 +52,7 @@ struct Cli {
 enum Command {
     /// Run the admission webhook and the controller (one process; deploy/ runs it in-cluster).
     Serve(ServeArgs),
-    /// Show every managed Deployment's rollout: phase, weight, revisions, checks.
+    /// Show managed Deployments' rollouts: phase, weight, revisions, failed checks; -w watches.
     Status(StatusArgs),
     /// Issue the webhook's CA and serving certificate (rcgen): write the Secret sluice-tls and
     /// the caBundle of both webhook configurations, or print them. Run again to rotate.
@@ -63,6 +71,9 @@ enum Command {
     Abort(ControlArgs),
     /// Let a rolled-back revision be applied again.
     Retry(ControlArgs),
+    /// Print reference documentation generated from the code (`docs annotations`: the
+    /// Markdown table of every sluice.dev/ key, as README.md carries it).
+    Docs(DocsArgs),
     /// Start an in-process cluster (API server, workload and mesh simulators, Prometheus) and run
     /// the demo on it; with --hold, keep it up for kubectl and the end-to-end tests instead.
     Sandbox(SandboxArgs),
@@ -125,17 +136,52 @@ fn parse_lease_duration(v: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
-#[derive(clap::Args, Debug)]
-struct StatusArgs {
+/// Which cluster to talk to, as kubectl takes it.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct ClusterArgs {
     /// Kubeconfig to use; $KUBECONFIG or ~/.kube/config when absent.
     #[arg(long, env = "SLUICE_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
-    /// Only this namespace.
+    /// The kubeconfig context to use; its current-context when absent.
+    #[arg(long)]
+    context: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct StatusArgs {
+    /// Only this Deployment: deploy/NAME or NAME.
+    target: Option<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Only this namespace; the kubeconfig context's when neither -n nor -A is given.
     #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
     namespace: Option<String>,
-    /// Every namespace (the default when -n is not given).
+    /// Every namespace.
     #[arg(short = 'A', long)]
     all_namespaces: bool,
+    /// Output format: wide (more columns), json or yaml.
+    #[arg(short = 'o', long, value_enum)]
+    output: Option<status::Output>,
+    /// Watch: print the table, then a row each time a rollout's phase or weight changes.
+    #[arg(short = 'w', long)]
+    watch: bool,
+    /// With -w: exit once every rollout shown is done (at rest or Blocked, no update held);
+    /// exit 1 if one that moved ended Failed or Blocked.
+    #[arg(long, requires = "watch")]
+    until_done: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct DocsArgs {
+    #[command(subcommand)]
+    topic: DocsTopic,
+}
+
+#[derive(Subcommand, Debug)]
+enum DocsTopic {
+    /// The Markdown table of every annotation and label Sluice reads, with defaults and
+    /// where each may be set; README.md's reference is this output.
+    Annotations,
 }
 
 #[derive(clap::Args, Debug)]
@@ -147,9 +193,8 @@ struct CertsArgs {
     /// Print the Secret and the caBundle as YAML instead of writing them.
     #[arg(long)]
     print: bool,
-    /// Kubeconfig to use; $KUBECONFIG or ~/.kube/config when absent.
-    #[arg(long, env = "SLUICE_KUBECONFIG")]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -159,9 +204,8 @@ struct TargetArgs {
     /// Its namespace; the kubeconfig context's when absent.
     #[arg(short = 'n', long)]
     namespace: Option<String>,
-    /// Kubeconfig to use; $KUBECONFIG or ~/.kube/config when absent.
-    #[arg(long, env = "SLUICE_KUBECONFIG")]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -189,6 +233,9 @@ struct ExplainArgs {
     /// Sluice's own namespace, where the sluice-policy ConfigMap lives.
     #[arg(long, env = "SLUICE_NAMESPACE", default_value = "sluice-system")]
     sluice_namespace: String,
+    /// Output format: json or yaml (the same answer as data); text when absent.
+    #[arg(short = 'o', long, value_enum)]
+    output: Option<status::Document>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -212,10 +259,33 @@ struct SandboxArgs {
 /// Requests per second the mesh sends to every user Service under `sluice sandbox --hold`.
 const HOLD_LOAD_RPS: f64 = 20.0;
 
-/// Parses the command line and runs the command; the process exit code.
+/// How the usage lines name the program: `kubectl sluice` when run as the kubectl plugin
+/// (`kubectl-sluice`, by any path), else `sluice`.
+pub fn program_name(argv0: &std::ffi::OsStr) -> &'static str {
+    let file = Path::new(argv0)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if file.starts_with(PLUGIN) {
+        "kubectl sluice"
+    } else {
+        "sluice"
+    }
+}
+
+/// The kubectl plugin's file name: kubectl runs `kubectl-sluice` for `kubectl sluice`.
+pub const PLUGIN: &str = "kubectl-sluice";
+
+/// Parses the command line and runs the command; the process exit code. Both binaries
+/// (`sluice` and the kubectl plugin `kubectl-sluice`) are this function.
 pub fn main() -> ExitCode {
     crate::tls::install_crypto_provider();
-    let cli = Cli::parse();
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let matches = Cli::command().bin_name(program_name(&argv0)).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     crate::telemetry::init_with(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -228,6 +298,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => run_serve(args).await,
             Command::Status(args) => run_status(args).await,
+            Command::Docs(args) => run_docs(args),
             Command::Certs(args) => run_certs(args).await,
             Command::Sandbox(args) => run_sandbox(args).await,
             Command::Explain(args) => run_explain(args).await,
@@ -351,17 +422,29 @@ async fn read_target(
     Ok((deploy, ns))
 }
 
-/// A client from `--kubeconfig`, or inferred (in-cluster, then $KUBECONFIG / ~/.kube/config).
-async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
+/// A client from `--kubeconfig` (else $KUBECONFIG / ~/.kube/config) and `--context`, or, with
+/// neither flag, inferred (in-cluster, then $KUBECONFIG / ~/.kube/config).
+async fn client(cluster: &ClusterArgs) -> anyhow::Result<kube::Client> {
+    let options = kube::config::KubeConfigOptions {
+        context: cluster.context.clone(),
+        ..Default::default()
+    };
+    let context = |what: String| match &cluster.context {
+        Some(c) => format!("{what} with context {c}"),
+        None => what,
+    };
+    let config = match (&cluster.kubeconfig, &cluster.context) {
+        (Some(path), _) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            kube::Config::from_custom_kubeconfig(kc, &options)
                 .await
-                .with_context(|| format!("using kubeconfig {}", path.display()))?
+                .with_context(|| context(format!("using kubeconfig {}", path.display())))?
         }
-        None => kube::Config::infer().await.context(
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .with_context(|| context("using $KUBECONFIG or ~/.kube/config".into()))?,
+        (None, None) => kube::Config::infer().await.context(
             "no --kubeconfig, no in-cluster service account and no usable ~/.kube/config",
         )?,
     };
@@ -371,7 +454,7 @@ async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
 /// The client, the namespace (`-n`, else the kubeconfig context's) and the Deployment's name.
 async fn target(args: &TargetArgs) -> anyhow::Result<(kube::Client, String, String)> {
     let name = control::parse_target(&args.target)?;
-    let client = client(args.kubeconfig.as_deref()).await?;
+    let client = client(&args.cluster).await?;
     let namespace = args
         .namespace
         .clone()
@@ -395,7 +478,7 @@ async fn run_certs(args: CertsArgs) -> anyhow::Result<()> {
         print!("{}", certs::render(&minted)?);
         return Ok(());
     }
-    let client = client(args.kubeconfig.as_deref()).await?;
+    let client = client(&args.cluster).await?;
     certs::install(&client, &args.namespace, &minted).await?;
     println!(
         "wrote Secret {}/{} (a certificate for {}) and the caBundle of the webhook configurations {}; running pods reload it within 10 s of the kubelet updating the mounted Secret",
@@ -409,14 +492,21 @@ async fn run_certs(args: CertsArgs) -> anyhow::Result<()> {
 
 async fn run_explain(args: ExplainArgs) -> anyhow::Result<()> {
     let (client, namespace, name) = target(&args.target).await?;
-    let text = explain::explain(&client, &namespace, &name, &args.sluice_namespace).await?;
-    print!("{text}");
+    let inputs = explain::read_inputs(&client, &namespace, &name, &args.sluice_namespace).await?;
+    match args.output {
+        None => print!("{}", explain::render(&inputs)),
+        Some(d) => print!("{}", status::encode(&explain::report(&inputs), d)?),
+    }
     Ok(())
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let tls = crate::webhook::load_tls(&args.tls_cert, &args.tls_key)?;
-    let client = client(args.kubeconfig.as_deref()).await?;
+    let client = client(&ClusterArgs {
+        kubeconfig: args.kubeconfig.clone(),
+        context: None,
+    })
+    .await?;
     let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into());
     let sluice = crate::serve::Sluice::start(crate::serve::Config {
         client,
@@ -457,111 +547,30 @@ async fn shutdown_signal() {
 }
 
 async fn run_status(args: StatusArgs) -> anyhow::Result<()> {
-    use k8s_openapi::api::apps::v1::Deployment;
-    use kube::ResourceExt as _;
-
-    use crate::controller::status::RolloutStatus;
-
-    let client = client(args.kubeconfig.as_deref()).await?;
-    let namespaces: std::collections::BTreeMap<String, k8s_openapi::api::core::v1::Namespace> =
-        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
-            .list(&kube::api::ListParams::default())
-            .await
-            .context("listing Namespaces")?
-            .items
-            .into_iter()
-            .map(|n| (n.name_any(), n))
-            .collect();
-    let api: kube::Api<Deployment> = match &args.namespace {
-        Some(ns) => kube::Api::namespaced(client, ns),
-        None => kube::Api::all(client),
+    let name = args
+        .target
+        .as_deref()
+        .map(control::parse_target)
+        .transpose()?;
+    let client = client(&args.cluster).await?;
+    let scope = status::Scope {
+        namespace: match (args.namespace, args.all_namespaces) {
+            (Some(ns), _) => Some(ns),
+            (None, true) => None,
+            (None, false) => Some(client.default_namespace().to_string()),
+        },
+        name,
     };
-    let list = api
-        .list(&kube::api::ListParams::default())
-        .await
-        .context("listing Deployments")?;
-    let mut rows = vec![
-        [
-            "NAMESPACE",
-            "NAME",
-            "PHASE",
-            "WEIGHT",
-            "REVISION",
-            "STABLE",
-            "FAILED",
-            "LAST VERDICT",
-            "AGE",
-        ]
-        .map(String::from),
-    ];
-    let now = SystemTime::now();
-    for d in &list.items {
-        let status = match RolloutStatus::from_annotations(d.metadata.annotations.as_ref()) {
-            Ok(Some(s)) => s,
-            Ok(None) => continue,
-            Err(e) => {
-                eprintln!(
-                    "{}/{}: {e}",
-                    d.namespace().unwrap_or_default(),
-                    d.name_any()
-                );
-                continue;
-            }
-        };
-        // Deployment and Namespace layers; a threshold set only in the cluster policy shows
-        // as the default here.
-        let settings = crate::policy::settings::resolve(&crate::policy::settings::Layers {
-            deployment: Some(d.annotations()),
-            namespace: d
-                .namespace()
-                .and_then(|ns| namespaces.get(&ns))
-                .map(|n| n.annotations()),
-            cluster: None,
-        })
-        .map(|r| r.settings.threshold.to_string())
-        .unwrap_or_else(|_| "?".into());
-        let verdict = status
-            .last_verdicts
-            .iter()
-            .map(|v| format!("{} {}", v.name, v.detail))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let age = now.duration_since(status.phase_since.0).unwrap_or_default();
-        rows.push([
-            d.namespace().unwrap_or_default(),
-            d.name_any(),
-            status.phase.to_string(),
-            format!("{}%", status.weight),
-            status.revision.clone().unwrap_or_default(),
-            status.stable_revision.clone().unwrap_or_default(),
-            format!("{}/{settings}", status.failed_checks),
-            if verdict.is_empty() {
-                "-".into()
-            } else {
-                verdict
-            },
-            humantime::format_duration(Duration::from_secs(age.as_secs())).to_string(),
-        ]);
+    if args.watch {
+        status::watch(&client, &scope, args.output, args.until_done).await
+    } else {
+        status::show(&client, &scope, args.output).await
     }
-    if rows.len() == 1 {
-        println!(
-            "no Deployment managed by Sluice{}",
-            args.namespace
-                .map(|n| format!(" in namespace {n}"))
-                .unwrap_or_default()
-        );
-        return Ok(());
-    }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
+}
+
+fn run_docs(args: DocsArgs) -> anyhow::Result<()> {
+    match args.topic {
+        DocsTopic::Annotations => print!("{}", docs::annotations()),
     }
     Ok(())
 }
@@ -592,6 +601,69 @@ mod tests {
                 .to_string()
                 .contains("not a duration")
         );
+    }
+
+    #[test]
+    fn run_as_kubectl_sluice_the_usage_says_kubectl_sluice() {
+        use std::ffi::OsStr;
+        assert_eq!(
+            program_name(OsStr::new("/usr/local/bin/kubectl-sluice")),
+            "kubectl sluice"
+        );
+        assert_eq!(program_name(OsStr::new("kubectl-sluice")), "kubectl sluice");
+        assert_eq!(program_name(OsStr::new("/usr/bin/sluice")), "sluice");
+        assert_eq!(program_name(OsStr::new("")), "sluice");
+    }
+
+    #[test]
+    fn status_takes_kubectls_flags_and_until_done_only_with_watch() {
+        let cli = Cli::try_parse_from([
+            "sluice",
+            "status",
+            "deploy/web",
+            "-n",
+            "shop",
+            "-o",
+            "wide",
+            "-w",
+            "--until-done",
+            "--context",
+            "prod",
+            "--kubeconfig",
+            "/k",
+        ])
+        .unwrap();
+        let Command::Status(args) = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(args.output, Some(status::Output::Wide));
+        assert!(args.watch && args.until_done);
+        assert_eq!(args.cluster.context.as_deref(), Some("prod"));
+        assert_eq!(args.target.as_deref(), Some("deploy/web"));
+        for bad in [
+            &["sluice", "status", "--until-done"][..],
+            &["sluice", "status", "-n", "shop", "-A"],
+            &["sluice", "status", "-o", "table"],
+            &["sluice", "explain", "web", "-o", "wide"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        for ok in [
+            &["sluice", "status", "-A", "-o", "json"][..],
+            &[
+                "sluice",
+                "explain",
+                "deploy/web",
+                "-o",
+                "yaml",
+                "--context",
+                "prod",
+            ],
+            &["sluice", "pause", "web", "--context", "prod"],
+            &["sluice", "docs", "annotations"],
+        ] {
+            assert!(Cli::try_parse_from(ok).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

@@ -135,3 +135,46 @@ fn a_conflict_between_levels_drops_the_blamed_key_and_keeps_the_rest() {
     );
     assert_eq!(resolved.settings.steps, settings::StepPlan::Increment(10));
 }
+
+#[test]
+fn the_json_report_says_what_the_text_says() {
+    let inputs = Inputs {
+        deployment_annotations: map(&[
+            ("sluice.dev/interval", "30s"),
+            ("sluice.dev/threshold", "many"),
+        ]),
+        namespace_annotations: Some(map(&[("sluice.dev/interval", "2m")])),
+        ..mk_inputs()
+    };
+    let r = report(&inputs);
+    assert!(r.managed);
+    assert_eq!(
+        r.reason,
+        optin::managed(
+            &inputs.deployment_labels,
+            inputs.namespace_labels.as_ref().unwrap()
+        )
+        .reason()
+    );
+    assert!(r.namespace_found && !r.policy_found);
+    let interval = r.settings.iter().find(|s| s.setting == "interval").unwrap();
+    assert_eq!(
+        (interval.value.as_deref(), interval.source.as_str()),
+        (Some("30s"), "deployment")
+    );
+    let threshold = r
+        .settings
+        .iter()
+        .find(|s| s.setting == "threshold")
+        .unwrap();
+    assert_eq!(threshold.source, "default", "the invalid value is left out");
+    assert_eq!(r.invalid.len(), 1);
+    assert_eq!(
+        (r.invalid[0].level.as_str(), r.invalid[0].key.as_str()),
+        ("deployment", "sluice.dev/threshold")
+    );
+    let text = render(&inputs);
+    assert!(text.contains(&r.invalid[0].message), "{text}");
+    let service = r.settings.iter().find(|s| s.setting == "service").unwrap();
+    assert_eq!(service.value, None, "unset: the Deployment's name applies");
+}
