@@ -261,10 +261,13 @@ pub async fn follow(h: &Harness) -> Story {
         if done {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the rollout did not end: {points:?}"
-        );
+        if Instant::now() >= deadline {
+            let s = samples.last().expect("a sample");
+            panic!(
+                "{}/{APP}: the rollout did not end: {points:?}; last status message {:?}, app {}",
+                h.ns, s.status.message, s.app_detail
+            );
+        }
         tokio::time::sleep(h.sample_every).await;
     }
     // Let the watch catch up with the last version sampled, then judge every sample.

@@ -23,7 +23,8 @@ pub const LEASE: &str = "2s";
 /// What every process of one sandbox shares: certificate files, the addresses the webhook
 /// configurations and probes point at.
 pub struct Setup {
-    dir: tempfile::TempDir,
+    /// Removed when the scenario ends, kept (and named on stderr) when it fails.
+    dir: Option<tempfile::TempDir>,
     cert: PathBuf,
     key: PathBuf,
     ca_pem: String,
@@ -53,7 +54,21 @@ impl Setup {
             webhook: free_port(),
             admin: free_port(),
             started: AtomicU32::new(0),
-            dir,
+            dir: Some(dir),
+        }
+    }
+
+    fn dir(&self) -> &std::path::Path {
+        self.dir.as_ref().expect("the directory lives as long as the setup").path()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("sluice serve logs kept in {}", dir.keep().display());
         }
     }
 }
@@ -75,7 +90,7 @@ impl Process {
     /// Starts the next replica and waits until it is ready (caches synced, webhook serving).
     pub async fn start(sandbox: &Sandbox, setup: &Setup) -> Process {
         let n = setup.started.fetch_add(1, Ordering::SeqCst);
-        let log = setup.dir.path().join(format!("sluice-{n}.log"));
+        let log = setup.dir().join(format!("sluice-{n}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("serve")
