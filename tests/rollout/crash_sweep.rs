@@ -53,12 +53,14 @@ async fn rollouts_survive_sigkills_of_sluice_serve_at_random_moments() {
         })
     }))
     .await;
-    // Kills spread over the rollouts' span: a healthy one takes ~6 intervals undisturbed.
+    // Kills at random moments while a replica runs the controller, spread over the rollouts'
+    // span (a healthy one takes ~6 intervals undisturbed): each restart first waits until the
+    // new replica leads, so every kill interrupts a controller at work.
     let spread = apps[0].interval() * 6 / kills.max(1) as u32;
     let killer = async {
         for _ in 0..kills {
-            let wait = spread.mul_f64(rng.f64()) + Duration::from_millis(100);
-            tokio::time::sleep(wait).await;
+            apps[0].wait_until_sluice_leads().await;
+            tokio::time::sleep(spread.mul_f64(rng.f64())).await;
             apps[0].kill_sluice().await;
             apps[0].start_sluice().await;
         }

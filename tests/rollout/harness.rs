@@ -387,6 +387,35 @@ impl Harness {
         }
     }
 
+    /// Waits until the running Sluice holds the Lease and runs the controller (after a
+    /// restart it first waits out the dead replica's Lease). Returns at once on a cluster.
+    pub async fn wait_until_sluice_leads(&self) {
+        let Backend::Sandbox(p) = &self.backend else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let leads = match &*p.sluice.lock().await {
+                Some(Replica::Embedded(e)) => e
+                    .sluice()
+                    .metrics()
+                    .encode()
+                    .lines()
+                    .any(|l| l == "sluice_leader 1"),
+                Some(Replica::Process(process)) => {
+                    let setup = p.processes.as_ref().expect("processes have a setup");
+                    process.leads(setup).await
+                }
+                None => false,
+            };
+            if leads {
+                return;
+            }
+            assert!(Instant::now() < deadline, "Sluice did not lead within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Kills Sluice at once, wherever it is (SIGKILL for a process); restart it with
     /// [`start_sluice`](Self::start_sluice). On a cluster, kills Sluice's pods.
     pub async fn kill_sluice(&self) {

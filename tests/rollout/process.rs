@@ -59,7 +59,10 @@ impl Setup {
     }
 
     fn dir(&self) -> &std::path::Path {
-        self.dir.as_ref().expect("the directory lives as long as the setup").path()
+        self.dir
+            .as_ref()
+            .expect("the directory lives as long as the setup")
+            .path()
     }
 }
 
@@ -144,6 +147,17 @@ impl Process {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether this replica holds the Lease (runs the controller), by its `/metrics`.
+    pub async fn leads(&self, setup: &Setup) -> bool {
+        let url = format!("http://{}/metrics", setup.admin);
+        let Ok(resp) = reqwest::get(&url).await else {
+            return false;
+        };
+        resp.text()
+            .await
+            .is_ok_and(|t| t.lines().any(|l| l == "sluice_leader 1"))
     }
 
     fn log_tail(&self) -> String {
