@@ -10,6 +10,9 @@
 //! admin (HTTP): /healthz, /readyz (caches synced), /metrics ◄── Metrics (one registry)
 //! ```
 //!
+//! The webhook hands break-glass admissions to an audit task that writes them as Events
+//! ([`crate::webhook::admit::audit`]), so no admission waits on the API server.
+//!
 //! `/metrics` answers in OpenMetrics text ([`crate::metrics`]). Until leader election exists,
 //! every replica runs the controller, so `sluice_leader` is 1 from the start.
 
@@ -32,6 +35,7 @@ use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::routing::AnyRouter;
 use crate::routing::smi::SmiRouter;
+use crate::webhook::admit::audit;
 use crate::webhook::{self, NamespaceCache, WebhookState};
 
 /// Errors starting Sluice; each names what to fix.
@@ -84,6 +88,7 @@ pub struct Sluice {
     admin: Option<(SocketAddr, Task)>,
     metrics: Metrics,
     _tls_reload: Option<Task>,
+    _audit: Task,
 }
 
 impl Sluice {
@@ -103,7 +108,21 @@ impl Sluice {
             None => None,
         };
         let caches = Caches::start(&client, &config.namespace).await;
-        let view = Arc::new(NamespaceCache::new(caches.namespaces.clone()));
+        // Break-glass admissions become Events on this task, never on the admission path.
+        let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(audit::AUDIT_QUEUE);
+        let view = Arc::new(
+            NamespaceCache::new(caches.namespaces.clone())
+                .with_policy(caches.policy.clone(), &config.namespace)
+                .with_audit(audit_tx),
+        );
+        let audit_task = Task::spawn(audit::record_events(
+            client.clone(),
+            Reporter {
+                controller: "sluice".into(),
+                instance: Some(config.instance.clone()),
+            },
+            audit_rx,
+        ));
         let state = WebhookState::new(view).with_metrics(metrics.clone());
         let webhook = webhook::start(config.webhook_addr, config.tls, state).await?;
         let tls_reload = config
@@ -158,6 +177,7 @@ impl Sluice {
             admin,
             metrics,
             _tls_reload: tls_reload,
+            _audit: audit_task,
         })
     }
 

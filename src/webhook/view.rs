@@ -243,4 +243,86 @@ mod tests {
         );
         assert_eq!(view.namespace_labels("other"), None);
     }
+
+    fn configmap(ns: &str, name: &str, data: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn with_a_policy_store_the_view_waits_for_it_and_reads_only_sluices_policy() {
+        let mut namespaces = kube::runtime::reflector::store::Writer::<Namespace>::default();
+        let mut policy = kube::runtime::reflector::store::Writer::<ConfigMap>::default();
+        let view = NamespaceCache::new(namespaces.as_reader())
+            .with_policy(policy.as_reader(), "sluice-system");
+        let mut ns = namespace("shop", &[]);
+        ns.metadata.annotations = Some(BTreeMap::from([(
+            "sluice.dev/interval".to_string(),
+            "2m".to_string(),
+        )]));
+        namespaces.apply_watcher_event(&watcher::Event::Init);
+        namespaces.apply_watcher_event(&watcher::Event::InitApply(ns));
+        namespaces.apply_watcher_event(&watcher::Event::InitDone);
+        assert!(!view.synced(), "the policy store has not listed yet");
+        policy.apply_watcher_event(&watcher::Event::Init);
+        policy.apply_watcher_event(&watcher::Event::InitApply(configmap(
+            "shop",
+            "sluice-policy",
+            &[("interval", "9m")],
+        )));
+        policy.apply_watcher_event(&watcher::Event::InitDone);
+        assert!(view.synced());
+        assert_eq!(
+            view.cluster_policy(),
+            None,
+            "a sluice-policy elsewhere is not the policy"
+        );
+        policy.apply_watcher_event(&watcher::Event::Apply(configmap(
+            "sluice-system",
+            "sluice-policy",
+            &[("interval", "3m")],
+        )));
+        assert_eq!(
+            view.cluster_policy()
+                .unwrap()
+                .get("interval")
+                .map(String::as_str),
+            Some("3m")
+        );
+        assert_eq!(
+            view.namespace_annotations("shop").unwrap()["sluice.dev/interval"],
+            "2m"
+        );
+        assert_eq!(view.namespace_annotations("other"), None);
+    }
+
+    #[tokio::test]
+    async fn break_glass_records_leave_through_the_audit_channel() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let writer = kube::runtime::reflector::store::Writer::<Namespace>::default();
+        let view = NamespaceCache::new(writer.as_reader()).with_audit(tx);
+        let record = BreakGlass {
+            namespace: "shop".into(),
+            deployment: "web".into(),
+            user: "alice".into(),
+            reason: "INC-1".into(),
+            window: "Sat 00:00-Mon 06:00 UTC".into(),
+        };
+        view.record_break_glass(record.clone());
+        // A full channel drops the record rather than blocking the admission.
+        view.record_break_glass(record.clone());
+        assert_eq!(rx.recv().await, Some(record));
+        assert!(rx.try_recv().is_err());
+    }
 }
