@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use sluice::controller::status::{Phase, RolloutStatus};
@@ -58,21 +58,7 @@ impl World {
         .unwrap();
         let sluice = Embedded::start(&sandbox).await.unwrap();
         let client = sandbox.client(Identity::Admin).await.unwrap();
-        let ns: Namespace = serde_json::from_value(
-            json!({"metadata": {"name": NS, "labels": {"sluice.dev/canary": "enabled"}}}),
-        )
-        .unwrap();
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .unwrap();
-        let svc: Service = serde_json::from_value(json!({"metadata": {"name": APP},
-            "spec": {"selector": {"app": APP}, "ports": [{"name": "http", "port": 9898}]}}))
-        .unwrap();
-        Api::<Service>::namespaced(client.clone(), NS)
-            .create(&PostParams::default(), &svc)
-            .await
-            .unwrap();
+        support::opted_in_with_apex(&client, NS, APP).await;
         let world = World {
             sandbox,
             sluice,
@@ -169,16 +155,8 @@ fn assert_denied(ok: bool, said: &str, hook: &str, fragment: &str, what: &impl s
 }
 
 fn image(d: &Deployment) -> String {
-    d.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .image
-        .clone()
+    let pod = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    pod.and_then(|p| p.containers[0].image.clone())
         .unwrap_or_default()
 }
 
