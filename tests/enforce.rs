@@ -440,3 +440,85 @@ async fn a_namespace_freeze_refuses_a_new_image_and_break_glass_lets_it_through_
     }
     w.stop().await;
 }
+
+/// Sluice's webhook over caches that never finish their first list, registered from
+/// `deploy/base/webhooks.yaml` with a fresh API server.
+async fn cold_webhook(
+    server: &sluice::sandbox::apiserver::ApiServer,
+    admin: &Client,
+) -> sluice::webhook::Running {
+    use kube::api::DynamicObject;
+    use kube::core::{ApiResource, GroupVersionKind};
+    use kube::runtime::reflector::store::Writer;
+    use sluice::webhook::{NamespaceCache, WebhookState};
+
+    let never_listed = NamespaceCache::new(Writer::<Namespace>::default().as_reader())
+        .with_policy(Writer::default().as_reader(), "sluice-system");
+    let ca = sluice::tls::Ca::new("cold cache test CA").unwrap();
+    let issued = ca
+        .issue(
+            &["sluice.sluice-system.svc", "localhost"],
+            &["127.0.0.1".parse().unwrap()],
+        )
+        .unwrap();
+    let tls =
+        sluice::tls::server_config("cold webhook", &issued.cert_pem, &issued.key_pem).unwrap();
+    let running = sluice::webhook::start(
+        "127.0.0.1:0".parse().unwrap(),
+        tls,
+        WebhookState::new(std::sync::Arc::new(never_listed)),
+    )
+    .await
+    .unwrap();
+    server.register_service("sluice-system", "sluice", running.local_addr());
+    for config in sluice::sandbox::embedded::webhook_configurations(ca.cert_pem()) {
+        let kind = config["kind"].as_str().unwrap().to_string();
+        let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", &kind);
+        let api: Api<DynamicObject> = Api::all_with(admin.clone(), &ApiResource::from_gvk(&gvk));
+        api.patch(
+            "sluice",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&config),
+        )
+        .await
+        .unwrap();
+    }
+    running
+}
+
+#[tokio::test]
+async fn a_cold_cache_refuses_a_new_image_with_a_retryable_error_rather_than_admitting_it() {
+    let Some(kubectl) = support::kubectl() else {
+        return;
+    };
+    let server = support::server().await;
+    let admin = server.client(Identity::Admin).await.unwrap();
+    support::opted_in_with_apex(&admin, NS, APP).await;
+    let deployments = Api::<Deployment>::namespaced(admin.clone(), NS);
+    let created: Deployment =
+        serde_json::from_value(app_manifest(json!({}), "podinfo:6.0.0")).unwrap();
+    deployments
+        .create(&kube::api::PostParams::default(), &created)
+        .await
+        .unwrap();
+    let _webhook = cold_webhook(&server, &admin).await;
+
+    let args = [
+        "-n",
+        NS,
+        "set",
+        "image",
+        "deploy/podinfo",
+        "podinfod=podinfo:6.0.1",
+    ];
+    let out = support::run_kubectl(&kubectl, &server, &args).await;
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_denied(
+        out.status.success(),
+        &said,
+        "mutate.sluice.dev",
+        "Deployment shop/podinfo cannot be judged yet: Sluice's caches are still syncing; retry in a few seconds",
+        &args,
+    );
+    assert_eq!(image(&deployments.get(APP).await.unwrap()), "podinfo:6.0.0");
+}
