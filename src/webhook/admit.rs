@@ -1,17 +1,20 @@
 //! The admission decisions, pure: a [`Review`] and a [`ClusterView`] in, an
-//! [`AdmissionResponse`] out.
+//! [`AdmissionResponse`] out. [`mutate`] pauses intercepted updates; [`validate`] runs the
+//! failed-revision refusal here and the rest of DESIGN §6 in [`enforce`] (break-glass records
+//! in [`audit`]).
 //!
 //! ```text
 //! review ─► apps/v1 Deployment, main resource, UPDATE, not Sluice's own user? ──no──► allow
-//!              │ yes
-//!              ▼
-//!           what a managed Deployment would need (template changed? held by a rollout?)
+//!              │ yes                                          (mutate; validate also judges
+//!              ▼                                               CREATE, Namespaces, sluice-policy,
+//!           what a managed Deployment would need               Services and routes: enforce)
+//!           (template changed? held by a rollout? un-paused? settings changed?)
 //!              │ nothing ─────────────────────────────────────────────────────────► allow
-//!              ▼ a pause / a refusal
+//!              ▼ a pause / a refusal / a freeze to check
 //!           managed? (labels of new and old object, else the Namespace from the cache)
 //!              │ no ──► allow     │ cache cold or namespace unknown ──► refuse, retryable (503)
 //!              ▼ yes
-//!           patch (mutate) / deny (validate)
+//!           patch (mutate) / deny or allow (validate)
 //! ```
 //!
 //! Choices where DESIGN.md is silent:
