@@ -164,17 +164,16 @@ fn validate_deployment_update(
     if alone != Verdict::Allow {
         return answer(req, view, alone);
     }
-    let change = match TemplateChange::between(old.template.as_ref(), new.template.as_ref()) {
-        Ok(change) => change.changed(),
-        Err(e) => return unreadable_template(req, new, old, view, &e),
-    };
     let failed = match failed_revision_refusal(req, new, old) {
         Ok(refusal) => refusal,
         Err(e) => return unreadable_template(req, new, old, view, &e),
     };
     let unpause = enforce::unpause(req, new, old);
     let settings_changed = enforce::settings_changed(new, Some(old));
-    if failed.is_none() && unpause == Verdict::Allow && !change && !settings_changed {
+    // Byte-equal templates are unchanged; others are parsed only for a managed Deployment.
+    let text_differs =
+        old.template.as_ref().map(|t| t.as_str()) != new.template.as_ref().map(|t| t.as_str());
+    if failed.is_none() && unpause == Verdict::Allow && !text_differs && !settings_changed {
         return allow(req);
     }
     match managed(req, new, old, view) {
@@ -182,6 +181,10 @@ fn validate_deployment_update(
         Managed::Unknown(why) => return refuse_retryable(req, &why),
         Managed::Yes => {}
     }
+    let change = match TemplateChange::between(old.template.as_ref(), new.template.as_ref()) {
+        Ok(change) => change.changed(),
+        Err(e) => return unreadable_template(req, new, old, view, &e),
+    };
     if unpause != Verdict::Allow {
         return answer(req, view, unpause);
     }
