@@ -1,6 +1,7 @@
 //! Apply-time enforcement (DESIGN §6) end to end: an unmodified kubectl against the sandbox's
 //! API server, which calls Sluice's validating webhooks as `deploy/base/webhooks.yaml`
-//! registers them. Each refusal must reach kubectl's stderr and change nothing.
+//! registers them. Each refusal must reach kubectl's stderr and change nothing. Last, pure
+//! checks that the file's matchConditions call each webhook only where it can refuse.
 //!
 //! Without kubectl the tests fail under `CI=true` and are skipped with one line otherwise.
 
@@ -521,4 +522,87 @@ async fn a_cold_cache_refuses_a_new_image_with_a_retryable_error_rather_than_adm
         &args,
     );
     assert_eq!(image(&deployments.get(APP).await.unwrap()), "podinfo:6.0.0");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which validating webhook deploy/base/webhooks.yaml calls (its matchConditions, pure)
+
+/// Whether webhook `name`'s matchConditions all hold for `user` changing `old` into `new`.
+fn called(name: &str, user: &str, old: Value, new: Value) -> bool {
+    use sluice::sandbox::apiserver::admission::cel;
+    let hook = sluice::sandbox::embedded::webhook_configurations("ca")
+        .into_iter()
+        .flat_map(|c| c["webhooks"].as_array().cloned().unwrap_or_default())
+        .find(|h| h["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is in deploy/base/webhooks.yaml"));
+    let vars = std::collections::BTreeMap::from([
+        ("object", new),
+        ("oldObject", old),
+        (
+            "request",
+            json!({"operation": "UPDATE", "userInfo": {"username": user}}),
+        ),
+    ]);
+    hook["matchConditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| cel::evaluate(c["expression"].as_str().unwrap(), &vars).unwrap())
+}
+
+const ALICE: &str = "alice";
+
+#[test]
+fn namespaces_are_judged_only_when_they_carry_sluice_annotations() {
+    let hook = "validate-namespaces.sluice.dev";
+    let plain = json!({"metadata": {"name": NS, "annotations": {"owner": "team-a"}}});
+    let bare = json!({"metadata": {"name": NS}});
+    let policy = json!({"metadata": {"name": NS, "annotations": {"sluice.dev/interval": "1m"}}});
+    assert!(!called(hook, ALICE, bare.clone(), plain));
+    assert!(!called(hook, ALICE, bare.clone(), bare.clone()));
+    assert!(called(hook, ALICE, bare, policy));
+}
+
+#[test]
+fn the_apex_is_judged_only_while_it_keeps_sluices_saved_selector() {
+    let hook = "validate-apex.sluice.dev";
+    let rest = json!({"metadata": {"name": APP}, "spec": {"selector": {"app": APP}}});
+    let held = json!({"metadata": {"name": APP, "annotations": {"sluice.dev/apex-selector": "{}"}},
+        "spec": {"selector": {"app": "podinfo-primary"}}});
+    assert!(!called(hook, ALICE, rest.clone(), rest));
+    assert!(called(hook, ALICE, held.clone(), held.clone()));
+    let sluice = "system:serviceaccount:sluice-system:sluice";
+    assert!(!called(hook, sluice, held.clone(), held));
+}
+
+#[test]
+fn generated_objects_are_left_to_kubernetes_own_controllers_and_to_sluice() {
+    let hook = "validate-generated.sluice.dev";
+    let svc = json!({"metadata": {"name": "podinfo-canary"}});
+    assert!(called(hook, ALICE, svc.clone(), svc.clone()));
+    for user in [
+        "system:serviceaccount:kube-system:generic-garbage-collector",
+        "system:serviceaccount:kube-system:deployment-controller",
+        "system:serviceaccount:sluice-system:sluice",
+    ] {
+        assert!(!called(hook, user, svc.clone(), svc.clone()), "{user}");
+    }
+}
+
+#[test]
+fn only_the_policy_configmap_is_judged_in_sluices_namespace() {
+    let hook = "validate-policy.sluice.dev";
+    let cm = |name: &str| json!({"metadata": {"name": name, "namespace": "sluice-system"}});
+    assert!(called(
+        hook,
+        ALICE,
+        cm("sluice-policy"),
+        cm("sluice-policy")
+    ));
+    assert!(!called(
+        hook,
+        ALICE,
+        cm("kube-root-ca.crt"),
+        cm("kube-root-ca.crt")
+    ));
 }
