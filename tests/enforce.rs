@@ -527,82 +527,141 @@ async fn a_cold_cache_refuses_a_new_image_with_a_retryable_error_rather_than_adm
 // ---------------------------------------------------------------------------------------------
 // Which validating webhook deploy/base/webhooks.yaml calls (its matchConditions, pure)
 
-/// Whether webhook `name`'s matchConditions all hold for `user` changing `old` into `new`.
-fn called(name: &str, user: &str, old: Value, new: Value) -> bool {
-    use sluice::sandbox::apiserver::admission::cel;
-    let hook = sluice::sandbox::embedded::webhook_configurations("ca")
+/// Whether the sandbox, deciding as kube-apiserver does (rules, namespaceSelector,
+/// objectSelector, matchConditions), calls validating webhook `name` of
+/// `deploy/base/webhooks.yaml` when `user` changes `old` into `new` (of resource `plural`, in
+/// namespace `ns`, or namespace `ns` itself).
+fn called(name: &str, plural: &str, ns: &str, user: &str, old: Value, new: Value) -> bool {
+    use sluice::sandbox::apiserver::admission::{
+        AdmissionAttributes, Operation, UserInfo, config, matching,
+    };
+    use sluice::sandbox::apiserver::resources::builtin_kinds;
+
+    const VALIDATING: &str = "ValidatingWebhookConfiguration";
+    let configs: Vec<Value> = sluice::sandbox::embedded::webhook_configurations("ca")
         .into_iter()
-        .flat_map(|c| c["webhooks"].as_array().cloned().unwrap_or_default())
-        .find(|h| h["name"] == name)
-        .unwrap_or_else(|| panic!("{name} is in deploy/base/webhooks.yaml"));
-    let vars = std::collections::BTreeMap::from([
-        ("object", new),
-        ("oldObject", old),
-        (
-            "request",
-            json!({"operation": "UPDATE", "userInfo": {"username": user}}),
-        ),
-    ]);
-    hook["matchConditions"]
-        .as_array()
+        .filter(|c| c["kind"] == VALIDATING)
+        .collect();
+    let hook = config::webhooks(VALIDATING, &configs)
         .unwrap()
-        .iter()
-        .all(|c| cel::evaluate(c["expression"].as_str().unwrap(), &vars).unwrap())
+        .into_iter()
+        .find(|h| h.name == name)
+        .unwrap_or_else(|| panic!("{name} is in deploy/base/webhooks.yaml"));
+    let kind = builtin_kinds()
+        .into_iter()
+        .find(|k| k.plural == plural)
+        .unwrap();
+    let attrs = AdmissionAttributes {
+        kind,
+        sub_resource: None,
+        object_kind: None,
+        operation: Operation::Update,
+        name: new["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        namespace: Some(ns.to_string()),
+        user: UserInfo {
+            username: user.to_string(),
+            uid: String::new(),
+            groups: vec![],
+        },
+        dry_run: false,
+        options: None,
+        object: Some(new.clone()),
+        old_object: Some(old),
+        namespace_labels: std::collections::BTreeMap::from([(
+            "kubernetes.io/metadata.name".to_string(),
+            ns.to_string(),
+        )]),
+    };
+    matching::should_call(&hook, &attrs, Some(&new)).unwrap()
 }
 
 const ALICE: &str = "alice";
 
 #[test]
 fn namespaces_are_judged_only_when_they_carry_sluice_annotations() {
-    let hook = "validate-namespaces.sluice.dev";
+    let called = |old: &Value, new: &Value| {
+        called(
+            "validate-namespaces.sluice.dev",
+            "namespaces",
+            NS,
+            ALICE,
+            old.clone(),
+            new.clone(),
+        )
+    };
     let plain = json!({"metadata": {"name": NS, "annotations": {"owner": "team-a"}}});
     let bare = json!({"metadata": {"name": NS}});
     let policy = json!({"metadata": {"name": NS, "annotations": {"sluice.dev/interval": "1m"}}});
-    assert!(!called(hook, ALICE, bare.clone(), plain));
-    assert!(!called(hook, ALICE, bare.clone(), bare.clone()));
-    assert!(called(hook, ALICE, bare, policy));
+    assert!(!called(&bare, &plain));
+    assert!(!called(&bare, &bare));
+    assert!(called(&bare, &policy));
 }
 
 #[test]
 fn the_apex_is_judged_only_while_it_keeps_sluices_saved_selector() {
-    let hook = "validate-apex.sluice.dev";
+    let called = |user: &str, old: &Value| {
+        called(
+            "validate-apex.sluice.dev",
+            "services",
+            NS,
+            user,
+            old.clone(),
+            old.clone(),
+        )
+    };
     let rest = json!({"metadata": {"name": APP}, "spec": {"selector": {"app": APP}}});
     let held = json!({"metadata": {"name": APP, "annotations": {"sluice.dev/apex-selector": "{}"}},
         "spec": {"selector": {"app": "podinfo-primary"}}});
-    assert!(!called(hook, ALICE, rest.clone(), rest));
-    assert!(called(hook, ALICE, held.clone(), held.clone()));
-    let sluice = "system:serviceaccount:sluice-system:sluice";
-    assert!(!called(hook, sluice, held.clone(), held));
+    assert!(!called(ALICE, &rest));
+    assert!(called(ALICE, &held));
+    assert!(!called("system:serviceaccount:sluice-system:sluice", &held));
 }
 
 #[test]
 fn generated_objects_are_left_to_kubernetes_own_controllers_and_to_sluice() {
-    let hook = "validate-generated.sluice.dev";
-    let svc = json!({"metadata": {"name": "podinfo-canary"}});
-    assert!(called(hook, ALICE, svc.clone(), svc.clone()));
+    let called = |user: &str, svc: &Value| {
+        called(
+            "validate-generated.sluice.dev",
+            "services",
+            NS,
+            user,
+            svc.clone(),
+            svc.clone(),
+        )
+    };
+    let svc = json!({"metadata": {"name": "podinfo-canary",
+        "labels": {"app.kubernetes.io/managed-by": "sluice"}}});
+    assert!(called(ALICE, &svc));
+    assert!(!called(
+        ALICE,
+        &json!({"metadata": {"name": "podinfo-canary"}})
+    ));
     for user in [
         "system:serviceaccount:kube-system:generic-garbage-collector",
         "system:serviceaccount:kube-system:deployment-controller",
         "system:serviceaccount:sluice-system:sluice",
     ] {
-        assert!(!called(hook, user, svc.clone(), svc.clone()), "{user}");
+        assert!(!called(user, &svc), "{user}");
     }
 }
 
 #[test]
 fn only_the_policy_configmap_is_judged_in_sluices_namespace() {
-    let hook = "validate-policy.sluice.dev";
-    let cm = |name: &str| json!({"metadata": {"name": name, "namespace": "sluice-system"}});
-    assert!(called(
-        hook,
-        ALICE,
-        cm("sluice-policy"),
-        cm("sluice-policy")
-    ));
-    assert!(!called(
-        hook,
-        ALICE,
-        cm("kube-root-ca.crt"),
-        cm("kube-root-ca.crt")
-    ));
+    let called = |ns: &str, name: &str| {
+        let cm = json!({"metadata": {"name": name, "namespace": ns}});
+        called(
+            "validate-policy.sluice.dev",
+            "configmaps",
+            ns,
+            ALICE,
+            cm.clone(),
+            cm,
+        )
+    };
+    assert!(called("sluice-system", "sluice-policy"));
+    assert!(!called("sluice-system", "kube-root-ca.crt"));
+    assert!(!called(NS, "sluice-policy"));
 }
