@@ -79,7 +79,8 @@ pub const API_CALLS: &[ApiCall] = &[
         verbs: &["list", "watch"],
         scope: Scope::OwnNamespace,
         resource_names: &["sluice-policy"],
-        needed_by: "controller::run::Caches: the cluster policy ConfigMap sluice-policy",
+        needed_by: "controller::run::Caches: the cluster policy ConfigMap sluice-policy, read by \
+                    the controller and the webhook (freeze windows, cross-level checks)",
     },
     ApiCall {
         group: "apps",
@@ -148,7 +149,7 @@ pub const API_CALLS: &[ApiCall] = &[
         scope: Scope::Cluster,
         resource_names: &[],
         needed_by: "controller::reconcile: Events on app through kube's Recorder (patch for a \
-                    repeated Event)",
+                    repeated Event); webhook::admit::audit: the break-glass Event",
     },
     ApiCall {
         group: "coordination.k8s.io",

@@ -18,6 +18,9 @@
 //!
 //! `/metrics` answers in OpenMetrics text ([`crate::metrics`]); `sluice_leader` is 1 on the
 //! replica that holds the Lease ([`crate::leader`]).
+//!
+//! The webhook hands break-glass admissions to an audit task that writes them as Events
+//! ([`crate::webhook::admit::audit`]), so no admission waits on the API server.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +41,7 @@ use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::routing::AnyRouter;
 use crate::routing::smi::SmiRouter;
+use crate::webhook::admit::audit;
 use crate::webhook::{self, NamespaceCache, WebhookState};
 
 /// Errors starting Sluice; each names what to fix.
@@ -92,6 +96,7 @@ pub struct Sluice {
     ready: Arc<AtomicBool>,
     metrics: Metrics,
     _tls_reload: Option<Task>,
+    _audit: Task,
 }
 
 impl Sluice {
@@ -111,7 +116,21 @@ impl Sluice {
             None => None,
         };
         let caches = Caches::start(&client, &config.namespace).await;
-        let view = Arc::new(NamespaceCache::new(caches.namespaces.clone()));
+        // Break-glass admissions become Events on this task, never on the admission path.
+        let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(audit::AUDIT_QUEUE);
+        let view = Arc::new(
+            NamespaceCache::new(caches.namespaces.clone())
+                .with_policy(caches.policy.clone(), &config.namespace)
+                .with_audit(audit_tx),
+        );
+        let audit_task = Task::spawn(audit::record_events(
+            client.clone(),
+            Reporter {
+                controller: "sluice".into(),
+                instance: Some(config.instance.clone()),
+            },
+            audit_rx,
+        ));
         let state = WebhookState::new(view).with_metrics(metrics.clone());
         let webhook = webhook::start(config.webhook_addr, config.tls, state).await?;
         let tls_reload = config
@@ -167,6 +186,7 @@ impl Sluice {
             ready,
             metrics,
             _tls_reload: tls_reload,
+            _audit: audit_task,
         })
     }
 

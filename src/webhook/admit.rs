@@ -1,17 +1,20 @@
 //! The admission decisions, pure: a [`Review`] and a [`ClusterView`] in, an
-//! [`AdmissionResponse`] out.
+//! [`AdmissionResponse`] out. [`mutate`] pauses intercepted updates; [`validate`] runs the
+//! failed-revision refusal here and the rest of DESIGN §6 in [`enforce`] (break-glass records
+//! in [`audit`]).
 //!
 //! ```text
 //! review ─► apps/v1 Deployment, main resource, UPDATE, not Sluice's own user? ──no──► allow
-//!              │ yes
-//!              ▼
-//!           what a managed Deployment would need (template changed? held by a rollout?)
+//!              │ yes                                          (mutate; validate also judges
+//!              ▼                                               CREATE, Namespaces, sluice-policy,
+//!           what a managed Deployment would need               Services and routes: enforce)
+//!           (template changed? held by a rollout? un-paused? settings changed?)
 //!              │ nothing ─────────────────────────────────────────────────────────► allow
-//!              ▼ a pause / a refusal
+//!              ▼ a pause / a refusal / a freeze to check
 //!           managed? (labels of new and old object, else the Namespace from the cache)
 //!              │ no ──► allow     │ cache cold or namespace unknown ──► refuse, retryable (503)
 //!              ▼ yes
-//!           patch (mutate) / deny (validate)
+//!           patch (mutate) / deny or allow (validate)
 //! ```
 //!
 //! Choices where DESIGN.md is silent:
@@ -31,6 +34,7 @@
 //!   (or possibly managed) Deployment and let through otherwise.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use json_patch::{AddOperation, Patch, PatchOperation};
 use kube::core::Status;
@@ -43,6 +47,11 @@ use super::view::ClusterView;
 use crate::controller::status::{CheckResult, RolloutStatus};
 use crate::policy::keys::{Control, OPT_IN_LABEL, STABLE_TEMPLATE_ANNOTATION};
 use crate::policy::optin;
+
+pub mod audit;
+pub mod enforce;
+
+use enforce::{Above, Resource, Verdict};
 
 /// The service account Sluice's controller writes as; its requests pass untouched.
 pub const SLUICE_USER: &str = "system:serviceaccount:sluice-system:sluice";
@@ -77,29 +86,158 @@ pub fn mutate(review: &Review, view: &dyn ClusterView, sluice_user: &str) -> Adm
     }
 }
 
-/// The validating webhook's answer: refuse re-applying a revision that failed its analysis,
-/// unless `sluice.dev/retry` is set.
+/// The validating webhook's answer, at the current time: see [`validate_at`].
 pub fn validate(review: &Review, view: &dyn ClusterView, sluice_user: &str) -> AdmissionResponse {
+    validate_at(review, view, sluice_user, SystemTime::now())
+}
+
+/// The validating webhook's answer at `now` (DESIGN §6): generated objects and the held apex
+/// selector are Sluice's; `sluice.dev/*` settings on Deployments, Namespaces and the
+/// `sluice-policy` ConfigMap must be valid; a managed Deployment is not un-paused by hand, does
+/// not re-apply a failed revision without `sluice.dev/retry`, and does not change its template
+/// in a freeze window without `sluice.dev/break-glass` ([`enforce`]).
+pub fn validate_at(
+    review: &Review,
+    view: &dyn ClusterView,
+    sluice_user: &str,
+    now: SystemTime,
+) -> AdmissionResponse {
     let Some(req) = &review.request else {
         return no_request();
     };
-    let Some((new, old)) = deployment_update(req, sluice_user) else {
+    if req.user_info.username == sluice_user {
+        return allow(req);
+    }
+    let Some(resource) = Resource::of(req) else {
         return allow(req);
     };
-    let Some(refusal) = (match failed_revision_refusal(req, new, old) {
+    let (new, old) = (req.object.as_ref(), req.old_object.as_ref());
+    let generated = enforce::generated(req, old);
+    if generated != Verdict::Allow {
+        return answer(req, view, generated);
+    }
+    let verdict = match resource {
+        Resource::Route => Verdict::Allow,
+        Resource::Service => enforce::apex(req, new, old),
+        Resource::Namespace => enforce::namespace_settings(req, new, old),
+        Resource::ConfigMap => {
+            enforce::policy_settings(req, new, old, enforce::sluice_namespace(sluice_user))
+        }
+        Resource::Deployment => match (req.operation.clone(), new, old) {
+            (Operation::Create, Some(new), _) => validate_deployment_create(req, new, view),
+            (Operation::Update, Some(new), Some(old)) => {
+                return validate_deployment_update(req, new, old, view, now);
+            }
+            _ => Verdict::Allow,
+        },
+    };
+    answer(req, view, verdict)
+}
+
+/// A new Deployment's settings, alone and, when it is managed, under its Namespace and the
+/// cluster policy.
+fn validate_deployment_create(req: &Request, new: &Object, view: &dyn ClusterView) -> Verdict {
+    let alone = enforce::deployment_settings(req, new, None);
+    if alone != Verdict::Allow || !enforce::settings_changed(new, None) {
+        return alone;
+    }
+    match managed(req, new, new, view) {
+        Managed::No => Verdict::Allow,
+        Managed::Unknown(why) => Verdict::Retry(why),
+        Managed::Yes => match Above::read(view, req.namespace.as_deref().unwrap_or_default()) {
+            Ok(above) => enforce::resolved_settings(req, new, &above),
+            Err(why) => Verdict::Retry(why),
+        },
+    }
+}
+
+/// Every check of a Deployment update, cheapest first; the caches are read only when a
+/// managed Deployment's answer depends on them.
+fn validate_deployment_update(
+    req: &Request,
+    new: &Object,
+    old: &Object,
+    view: &dyn ClusterView,
+    now: SystemTime,
+) -> AdmissionResponse {
+    let alone = enforce::deployment_settings(req, new, Some(old));
+    if alone != Verdict::Allow {
+        return answer(req, view, alone);
+    }
+    let failed = match failed_revision_refusal(req, new, old) {
         Ok(refusal) => refusal,
         Err(e) => return unreadable_template(req, new, old, view, &e),
-    }) else {
-        return allow(req);
     };
+    let unpause = enforce::unpause(req, new, old);
+    let settings_changed = enforce::settings_changed(new, Some(old));
+    // Byte-equal templates are unchanged; others are parsed only for a managed Deployment.
+    let text_differs =
+        old.template.as_ref().map(|t| t.as_str()) != new.template.as_ref().map(|t| t.as_str());
+    if failed.is_none() && unpause == Verdict::Allow && !text_differs && !settings_changed {
+        return allow(req);
+    }
     match managed(req, new, old, view) {
-        Managed::No => allow(req),
-        Managed::Unknown(why) => refuse_retryable(req, &why),
-        Managed::Yes => {
-            let mut resp = allow(req).deny(refusal);
+        Managed::No => return allow(req),
+        Managed::Unknown(why) => return refuse_retryable(req, &why),
+        Managed::Yes => {}
+    }
+    let change = match TemplateChange::between(old.template.as_ref(), new.template.as_ref()) {
+        Ok(change) => change.changed(),
+        Err(e) => return unreadable_template(req, new, old, view, &e),
+    };
+    if unpause != Verdict::Allow {
+        return answer(req, view, unpause);
+    }
+    if let Some(refusal) = failed {
+        return answer(req, view, Verdict::Forbid(refusal));
+    }
+    let above = match Above::read(view, req.namespace.as_deref().unwrap_or_default()) {
+        Ok(above) => above,
+        Err(why) => return refuse_retryable(req, &why),
+    };
+    if settings_changed {
+        let resolved = enforce::resolved_settings(req, new, &above);
+        if resolved != Verdict::Allow {
+            return answer(req, view, resolved);
+        }
+    }
+    if !change {
+        return allow(req);
+    }
+    answer(req, view, enforce::freeze(req, new, old, &above, now))
+}
+
+/// The response for a verdict. A break-glass is logged here with its reason and user, and
+/// handed to the view to become an Event (never for a dry run).
+fn answer(req: &Request, view: &dyn ClusterView, verdict: Verdict) -> AdmissionResponse {
+    match verdict {
+        Verdict::Allow => allow(req),
+        Verdict::Forbid(message) => {
+            let mut resp = allow(req).deny(message);
             resp.result.code = 403;
             resp.result.reason = "Forbidden".into();
             resp
+        }
+        Verdict::Retry(why) => refuse_retryable(req, &why),
+        Verdict::BreakGlass(record) => {
+            tracing::warn!(
+                deployment = %req.object_ref(),
+                user = %record.user,
+                reason = %record.reason,
+                window = %record.window,
+                dry_run = req.dry_run == Some(true),
+                "break-glass: a pod template change passes a freeze window"
+            );
+            let warning = format!(
+                "the freeze window {} was bypassed with {}: {:?}; this is recorded",
+                record.window,
+                Control::BreakGlass.annotation(),
+                record.reason
+            );
+            if req.dry_run != Some(true) {
+                view.record_break_glass(record);
+            }
+            with_warnings(allow(req), vec![warning])
         }
     }
 }
@@ -121,20 +259,9 @@ fn pause_ops(
     new: &Object,
     old: &Object,
 ) -> Result<(Vec<PatchOperation>, Vec<String>), serde_json::Error> {
-    let mut warnings = Vec::new();
-    let status_says_held = match RolloutStatus::from_annotations(Some(&old.annotations)) {
-        Ok(status) => status.is_some_and(|s| !s.phase.is_at_rest()),
-        Err(e) => {
-            warnings.push(format!("Sluice holds this Deployment paused: {e}"));
-            true
-        }
-    };
-    // An intercepted update waits paused with its stable template recorded until the
-    // controller starts the rollout. A recorded template on an unpaused Deployment at rest is a
-    // leftover the controller is about to clear: the stable version is then the old template.
-    let pending =
-        old.paused == Some(true) && old.annotations.contains_key(STABLE_TEMPLATE_ANNOTATION);
-    let held = status_says_held || pending;
+    let (held, warning) = enforce::held(old);
+    let warnings = Vec::from_iter(warning);
+    // Without a rollout holding it, the stable version is the old template.
     let recorded = if held {
         new.annotations
             .get(STABLE_TEMPLATE_ANNOTATION)
@@ -148,7 +275,8 @@ fn pause_ops(
     if !(change.changed() || held) {
         return Ok((ops, warnings));
     }
-    if new.paused != Some(true) {
+    // An explicit `paused: false` on a held Deployment is left for validation to refuse.
+    if new.paused != Some(true) && !enforce::unpauses_held(new, old) {
         ops.push(add("/spec/paused", Value::Bool(true)));
     }
     let stable = match (recorded, change) {
@@ -287,7 +415,8 @@ fn with_warnings(mut resp: AdmissionResponse, warnings: Vec<String>) -> Admissio
 
 fn refuse_retryable(req: &Request, why: &str) -> AdmissionResponse {
     let mut resp = allow(req).deny(format!(
-        "Deployment {} cannot be judged yet: {why}",
+        "{} {} cannot be judged yet: {why}",
+        req.kind.kind,
         req.object_ref()
     ));
     resp.result.code = 503;

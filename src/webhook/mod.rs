@@ -12,7 +12,8 @@
 //! - [`revision`]: the template hash that names a revision.
 //! - [`review`]: the lean parse of an AdmissionReview.
 //! - [`view`]: what the webhook knows of the cluster, from the controller's caches.
-//! - [`admit`]: the decisions (DESIGN §4 steps 2 and 7, §6 "failed revision", §7.4).
+//! - [`admit`]: the decisions (DESIGN §4 steps 2 and 7, §6, §7.4), with the enforcement checks
+//!   in [`admit::enforce`] and the break-glass audit in [`admit::audit`].
 //! - [`server`]: axum + rustls, certificates from files.
 
 pub mod admit;
@@ -25,11 +26,11 @@ pub mod view;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use admit::{SLUICE_USER, mutate, validate};
+pub use admit::{SLUICE_USER, mutate, validate, validate_at};
 pub use review::Review;
 pub use revision::revision;
 pub use server::{Limits, Running, WebhookState, load_tls, serve, start, start_with};
-pub use view::{ClusterView, NamespaceCache, StaticView};
+pub use view::{ClusterView, NamespaceCache, POLICY_CONFIGMAP, StaticView};
 
 /// Errors starting or running the webhook server. The message names the file or address and
 /// says what to fix.

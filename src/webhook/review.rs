@@ -129,6 +129,13 @@ pub struct Object {
     pub paused: Option<bool>,
     /// `spec.template`, as received.
     pub template: Option<Template>,
+    // --- Read for enforcement (DESIGN §6), beside the Deployment fields above ---------------
+    /// `data` of a ConfigMap (the `sluice-policy` keys); empty for other kinds.
+    pub data: BTreeMap<String, String>,
+    /// `spec.selector` as sent: a Service's label map, a Deployment's LabelSelector.
+    pub selector: Option<serde_json::Value>,
+    /// `metadata.ownerReferences` entries that are a controlling Deployment, by name.
+    pub controller_deployment: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for Object {
@@ -139,13 +146,20 @@ impl<'de> Deserialize<'de> for Object {
             metadata: Option<Meta>,
             #[serde(default)]
             spec: Option<Spec>,
+            // --- enforcement (DESIGN §6) ---
+            #[serde(default)]
+            data: Option<BTreeMap<String, String>>,
         }
         #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Meta {
             #[serde(default)]
             labels: Option<BTreeMap<String, String>>,
             #[serde(default)]
             annotations: Option<SluiceAnnotations>,
+            // --- enforcement (DESIGN §6) ---
+            #[serde(default)]
+            owner_references: Option<Vec<Owner>>,
         }
         #[derive(Deserialize)]
         struct Spec {
@@ -153,22 +167,50 @@ impl<'de> Deserialize<'de> for Object {
             paused: Option<bool>,
             #[serde(default)]
             template: Option<Template>,
+            // --- enforcement (DESIGN §6) ---
+            #[serde(default)]
+            selector: Option<serde_json::Value>,
+        }
+        #[derive(Deserialize)]
+        struct Owner {
+            #[serde(default)]
+            kind: String,
+            #[serde(default)]
+            name: String,
+            #[serde(default)]
+            controller: Option<bool>,
         }
         let raw = Raw::deserialize(d)?;
-        let (labels, annotations) = raw
+        let (labels, annotations, owners) = raw
             .metadata
-            .map(|m| (m.labels.unwrap_or_default(), m.annotations))
+            .map(|m| {
+                (
+                    m.labels.unwrap_or_default(),
+                    m.annotations,
+                    m.owner_references,
+                )
+            })
             .unwrap_or_default();
         let spec = raw.spec.unwrap_or(Spec {
             paused: None,
             template: None,
+            selector: None,
         });
+        // --- enforcement (DESIGN §6) ---
+        let controller_deployment = owners
+            .unwrap_or_default()
+            .into_iter()
+            .find(|o| o.kind == "Deployment" && o.controller == Some(true))
+            .map(|o| o.name);
         Ok(Object {
             labels,
             has_annotations: annotations.is_some(),
             annotations: annotations.map(|a| a.0).unwrap_or_default(),
             paused: spec.paused,
             template: spec.template,
+            data: raw.data.unwrap_or_default(),
+            selector: spec.selector,
+            controller_deployment,
         })
     }
 }
@@ -251,6 +293,19 @@ mod tests {
         assert_eq!(o.paused, Some(true));
         let bare: Object = serde_json::from_str(r#"{"metadata":{"annotations":null}}"#).unwrap();
         assert!(!bare.has_annotations);
+    }
+
+    #[test]
+    fn reads_configmap_data_service_selectors_and_the_controlling_deployment() {
+        let o: Object = serde_json::from_str(
+            r#"{"metadata":{"ownerReferences":[{"kind":"ReplicaSet","name":"x","controller":false},
+                {"kind":"Deployment","name":"web","controller":true}]},
+                "spec":{"selector":{"app":"web"}},"data":{"interval":"2m"}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.controller_deployment.as_deref(), Some("web"));
+        assert_eq!(o.selector, Some(serde_json::json!({"app": "web"})));
+        assert_eq!(o.data.get("interval").map(String::as_str), Some("2m"));
     }
 
     #[test]

@@ -1,12 +1,31 @@
 //! What the webhook knows about the cluster besides the review: caches only, never an API call
 //! on the admission path (DESIGN §1, §7.4).
+//!
+//! ```text
+//! Namespace reflector ───────┐
+//! sluice-policy reflector ───┼─► NamespaceCache ─► synced? labels, annotations, cluster policy
+//! break-glass channel ◄──────┘        (record_break_glass: try_send, never waits)
+//! ```
+//!
+//! Choices where DESIGN.md is silent:
+//! - The view is synced only when every cache it reads has listed once; a cache built without
+//!   a policy store ([`NamespaceCache::new`]) states that the cluster has no policy level.
+//! - Break-glass records leave through a bounded channel; when it is full the record is
+//!   dropped with a warning in the log (the log line of the admission itself is always written).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::mpsc;
+
+use super::admit::audit::BreakGlass;
+
+/// The name of the cluster policy ConfigMap in Sluice's namespace (DESIGN §2).
+pub const POLICY_CONFIGMAP: &str = "sluice-policy";
 
 /// The cluster state admission decisions read. Implementations answer from memory.
 pub trait ClusterView: Send + Sync {
@@ -14,11 +33,22 @@ pub trait ClusterView: Send + Sync {
     fn synced(&self) -> bool;
     /// The labels of namespace `ns`, or `None` when the cache does not know it.
     fn namespace_labels(&self, ns: &str) -> Option<BTreeMap<String, String>>;
+    /// The annotations of namespace `ns` (its policy layer), or `None` when the cache does not
+    /// know it.
+    fn namespace_annotations(&self, ns: &str) -> Option<BTreeMap<String, String>>;
+    /// The `sluice-policy` ConfigMap's data, or `None` when there is no such ConfigMap.
+    fn cluster_policy(&self) -> Option<BTreeMap<String, String>>;
+    /// Hands a break-glass admission over to be recorded as an Event, without waiting.
+    fn record_break_glass(&self, record: BreakGlass);
 }
 
-/// A [`ClusterView`] over the controller's Namespace reflector.
+/// A [`ClusterView`] over the controller's reflectors: Namespaces and, when given, the
+/// `sluice-policy` ConfigMap.
 pub struct NamespaceCache {
     store: Store<Namespace>,
+    /// The policy store and Sluice's namespace; `None`: the cluster has no policy level.
+    policy: Option<(Store<ConfigMap>, String)>,
+    audit: Option<mpsc::Sender<BreakGlass>>,
     ready: AtomicBool,
 }
 
@@ -27,9 +57,35 @@ impl NamespaceCache {
     pub fn new(store: Store<Namespace>) -> Self {
         Self {
             store,
+            policy: None,
+            audit: None,
             ready: AtomicBool::new(false),
         }
     }
+
+    /// Also reads the `sluice-policy` ConfigMap of `namespace` from `store`.
+    pub fn with_policy(self, store: Store<ConfigMap>, namespace: &str) -> Self {
+        Self {
+            policy: Some((store, namespace.to_string())),
+            ..self
+        }
+    }
+
+    /// Sends break-glass records to `audit` (see [`super::admit::audit::record_events`]).
+    pub fn with_audit(self, audit: mpsc::Sender<BreakGlass>) -> Self {
+        Self {
+            audit: Some(audit),
+            ..self
+        }
+    }
+}
+
+/// Readiness is a one-shot; polling it once never blocks.
+fn store_ready<K: kube::Resource + Clone>(store: &Store<K>) -> bool
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
 }
 
 impl ClusterView for NamespaceCache {
@@ -37,8 +93,11 @@ impl ClusterView for NamespaceCache {
         if self.ready.load(Ordering::Acquire) {
             return true;
         }
-        // Readiness is a one-shot; polling it once never blocks.
-        let ready = matches!(self.store.wait_until_ready().now_or_never(), Some(Ok(())));
+        let ready = store_ready(&self.store)
+            && self
+                .policy
+                .as_ref()
+                .is_none_or(|(store, _)| store_ready(store));
         if ready {
             self.ready.store(true, Ordering::Release);
         }
@@ -50,6 +109,26 @@ impl ClusterView for NamespaceCache {
             .get(&ObjectRef::new(ns))
             .map(|n| n.metadata.labels.clone().unwrap_or_default())
     }
+
+    fn namespace_annotations(&self, ns: &str) -> Option<BTreeMap<String, String>> {
+        self.store
+            .get(&ObjectRef::new(ns))
+            .map(|n| n.metadata.annotations.clone().unwrap_or_default())
+    }
+
+    fn cluster_policy(&self) -> Option<BTreeMap<String, String>> {
+        let (store, ns) = self.policy.as_ref()?;
+        store
+            .get(&ObjectRef::new(POLICY_CONFIGMAP).within(ns))
+            .map(|cm| cm.data.clone().unwrap_or_default())
+    }
+
+    fn record_break_glass(&self, record: BreakGlass) {
+        let Some(audit) = &self.audit else { return };
+        if let Err(e) = audit.try_send(record) {
+            tracing::warn!("break-glass Event not recorded ({e}); the admission log has it");
+        }
+    }
 }
 
 /// A fixed [`ClusterView`]: for tests, benchmarks and the sandbox's scripted scenarios.
@@ -59,6 +138,12 @@ pub struct StaticView {
     pub synced: bool,
     /// Namespace name to labels.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// Namespace name to annotations (a namespace absent here has none).
+    pub namespace_annotations: BTreeMap<String, BTreeMap<String, String>>,
+    /// The `sluice-policy` data, if the ConfigMap exists.
+    pub policy: Option<BTreeMap<String, String>>,
+    /// Break-glass records handed over, in order.
+    pub break_glass: Arc<Mutex<Vec<BreakGlass>>>,
 }
 
 impl StaticView {
@@ -71,7 +156,16 @@ impl StaticView {
         Self {
             synced: true,
             namespaces: BTreeMap::from([(ns.to_string(), labels)]),
+            ..Self::default()
         }
+    }
+
+    /// Break-glass records handed over so far.
+    pub fn recorded(&self) -> Vec<BreakGlass> {
+        self.break_glass
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -82,6 +176,26 @@ impl ClusterView for StaticView {
 
     fn namespace_labels(&self, ns: &str) -> Option<BTreeMap<String, String>> {
         self.namespaces.get(ns).cloned()
+    }
+
+    fn namespace_annotations(&self, ns: &str) -> Option<BTreeMap<String, String>> {
+        self.namespaces.get(ns)?;
+        Some(
+            self.namespace_annotations
+                .get(ns)
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
+
+    fn cluster_policy(&self) -> Option<BTreeMap<String, String>> {
+        self.policy.clone()
+    }
+
+    fn record_break_glass(&self, record: BreakGlass) {
+        if let Ok(mut r) = self.break_glass.lock() {
+            r.push(record);
+        }
     }
 }
 
@@ -128,5 +242,87 @@ mod tests {
             Some(&"enabled".to_string())
         );
         assert_eq!(view.namespace_labels("other"), None);
+    }
+
+    fn configmap(ns: &str, name: &str, data: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn with_a_policy_store_the_view_waits_for_it_and_reads_only_sluices_policy() {
+        let mut namespaces = kube::runtime::reflector::store::Writer::<Namespace>::default();
+        let mut policy = kube::runtime::reflector::store::Writer::<ConfigMap>::default();
+        let view = NamespaceCache::new(namespaces.as_reader())
+            .with_policy(policy.as_reader(), "sluice-system");
+        let mut ns = namespace("shop", &[]);
+        ns.metadata.annotations = Some(BTreeMap::from([(
+            "sluice.dev/interval".to_string(),
+            "2m".to_string(),
+        )]));
+        namespaces.apply_watcher_event(&watcher::Event::Init);
+        namespaces.apply_watcher_event(&watcher::Event::InitApply(ns));
+        namespaces.apply_watcher_event(&watcher::Event::InitDone);
+        assert!(!view.synced(), "the policy store has not listed yet");
+        policy.apply_watcher_event(&watcher::Event::Init);
+        policy.apply_watcher_event(&watcher::Event::InitApply(configmap(
+            "shop",
+            "sluice-policy",
+            &[("interval", "9m")],
+        )));
+        policy.apply_watcher_event(&watcher::Event::InitDone);
+        assert!(view.synced());
+        assert_eq!(
+            view.cluster_policy(),
+            None,
+            "a sluice-policy elsewhere is not the policy"
+        );
+        policy.apply_watcher_event(&watcher::Event::Apply(configmap(
+            "sluice-system",
+            "sluice-policy",
+            &[("interval", "3m")],
+        )));
+        assert_eq!(
+            view.cluster_policy()
+                .unwrap()
+                .get("interval")
+                .map(String::as_str),
+            Some("3m")
+        );
+        assert_eq!(
+            view.namespace_annotations("shop").unwrap()["sluice.dev/interval"],
+            "2m"
+        );
+        assert_eq!(view.namespace_annotations("other"), None);
+    }
+
+    #[tokio::test]
+    async fn break_glass_records_leave_through_the_audit_channel() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let writer = kube::runtime::reflector::store::Writer::<Namespace>::default();
+        let view = NamespaceCache::new(writer.as_reader()).with_audit(tx);
+        let record = BreakGlass {
+            namespace: "shop".into(),
+            deployment: "web".into(),
+            user: "alice".into(),
+            reason: "INC-1".into(),
+            window: "Sat 00:00-Mon 06:00 UTC".into(),
+        };
+        view.record_break_glass(record.clone());
+        // A full channel drops the record rather than blocking the admission.
+        view.record_break_glass(record.clone());
+        assert_eq!(rx.recv().await, Some(record));
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::process::Output;
 
 use axum::Router;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use sluice::sandbox::MetricsBackend;
@@ -99,6 +99,27 @@ pub async fn namespace(client: &kube::Client, name: &str) {
     api.create(&PostParams::default(), &ns)
         .await
         .expect("namespace created");
+}
+
+/// Creates namespace `ns` opted in to Sluice and the apex Service `app` (selector `app: {app}`,
+/// port 9898), as a user prepares a canary. (Not every test crate that includes this file uses it.)
+#[allow(dead_code)]
+pub async fn opted_in_with_apex(client: &kube::Client, ns: &str, app: &str) {
+    let namespace: Namespace = serde_json::from_value(
+        json!({"metadata": {"name": ns, "labels": {"sluice.dev/canary": "enabled"}}}),
+    )
+    .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("namespace created");
+    let svc: Service = serde_json::from_value(json!({"metadata": {"name": app},
+        "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 9898}]}}))
+    .unwrap();
+    Api::<Service>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("apex Service created");
 }
 
 /// A Deployment `name` labelled and selecting `app: {app}`, one container `main` of `{app}:1`.

@@ -1,0 +1,931 @@
+//! The enforcement checks through [`validate_at`]: a table of bad settings at each level, then
+//! generated objects, the held apex, un-pausing, freezes and break-glass, and fail-closed.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use kube::core::admission::AdmissionResponse;
+use serde_json::{Value, json};
+
+use crate::controller::status::{Phase, RolloutStatus};
+use crate::policy::keys::{OPT_IN_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION};
+use crate::webhook::admit::{SLUICE_USER, mutate, validate_at};
+use crate::webhook::review::Review;
+use crate::webhook::view::StaticView;
+
+const ALICE: &str = "alice";
+const SLUICE_NS: &str = "sluice-system";
+
+/// 2026-12-25T12:00:00Z, inside the Christmas freeze below.
+fn christmas() -> SystemTime {
+    humantime::parse_rfc3339("2026-12-25T12:00:00Z").unwrap()
+}
+const CHRISTMAS_FREEZE: &str = "2026-12-24T00:00:00Z/2026-12-27T00:00:00Z";
+
+struct Req {
+    group: &'static str,
+    resource: &'static str,
+    kind: &'static str,
+    op: &'static str,
+    ns: Option<&'static str>,
+    name: &'static str,
+    user: &'static str,
+    object: Option<Value>,
+    old: Option<Value>,
+    dry_run: bool,
+}
+
+impl Req {
+    fn deployment(op: &'static str, object: Option<Value>, old: Option<Value>) -> Req {
+        Req {
+            group: "apps",
+            resource: "deployments",
+            kind: "Deployment",
+            op,
+            ns: Some("shop"),
+            name: "web",
+            user: ALICE,
+            object,
+            old,
+            dry_run: false,
+        }
+    }
+
+    fn review(&self) -> Review {
+        let v = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u-1",
+                "kind": {"group": self.group, "version": "v1", "kind": self.kind},
+                "resource": {"group": self.group, "version": "v1", "resource": self.resource},
+                "name": self.name,
+                "namespace": self.ns,
+                "operation": self.op,
+                "userInfo": {"username": self.user},
+                "object": self.object,
+                "oldObject": self.old,
+                "dryRun": self.dry_run,
+            }
+        });
+        Review::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    fn validate(&self, view: &StaticView) -> AdmissionResponse {
+        validate_at(&self.review(), view, SLUICE_USER, christmas())
+    }
+}
+
+fn map(pairs: &[(&str, &str)]) -> Value {
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect(),
+    )
+}
+
+/// Deployment `web`, opted in by its own label, with `annotations` and `image`.
+fn web(annotations: &[(&str, &str)], image: &str) -> Value {
+    json!({
+        "metadata": {"name": "web", "namespace": "shop",
+            "labels": {"app": "web", OPT_IN_LABEL: "enabled"}, "annotations": map(annotations)},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": image}]}}}
+    })
+}
+
+/// Namespace `shop` with annotations (and the Christmas freeze when `frozen`).
+fn shop_view(annotations: &[(&str, &str)]) -> StaticView {
+    let mut view = StaticView::with_namespace("shop", &[]);
+    view.namespace_annotations.insert(
+        "shop".into(),
+        annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    view
+}
+
+fn frozen_shop() -> StaticView {
+    shop_view(&[("sluice.dev/freeze", CHRISTMAS_FREEZE)])
+}
+
+fn message(resp: &AdmissionResponse) -> &str {
+    &resp.result.message
+}
+
+fn assert_refused(resp: &AdmissionResponse, code: u16, fragment: &str) {
+    assert!(!resp.allowed, "expected a refusal containing {fragment:?}");
+    assert_eq!(resp.result.code, code, "{}", message(resp));
+    assert!(
+        message(resp).contains(fragment),
+        "{:?}\n  does not contain {fragment:?}",
+        message(resp)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+enum At {
+    Deployment,
+    Namespace,
+    Cluster,
+}
+
+/// One row: where, the keys and values, the exact message after the object.
+type Row = (At, &'static [(&'static str, &'static str)], &'static str);
+
+/// Bad settings: where, the keys and values (as written at that level), and the exact
+/// refusal after `KIND NAMESPACE/NAME: `.
+const BAD: &[Row] = &[
+    // Unknown keys, with the closest known key.
+    (
+        At::Deployment,
+        &[("sluice.dev/stepweight", "10")],
+        "sluice.dev/stepweight: \"10\" is not a Sluice setting; did you mean sluice.dev/step-weight?",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/intervall", "1m")],
+        "sluice.dev/intervall: \"1m\" is not a Sluice setting; did you mean sluice.dev/interval?",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/max-wieght", "50")],
+        "sluice.dev/max-wieght: \"50\" is not a Sluice setting; did you mean sluice.dev/max-weight?",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/treshold", "5")],
+        "sluice.dev/treshold: \"5\" is not a Sluice setting; did you mean sluice.dev/threshold?",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/rollout-speed", "fast")],
+        "sluice.dev/rollout-speed: \"fast\" is not a Sluice setting; remove it, or use one of: strategy, router, ingress, service, interval, step-weight, step-weights, max-weight, iterations, threshold, success-rate, latency-p99, min-requests, baseline, baseline-tolerance, baseline-latency-ratio, metrics, webhooks, match, progress-deadline, freeze, notify",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/canary", "enabled")],
+        "sluice.dev/canary: \"enabled\" is not a Sluice setting; sluice.dev/canary is a label, not an annotation; move it to metadata.labels",
+    ),
+    // Durations.
+    (
+        At::Deployment,
+        &[("sluice.dev/interval", "5 minutes")],
+        "sluice.dev/interval: \"5 minutes\" is not a duration; use e.g. 30s, 1m, 1m30s",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/interval", "1x")],
+        "sluice.dev/interval: \"1x\" is not a duration; use e.g. 30s, 1m, 1m30s",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/interval", "-1m")],
+        "sluice.dev/interval: \"-1m\" is not a duration; use e.g. 30s, 1m, 1m30s",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/interval", "0s")],
+        "sluice.dev/interval: \"0s\" is too short; use at least 1s",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/latency-p99", "fast")],
+        "sluice.dev/latency-p99: \"fast\" is not a duration; use e.g. 30s, 1m, 1m30s",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/progress-deadline", "10")],
+        "sluice.dev/progress-deadline: \"10\" is not a duration; use e.g. 30s, 1m, 1m30s",
+    ),
+    // Weights.
+    (
+        At::Deployment,
+        &[("sluice.dev/step-weight", "0")],
+        "sluice.dev/step-weight: \"0\" is not a weight; use a whole number from 1 to 100",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/step-weight", "101")],
+        "sluice.dev/step-weight: \"101\" is not a weight; use a whole number from 1 to 100",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/step-weight", "ten")],
+        "sluice.dev/step-weight: \"ten\" is not a weight; use a whole number from 1 to 100",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/max-weight", "0")],
+        "sluice.dev/max-weight: \"0\" is not a weight; use a whole number from 1 to 100",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/max-weight", "150")],
+        "sluice.dev/max-weight: \"150\" is not a weight; use a whole number from 1 to 100",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/step-weights", "5,10,10,50")],
+        "sluice.dev/step-weights: \"5,10,10,50\" is not strictly increasing; list each weight once, smallest first, e.g. 5,10,25,50",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/step-weights", "50,25")],
+        "sluice.dev/step-weights: \"50,25\" is not strictly increasing; list each weight once, smallest first, e.g. 5,10,25,50",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/step-weights", "5,,10")],
+        "sluice.dev/step-weights: \"5,,10\" is not a list of weights; use whole numbers from 1 to 100 separated by commas, e.g. 5,10,25,50",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/step-weights", "5,10,120")],
+        "sluice.dev/step-weights: \"5,10,120\" is not a list of weights; use whole numbers from 1 to 100 separated by commas, e.g. 5,10,25,50",
+    ),
+    (
+        At::Deployment,
+        &[
+            ("sluice.dev/step-weights", "30,60"),
+            ("sluice.dev/max-weight", "20"),
+        ],
+        "sluice.dev/max-weight: \"20\" is below the first step (30 from sluice.dev/step-weights, set on the Deployment); raise it to at least 30 or lower the step",
+    ),
+    (
+        At::Deployment,
+        &[
+            ("sluice.dev/step-weight", "30"),
+            ("sluice.dev/max-weight", "20"),
+        ],
+        "sluice.dev/max-weight: \"20\" is below the first step (30 from sluice.dev/step-weight, set on the Deployment); raise it to at least 30 or lower the step",
+    ),
+    (
+        At::Deployment,
+        &[
+            ("sluice.dev/step-weight", "10"),
+            ("sluice.dev/step-weights", "5,10"),
+        ],
+        "sluice.dev/step-weights: \"5,10\" is set together with sluice.dev/step-weight; set only one of them",
+    ),
+    // Enumerations and numbers.
+    (
+        At::Deployment,
+        &[("sluice.dev/strategy", "linear")],
+        "sluice.dev/strategy: \"linear\" is not a strategy; use canary, blue-green or ab-testing",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/router", "istio")],
+        "sluice.dev/router: \"istio\" is not a router; use smi, gateway-api or nginx",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/success-rate", "101")],
+        "sluice.dev/success-rate: \"101\" is not a percentage; use a number from 0 to 100, e.g. 99 or 99.5",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/success-rate", "high")],
+        "sluice.dev/success-rate: \"high\" is not a percentage; use a number from 0 to 100, e.g. 99 or 99.5",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/threshold", "0")],
+        "sluice.dev/threshold: \"0\" is not a number of failed checks; use a whole number of at least 1",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/iterations", "-3")],
+        "sluice.dev/iterations: \"-3\" is not a number of iterations; use a whole number of at least 1",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/min-requests", "many")],
+        "sluice.dev/min-requests: \"many\" is not a number of requests; use a whole number of at least 0, e.g. 20",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/baseline", "maybe")],
+        "sluice.dev/baseline: \"maybe\" is not on or off; use on or off",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/baseline-tolerance", "200")],
+        "sluice.dev/baseline-tolerance: \"200\" is not a number of error-rate points; use a number from 0 to 100, e.g. 0.5",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/baseline-latency-ratio", "0.5")],
+        "sluice.dev/baseline-latency-ratio: \"0.5\" is not a latency ratio; use a number of at least 1, e.g. 1.2 for 20% slower",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/service", "Not_A_Name")],
+        "sluice.dev/service: \"Not_A_Name\" is not a Service name; use lowercase letters, digits and '-', starting with a letter, at most 63 characters, e.g. my-app",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/ingress", "UPPER")],
+        "sluice.dev/ingress: \"UPPER\" is not an Ingress name; use lowercase letters, digits, '-' and '.', e.g. my-app",
+    ),
+    // YAML values.
+    (
+        At::Deployment,
+        &[("sluice.dev/metrics", "[{name: e, query: x")],
+        "sluice.dev/metrics: \"[{name: e, query: x\" is not a YAML list of {name, query, min, max} (line 1 column 2: unclosed bracket '{'); use e.g. [{name: errors, query: 'sum(rate(…{deployment=\"{{canary}}\"}[{{interval}}]))', max: 0.01}]",
+    ),
+    (
+        At::Deployment,
+        &[(
+            "sluice.dev/metrics",
+            "[{name: e, query: 'sum(up{app=\"{{app}}\"})', max: 1}]",
+        )],
+        "sluice.dev/metrics: \"[{name: e, query: 'sum(up{app=\\\"{{app}}\\\"})', max: 1}]\" check \"e\" uses the unknown variable {{app}} in its query; use namespace, name, canary, primary or interval",
+    ),
+    (
+        At::Deployment,
+        &[(
+            "sluice.dev/metrics",
+            "[{name: e, query: 'sum(up)', colour: red}]",
+        )],
+        "sluice.dev/metrics: \"[{name: e, query: 'sum(up)', colour: red}]\" is not a YAML list of {name, query, min, max} (line 1 column 30: unknown field `colour`, expected one of name, query, min, max); use e.g. [{name: errors, query: 'sum(rate(…{deployment=\"{{canary}}\"}[{{interval}}]))', max: 0.01}]",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/webhooks", "{{{")],
+        "sluice.dev/webhooks: \"{{{\" is not a YAML list of {type, url, timeout, metadata} (line 1 column 3: unclosed bracket '{'); use e.g. [{type: pre-rollout, url: http://loadtester.test/, timeout: 30s}]",
+    ),
+    (
+        At::Deployment,
+        &[(
+            "sluice.dev/webhooks",
+            "[{type: sometimes, url: 'http://x'}]",
+        )],
+        "sluice.dev/webhooks: \"[{type: sometimes, url: 'http://x'}]\" has hook type \"sometimes\"; use pre-rollout, rollout, confirm-promotion, post-rollout, rollback or event",
+    ),
+    (
+        At::Deployment,
+        &[("sluice.dev/match", "headers: [")],
+        "sluice.dev/match: \"headers: [\" is not a YAML list of {headers, queryParams} matches (line 1 column 1: expected sequence start); use e.g. [{headers: [{name: x-canary, value: insider}]}]",
+    ),
+    (
+        At::Deployment,
+        &[
+            (
+                "sluice.dev/match",
+                "[{headers: [{name: x-canary, value: insider}]}]",
+            ),
+            ("sluice.dev/router", "smi"),
+        ],
+        "sluice.dev/match: \"[{headers: [{name: x-canary, value: insider}]}]\" needs header matching, which SMI TrafficSplit does not have (router smi is set on the Deployment); set sluice.dev/router: gateway-api",
+    ),
+    // Settings at the wrong level.
+    (
+        At::Deployment,
+        &[("sluice.dev/freeze", "Sat 00:00-Mon 06:00 UTC")],
+        "sluice.dev/freeze: \"Sat 00:00-Mon 06:00 UTC\" cannot be set on a Deployment; set it on the Namespace or in the sluice-policy ConfigMap",
+    ),
+    (
+        At::Deployment,
+        &[(
+            "sluice.dev/notify",
+            "{url: 'https://hooks.example/x', type: slack}",
+        )],
+        "sluice.dev/notify: \"{url: 'https://hooks.example/x', type: slack}\" cannot be set on a Deployment; set notify in the sluice-policy ConfigMap",
+    ),
+    (
+        At::Namespace,
+        &[("sluice.dev/pause", "true")],
+        "sluice.dev/pause: \"true\" is a control for one rollout, not a policy; set sluice.dev/pause on the Deployment instead",
+    ),
+    (
+        At::Namespace,
+        &[(
+            "sluice.dev/notify",
+            "{url: 'https://hooks.example/x', type: slack}",
+        )],
+        "sluice.dev/notify: \"{url: 'https://hooks.example/x', type: slack}\" cannot be set on a Namespace; set notify in the sluice-policy ConfigMap",
+    ),
+    (
+        At::Namespace,
+        &[("sluice.dev/status", "{}")],
+        "sluice.dev/status: \"{}\" is not a Sluice setting; Sluice writes this key on Deployments only; remove it",
+    ),
+    // Namespace values.
+    (
+        At::Namespace,
+        &[("sluice.dev/freeze", "Sat 00:00-Sat 00:00 UTC")],
+        "sluice.dev/freeze: \"Sat 00:00-Sat 00:00 UTC\" has the window \"Sat 00:00-Sat 00:00 UTC\", which starts and ends at the same minute; give a window of at least one minute",
+    ),
+    (
+        At::Namespace,
+        &[(
+            "sluice.dev/freeze",
+            "2026-12-27T00:00:00Z/2026-12-24T00:00:00Z",
+        )],
+        "sluice.dev/freeze: \"2026-12-27T00:00:00Z/2026-12-24T00:00:00Z\" has the window \"2026-12-27T00:00:00Z/2026-12-24T00:00:00Z\", which ends before it starts; put the earlier instant first, use e.g. 2026-12-24T00:00:00Z/2026-12-27T00:00:00Z or \"Sat 00:00-Mon 06:00 UTC\"",
+    ),
+    (
+        At::Namespace,
+        &[("sluice.dev/freeze", "[]")],
+        "sluice.dev/freeze: \"[]\" has no windows, which would lift a wider freeze; give at least one window, or use sluice.dev/break-glass on the Deployment to pass a freeze once",
+    ),
+    (
+        At::Namespace,
+        &[("sluice.dev/step-wieght", "10")],
+        "sluice.dev/step-wieght: \"10\" is not a Sluice setting; did you mean sluice.dev/step-weight?",
+    ),
+    // The policy ConfigMap (keys without the prefix).
+    (
+        At::Cluster,
+        &[("sluice.dev/interval", "1m")],
+        "sluice.dev/interval: \"1m\" is not a Sluice setting; the sluice-policy ConfigMap's keys carry no prefix; write interval",
+    ),
+    (
+        At::Cluster,
+        &[("intervl", "1m")],
+        "intervl: \"1m\" is not a Sluice setting; did you mean interval?",
+    ),
+    (
+        At::Cluster,
+        &[("step-weights", "10,5")],
+        "step-weights: \"10,5\" is not strictly increasing; list each weight once, smallest first, e.g. 5,10,25,50",
+    ),
+    (
+        At::Cluster,
+        &[("freeze", "Funday 00:00-Mon 00:00 UTC")],
+        "freeze: \"Funday 00:00-Mon 00:00 UTC\" has the window \"Funday 00:00-Mon 00:00 UTC\", which has \"Funday 00:00\", which is not a weekday and time like Sat 00:00; use e.g. 2026-12-24T00:00:00Z/2026-12-27T00:00:00Z or \"Sat 00:00-Mon 06:00 UTC\"",
+    ),
+    (
+        At::Cluster,
+        &[("notify", "{url: 1")],
+        "notify: \"{url: 1\" is not a YAML map {url, type} (line 1 column 1: unclosed bracket '{'); use e.g. {url: https://hooks.slack.com/services/…, type: slack}",
+    ),
+    (
+        At::Cluster,
+        &[("retry", "true")],
+        "retry: \"true\" is a control for one rollout, not a policy; set sluice.dev/retry on the Deployment instead",
+    ),
+    (
+        At::Cluster,
+        &[("max-weight", "101")],
+        "max-weight: \"101\" is not a weight; use a whole number from 1 to 100",
+    ),
+];
+
+/// The review that writes `pairs` at `at`, created or updated from an object without them.
+fn bad_review(at: At, pairs: &[(&str, &str)]) -> Req {
+    match at {
+        At::Deployment => Req::deployment("CREATE", Some(web(pairs, "web:1")), None),
+        At::Namespace => Req {
+            group: "",
+            resource: "namespaces",
+            kind: "Namespace",
+            op: "UPDATE",
+            ns: None,
+            name: "shop",
+            user: ALICE,
+            object: Some(json!({"metadata": {"name": "shop", "annotations": map(pairs)}})),
+            old: Some(json!({"metadata": {"name": "shop"}})),
+            dry_run: false,
+        },
+        At::Cluster => Req {
+            group: "",
+            resource: "configmaps",
+            kind: "ConfigMap",
+            op: "UPDATE",
+            ns: Some(SLUICE_NS),
+            name: "sluice-policy",
+            user: ALICE,
+            object: Some(json!({"metadata": {"name": "sluice-policy"}, "data": map(pairs)})),
+            old: Some(json!({"metadata": {"name": "sluice-policy"}, "data": {}})),
+            dry_run: false,
+        },
+    }
+}
+
+#[test]
+fn every_bad_setting_in_the_table_is_refused_naming_the_object_key_value_and_fix() {
+    assert!(BAD.len() >= 40, "the table holds {} rows", BAD.len());
+    let view = shop_view(&[]);
+    for (at, pairs, expected) in BAD {
+        let resp = bad_review(*at, pairs).validate(&view);
+        let object = match at {
+            At::Deployment => "Deployment shop/web: ",
+            At::Namespace => "Namespace shop: ",
+            At::Cluster => "ConfigMap sluice-system/sluice-policy: ",
+        };
+        assert!(!resp.allowed, "{at:?} {pairs:?} was admitted");
+        assert_eq!(
+            resp.result.code,
+            403,
+            "{at:?} {pairs:?}: {}",
+            message(&resp)
+        );
+        assert_eq!(
+            message(&resp),
+            format!("{object}{expected}"),
+            "{at:?} {pairs:?}"
+        );
+    }
+}
+
+#[test]
+fn good_settings_at_every_level_pass() {
+    let view = shop_view(&[]);
+    let good = [
+        (
+            At::Deployment,
+            &[
+                ("sluice.dev/step-weights", "5,10,25,50"),
+                ("sluice.dev/interval", "30s"),
+            ][..],
+        ),
+        (
+            At::Namespace,
+            &[
+                ("sluice.dev/freeze", "Sat 00:00-Mon 06:00 UTC"),
+                ("sluice.dev/router", "gateway-api"),
+            ][..],
+        ),
+        (
+            At::Cluster,
+            &[
+                ("interval", "2m"),
+                ("notify", "{url: 'https://hooks.example/x', type: slack}"),
+            ][..],
+        ),
+    ];
+    for (at, pairs) in good {
+        let resp = bad_review(at, pairs).validate(&view);
+        assert!(resp.allowed, "{at:?}: {}", message(&resp));
+    }
+}
+
+#[test]
+fn other_configmaps_and_the_policy_in_another_namespace_are_not_judged() {
+    let view = shop_view(&[]);
+    let mut other = bad_review(At::Cluster, &[("intervl", "1m")]);
+    other.name = "app-config";
+    assert!(other.validate(&view).allowed);
+    let mut elsewhere = bad_review(At::Cluster, &[("intervl", "1m")]);
+    elsewhere.ns = Some("shop");
+    assert!(elsewhere.validate(&view).allowed);
+}
+
+#[test]
+fn settings_the_update_leaves_unchanged_are_not_judged_again() {
+    let bad = [("sluice.dev/intervall", "1m")];
+    let mut scaled = web(&bad, "web:1");
+    scaled["spec"]["replicas"] = json!(5);
+    let req = Req::deployment("UPDATE", Some(scaled), Some(web(&bad, "web:1")));
+    assert!(req.validate(&shop_view(&[])).allowed);
+}
+
+#[test]
+fn a_match_under_the_default_smi_router_is_refused_for_a_managed_deployment() {
+    let m = [(
+        "sluice.dev/match",
+        "[{headers: [{name: x-canary, value: insider}]}]",
+    )];
+    let req = Req::deployment("CREATE", Some(web(&m, "web:1")), None);
+    assert_refused(&req.validate(&shop_view(&[])), 403, "SMI TrafficSplit");
+    // The Namespace's router makes it valid.
+    let gateway = shop_view(&[("sluice.dev/router", "gateway-api")]);
+    assert!(req.validate(&gateway).allowed);
+}
+
+#[test]
+fn every_error_of_one_object_is_in_one_message() {
+    let req = bad_review(
+        At::Deployment,
+        &[
+            ("sluice.dev/step-weight", "0"),
+            ("sluice.dev/interval", "soon"),
+        ],
+    );
+    let resp = req.validate(&shop_view(&[]));
+    assert!(message(&resp).contains("sluice.dev/step-weight: \"0\""));
+    assert!(message(&resp).contains("sluice.dev/interval: \"soon\""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated objects and the apex
+// ---------------------------------------------------------------------------------------------
+
+fn generated_object(name: &str) -> Value {
+    json!({"metadata": {"name": name, "namespace": "shop",
+        "labels": {"app.kubernetes.io/managed-by": "sluice"},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+            "uid": "u", "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {"selector": {"app": "web-primary"}}})
+}
+
+fn generated_req(
+    kind: &'static str,
+    name: &'static str,
+    op: &'static str,
+    user: &'static str,
+) -> Req {
+    let (group, resource) = match kind {
+        "Deployment" => ("apps", "deployments"),
+        "Service" => ("", "services"),
+        "TrafficSplit" => ("split.smi-spec.io", "trafficsplits"),
+        _ => ("gateway.networking.k8s.io", "httproutes"),
+    };
+    let mut edited = generated_object(name);
+    edited["metadata"]["labels"]["hand"] = json!("edit");
+    Req {
+        group,
+        resource,
+        kind,
+        op,
+        ns: Some("shop"),
+        name,
+        user,
+        object: (op == "UPDATE").then_some(edited),
+        old: Some(generated_object(name)),
+        dry_run: false,
+    }
+}
+
+#[test]
+fn hand_edits_and_deletions_of_every_generated_object_are_refused() {
+    let view = shop_view(&[]);
+    for (kind, name) in [
+        ("Deployment", "web-primary"),
+        ("Service", "web-primary"),
+        ("Service", "web-canary"),
+        ("TrafficSplit", "web"),
+        ("HTTPRoute", "web"),
+    ] {
+        for op in ["UPDATE", "DELETE"] {
+            let resp = generated_req(kind, name, op, ALICE).validate(&view);
+            assert_refused(
+                &resp,
+                403,
+                &format!("{kind} shop/{name} is generated by Sluice for Deployment shop/web"),
+            );
+        }
+    }
+}
+
+#[test]
+fn sluice_and_kubernetes_controllers_may_change_generated_objects() {
+    let view = shop_view(&[]);
+    let gc = "system:serviceaccount:kube-system:generic-garbage-collector";
+    assert!(
+        generated_req("Service", "web-canary", "DELETE", gc)
+            .validate(&view)
+            .allowed
+    );
+    assert!(
+        generated_req("Service", "web-canary", "UPDATE", SLUICE_USER)
+            .validate(&view)
+            .allowed
+    );
+}
+
+#[test]
+fn an_object_labelled_managed_by_sluice_without_its_owner_is_the_users() {
+    let mut req = generated_req("Service", "web-canary", "UPDATE", ALICE);
+    let old = req.old.as_mut().unwrap();
+    old["metadata"]["ownerReferences"] = json!([]);
+    assert!(req.validate(&shop_view(&[])).allowed);
+}
+
+fn apex(selector: Value, saved: Option<&str>, label: &str) -> Value {
+    let mut v = json!({"metadata": {"name": "web", "namespace": "shop", "labels": {"tier": label}},
+        "spec": {"selector": selector}});
+    if let Some(saved) = saved {
+        v["metadata"]["annotations"] = json!({"sluice.dev/apex-selector": saved});
+    }
+    v
+}
+
+fn apex_req(new: Value, old: Value) -> Req {
+    Req {
+        group: "",
+        resource: "services",
+        kind: "Service",
+        op: "UPDATE",
+        ns: Some("shop"),
+        name: "web",
+        user: ALICE,
+        object: Some(new),
+        old: Some(old),
+        dry_run: false,
+    }
+}
+
+#[test]
+fn the_apex_selector_is_sluices_while_a_rollout_runs() {
+    let view = shop_view(&[]);
+    let saved = Some(r#"{"app":"web"}"#);
+    let held = apex(json!({"app": "web-primary"}), saved, "a");
+    let resp = apex_req(apex(json!({"app": "web"}), saved, "a"), held.clone()).validate(&view);
+    assert_refused(
+        &resp,
+        403,
+        "Service shop/web: spec.selector and sluice.dev/apex-selector are Sluice's while a rollout runs",
+    );
+    let dropped = apex(json!({"app": "web-primary"}), None, "a");
+    assert!(!apex_req(dropped, held.clone()).validate(&view).allowed);
+    // Labels stay the user's; at rest the selector is too.
+    let relabelled = apex(json!({"app": "web-primary"}), saved, "b");
+    assert!(apex_req(relabelled, held).validate(&view).allowed);
+    let rest = apex(json!({"app": "web"}), None, "a");
+    assert!(
+        apex_req(apex(json!({"app": "v2"}), None, "a"), rest)
+            .validate(&view)
+            .allowed
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Un-pausing
+// ---------------------------------------------------------------------------------------------
+
+fn with(mut v: Value, f: impl FnOnce(&mut Value)) -> Value {
+    f(&mut v);
+    v
+}
+
+fn held_web(paused: Option<bool>) -> Value {
+    let status = RolloutStatus::new(Phase::Preparing, christmas()).to_annotation();
+    with(web(&[], "web:2"), |v| {
+        v["metadata"]["annotations"][STATUS_ANNOTATION] = json!(status);
+        v["metadata"]["annotations"][STABLE_TEMPLATE_ANNOTATION] = json!("{}");
+        if let Some(p) = paused {
+            v["spec"]["paused"] = json!(p);
+        }
+    })
+}
+
+#[test]
+fn un_pausing_a_held_deployment_by_hand_is_refused_and_not_paused_again() {
+    let req = Req::deployment(
+        "UPDATE",
+        Some(held_web(Some(false))),
+        Some(held_web(Some(true))),
+    );
+    assert_refused(
+        &req.validate(&shop_view(&[])),
+        403,
+        "Deployment shop/web: spec.paused: false is refused while Sluice holds the Deployment",
+    );
+    let m = mutate(&req.review(), &shop_view(&[]), SLUICE_USER);
+    let patch = String::from_utf8(m.patch.unwrap_or_default()).unwrap();
+    assert!(!patch.contains("/spec/paused"), "{patch}");
+}
+
+#[test]
+fn un_pausing_at_rest_or_omitting_paused_passes_validation() {
+    let view = shop_view(&[]);
+    let rest = |p: bool| with(web(&[], "web:1"), |v| v["spec"]["paused"] = json!(p));
+    assert!(
+        Req::deployment("UPDATE", Some(rest(false)), Some(rest(true)))
+            .validate(&view)
+            .allowed
+    );
+    let omitted = Req::deployment("UPDATE", Some(held_web(None)), Some(held_web(Some(true))));
+    assert!(omitted.validate(&view).allowed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Freeze, break-glass, fail closed
+// ---------------------------------------------------------------------------------------------
+
+fn image_update(annotations: &[(&str, &str)], old_annotations: &[(&str, &str)]) -> Req {
+    Req::deployment(
+        "UPDATE",
+        Some(web(annotations, "web:2")),
+        Some(web(old_annotations, "web:1")),
+    )
+}
+
+#[test]
+fn a_namespace_freeze_refuses_template_changes_and_says_until_when() {
+    let resp = image_update(&[], &[]).validate(&frozen_shop());
+    assert_refused(
+        &resp,
+        403,
+        "Deployment shop/web: pod template changes are frozen until 2026-12-27T00:00:00Z by the window 2026-12-24T00:00:00Z/2026-12-27T00:00:00Z (sluice.dev/freeze on Namespace shop)",
+    );
+    assert!(message(&resp).contains("sluice.dev/break-glass: \"<reason>\""));
+}
+
+#[test]
+fn a_cluster_freeze_refuses_and_a_replica_change_passes_it() {
+    let mut view = shop_view(&[]);
+    view.policy = Some(BTreeMap::from([(
+        "freeze".to_string(),
+        "Fri 00:00-Sat 00:00 UTC".to_string(),
+    )]));
+    assert_refused(
+        &image_update(&[], &[]).validate(&view),
+        403,
+        "(freeze in the sluice-policy ConfigMap)",
+    );
+    let scaled = with(web(&[], "web:1"), |v| v["spec"]["replicas"] = json!(9));
+    assert!(
+        Req::deployment("UPDATE", Some(scaled), Some(web(&[], "web:1")))
+            .validate(&view)
+            .allowed
+    );
+}
+
+#[test]
+fn outside_the_window_or_unmanaged_a_template_change_passes() {
+    let req = image_update(&[], &[]);
+    let after = humantime::parse_rfc3339("2026-12-28T00:00:00Z").unwrap();
+    assert!(validate_at(&req.review(), &frozen_shop(), SLUICE_USER, after).allowed);
+    let unmanaged = |img| {
+        with(web(&[], img), |v| {
+            v["metadata"]["labels"] = json!({"app": "web"})
+        })
+    };
+    let req = Req::deployment("UPDATE", Some(unmanaged("web:2")), Some(unmanaged("web:1")));
+    assert!(req.validate(&frozen_shop()).allowed);
+}
+
+#[test]
+fn break_glass_lets_a_change_through_once_and_records_who_and_why() {
+    let view = frozen_shop();
+    let glass = [("sluice.dev/break-glass", "INC-42 payment outage")];
+    let resp = image_update(&glass, &[]).validate(&view);
+    assert!(resp.allowed, "{}", message(&resp));
+    assert!(resp.warnings.unwrap()[0].contains("INC-42 payment outage"));
+    let recorded = view.recorded();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        (
+            recorded[0].user.as_str(),
+            recorded[0].reason.as_str(),
+            recorded[0].deployment.as_str()
+        ),
+        (ALICE, "INC-42 payment outage", "web")
+    );
+    // The same reason left on the Deployment does not open the next change.
+    assert_refused(
+        &image_update(&glass, &glass).validate(&view),
+        403,
+        "was already used; give a new one",
+    );
+}
+
+#[test]
+fn a_dry_run_break_glass_is_answered_the_same_and_recorded_nowhere() {
+    let view = frozen_shop();
+    let mut req = image_update(&[("sluice.dev/break-glass", "drill")], &[]);
+    req.dry_run = true;
+    assert!(req.validate(&view).allowed);
+    assert!(view.recorded().is_empty());
+}
+
+#[test]
+fn cold_caches_or_an_unreadable_policy_refuse_a_managed_template_change_with_a_503() {
+    let mut cold = frozen_shop();
+    cold.synced = false;
+    assert_refused(
+        &image_update(&[], &[]).validate(&cold),
+        503,
+        "Deployment shop/web cannot be judged yet: Sluice's caches are still syncing",
+    );
+    let mut unknown_ns = StaticView {
+        synced: true,
+        ..StaticView::default()
+    };
+    unknown_ns.policy = None;
+    assert_refused(
+        &image_update(&[], &[]).validate(&unknown_ns),
+        503,
+        "namespace \"shop\" is not in them yet",
+    );
+    let mut broken = shop_view(&[]);
+    broken.policy = Some(BTreeMap::from([(
+        "freeze".to_string(),
+        "whenever".to_string(),
+    )]));
+    assert_refused(
+        &image_update(&[], &[]).validate(&broken),
+        503,
+        "the policy above it cannot be read (freeze: \"whenever\"",
+    );
+}
+
+#[test]
+fn sluices_own_updates_are_never_judged() {
+    let mut req = image_update(&[], &[]);
+    req.user = SLUICE_USER;
+    assert!(req.validate(&frozen_shop()).allowed);
+}
