@@ -14,6 +14,9 @@
 //! and is redone counts nothing twice. A Deployment that is no longer managed loses its series
 //! here; [`run`](super::run) drops those of a deleted one.
 //!
+//! Analysis, when due: the built-in checks, the baseline comparison (`baseline: on`, canary
+//! against `app-primary`) and the custom checks, all at one instant so they judge one window.
+//!
 //! Control annotations (`sluice.dev/pause`, `promote`, ...) are read into the observation; the
 //! machine's answer is in the status it returns, and each annotation is removed by the
 //! `ClearControl` effect only after that status is written, so an answer is never lost.
@@ -39,6 +42,7 @@ use super::machine::{self, Controls, Effect, EventType, Observation, Plan, Readi
 use super::objects;
 use super::retry::Retries;
 use super::status::RolloutStatus;
+use crate::analysis::checks::baseline::{BaselinePlan, run_baseline_at};
 use crate::analysis::checks::{self, CheckPlan};
 use crate::analysis::prometheus::PromClient;
 use crate::metrics::{self, Metrics};
@@ -298,10 +302,22 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
         };
         // One instant for every query, so all checks judge the same window.
         let at = SystemTime::now();
-        let (mut verdicts, custom) = tokio::join!(
+        let baseline_plan = BaselinePlan {
+            tolerance_points: settings.baseline_tolerance,
+            latency_ratio: settings.baseline_latency_ratio,
+        };
+        let compare = async {
+            match settings.baseline {
+                true => run_baseline_at(&ctx.prom, &check_plan, &baseline_plan, at).await,
+                false => Vec::new(),
+            }
+        };
+        let (mut verdicts, baseline, custom) = tokio::join!(
             checks::run_builtin_at(&ctx.prom, &check_plan, at),
+            compare,
             checks::custom::run_custom_at(&ctx.prom, &check_plan, &settings.metrics, at),
         );
+        verdicts.extend(baseline);
         verdicts.extend(custom);
         Some(verdicts)
     } else {

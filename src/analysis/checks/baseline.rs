@@ -20,6 +20,19 @@
 //!   built-in checks.
 //! - When neither side had a failure (or every request failed on both), the rates are equal and
 //!   the test is undefined (zero variance): the check passes, saying so.
+//!
+//! Guards against flakiness at small samples (a healthy canary must not fail on noise):
+//! - **Error rate.** The z-test leans on the normal approximation, which is only trusted when
+//!   each side expects at least [`MIN_EXPECTED_FAILURES`] failures and as many successes at the
+//!   pooled rate (the usual n·p̂ ≥ 5 rule). Below that one stray failure looks "significant":
+//!   1 of 20 canary requests against 0 of 180 gives z = 3.0, p = 0.001, where Fisher's exact
+//!   test gives p = 0.1. Such an interval is not compared (the check passes, saying why); the
+//!   absolute `success-rate` check still judges the canary.
+//! - **Latency.** A p99 of fewer than [`MIN_LATENCY_SAMPLES`] requests is the slowest single
+//!   request, and Linkerd's coarse histogram buckets turn it into a bucket edge: two identical
+//!   versions then differ by a whole bucket (50 → 100 ms). The p99s are compared only when both
+//!   sides have that many requests (and `min-requests`); below it the check passes, saying
+//!   why, and the absolute `latency-p99` check still applies.
 
 use std::time::SystemTime;
 
@@ -35,6 +48,11 @@ pub const BASELINE_ERROR_RATE: &str = "baseline-error-rate";
 pub const BASELINE_LATENCY: &str = "baseline-latency";
 /// Significance level of the error-rate test (DESIGN §5).
 pub const SIGNIFICANCE: f64 = 0.05;
+/// Failures (and successes) each side must expect at the pooled rate before the z-test's
+/// normal approximation is trusted.
+pub const MIN_EXPECTED_FAILURES: f64 = 5.0;
+/// Requests each side needs before its p99 is more than its slowest request.
+pub const MIN_LATENCY_SAMPLES: f64 = 100.0;
 
 /// How far the canary may trail the primary.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -176,8 +194,20 @@ pub fn judge_baseline(
     }
     vec![
         judge_error_rate(baseline, m, totals),
-        judge_latency(baseline, m),
+        judge_latency(baseline, m, totals),
     ]
+}
+
+/// Whether the z-test's normal approximation holds: each side expects at least
+/// [`MIN_EXPECTED_FAILURES`] failures and successes at the pooled rate. `None` when it does;
+/// otherwise the smallest expected count, for the message.
+fn too_small_for_z_test(cf: f64, ct: f64, pf: f64, pt: f64) -> Option<f64> {
+    let pooled = (cf + pf) / (ct + pt);
+    let smallest = [ct, pt]
+        .into_iter()
+        .flat_map(|n| [n * pooled, n * (1.0 - pooled)])
+        .fold(f64::INFINITY, f64::min);
+    (smallest < MIN_EXPECTED_FAILURES).then_some(smallest)
 }
 
 fn judge_error_rate(
@@ -225,6 +255,19 @@ fn judge_error_rate(
     };
     let tolerance = baseline.tolerance_points;
     let stats = format!("z={z:.2}, p={}", p_value(p));
+    if let Some(expected) = too_small_for_z_test(cf, canary_total, pf, primary_total) {
+        return verdict(
+            BASELINE_ERROR_RATE,
+            CheckResult::Pass,
+            Some(excess),
+            format!(
+                "{figures}: not compared ({stats}), too few failures for the z-test (expected {} < {} on a side); {} still applies",
+                num(expected),
+                num(MIN_EXPECTED_FAILURES),
+                Setting::SuccessRate.as_str()
+            ),
+        );
+    }
     if p < SIGNIFICANCE && excess > tolerance {
         verdict(
             BASELINE_ERROR_RATE,
@@ -256,7 +299,11 @@ fn judge_error_rate(
     }
 }
 
-fn judge_latency(baseline: &BaselinePlan, m: &BaselineMeasurements) -> CheckVerdict {
+fn judge_latency(
+    baseline: &BaselinePlan,
+    m: &BaselineMeasurements,
+    [canary_total, primary_total]: [f64; 2],
+) -> CheckVerdict {
     let value = |role: &str, r: &Result<Option<f64>, PromError>| match r {
         Err(e) => Err(format!("{role} p99: {}", describe(e))),
         Ok(None) => Err(format!(
@@ -275,6 +322,22 @@ fn judge_latency(baseline: &BaselinePlan, m: &BaselineMeasurements) -> CheckVerd
         (Err(e), _) | (_, Err(e)) => return verdict(BASELINE_LATENCY, CheckResult::Fail, None, e),
     };
     let ratio = baseline.latency_ratio;
+    if canary_total.min(primary_total) < MIN_LATENCY_SAMPLES {
+        return verdict(
+            BASELINE_LATENCY,
+            CheckResult::Pass,
+            Some(c),
+            format!(
+                "canary p99 {}ms of {} vs primary p99 {}ms of {} requests: not compared, a p99 needs {} requests on each side; {} still applies",
+                num(c),
+                num(canary_total),
+                num(p),
+                num(primary_total),
+                num(MIN_LATENCY_SAMPLES),
+                Setting::LatencyP99.as_str()
+            ),
+        );
+    }
     let limit = p * ratio;
     let detail = |op: &str| {
         format!(
@@ -411,7 +474,7 @@ mod tests {
     /// `pip install scipy statsmodels && python3 -c "from statsmodels.stats.proportion import
     /// proportions_ztest as t; print(t([CF, PF], [CT, PT], alternative='larger'))"`
     /// for each `(CF, CT, PF, PT)` below.
-    const REFERENCE: [Reference; 7] = [
+    const REFERENCE: [Reference; 9] = [
         (
             (20.0, 1000.0, 10.0, 1000.0),
             1.839590920463876,
@@ -442,6 +505,18 @@ mod tests {
             (1.0, 20.0, 0.0, 20.0),
             1.0127393670836666,
             0.15559233441130899,
+        ),
+        (
+            (25.0, 1000.0, 16.0, 1000.0),
+            1.4201962478606718,
+            0.07777527785761171,
+        ),
+        // Too small for the normal approximation: Fisher's exact test gives p = 0.1 here
+        // (`scipy.stats.fisher_exact([[1, 19], [0, 180]], alternative='greater')`).
+        (
+            (1.0, 20.0, 0.0, 180.0),
+            3.007528242702513,
+            0.0013169082494085475,
         ),
     ];
 
@@ -530,14 +605,42 @@ mod tests {
 
     #[test]
     fn a_large_difference_that_is_not_significant_passes() {
-        // 1 of 20 vs 0 of 20: +5 points, p = 0.16.
-        let v = judge(side(20.0, Some(1.0), 40.0), side(20.0, None, 40.0));
+        // 2.5 % vs 1.6 % of 1000: +0.9 points, p = 0.078.
+        let v = judge(
+            side(1000.0, Some(25.0), 40.0),
+            side(1000.0, Some(16.0), 40.0),
+        );
         assert_eq!(v[0].result, CheckResult::Pass, "{}", v[0].detail);
         assert!(
-            v[0].detail.contains("not significant (z=1.01, p=0.156"),
+            v[0].detail.contains("not significant (z=1.42, p=0.078"),
             "{}",
             v[0].detail
         );
+    }
+
+    #[test]
+    fn one_stray_failure_in_a_small_sample_is_not_compared() {
+        // z = 3.0, p = 0.001 by the normal approximation, but 0.1 by Fisher's exact test.
+        let v = judge(side(20.0, Some(1.0), 40.0), side(180.0, None, 40.0));
+        assert_eq!(v[0].result, CheckResult::Pass, "{}", v[0].detail);
+        assert_eq!(
+            v[0].detail,
+            "canary 5% of 20 vs primary 0% of 180 requests failed: not compared (z=3.01, p=0.001), too few failures for the z-test (expected 0.1 < 5 on a side); success-rate still applies"
+        );
+    }
+
+    #[test]
+    fn p99s_of_fewer_than_a_hundred_requests_are_not_compared() {
+        let v = judge(side(60.0, None, 100.0), side(1000.0, None, 50.0));
+        assert_eq!(v[1].result, CheckResult::Pass, "{}", v[1].detail);
+        assert!(
+            v[1].detail
+                .contains("not compared, a p99 needs 100 requests"),
+            "{}",
+            v[1].detail
+        );
+        let v = judge(side(100.0, None, 100.0), side(1000.0, None, 50.0));
+        assert_eq!(v[1].result, CheckResult::Fail, "{}", v[1].detail);
     }
 
     #[test]
