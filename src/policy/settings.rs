@@ -224,6 +224,9 @@ impl Settings {
                             "url": h.url,
                             "timeout": format_duration(h.timeout),
                         });
+                        if h.retries > 0 {
+                            o["retries"] = h.retries.into();
+                        }
                         if !h.metadata.is_empty() {
                             o["metadata"] = serde_json::json!(h.metadata);
                         }
@@ -1651,9 +1654,10 @@ mod tests {
     fn webhooks_take_a_list_of_typed_hooks_with_a_default_timeout() {
         let s = accepted(
             "sluice.dev/webhooks",
-            "[{type: pre-rollout, url: 'http://loadtester.test/', timeout: 30s, metadata: {cmd: 'hey -z 1m', count: 5}}, {type: confirm-promotion, url: 'https://gate.example.com/approve'}]",
+            "[{type: pre-rollout, url: 'http://loadtester.test/', timeout: 30s, retries: 2, metadata: {cmd: 'hey -z 1m', count: 5}}, {type: confirm-promotion, url: 'https://gate.example.com/approve'}]",
         );
         assert_eq!(s.webhooks.len(), 2);
+        assert_eq!((s.webhooks[0].retries, s.webhooks[1].retries), (2, 0));
         assert_eq!(s.webhooks[0].kind, HookType::PreRollout);
         assert_eq!(s.webhooks[0].timeout, Duration::from_secs(30));
         assert_eq!(s.webhooks[0].metadata["cmd"], "hey -z 1m");
@@ -1695,6 +1699,13 @@ mod tests {
                 "[{type: rollout, url: 'http://x/', timeout: 10}]"
             )
             .contains("has hook timeout \"10\", which is not a duration")
+        );
+        assert!(
+            refused(
+                "sluice.dev/webhooks",
+                "[{type: rollout, url: 'http://x/', retries: 9}]"
+            )
+            .contains("has hook retries 9; use a whole number from 0 to 5")
         );
         assert!(
             refused("sluice.dev/webhooks", "[{type: rollout, uri: 'http://x/'}]")

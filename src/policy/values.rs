@@ -219,12 +219,17 @@ pub struct HookSpec {
     pub url: String,
     /// Default 10s.
     pub timeout: Duration,
+    /// Further attempts after a transport error or a 5xx answer (Flagger's `retries`); 0 by
+    /// default, at most [`MAX_HOOK_RETRIES`].
+    pub retries: u32,
     /// Passed through in the payload's `metadata`.
     pub metadata: BTreeMap<String, String>,
 }
 
 /// Default timeout of a hook call.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most retries a hook may ask for: each waits for a timeout, and a reconcile waits for them.
+pub const MAX_HOOK_RETRIES: u32 = 5;
 
 /// How a header or query parameter value is compared (Gateway API names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -541,16 +546,18 @@ struct HookYaml {
     #[serde(default)]
     timeout: Option<String>,
     #[serde(default)]
+    retries: Option<u32>,
+    #[serde(default)]
     metadata: BTreeMap<String, String>,
 }
 
 const HOOKS_HINT: &str =
-    "use e.g. [{type: pre-rollout, url: http://loadtester.test/, timeout: 30s}]";
+    "use e.g. [{type: pre-rollout, url: http://loadtester.test/, timeout: 30s, retries: 2}]";
 
 pub(super) fn parse_webhooks(v: &str) -> Result<Vec<HookSpec>, String> {
     let raw: Vec<HookYaml> = serde_saphyr::from_str(v).map_err(|e| {
         format!(
-            "is not a YAML list of {{type, url, timeout, metadata}} ({}); {HOOKS_HINT}",
+            "is not a YAML list of {{type, url, timeout, retries, metadata}} ({}); {HOOKS_HINT}",
             yaml_error(e)
         )
     })?;
@@ -566,10 +573,17 @@ pub(super) fn parse_webhooks(v: &str) -> Result<Vec<HookSpec>, String> {
                 Some(t) => parse_duration(t, Duration::from_millis(1))
                     .map_err(|e| format!("has hook timeout {t:?}, which {e}"))?,
             };
+            let retries = h.retries.unwrap_or(0);
+            if retries > MAX_HOOK_RETRIES {
+                return Err(format!(
+                    "has hook retries {retries}; use a whole number from 0 to {MAX_HOOK_RETRIES}"
+                ));
+            }
             Ok(HookSpec {
                 kind,
                 url,
                 timeout,
+                retries,
                 metadata: h.metadata,
             })
         })
