@@ -228,7 +228,9 @@ pub enum Effect {
     ClearStableTemplate,
     /// The control annotation is gone (it was acted on and acknowledged in the status).
     ClearControl(Control),
-    /// The `post-rollout` hooks are called (in the background), once per finished rollout.
+    /// The `post-rollout` hooks are called (in the background), once per finished rollout. First
+    /// among the effects of that transition, so that a failing effect after it, redone by the
+    /// next pass at rest, cannot lose the call.
     PostRolloutHooks,
 }
 
@@ -1075,7 +1077,7 @@ fn promoting(d: &mut Decision, obs: &Observation) {
     d.status.stable_revision = d.status.revision.clone();
     d.status.message = String::new();
     d.enter(Phase::Succeeded, obs.now);
-    d.effects.push(Effect::PostRolloutHooks);
+    d.effects.insert(0, Effect::PostRolloutHooks);
     d.event(
         EventType::Normal,
         "Succeeded",
@@ -1107,7 +1109,7 @@ fn rolling_back(d: &mut Decision, obs: &Observation) {
         d.status.revision = d.status.stable_revision.clone();
         d.enter(Phase::Failed, obs.now);
         d.effects = rest_effects();
-        d.effects.push(Effect::PostRolloutHooks);
+        d.effects.insert(0, Effect::PostRolloutHooks);
         d.event(
             EventType::Warning,
             "RolledBack",

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod harness;
+mod hooks;
 mod observer;
 
 use std::time::{Duration, Instant};

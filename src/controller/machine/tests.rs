@@ -193,11 +193,11 @@ fn a_healthy_canary_walks_every_step_then_is_promoted() {
     assert_eq!(
         d.effects,
         vec![
+            Effect::PostRolloutHooks,
             Effect::EnsureRoute(Weights::AT_REST),
             Effect::RestoreApex,
             Effect::DeletePrimary,
-            Effect::ClearStableTemplate,
-            Effect::PostRolloutHooks
+            Effect::ClearStableTemplate
         ]
     );
 }
