@@ -200,8 +200,8 @@ pub fn fold(answers: &[Answer]) -> (Vec<CheckVerdict>, HookAnswers) {
     (verdicts, gates)
 }
 
-/// The HTTP client every hook call shares (connection pool, ring TLS).
-fn client() -> &'static reqwest::Client {
+/// The HTTP client every hook call and alert shares (connection pool, ring TLS).
+pub(crate) fn http_client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         crate::tls::install_crypto_provider();
@@ -217,7 +217,7 @@ pub async fn call(hook: &HookSpec, payload: &Payload) -> Answer {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let (status, detail) = match client()
+        let (status, detail) = match http_client()
             .post(&hook.url)
             .timeout(hook.timeout)
             .json(payload)

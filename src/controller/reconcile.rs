@@ -14,8 +14,11 @@
 //! and is redone counts nothing twice. A Deployment that is no longer managed loses its series
 //! here; [`run`](super::run) drops those of a deleted one.
 //!
-//! Analysis, when due: the built-in checks, the baseline comparison (`baseline: on`, canary
-//! against `app-primary`) and the custom checks, all at one instant so they judge one window.
+//! Analysis, when due ([`machine::analysis_plan`]): the built-in checks, the baseline comparison
+//! (`baseline: on`, canary against `app-primary`) and the custom checks, all at one instant so
+//! they judge one window, and the hooks that are due, concurrently; their answers are inputs to
+//! the machine. After the status is written: the Events, an `event` hook call per Event, and
+//! the alerts they call for ([`notify`], cluster `notify`), both in the background.
 //!
 //! Control annotations (`sluice.dev/pause`, `promote`, ...) are read into the observation; the
 //! machine's answer is in the status it returns, and each annotation is removed by the
@@ -39,6 +42,7 @@ use serde_json::{Value, json};
 use tracing::Instrument as _;
 
 use super::machine::{self, Controls, Effect, EventType, Observation, Plan, Readiness};
+use super::notify;
 use super::objects;
 use super::retry::Retries;
 use super::status::{CheckVerdict, Phase, RolloutStatus};
@@ -411,6 +415,17 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
         let target = hook_target(decision.status.phase);
         hooks::notify_in_background(&settings.webhooks, HookType::Event, &target, Some(&note));
     }
+    notify::send_in_background(
+        &settings.notify,
+        notify::alerts(
+            notify::Subject {
+                namespace: &ns,
+                name: &name,
+            },
+            &decision.status,
+            &decision.events,
+        ),
+    );
     // 3. Effects, in order; stop at the first error (the next pass redoes them).
     if let Some(apex) = &apex {
         let target = objects::route_target(&app, apex)?;

@@ -149,7 +149,8 @@ pub struct Settings {
     pub matches: Vec<MatchRule>,
     pub progress_deadline: Duration,
     pub freeze: Vec<FreezeWindow>,
-    pub notify: Option<NotifySpec>,
+    /// Where alerts go (`notify`, cluster only); empty: nowhere.
+    pub notify: Vec<NotifySpec>,
 }
 
 impl Settings {
@@ -242,10 +243,15 @@ impl Settings {
                     .map(|w| serde_json::Value::from(w.to_string()))
                     .collect(),
             ),
-            Setting::Notify => self
-                .notify
-                .as_ref()
-                .and_then(|n| json(serde_json::json!({"url": n.url, "type": n.kind.as_str()}))),
+            Setting::Notify => {
+                let one =
+                    |n: &NotifySpec| serde_json::json!({"url": n.url, "type": n.kind.as_str()});
+                match self.notify.as_slice() {
+                    [] => None,
+                    [n] => json(one(n)),
+                    many => json(many.iter().map(one).collect()),
+                }
+            }
         }
     }
 }
@@ -273,7 +279,7 @@ impl Default for Settings {
             matches: Vec::new(),
             progress_deadline: Duration::from_secs(600),
             freeze: Vec::new(),
-            notify: None,
+            notify: Vec::new(),
         }
     }
 }
@@ -432,7 +438,7 @@ struct Partial {
     matches: Option<Vec<MatchRule>>,
     progress_deadline: Option<Duration>,
     freeze: Option<Vec<FreezeWindow>>,
-    notify: Option<NotifySpec>,
+    notify: Option<Vec<NotifySpec>>,
     /// Raw values of the settings set validly.
     raw: BTreeMap<Setting, String>,
     /// Settings whose value was refused; cross-key checks leave them alone.
@@ -835,7 +841,7 @@ fn merge(parsed: &[(Level, Partial)]) -> (Settings, BTreeMap<Setting, Source>) {
             d.progress_deadline
         ),
         freeze: pick!(freeze, Setting::Freeze, d.freeze.clone()),
-        notify: pick_opt!(notify, Setting::Notify),
+        notify: pick!(notify, Setting::Notify, Vec::new()),
     };
     (settings, sources)
 }
@@ -1067,7 +1073,7 @@ mod tests {
         assert!(s.metrics.is_empty() && s.webhooks.is_empty() && s.matches.is_empty());
         assert_eq!(s.progress_deadline, Duration::from_secs(600));
         assert!(s.freeze.is_empty());
-        assert_eq!(s.notify, None);
+        assert!(s.notify.is_empty());
         assert_eq!(r.sources.len(), Setting::ALL.len());
         assert!(r.sources.values().all(|s| *s == Source::Default));
         assert_eq!(*s, Settings::default());
@@ -1883,10 +1889,27 @@ mod tests {
         .unwrap();
         assert_eq!(
             r.settings.notify,
-            Some(NotifySpec {
+            vec![NotifySpec {
                 url: "https://hooks.slack.com/services/T/B/X".into(),
                 kind: NotifyKind::Slack
-            })
+            }]
+        );
+        let both = mk(&[(
+            "notify",
+            "[{url: 'https://hooks.slack.com/services/T/B/X', type: slack}, {url: 'http://alerts.test/', type: json}]",
+        )]);
+        let r = resolve(&Layers {
+            cluster: Some(&both),
+            ..Layers::default()
+        })
+        .unwrap();
+        assert_eq!(
+            r.settings.notify.iter().map(|n| n.kind).collect::<Vec<_>>(),
+            vec![NotifyKind::Slack, NotifyKind::Json]
+        );
+        assert_eq!(
+            r.settings.value_text(Setting::Notify).unwrap(),
+            r#"[{"type":"slack","url":"https://hooks.slack.com/services/T/B/X"},{"type":"json","url":"http://alerts.test/"}]"#
         );
         assert_eq!(r.sources[&Setting::Notify], Source::Cluster);
         let v = "{url: 'http://alerts.test/', type: json}";

@@ -17,7 +17,8 @@
 //! - `match` rules have HTTPRoute's `HTTPRouteMatch` shape (headers and queryParams, `Exact` or
 //!   `RegularExpression` in RE2 syntax) and serialise back to it; a hook's `metadata` scalars are
 //!   kept as strings, as Flagger's payload has them.
-//! - `notify` is `{url, type}` with type `slack` (a Slack-compatible incoming webhook) or `json`.
+//! - `notify` is `{url, type}` with type `slack` (a Slack-compatible incoming webhook) or `json`,
+//!   or a list of them (alerts go to each, e.g. Slack and a JSON receiver).
 //! - An empty list (`[]`) for `metrics`, `webhooks` or `match` is valid and clears what a wider
 //!   layer set; an empty `freeze` is refused, so a Namespace cannot lift the cluster's freeze by
 //!   overriding it with nothing (break-glass is the audited way through).
@@ -690,20 +691,37 @@ struct NotifyYaml {
     kind: String,
 }
 
-pub(super) fn parse_notify(v: &str) -> Result<NotifySpec, String> {
-    const HINT: &str = "use e.g. {url: https://hooks.slack.com/services/…, type: slack}";
-    let raw: NotifyYaml = serde_saphyr::from_str(v).map_err(|e| {
+/// One `{url, type}` or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NotifyYamls {
+    One(NotifyYaml),
+    Many(Vec<NotifyYaml>),
+}
+
+pub(super) fn parse_notify(v: &str) -> Result<Vec<NotifySpec>, String> {
+    const HINT: &str =
+        "use e.g. {url: https://hooks.slack.com/services/…, type: slack}, or a list of them";
+    let raw: NotifyYamls = serde_saphyr::from_str(v).map_err(|e| {
         format!(
-            "is not a YAML map {{url, type}} ({}); {HINT}",
+            "is not a YAML map {{url, type}} nor a list of them ({}); {HINT}",
             yaml_error(e)
         )
     })?;
-    let kind = raw
-        .kind
-        .parse::<NotifyKind>()
-        .map_err(|e| format!("has type {:?}; use {}", raw.kind, e.allowed))?;
-    let url = parse_http_url(raw.url.trim()).map_err(|e| format!("has {e}"))?;
-    Ok(NotifySpec { url, kind })
+    let raw = match raw {
+        NotifyYamls::One(one) => vec![one],
+        NotifyYamls::Many(many) => many,
+    };
+    raw.into_iter()
+        .map(|raw| {
+            let kind = raw
+                .kind
+                .parse::<NotifyKind>()
+                .map_err(|e| format!("has type {:?}; use {}", raw.kind, e.allowed))?;
+            let url = parse_http_url(raw.url.trim()).map_err(|e| format!("has {e}"))?;
+            Ok(NotifySpec { url, kind })
+        })
+        .collect()
 }
 
 #[cfg(test)]
