@@ -25,9 +25,11 @@
 //! - **Error rate.** The z-test leans on the normal approximation, which is only trusted when
 //!   each side expects at least [`MIN_EXPECTED_FAILURES`] failures and as many successes at the
 //!   pooled rate (the usual n·p̂ ≥ 5 rule). Below that one stray failure looks "significant":
-//!   1 of 20 canary requests against 0 of 180 gives z = 3.0, p = 0.001, where Fisher's exact
-//!   test gives p = 0.1. Such an interval is not compared (the check passes, saying why); the
-//!   absolute `success-rate` check still judges the canary.
+//!   1 of 20 canary requests against 0 of 180 gives z = 3.0, p = 0.001. There the p-value is
+//!   Fisher's exact test instead ([`fisher_one_sided`], one-sided, as scipy's
+//!   `fisher_exact(alternative="greater")`), which gives p = 0.1 for that case and still catches
+//!   a real regression at low traffic (6 of 62 against 0 of 92: p = 0.004). The detail names
+//!   the test used.
 //! - **Latency.** A p99 of fewer than [`MIN_LATENCY_SAMPLES`] requests is the slowest single
 //!   request, and Linkerd's coarse histogram buckets turn it into a bucket edge: two identical
 //!   versions then differ by a whole bucket (50 → 100 ms). The p99s are compared only when both
@@ -210,6 +212,48 @@ fn too_small_for_z_test(cf: f64, ct: f64, pf: f64, pt: f64) -> Option<f64> {
     (smallest < MIN_EXPECTED_FAILURES).then_some(smallest)
 }
 
+/// One-sided Fisher's exact test that the canary's failure proportion exceeds the primary's:
+/// P(X ≥ canary failures) for X hypergeometric (all failures spread over both sides at random).
+/// Counts are rounded to whole requests (Prometheus' `increase` extrapolates). `None` when a
+/// count is not a valid count.
+pub fn fisher_one_sided(
+    canary_failures: f64,
+    canary_total: f64,
+    primary_failures: f64,
+    primary_total: f64,
+) -> Option<f64> {
+    let [cf, ct, pf, pt] = [
+        canary_failures,
+        canary_total,
+        primary_failures,
+        primary_total,
+    ]
+    .map(f64::round);
+    if ![cf, ct, pf, pt].iter().all(|x| x.is_finite() && *x >= 0.0) || cf > ct || pf > pt {
+        return None;
+    }
+    let (n, failures) = (ct + pt, cf + pf);
+    // Support of X: lo..=hi. Weights relative to P(X = lo), in logs, by the ratio
+    // P(k+1)/P(k) = (K-k)(n1-k) / ((k+1)(N-K-n1+k+1)).
+    let lo = (ct + failures - n).max(0.0);
+    let hi = failures.min(ct);
+    let mut log_w = Vec::with_capacity((hi - lo) as usize + 1);
+    let mut k = lo;
+    let mut acc = 0.0;
+    log_w.push(acc);
+    while k < hi {
+        acc += ((failures - k) * (ct - k) / ((k + 1.0) * (n - failures - ct + k + 1.0))).ln();
+        log_w.push(acc);
+        k += 1.0;
+    }
+    let top = log_w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weight = |lw: &f64| (lw - top).exp();
+    let total: f64 = log_w.iter().map(weight).sum();
+    let from = (cf - lo).max(0.0) as usize;
+    let tail: f64 = log_w.iter().skip(from).map(weight).sum();
+    Some((tail / total).min(1.0))
+}
+
 fn judge_error_rate(
     baseline: &BaselinePlan,
     m: &BaselineMeasurements,
@@ -254,27 +298,28 @@ fn judge_error_rate(
         );
     };
     let tolerance = baseline.tolerance_points;
-    let stats = format!("z={z:.2}, p={}", p_value(p));
-    if let Some(expected) = too_small_for_z_test(cf, canary_total, pf, primary_total) {
-        return verdict(
-            BASELINE_ERROR_RATE,
-            CheckResult::Pass,
-            Some(excess),
-            format!(
-                "{figures}: not compared ({stats}), too few failures for the z-test (expected {} < {} on a side); {} still applies",
-                num(expected),
-                num(MIN_EXPECTED_FAILURES),
-                Setting::SuccessRate.as_str()
-            ),
-        );
-    }
+    let (p, stats, note) = match too_small_for_z_test(cf, canary_total, pf, primary_total) {
+        None => (p, format!("z={z:.2}, p={}", p_value(p)), String::new()),
+        Some(expected) => {
+            let exact = fisher_one_sided(cf, canary_total, pf, primary_total).unwrap_or(1.0);
+            (
+                exact,
+                format!("Fisher's exact p={}", p_value(exact)),
+                format!(
+                    "; exact test, as a side expects {} < {} failures",
+                    num(expected),
+                    num(MIN_EXPECTED_FAILURES)
+                ),
+            )
+        }
+    };
     if p < SIGNIFICANCE && excess > tolerance {
         verdict(
             BASELINE_ERROR_RATE,
             CheckResult::Fail,
             Some(excess),
             format!(
-                "{figures}: +{} points > {} {}, and significant ({stats} < {SIGNIFICANCE})",
+                "{figures}: +{} points > {} {}, and significant ({stats} < {SIGNIFICANCE}){note}",
                 num(excess),
                 Setting::BaselineTolerance.as_str(),
                 num(tolerance)
@@ -294,7 +339,7 @@ fn judge_error_rate(
             BASELINE_ERROR_RATE,
             CheckResult::Pass,
             Some(excess),
-            format!("{figures}: {why}"),
+            format!("{figures}: {why}{note}"),
         )
     }
 }
@@ -618,14 +663,48 @@ mod tests {
         );
     }
 
+    /// `((canary failures, canary total, primary failures, primary total), p)` from scipy 1.17.1:
+    /// `python3 -c "from scipy.stats import fisher_exact as f;
+    /// print(f([[CF, CT-CF], [PF, PT-PF]], alternative='greater').pvalue)"`.
+    const FISHER_REFERENCE: [((f64, f64, f64, f64), f64); 4] = [
+        ((6.0, 62.0, 0.0, 92.0), 0.0036619922546878778),
+        ((1.0, 20.0, 0.0, 180.0), 0.1),
+        ((3.0, 50.0, 1.0, 60.0), 0.24359170890938014),
+        ((2.0, 10000.0, 1.0, 100000.0), 0.02328891465189606),
+    ];
+
     #[test]
-    fn one_stray_failure_in_a_small_sample_is_not_compared() {
+    fn fishers_exact_test_matches_scipy() {
+        for ((cf, ct, pf, pt), want) in FISHER_REFERENCE {
+            let p = fisher_one_sided(cf, ct, pf, pt).unwrap();
+            assert!(
+                close(p, want, 1e-9),
+                "{cf}/{ct} vs {pf}/{pt}: p {p} != {want}"
+            );
+        }
+        assert_eq!(fisher_one_sided(0.0, 10.0, 0.0, 10.0), Some(1.0));
+        assert_eq!(fisher_one_sided(11.0, 10.0, 0.0, 10.0), None);
+    }
+
+    #[test]
+    fn one_stray_failure_in_a_small_sample_is_judged_by_the_exact_test_and_passes() {
         // z = 3.0, p = 0.001 by the normal approximation, but 0.1 by Fisher's exact test.
         let v = judge(side(20.0, Some(1.0), 40.0), side(180.0, None, 40.0));
         assert_eq!(v[0].result, CheckResult::Pass, "{}", v[0].detail);
         assert_eq!(
             v[0].detail,
-            "canary 5% of 20 vs primary 0% of 180 requests failed: not compared (z=3.01, p=0.001), too few failures for the z-test (expected 0.1 < 5 on a side); success-rate still applies"
+            "canary 5% of 20 vs primary 0% of 180 requests failed: not significant (Fisher's exact p=0.1 >= 0.05); exact test, as a side expects 0.1 < 5 failures"
+        );
+    }
+
+    #[test]
+    fn a_real_regression_at_low_traffic_still_fails_on_the_exact_test() {
+        let v = judge(side(62.0, Some(6.0), 40.0), side(92.0, None, 40.0));
+        assert_eq!(v[0].result, CheckResult::Fail, "{}", v[0].detail);
+        assert!(
+            v[0].detail.contains("Fisher's exact p=0.004"),
+            "{}",
+            v[0].detail
         );
     }
 
