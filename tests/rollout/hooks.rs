@@ -301,3 +301,64 @@ async fn a_2xx_from_a_rollback_hook_aborts_the_rollout() {
     assert_eq!(server.bodies("/post")[0]["phase"], "Failed");
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_that_never_becomes_ready_alerts_slack_and_json_receivers() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    use sluice::sandbox::embedded::NAMESPACE as SLUICE_NAMESPACE;
+
+    let Some((h, server)) = start().await else {
+        return;
+    };
+    let notify = json!([{"url": server.url("/slack"), "type": "slack"},
+                        {"url": server.url("/json"), "type": "json"}]);
+    let policy: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "sluice-policy"},
+        "data": {"notify": serde_json::to_string(&notify).unwrap()},
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(h.client.clone(), SLUICE_NAMESPACE)
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    let deadline = humantime::format_duration(h.interval() * 2).to_string();
+    let mut patch = h.template_patch(Version::Broken);
+    patch["metadata"] = json!({"annotations": {"sluice.dev/progress-deadline": deadline}});
+    h.patch(patch).await;
+    let story = follow(&h).await;
+    assert_eq!(story.last.phase, Phase::Failed, "{:?}", story.points);
+    eventually(&h, "both alerts reach both receivers", || async {
+        server.bodies("/slack").len() >= 2 && server.bodies("/json").len() >= 2
+    })
+    .await;
+    let kinds: Vec<Value> = server
+        .bodies("/json")
+        .iter()
+        .map(|b| b["kind"].clone())
+        .collect();
+    assert_eq!(kinds, vec![json!("rollout-stuck"), json!("failed")]);
+    let stuck = &server.bodies("/json")[0];
+    assert_eq!(
+        (&stuck["namespace"], &stuck["name"], &stuck["phase"]),
+        (&json!(h.ns), &json!(APP), &json!("RollingBack"))
+    );
+    assert!(
+        stuck["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not ready within progress-deadline"),
+        "{stuck}"
+    );
+    let texts: Vec<String> = server
+        .bodies("/slack")
+        .iter()
+        .map(|b| b["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        texts[0].starts_with(&format!("[rollout-stuck] {}/{APP} revision ", h.ns)),
+        "{texts:?}"
+    );
+    assert!(texts[1].starts_with("[failed]"), "{texts:?}");
+    h.finish().await;
+}
