@@ -102,12 +102,18 @@ async fn start() -> Option<(Harness, HookServer)> {
     Some((h, HookServer::start().await))
 }
 
+/// Rolls to `version` with these `sluice.dev/` annotations, in one apply.
+async fn roll_with(h: &Harness, version: Version, annotations: &[(&str, String)]) {
+    let mut patch = h.template_patch(version);
+    for (key, value) in annotations {
+        patch["metadata"]["annotations"][format!("sluice.dev/{key}")] = json!(value);
+    }
+    h.patch(patch).await;
+}
+
 /// Rolls to `version` with `hooks` as `sluice.dev/webhooks`, in one apply.
 async fn roll_with_hooks(h: &Harness, version: Version, hooks: Value) {
-    let yaml = serde_json::to_string(&hooks).unwrap();
-    let mut patch = h.template_patch(version);
-    patch["metadata"] = json!({"annotations": {"sluice.dev/webhooks": yaml}});
-    h.patch(patch).await;
+    roll_with(h, version, &[("webhooks", hooks.to_string())]).await;
 }
 
 /// Waits until the hook server received a call on `path`.
@@ -322,10 +328,13 @@ async fn a_canary_that_never_becomes_ready_alerts_slack_and_json_receivers() {
         .create(&PostParams::default(), &policy)
         .await
         .unwrap();
-    let deadline = humantime::format_duration(h.interval() * 2).to_string();
-    let mut patch = h.template_patch(Version::Broken);
-    patch["metadata"] = json!({"annotations": {"sluice.dev/progress-deadline": deadline}});
-    h.patch(patch).await;
+    let deadline = humantime::format_duration(h.interval() * 2);
+    roll_with(
+        &h,
+        Version::Broken,
+        &[("progress-deadline", deadline.to_string())],
+    )
+    .await;
     let story = follow(&h).await;
     assert_eq!(story.last.phase, Phase::Failed, "{:?}", story.points);
     eventually(&h, "both alerts reach both receivers", || async {
