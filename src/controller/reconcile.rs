@@ -15,8 +15,9 @@
 //! here; [`run`](super::run) drops those of a deleted one.
 //!
 //! Analysis, when due ([`machine::analysis_plan`]): the built-in checks, the baseline comparison
-//! (`baseline: on`, canary against `app-primary`) and the custom checks, all at one instant so
-//! they judge one window, and the hooks that are due, concurrently; their answers are inputs to
+//! (`baseline: on`, canary against `app-primary`; only when the built-in checks pass, as it can
+//! change nothing otherwise) and the custom checks, all at one instant so they judge one window,
+//! and the hooks that are due, concurrently; their answers are inputs to
 //! the machine. After the status is written: the Events, an `event` hook call per Event, and
 //! the alerts they call for ([`notify`], cluster `notify`), both in the background.
 //!
@@ -47,7 +48,7 @@ use super::objects;
 use super::retry::Retries;
 use super::status::{CheckVerdict, Phase, RolloutStatus};
 use crate::analysis::checks::baseline::{BaselinePlan, run_baseline_at};
-use crate::analysis::checks::{self, CheckPlan};
+use crate::analysis::checks::{self, CheckPlan, IntervalOutcome};
 use crate::analysis::hooks::{self, HookAnswers};
 use crate::analysis::prometheus::PromClient;
 use crate::metrics::{self, Metrics};
@@ -208,18 +209,16 @@ async fn analyse(ctx: &Context, ns: &str, name: &str, settings: &Settings) -> Ve
         latency_ratio: settings.baseline_latency_ratio,
     };
     let at = SystemTime::now();
-    let compare = async {
-        match settings.baseline {
-            true => run_baseline_at(&ctx.prom, &check_plan, &baseline_plan, at).await,
-            false => Vec::new(),
-        }
-    };
-    let (mut verdicts, baseline, custom) = tokio::join!(
+    let (mut verdicts, custom) = tokio::join!(
         checks::run_builtin_at(&ctx.prom, &check_plan, at),
-        compare,
         checks::custom::run_custom_at(&ctx.prom, &check_plan, &settings.metrics, at),
     );
-    verdicts.extend(baseline);
+    // The baseline can only turn a passing interval into a failing one: when the built-in
+    // checks fail or see too little traffic (the same min-requests gate), its six queries
+    // would change nothing, so they are not sent.
+    if settings.baseline && checks::outcome(&verdicts) == IntervalOutcome::Passed {
+        verdicts.extend(run_baseline_at(&ctx.prom, &check_plan, &baseline_plan, at).await);
+    }
     verdicts.extend(custom);
     verdicts
 }
