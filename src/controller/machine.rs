@@ -26,6 +26,18 @@
 //!   deadline: the analysis judges the newest template from scratch, against the same primary.
 //! - `progress-deadline` runs from the start of the current revision's rollout.
 //!
+//! Hooks ([`crate::analysis::hooks`]) are inputs, never I/O here: [`analysis_plan`] says which
+//! kinds are due, the reconciler calls them, and their answers come back as verdicts
+//! (`pre-rollout`, `rollout`: a failure is a failed check) and as [`HookAnswers`] (gates).
+//! ```text
+//!   Progressing 0% ── pre-rollout 2xx ──► first step     (fails: failed check, retried each interval, no traffic)
+//!   Progressing max ── analysis passes ── confirm-promotion 2xx? ── yes ──► Promoting
+//!                                                       └─ no ──► WaitingPromotion (analysis goes on; a 2xx promotes)
+//!   Progressing | WaitingPromotion ── rollback hook 2xx ──► RollingBack
+//!   Succeeded | Failed (on the transition) ──► post-rollout hooks, once (at most: a crash between
+//!                                              the status write and the call loses it)
+//! ```
+//!
 //! Control annotations (DESIGN §2), acted on before the phase's own step, each exactly once:
 //! the answer goes into the status (`lastControl`: verb, time, outcome `applied` / `refused` /
 //! `noOp`, message) and an Event, and the annotation is removed by an effect after that status
@@ -58,7 +70,9 @@ use super::status::{
     CheckResult, CheckVerdict, ControlAck, ControlOutcome, Phase, RolloutStatus, Timestamp,
 };
 use crate::analysis::checks::{self, IntervalOutcome};
+use crate::analysis::hooks::HookAnswers;
 use crate::policy::keys::Control;
+use crate::policy::values::HookType;
 use crate::routing::Weights;
 
 /// What the reconciler read from the objects for one Deployment.
@@ -81,6 +95,8 @@ pub struct Observation {
     pub controls: Controls,
     /// A problem that needs a person (no apex Service, route API not served), in words.
     pub blocked: Option<String>,
+    /// What the gate hooks answered in this pass (called only when [`analysis_plan`] said so).
+    pub hooks: HookAnswers,
 }
 
 /// The control annotations set on a Deployment (DESIGN §2). An annotation counts as set with
@@ -169,6 +185,18 @@ pub struct Plan {
     pub weights: Vec<u32>,
     pub threshold: u32,
     pub progress_deadline: Duration,
+    /// The kinds of hook configured (`sluice.dev/webhooks`): a `pre-rollout` hook gates the
+    /// first step, a `confirm-promotion` hook the promotion.
+    pub hooks: Vec<HookType>,
+}
+
+/// What one analysis pass runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnalysisPlan {
+    /// The built-in, baseline and custom checks (not at 0%: the canary has had no traffic).
+    pub checks: bool,
+    /// The configured hook kinds to call, in order.
+    pub hooks: Vec<HookType>,
 }
 
 /// The split of a step: `weight` percent to the canary, the rest to the primary.
@@ -200,6 +228,10 @@ pub enum Effect {
     ClearStableTemplate,
     /// The control annotation is gone (it was acted on and acknowledged in the status).
     ClearControl(Control),
+    /// The `post-rollout` hooks are called (in the background), once per finished rollout. First
+    /// among the effects of that transition, so that a failing effect after it, redone by the
+    /// next pass at rest, cannot lose the call.
+    PostRolloutHooks,
 }
 
 /// Event severity.
@@ -247,13 +279,50 @@ const AT_REST_RESYNC: Duration = Duration::from_secs(300);
 /// Whether an analysis interval is due: the reconciler runs the checks only then, and passes
 /// their verdicts to [`decide`].
 pub fn analysis_due(status: Option<&RolloutStatus>, obs: &Observation, plan: &Plan) -> bool {
-    let Some(s) = status else { return false };
-    s.phase == Phase::Progressing
-        && s.weight > 0
+    analysis_plan(status, obs, plan).is_some()
+}
+
+/// What is due in this pass, if anything: at 0% with a `pre-rollout` hook, that hook alone
+/// (retried every interval); above 0%, every interval, the checks with the `rollout` and
+/// `rollback` hooks, and at max weight (or while `WaitingPromotion`) `confirm-promotion` too.
+/// Only configured hook kinds are listed.
+pub fn analysis_plan(
+    status: Option<&RolloutStatus>,
+    obs: &Observation,
+    plan: &Plan,
+) -> Option<AnalysisPlan> {
+    let s = status?;
+    let gated = s.weight == 0 && plan.hooks.contains(&HookType::PreRollout);
+    let due = matches!(s.phase, Phase::Progressing | Phase::WaitingPromotion)
+        && (s.weight > 0 || gated)
         && s.revision.as_deref() == Some(obs.revision.as_str())
         && obs.app == Readiness::Ready
         && !obs.controls.holds_analysis()
-        && next_analysis(s, plan).is_some_and(|t| t <= obs.now)
+        && next_analysis(s, plan).map_or(gated, |t| t <= obs.now);
+    if !due {
+        return None;
+    }
+    let at_max = s.phase == Phase::WaitingPromotion
+        || plan.weights.last().is_none_or(|max| s.weight >= *max);
+    let kinds: &[HookType] = if s.weight == 0 {
+        &[HookType::PreRollout]
+    } else if at_max {
+        &[
+            HookType::Rollout,
+            HookType::Rollback,
+            HookType::ConfirmPromotion,
+        ]
+    } else {
+        &[HookType::Rollout, HookType::Rollback]
+    };
+    Some(AnalysisPlan {
+        checks: s.weight > 0,
+        hooks: kinds
+            .iter()
+            .copied()
+            .filter(|k| plan.hooks.contains(k))
+            .collect(),
+    })
 }
 
 fn next_analysis(s: &RolloutStatus, plan: &Plan) -> Option<SystemTime> {
@@ -299,6 +368,16 @@ impl Decision {
             self.status.phase = phase;
             self.status.phase_since = Timestamp(now);
         }
+    }
+
+    /// The revision being rolled out, shortened for a message (`?` when unknown).
+    fn short_revision(&self) -> String {
+        self.status
+            .revision
+            .as_deref()
+            .map(short)
+            .unwrap_or("?")
+            .to_string()
     }
 
     fn event(&mut self, kind: EventType, reason: &'static str, message: String) {
@@ -699,13 +778,7 @@ fn preparing(d: &mut Decision, obs: &Observation, plan: &Plan) {
                 Effect::SetPaused(false),
             ]);
             d.status.weight = 0;
-            let revision = d
-                .status
-                .revision
-                .as_deref()
-                .map(short)
-                .unwrap_or("?")
-                .to_string();
+            let revision = d.short_revision();
             if std::mem::take(&mut d.status.pause_pending) {
                 let message = format!(
                     "-primary is ready and serves 100%; revision {revision} rolls out with no traffic and the rollout holds at 0% as {} asked, until {} is set",
@@ -781,14 +854,20 @@ fn progressing(
         }
         Readiness::Ready => {}
     }
-    if d.status.weight == 0 {
+    let gated = plan.hooks.contains(&HookType::PreRollout);
+    if d.status.weight == 0 && !gated {
         let first = plan.weights.first().copied().unwrap_or(100);
         advance(d, obs, first);
         return;
     }
+    if verdicts.is_some()
+        && let Some(why) = &obs.hooks.rollback
+    {
+        return start_rollback(d, obs, format!("a rollback hook asked for it: {why}"));
+    }
     if let Some(verdicts) = verdicts {
         judge(d, obs, plan, verdicts);
-        if d.status.phase != Phase::Progressing {
+        if !matches!(d.status.phase, Phase::Progressing | Phase::WaitingPromotion) {
             return;
         }
     }
@@ -797,6 +876,8 @@ fn progressing(
             .duration_since(obs.now)
             .unwrap_or_default()
             .max(Duration::from_millis(100)),
+        // At 0% the pre-rollout hook is due as soon as the canary is ready.
+        None if gated => WAIT,
         None => plan.interval,
     });
 }
@@ -922,22 +1003,13 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
         }
         IntervalOutcome::Passed => {
             d.status.silent_intervals = 0;
-            d.status.iterations += 1;
+            // A pre-rollout hook passing at 0% is no analysis of the canary's traffic.
+            if d.status.weight > 0 {
+                d.status.iterations += 1;
+            }
             match plan.weights.iter().copied().find(|w| *w > d.status.weight) {
                 Some(w) => advance(d, obs, w),
-                None => {
-                    d.enter(Phase::Promoting, obs.now);
-                    d.event(
-                        EventType::Normal,
-                        "Promoting",
-                        format!(
-                            "analysis passed at max weight {}%; switching all traffic to revision {}",
-                            d.status.weight,
-                            d.status.revision.as_deref().map(short).unwrap_or("?")
-                        ),
-                    );
-                    d.requeue = Some(Duration::ZERO);
-                }
+                None => promote_or_wait(d, obs, plan),
             }
             return;
         }
@@ -953,6 +1025,47 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
     }
 }
 
+/// The analysis passed at max weight: promote, unless a `confirm-promotion` hook has not said
+/// yes, in which case wait in `WaitingPromotion` (the analysis keeps running every interval).
+fn promote_or_wait(d: &mut Decision, obs: &Observation, plan: &Plan) {
+    let weight = d.status.weight;
+    let revision = d.short_revision();
+    if plan.hooks.contains(&HookType::ConfirmPromotion) {
+        let why = match &obs.hooks.confirm_promotion {
+            Some(Ok(())) => None,
+            Some(Err(why)) => Some(why.clone()),
+            None => Some("not called yet".to_string()),
+        };
+        if let Some(why) = why {
+            if d.status.phase != Phase::WaitingPromotion {
+                d.event(
+                    EventType::Normal,
+                    "WaitingPromotion",
+                    format!(
+                        "analysis passed at max weight {weight}%; revision {revision} waits for its confirm-promotion hook ({why}) while the analysis goes on"
+                    ),
+                );
+            }
+            d.enter(Phase::WaitingPromotion, obs.now);
+            d.status.message = format!(
+                "waiting for confirm-promotion at {weight}%: {why}; set {} to promote without it",
+                Control::Promote.annotation()
+            );
+            return;
+        }
+    }
+    d.status.message = String::new();
+    d.enter(Phase::Promoting, obs.now);
+    d.event(
+        EventType::Normal,
+        "Promoting",
+        format!(
+            "analysis passed at max weight {weight}%; switching all traffic to revision {revision}"
+        ),
+    );
+    d.requeue = Some(Duration::ZERO);
+}
+
 fn promoting(d: &mut Decision, obs: &Observation) {
     d.effects = vec![
         Effect::EnsureRoute(Weights::AT_REST),
@@ -964,6 +1077,7 @@ fn promoting(d: &mut Decision, obs: &Observation) {
     d.status.stable_revision = d.status.revision.clone();
     d.status.message = String::new();
     d.enter(Phase::Succeeded, obs.now);
+    d.effects.insert(0, Effect::PostRolloutHooks);
     d.event(
         EventType::Normal,
         "Succeeded",
@@ -995,6 +1109,7 @@ fn rolling_back(d: &mut Decision, obs: &Observation) {
         d.status.revision = d.status.stable_revision.clone();
         d.enter(Phase::Failed, obs.now);
         d.effects = rest_effects();
+        d.effects.insert(0, Effect::PostRolloutHooks);
         d.event(
             EventType::Warning,
             "RolledBack",

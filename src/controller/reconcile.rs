@@ -14,6 +14,13 @@
 //! and is redone counts nothing twice. A Deployment that is no longer managed loses its series
 //! here; [`run`](super::run) drops those of a deleted one.
 //!
+//! Analysis, when due ([`machine::analysis_plan`]): the built-in checks, the baseline comparison
+//! (`baseline: on`, canary against `app-primary`; only when the built-in checks pass, as it can
+//! change nothing otherwise) and the custom checks, all at one instant so they judge one window,
+//! and the hooks that are due, concurrently; their answers are inputs to
+//! the machine. After the status is written: the Events, an `event` hook call per Event, and
+//! the alerts they call for ([`notify`], cluster `notify`), both in the background.
+//!
 //! Control annotations (`sluice.dev/pause`, `promote`, ...) are read into the observation; the
 //! machine's answer is in the status it returns, and each annotation is removed by the
 //! `ClearControl` effect only after that status is written, so an answer is never lost.
@@ -36,15 +43,19 @@ use serde_json::{Value, json};
 use tracing::Instrument as _;
 
 use super::machine::{self, Controls, Effect, EventType, Observation, Plan, Readiness};
+use super::notify;
 use super::objects;
 use super::retry::Retries;
-use super::status::RolloutStatus;
-use crate::analysis::checks::{self, CheckPlan};
+use super::status::{CheckVerdict, Phase, RolloutStatus};
+use crate::analysis::checks::baseline::{BaselinePlan, run_baseline_at};
+use crate::analysis::checks::{self, CheckPlan, IntervalOutcome};
+use crate::analysis::hooks::{self, HookAnswers};
 use crate::analysis::prometheus::PromClient;
 use crate::metrics::{self, Metrics};
 use crate::policy::keys::{PHASE_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTATION};
 use crate::policy::optin;
 use crate::policy::settings::{self, Layers, Settings};
+use crate::policy::values::HookType;
 use crate::routing::{AnyRouter, Router, RoutingError, Weights};
 use crate::webhook::revision::revision;
 
@@ -173,11 +184,43 @@ pub fn plan(s: &Settings) -> Plan {
         weights: s.steps.weights(s.max_weight),
         threshold: s.threshold,
         progress_deadline: s.progress_deadline,
+        hooks: s.webhooks.iter().map(|h| h.kind).collect(),
     }
 }
 
 fn template_value(t: &PodTemplateSpec) -> Value {
     serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+/// Runs the checks of one analysis interval: built-in, baseline (`baseline: on`) and custom, all
+/// at one instant so they judge one window. Never fails: every problem is a verdict.
+async fn analyse(ctx: &Context, ns: &str, name: &str, settings: &Settings) -> Vec<CheckVerdict> {
+    let check_plan = CheckPlan {
+        namespace: ns.to_string(),
+        canary: name.to_string(),
+        primary: objects::primary_name(name),
+        interval: settings.interval,
+        success_rate_min: settings.success_rate,
+        latency_p99_max: settings.latency_p99,
+        min_requests: settings.min_requests,
+    };
+    let baseline_plan = BaselinePlan {
+        tolerance_points: settings.baseline_tolerance,
+        latency_ratio: settings.baseline_latency_ratio,
+    };
+    let at = SystemTime::now();
+    let (mut verdicts, custom) = tokio::join!(
+        checks::run_builtin_at(&ctx.prom, &check_plan, at),
+        checks::custom::run_custom_at(&ctx.prom, &check_plan, &settings.metrics, at),
+    );
+    // The baseline can only turn a passing interval into a failing one: when the built-in
+    // checks fail or see too little traffic (the same min-requests gate), its six queries
+    // would change nothing, so they are not sent.
+    if settings.baseline && checks::outcome(&verdicts) == IntervalOutcome::Passed {
+        verdicts.extend(run_baseline_at(&ctx.prom, &check_plan, &baseline_plan, at).await);
+    }
+    verdicts.extend(custom);
+    verdicts
 }
 
 /// Reconciles one Deployment.
@@ -284,28 +327,35 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
         primary: primary.as_ref().map(readiness),
         controls: Controls::from_annotations(app.annotations()),
         blocked,
+        hooks: HookAnswers::default(),
     };
 
-    let verdicts = if machine::analysis_due(prev.as_ref(), &obs, &plan) {
-        let check_plan = CheckPlan {
-            namespace: ns.clone(),
-            canary: name.clone(),
-            primary: objects::primary_name(&name),
-            interval: settings.interval,
-            success_rate_min: settings.success_rate,
-            latency_p99_max: settings.latency_p99,
-            min_requests: settings.min_requests,
-        };
-        // One instant for every query, so all checks judge the same window.
-        let at = SystemTime::now();
-        let (mut verdicts, custom) = tokio::join!(
-            checks::run_builtin_at(&ctx.prom, &check_plan, at),
-            checks::custom::run_custom_at(&ctx.prom, &check_plan, &settings.metrics, at),
-        );
-        verdicts.extend(custom);
-        Some(verdicts)
-    } else {
-        None
+    let revision = obs.revision.clone();
+    let hook_target = |phase| hooks::Target {
+        namespace: ns.clone(),
+        name: name.clone(),
+        phase,
+        checksum: revision.clone(),
+    };
+    let mut obs = obs;
+    let verdicts = match machine::analysis_plan(prev.as_ref(), &obs, &plan) {
+        Some(due) => {
+            let target = hook_target(prev.as_ref().map_or(Phase::Progressing, |s| s.phase));
+            let (mut verdicts, answers) = tokio::join!(
+                async {
+                    match due.checks {
+                        true => analyse(&ctx, &ns, &name, &settings).await,
+                        false => Vec::new(),
+                    }
+                },
+                hooks::call_all(&settings.webhooks, &due.hooks, &target),
+            );
+            let (hook_verdicts, gates) = hooks::fold(&answers);
+            verdicts.extend(hook_verdicts);
+            obs.hooks = gates;
+            Some(verdicts)
+        }
+        None => None,
     };
     let decision = machine::decide(prev.as_ref(), &obs, &plan, verdicts.as_deref());
 
@@ -356,11 +406,48 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
             tracing::warn!(deployment = %key, "publishing event {}: {err}", e.reason);
         }
         tracing::info!(deployment = %key, reason = e.reason, "{}", e.message);
+        let note = hooks::EventNote {
+            kind: e.kind.as_str(),
+            message: e.message.clone(),
+            at: obs.now,
+        };
+        let target = hook_target(decision.status.phase);
+        hooks::notify_in_background(&settings.webhooks, HookType::Event, &target, Some(&note));
     }
+    notify::send_in_background(
+        &settings.notify,
+        notify::alerts(
+            notify::Subject {
+                namespace: &ns,
+                name: &name,
+            },
+            &decision.status,
+            &decision.events,
+        ),
+    );
     // 3. Effects, in order; stop at the first error (the next pass redoes them).
     if let Some(apex) = &apex {
         let target = objects::route_target(&app, apex)?;
         for effect in &decision.effects {
+            if *effect == Effect::PostRolloutHooks {
+                // About the revision that was rolled out, promoted or refused.
+                let s = &decision.status;
+                let rolled = match s.phase {
+                    Phase::Failed => s.failed_revision.clone(),
+                    _ => s.revision.clone(),
+                };
+                let target = hooks::Target {
+                    checksum: rolled.unwrap_or_else(|| obs.revision.clone()),
+                    ..hook_target(s.phase)
+                };
+                hooks::notify_in_background(
+                    &settings.webhooks,
+                    HookType::PostRollout,
+                    &target,
+                    None,
+                );
+                continue;
+            }
             perform(
                 effect,
                 &ctx,
@@ -551,6 +638,8 @@ async fn perform(
             remove_annotation(writer, app, STABLE_TEMPLATE_ANNOTATION).await?
         }
         Effect::ClearControl(verb) => remove_annotation(writer, app, &verb.annotation()).await?,
+        // Called by the reconcile loop, which knows the hooks and the finished revision.
+        Effect::PostRolloutHooks => {}
     }
     Ok(())
 }

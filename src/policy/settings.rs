@@ -149,7 +149,8 @@ pub struct Settings {
     pub matches: Vec<MatchRule>,
     pub progress_deadline: Duration,
     pub freeze: Vec<FreezeWindow>,
-    pub notify: Option<NotifySpec>,
+    /// Where alerts go (`notify`, cluster only); empty: nowhere.
+    pub notify: Vec<NotifySpec>,
 }
 
 impl Settings {
@@ -224,6 +225,9 @@ impl Settings {
                             "url": h.url,
                             "timeout": format_duration(h.timeout),
                         });
+                        if h.retries > 0 {
+                            o["retries"] = h.retries.into();
+                        }
                         if !h.metadata.is_empty() {
                             o["metadata"] = serde_json::json!(h.metadata);
                         }
@@ -239,10 +243,15 @@ impl Settings {
                     .map(|w| serde_json::Value::from(w.to_string()))
                     .collect(),
             ),
-            Setting::Notify => self
-                .notify
-                .as_ref()
-                .and_then(|n| json(serde_json::json!({"url": n.url, "type": n.kind.as_str()}))),
+            Setting::Notify => {
+                let one =
+                    |n: &NotifySpec| serde_json::json!({"url": n.url, "type": n.kind.as_str()});
+                match self.notify.as_slice() {
+                    [] => None,
+                    [n] => json(one(n)),
+                    many => json(many.iter().map(one).collect()),
+                }
+            }
         }
     }
 }
@@ -270,7 +279,7 @@ impl Default for Settings {
             matches: Vec::new(),
             progress_deadline: Duration::from_secs(600),
             freeze: Vec::new(),
-            notify: None,
+            notify: Vec::new(),
         }
     }
 }
@@ -429,7 +438,7 @@ struct Partial {
     matches: Option<Vec<MatchRule>>,
     progress_deadline: Option<Duration>,
     freeze: Option<Vec<FreezeWindow>>,
-    notify: Option<NotifySpec>,
+    notify: Option<Vec<NotifySpec>>,
     /// Raw values of the settings set validly.
     raw: BTreeMap<Setting, String>,
     /// Settings whose value was refused; cross-key checks leave them alone.
@@ -832,7 +841,7 @@ fn merge(parsed: &[(Level, Partial)]) -> (Settings, BTreeMap<Setting, Source>) {
             d.progress_deadline
         ),
         freeze: pick!(freeze, Setting::Freeze, d.freeze.clone()),
-        notify: pick_opt!(notify, Setting::Notify),
+        notify: pick!(notify, Setting::Notify, Vec::new()),
     };
     (settings, sources)
 }
@@ -1064,7 +1073,7 @@ mod tests {
         assert!(s.metrics.is_empty() && s.webhooks.is_empty() && s.matches.is_empty());
         assert_eq!(s.progress_deadline, Duration::from_secs(600));
         assert!(s.freeze.is_empty());
-        assert_eq!(s.notify, None);
+        assert!(s.notify.is_empty());
         assert_eq!(r.sources.len(), Setting::ALL.len());
         assert!(r.sources.values().all(|s| *s == Source::Default));
         assert_eq!(*s, Settings::default());
@@ -1651,9 +1660,10 @@ mod tests {
     fn webhooks_take_a_list_of_typed_hooks_with_a_default_timeout() {
         let s = accepted(
             "sluice.dev/webhooks",
-            "[{type: pre-rollout, url: 'http://loadtester.test/', timeout: 30s, metadata: {cmd: 'hey -z 1m', count: 5}}, {type: confirm-promotion, url: 'https://gate.example.com/approve'}]",
+            "[{type: pre-rollout, url: 'http://loadtester.test/', timeout: 30s, retries: 2, metadata: {cmd: 'hey -z 1m', count: 5}}, {type: confirm-promotion, url: 'https://gate.example.com/approve'}]",
         );
         assert_eq!(s.webhooks.len(), 2);
+        assert_eq!((s.webhooks[0].retries, s.webhooks[1].retries), (2, 0));
         assert_eq!(s.webhooks[0].kind, HookType::PreRollout);
         assert_eq!(s.webhooks[0].timeout, Duration::from_secs(30));
         assert_eq!(s.webhooks[0].metadata["cmd"], "hey -z 1m");
@@ -1695,6 +1705,13 @@ mod tests {
                 "[{type: rollout, url: 'http://x/', timeout: 10}]"
             )
             .contains("has hook timeout \"10\", which is not a duration")
+        );
+        assert!(
+            refused(
+                "sluice.dev/webhooks",
+                "[{type: rollout, url: 'http://x/', retries: 9}]"
+            )
+            .contains("has hook retries 9; use a whole number from 0 to 5")
         );
         assert!(
             refused("sluice.dev/webhooks", "[{type: rollout, uri: 'http://x/'}]")
@@ -1872,10 +1889,27 @@ mod tests {
         .unwrap();
         assert_eq!(
             r.settings.notify,
-            Some(NotifySpec {
+            vec![NotifySpec {
                 url: "https://hooks.slack.com/services/T/B/X".into(),
                 kind: NotifyKind::Slack
-            })
+            }]
+        );
+        let both = mk(&[(
+            "notify",
+            "[{url: 'https://hooks.slack.com/services/T/B/X', type: slack}, {url: 'http://alerts.test/', type: json}]",
+        )]);
+        let r = resolve(&Layers {
+            cluster: Some(&both),
+            ..Layers::default()
+        })
+        .unwrap();
+        assert_eq!(
+            r.settings.notify.iter().map(|n| n.kind).collect::<Vec<_>>(),
+            vec![NotifyKind::Slack, NotifyKind::Json]
+        );
+        assert_eq!(
+            r.settings.value_text(Setting::Notify).unwrap(),
+            r#"[{"type":"slack","url":"https://hooks.slack.com/services/T/B/X"},{"type":"json","url":"http://alerts.test/"}]"#
         );
         assert_eq!(r.sources[&Setting::Notify], Source::Cluster);
         let v = "{url: 'http://alerts.test/', type: json}";

@@ -17,7 +17,8 @@
 //! - `match` rules have HTTPRoute's `HTTPRouteMatch` shape (headers and queryParams, `Exact` or
 //!   `RegularExpression` in RE2 syntax) and serialise back to it; a hook's `metadata` scalars are
 //!   kept as strings, as Flagger's payload has them.
-//! - `notify` is `{url, type}` with type `slack` (a Slack-compatible incoming webhook) or `json`.
+//! - `notify` is `{url, type}` with type `slack` (a Slack-compatible incoming webhook) or `json`,
+//!   or a list of them (alerts go to each, e.g. Slack and a JSON receiver).
 //! - An empty list (`[]`) for `metrics`, `webhooks` or `match` is valid and clears what a wider
 //!   layer set; an empty `freeze` is refused, so a Namespace cannot lift the cluster's freeze by
 //!   overriding it with nothing (break-glass is the audited way through).
@@ -219,12 +220,17 @@ pub struct HookSpec {
     pub url: String,
     /// Default 10s.
     pub timeout: Duration,
+    /// Further attempts after a transport error or a 5xx answer (Flagger's `retries`); 0 by
+    /// default, at most [`MAX_HOOK_RETRIES`].
+    pub retries: u32,
     /// Passed through in the payload's `metadata`.
     pub metadata: BTreeMap<String, String>,
 }
 
 /// Default timeout of a hook call.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most retries a hook may ask for: each waits for a timeout, and a reconcile waits for them.
+pub const MAX_HOOK_RETRIES: u32 = 5;
 
 /// How a header or query parameter value is compared (Gateway API names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -541,16 +547,18 @@ struct HookYaml {
     #[serde(default)]
     timeout: Option<String>,
     #[serde(default)]
+    retries: Option<u32>,
+    #[serde(default)]
     metadata: BTreeMap<String, String>,
 }
 
 const HOOKS_HINT: &str =
-    "use e.g. [{type: pre-rollout, url: http://loadtester.test/, timeout: 30s}]";
+    "use e.g. [{type: pre-rollout, url: http://loadtester.test/, timeout: 30s, retries: 2}]";
 
 pub(super) fn parse_webhooks(v: &str) -> Result<Vec<HookSpec>, String> {
     let raw: Vec<HookYaml> = serde_saphyr::from_str(v).map_err(|e| {
         format!(
-            "is not a YAML list of {{type, url, timeout, metadata}} ({}); {HOOKS_HINT}",
+            "is not a YAML list of {{type, url, timeout, retries, metadata}} ({}); {HOOKS_HINT}",
             yaml_error(e)
         )
     })?;
@@ -566,10 +574,17 @@ pub(super) fn parse_webhooks(v: &str) -> Result<Vec<HookSpec>, String> {
                 Some(t) => parse_duration(t, Duration::from_millis(1))
                     .map_err(|e| format!("has hook timeout {t:?}, which {e}"))?,
             };
+            let retries = h.retries.unwrap_or(0);
+            if retries > MAX_HOOK_RETRIES {
+                return Err(format!(
+                    "has hook retries {retries}; use a whole number from 0 to {MAX_HOOK_RETRIES}"
+                ));
+            }
             Ok(HookSpec {
                 kind,
                 url,
                 timeout,
+                retries,
                 metadata: h.metadata,
             })
         })
@@ -676,20 +691,37 @@ struct NotifyYaml {
     kind: String,
 }
 
-pub(super) fn parse_notify(v: &str) -> Result<NotifySpec, String> {
-    const HINT: &str = "use e.g. {url: https://hooks.slack.com/services/…, type: slack}";
-    let raw: NotifyYaml = serde_saphyr::from_str(v).map_err(|e| {
+/// One `{url, type}` or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NotifyYamls {
+    One(NotifyYaml),
+    Many(Vec<NotifyYaml>),
+}
+
+pub(super) fn parse_notify(v: &str) -> Result<Vec<NotifySpec>, String> {
+    const HINT: &str =
+        "use e.g. {url: https://hooks.slack.com/services/…, type: slack}, or a list of them";
+    let raw: NotifyYamls = serde_saphyr::from_str(v).map_err(|e| {
         format!(
-            "is not a YAML map {{url, type}} ({}); {HINT}",
+            "is not a YAML map {{url, type}} nor a list of them ({}); {HINT}",
             yaml_error(e)
         )
     })?;
-    let kind = raw
-        .kind
-        .parse::<NotifyKind>()
-        .map_err(|e| format!("has type {:?}; use {}", raw.kind, e.allowed))?;
-    let url = parse_http_url(raw.url.trim()).map_err(|e| format!("has {e}"))?;
-    Ok(NotifySpec { url, kind })
+    let raw = match raw {
+        NotifyYamls::One(one) => vec![one],
+        NotifyYamls::Many(many) => many,
+    };
+    raw.into_iter()
+        .map(|raw| {
+            let kind = raw
+                .kind
+                .parse::<NotifyKind>()
+                .map_err(|e| format!("has type {:?}; use {}", raw.kind, e.allowed))?;
+            let url = parse_http_url(raw.url.trim()).map_err(|e| format!("has {e}"))?;
+            Ok(NotifySpec { url, kind })
+        })
+        .collect()
 }
 
 #[cfg(test)]

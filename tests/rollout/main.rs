@@ -5,6 +5,7 @@
 mod cluster;
 mod crash_sweep;
 mod harness;
+mod hooks;
 mod observer;
 mod process;
 

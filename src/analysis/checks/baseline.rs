@@ -20,6 +20,21 @@
 //!   built-in checks.
 //! - When neither side had a failure (or every request failed on both), the rates are equal and
 //!   the test is undefined (zero variance): the check passes, saying so.
+//!
+//! Guards against flakiness at small samples (a healthy canary must not fail on noise):
+//! - **Error rate.** The z-test leans on the normal approximation, which is only trusted when
+//!   each side expects at least [`MIN_EXPECTED_FAILURES`] failures and as many successes at the
+//!   pooled rate (the usual n·p̂ ≥ 5 rule). Below that one stray failure looks "significant":
+//!   1 of 20 canary requests against 0 of 180 gives z = 3.0, p = 0.001. There the p-value is
+//!   Fisher's exact test instead ([`fisher_one_sided`], one-sided, as scipy's
+//!   `fisher_exact(alternative="greater")`), which gives p = 0.1 for that case and still catches
+//!   a real regression at low traffic (6 of 62 against 0 of 92: p = 0.004). The detail names
+//!   the test used.
+//! - **Latency.** A p99 of fewer than [`MIN_LATENCY_SAMPLES`] requests is the slowest single
+//!   request, and Linkerd's coarse histogram buckets turn it into a bucket edge: two identical
+//!   versions then differ by a whole bucket (50 → 100 ms). The p99s are compared only when both
+//!   sides have that many requests (and `min-requests`); below it the check passes, saying
+//!   why, and the absolute `latency-p99` check still applies.
 
 use std::time::SystemTime;
 
@@ -35,6 +50,11 @@ pub const BASELINE_ERROR_RATE: &str = "baseline-error-rate";
 pub const BASELINE_LATENCY: &str = "baseline-latency";
 /// Significance level of the error-rate test (DESIGN §5).
 pub const SIGNIFICANCE: f64 = 0.05;
+/// Failures (and successes) each side must expect at the pooled rate before the z-test's
+/// normal approximation is trusted.
+pub const MIN_EXPECTED_FAILURES: f64 = 5.0;
+/// Requests each side needs before its p99 is more than its slowest request.
+pub const MIN_LATENCY_SAMPLES: f64 = 100.0;
 
 /// How far the canary may trail the primary.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -176,8 +196,62 @@ pub fn judge_baseline(
     }
     vec![
         judge_error_rate(baseline, m, totals),
-        judge_latency(baseline, m),
+        judge_latency(baseline, m, totals),
     ]
+}
+
+/// Whether the z-test's normal approximation holds: each side expects at least
+/// [`MIN_EXPECTED_FAILURES`] failures and successes at the pooled rate. `None` when it does;
+/// otherwise the smallest expected count, for the message.
+fn too_small_for_z_test(cf: f64, ct: f64, pf: f64, pt: f64) -> Option<f64> {
+    let pooled = (cf + pf) / (ct + pt);
+    let smallest = [ct, pt]
+        .into_iter()
+        .flat_map(|n| [n * pooled, n * (1.0 - pooled)])
+        .fold(f64::INFINITY, f64::min);
+    (smallest < MIN_EXPECTED_FAILURES).then_some(smallest)
+}
+
+/// One-sided Fisher's exact test that the canary's failure proportion exceeds the primary's:
+/// P(X ≥ canary failures) for X hypergeometric (all failures spread over both sides at random).
+/// Counts are rounded to whole requests (Prometheus' `increase` extrapolates). `None` when a
+/// count is not a valid count.
+pub fn fisher_one_sided(
+    canary_failures: f64,
+    canary_total: f64,
+    primary_failures: f64,
+    primary_total: f64,
+) -> Option<f64> {
+    let [cf, ct, pf, pt] = [
+        canary_failures,
+        canary_total,
+        primary_failures,
+        primary_total,
+    ]
+    .map(f64::round);
+    if ![cf, ct, pf, pt].iter().all(|x| x.is_finite() && *x >= 0.0) || cf > ct || pf > pt {
+        return None;
+    }
+    let (n, failures) = (ct + pt, cf + pf);
+    // Support of X: lo..=hi. Weights relative to P(X = lo), in logs, by the ratio
+    // P(k+1)/P(k) = (K-k)(n1-k) / ((k+1)(N-K-n1+k+1)).
+    let lo = (ct + failures - n).max(0.0);
+    let hi = failures.min(ct);
+    let mut log_w = Vec::with_capacity((hi - lo) as usize + 1);
+    let mut k = lo;
+    let mut acc = 0.0;
+    log_w.push(acc);
+    while k < hi {
+        acc += ((failures - k) * (ct - k) / ((k + 1.0) * (n - failures - ct + k + 1.0))).ln();
+        log_w.push(acc);
+        k += 1.0;
+    }
+    let top = log_w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weight = |lw: &f64| (lw - top).exp();
+    let total: f64 = log_w.iter().map(weight).sum();
+    let from = (cf - lo).max(0.0) as usize;
+    let tail: f64 = log_w.iter().skip(from).map(weight).sum();
+    Some((tail / total).min(1.0))
 }
 
 fn judge_error_rate(
@@ -224,14 +298,28 @@ fn judge_error_rate(
         );
     };
     let tolerance = baseline.tolerance_points;
-    let stats = format!("z={z:.2}, p={}", p_value(p));
+    let (p, stats, note) = match too_small_for_z_test(cf, canary_total, pf, primary_total) {
+        None => (p, format!("z={z:.2}, p={}", p_value(p)), String::new()),
+        Some(expected) => {
+            let exact = fisher_one_sided(cf, canary_total, pf, primary_total).unwrap_or(1.0);
+            (
+                exact,
+                format!("Fisher's exact p={}", p_value(exact)),
+                format!(
+                    "; exact test, as a side expects {} < {} failures",
+                    num(expected),
+                    num(MIN_EXPECTED_FAILURES)
+                ),
+            )
+        }
+    };
     if p < SIGNIFICANCE && excess > tolerance {
         verdict(
             BASELINE_ERROR_RATE,
             CheckResult::Fail,
             Some(excess),
             format!(
-                "{figures}: +{} points > {} {}, and significant ({stats} < {SIGNIFICANCE})",
+                "{figures}: +{} points > {} {}, and significant ({stats} < {SIGNIFICANCE}){note}",
                 num(excess),
                 Setting::BaselineTolerance.as_str(),
                 num(tolerance)
@@ -251,12 +339,16 @@ fn judge_error_rate(
             BASELINE_ERROR_RATE,
             CheckResult::Pass,
             Some(excess),
-            format!("{figures}: {why}"),
+            format!("{figures}: {why}{note}"),
         )
     }
 }
 
-fn judge_latency(baseline: &BaselinePlan, m: &BaselineMeasurements) -> CheckVerdict {
+fn judge_latency(
+    baseline: &BaselinePlan,
+    m: &BaselineMeasurements,
+    [canary_total, primary_total]: [f64; 2],
+) -> CheckVerdict {
     let value = |role: &str, r: &Result<Option<f64>, PromError>| match r {
         Err(e) => Err(format!("{role} p99: {}", describe(e))),
         Ok(None) => Err(format!(
@@ -275,6 +367,22 @@ fn judge_latency(baseline: &BaselinePlan, m: &BaselineMeasurements) -> CheckVerd
         (Err(e), _) | (_, Err(e)) => return verdict(BASELINE_LATENCY, CheckResult::Fail, None, e),
     };
     let ratio = baseline.latency_ratio;
+    if canary_total.min(primary_total) < MIN_LATENCY_SAMPLES {
+        return verdict(
+            BASELINE_LATENCY,
+            CheckResult::Pass,
+            Some(c),
+            format!(
+                "canary p99 {}ms of {} vs primary p99 {}ms of {} requests: not compared, a p99 needs {} requests on each side; {} still applies",
+                num(c),
+                num(canary_total),
+                num(p),
+                num(primary_total),
+                num(MIN_LATENCY_SAMPLES),
+                Setting::LatencyP99.as_str()
+            ),
+        );
+    }
     let limit = p * ratio;
     let detail = |op: &str| {
         format!(
@@ -411,7 +519,7 @@ mod tests {
     /// `pip install scipy statsmodels && python3 -c "from statsmodels.stats.proportion import
     /// proportions_ztest as t; print(t([CF, PF], [CT, PT], alternative='larger'))"`
     /// for each `(CF, CT, PF, PT)` below.
-    const REFERENCE: [Reference; 7] = [
+    const REFERENCE: [Reference; 9] = [
         (
             (20.0, 1000.0, 10.0, 1000.0),
             1.839590920463876,
@@ -442,6 +550,18 @@ mod tests {
             (1.0, 20.0, 0.0, 20.0),
             1.0127393670836666,
             0.15559233441130899,
+        ),
+        (
+            (25.0, 1000.0, 16.0, 1000.0),
+            1.4201962478606718,
+            0.07777527785761171,
+        ),
+        // Too small for the normal approximation: Fisher's exact test gives p = 0.1 here
+        // (`scipy.stats.fisher_exact([[1, 19], [0, 180]], alternative='greater')`).
+        (
+            (1.0, 20.0, 0.0, 180.0),
+            3.007528242702513,
+            0.0013169082494085475,
         ),
     ];
 
@@ -530,14 +650,76 @@ mod tests {
 
     #[test]
     fn a_large_difference_that_is_not_significant_passes() {
-        // 1 of 20 vs 0 of 20: +5 points, p = 0.16.
-        let v = judge(side(20.0, Some(1.0), 40.0), side(20.0, None, 40.0));
+        // 2.5 % vs 1.6 % of 1000: +0.9 points, p = 0.078.
+        let v = judge(
+            side(1000.0, Some(25.0), 40.0),
+            side(1000.0, Some(16.0), 40.0),
+        );
         assert_eq!(v[0].result, CheckResult::Pass, "{}", v[0].detail);
         assert!(
-            v[0].detail.contains("not significant (z=1.01, p=0.156"),
+            v[0].detail.contains("not significant (z=1.42, p=0.078"),
             "{}",
             v[0].detail
         );
+    }
+
+    /// `((canary failures, canary total, primary failures, primary total), p)` from scipy 1.17.1:
+    /// `python3 -c "from scipy.stats import fisher_exact as f;
+    /// print(f([[CF, CT-CF], [PF, PT-PF]], alternative='greater').pvalue)"`.
+    const FISHER_REFERENCE: [((f64, f64, f64, f64), f64); 4] = [
+        ((6.0, 62.0, 0.0, 92.0), 0.0036619922546878778),
+        ((1.0, 20.0, 0.0, 180.0), 0.1),
+        ((3.0, 50.0, 1.0, 60.0), 0.24359170890938014),
+        ((2.0, 10000.0, 1.0, 100000.0), 0.02328891465189606),
+    ];
+
+    #[test]
+    fn fishers_exact_test_matches_scipy() {
+        for ((cf, ct, pf, pt), want) in FISHER_REFERENCE {
+            let p = fisher_one_sided(cf, ct, pf, pt).unwrap();
+            assert!(
+                close(p, want, 1e-9),
+                "{cf}/{ct} vs {pf}/{pt}: p {p} != {want}"
+            );
+        }
+        assert_eq!(fisher_one_sided(0.0, 10.0, 0.0, 10.0), Some(1.0));
+        assert_eq!(fisher_one_sided(11.0, 10.0, 0.0, 10.0), None);
+    }
+
+    #[test]
+    fn one_stray_failure_in_a_small_sample_is_judged_by_the_exact_test_and_passes() {
+        // z = 3.0, p = 0.001 by the normal approximation, but 0.1 by Fisher's exact test.
+        let v = judge(side(20.0, Some(1.0), 40.0), side(180.0, None, 40.0));
+        assert_eq!(v[0].result, CheckResult::Pass, "{}", v[0].detail);
+        assert_eq!(
+            v[0].detail,
+            "canary 5% of 20 vs primary 0% of 180 requests failed: not significant (Fisher's exact p=0.1 >= 0.05); exact test, as a side expects 0.1 < 5 failures"
+        );
+    }
+
+    #[test]
+    fn a_real_regression_at_low_traffic_still_fails_on_the_exact_test() {
+        let v = judge(side(62.0, Some(6.0), 40.0), side(92.0, None, 40.0));
+        assert_eq!(v[0].result, CheckResult::Fail, "{}", v[0].detail);
+        assert!(
+            v[0].detail.contains("Fisher's exact p=0.004"),
+            "{}",
+            v[0].detail
+        );
+    }
+
+    #[test]
+    fn p99s_of_fewer_than_a_hundred_requests_are_not_compared() {
+        let v = judge(side(60.0, None, 100.0), side(1000.0, None, 50.0));
+        assert_eq!(v[1].result, CheckResult::Pass, "{}", v[1].detail);
+        assert!(
+            v[1].detail
+                .contains("not compared, a p99 needs 100 requests"),
+            "{}",
+            v[1].detail
+        );
+        let v = judge(side(100.0, None, 100.0), side(1000.0, None, 50.0));
+        assert_eq!(v[1].result, CheckResult::Fail, "{}", v[1].detail);
     }
 
     #[test]

@@ -14,6 +14,7 @@ fn mk_plan() -> Plan {
         weights: vec![10, 20, 30, 40, 50],
         threshold: 3,
         progress_deadline: Duration::from_secs(600),
+        hooks: Vec::new(),
     }
 }
 
@@ -28,6 +29,7 @@ fn mk_obs(now: SystemTime) -> Observation {
         primary: None,
         controls: Controls::default(),
         blocked: None,
+        hooks: HookAnswers::default(),
     }
 }
 
@@ -191,6 +193,7 @@ fn a_healthy_canary_walks_every_step_then_is_promoted() {
     assert_eq!(
         d.effects,
         vec![
+            Effect::PostRolloutHooks,
             Effect::EnsureRoute(Weights::AT_REST),
             Effect::RestoreApex,
             Effect::DeletePrimary,
@@ -1122,4 +1125,233 @@ fn pause_while_rolling_back_is_refused() {
     );
     assert_eq!(d.status.phase, Phase::RollingBack);
     assert_eq!(ack(&d), (Control::Pause, ControlOutcome::Refused));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hooks
+// ---------------------------------------------------------------------------------------------
+
+fn hooked(kinds: &[HookType]) -> Plan {
+    Plan {
+        hooks: kinds.to_vec(),
+        ..mk_plan()
+    }
+}
+
+fn hook_verdict(name: &str, result: CheckResult) -> CheckVerdict {
+    CheckVerdict {
+        name: name.into(),
+        result,
+        value: Some(500.0),
+        detail: format!("{name}: http://smoke/ answered 500 after 1 attempt"),
+    }
+}
+
+#[test]
+fn a_failing_pre_rollout_hook_holds_zero_percent_and_rolls_back_at_threshold() {
+    let plan = hooked(&[HookType::PreRollout]);
+    let mut status = mk_progressing_at_zero();
+    let first = at(10, in_progress());
+    let due = analysis_plan(Some(&status), &first, &plan).expect("due at once at 0%");
+    assert_eq!(
+        due,
+        AnalysisPlan {
+            checks: false,
+            hooks: vec![HookType::PreRollout]
+        }
+    );
+    // Without the hook's answer nothing moves.
+    let d = decide(Some(&status), &first, &plan, None);
+    assert_eq!(d.status.weight, 0);
+    for n in 1..=3u64 {
+        let obs = at(10 + 60 * (n - 1), in_progress());
+        assert!(analysis_due(Some(&status), &obs, &plan), "try {n}");
+        let failed = [hook_verdict("pre-rollout-hook", CheckResult::Fail)];
+        let d = decide(Some(&status), &obs, &plan, Some(&failed));
+        assert!(
+            routes(&d).iter().all(|w| w.canary == 0),
+            "no traffic to the canary: {:?}",
+            d.effects
+        );
+        assert_eq!(d.status.failed_checks, n as u32);
+        status = d.status;
+        if n < 3 {
+            assert_eq!(status.phase, Phase::Progressing);
+            assert!(!analysis_due(
+                Some(&status),
+                &at(10 + 60 * (n - 1) + 30, in_progress()),
+                &plan
+            ));
+        }
+    }
+    assert_eq!(status.phase, Phase::RollingBack);
+    assert!(
+        status.message.contains("pre-rollout-hook fail"),
+        "{}",
+        status.message
+    );
+}
+
+#[test]
+fn a_passing_pre_rollout_hook_takes_the_first_step_without_counting_an_analysis() {
+    let plan = hooked(&[HookType::PreRollout, HookType::Rollout]);
+    let passed = [hook_verdict("pre-rollout-hook", CheckResult::Pass)];
+    let d = decide(
+        Some(&mk_progressing_at_zero()),
+        &at(10, in_progress()),
+        &plan,
+        Some(&passed),
+    );
+    assert_eq!(d.status.weight, 10);
+    assert_eq!(d.status.iterations, 0);
+    let due = analysis_plan(Some(&d.status), &at(70, in_progress()), &plan).unwrap();
+    assert_eq!(
+        due,
+        AnalysisPlan {
+            checks: true,
+            hooks: vec![HookType::Rollout]
+        }
+    );
+}
+
+#[test]
+fn a_failing_rollout_hook_is_a_failed_check_and_holds_the_weight() {
+    let plan = hooked(&[HookType::Rollout]);
+    let mut checks = verdict(CheckResult::Pass);
+    checks.push(hook_verdict("rollout-hook", CheckResult::Fail));
+    let d = decide(
+        Some(&at_first_step()),
+        &at(100, in_progress()),
+        &plan,
+        Some(&checks),
+    );
+    assert_eq!((d.status.weight, d.status.failed_checks), (10, 1));
+}
+
+/// A status at max weight (50%) with the analysis due at t(1000).
+fn at_max_weight(plan: &Plan) -> RolloutStatus {
+    let mut status = mk_progressing_at_zero();
+    let mut now = 10;
+    while status.weight < 50 {
+        let obs = at(now, in_progress());
+        let verdicts = analysis_due(Some(&status), &obs, plan).then(|| verdict(CheckResult::Pass));
+        status = decide(Some(&status), &obs, plan, verdicts.as_deref()).status;
+        now += 60;
+    }
+    status.last_analysis = Some(Timestamp(t(940)));
+    status
+}
+
+#[test]
+fn confirm_promotion_waits_while_the_analysis_goes_on_then_promotes_on_a_2xx() {
+    let plan = hooked(&[HookType::ConfirmPromotion]);
+    let status = at_max_weight(&plan);
+    let due = analysis_plan(Some(&status), &at(1000, in_progress()), &plan).unwrap();
+    assert_eq!(due.hooks, vec![HookType::ConfirmPromotion]);
+    let no = Observation {
+        hooks: HookAnswers {
+            confirm_promotion: Some(Err(
+                "confirm-promotion hook http://gate/ answered 403".into()
+            )),
+            rollback: None,
+        },
+        ..at(1000, in_progress())
+    };
+    let d = decide(Some(&status), &no, &plan, Some(&verdict(CheckResult::Pass)));
+    assert_eq!(d.status.phase, Phase::WaitingPromotion);
+    assert_eq!(d.status.weight, 50);
+    assert_eq!(d.events[0].reason, "WaitingPromotion");
+    assert!(
+        d.status.message.contains("answered 403"),
+        "{}",
+        d.status.message
+    );
+    // Waiting, the analysis keeps running and still counts failures.
+    let waiting = d.status;
+    let later = Observation {
+        now: t(1060),
+        ..no.clone()
+    };
+    assert!(analysis_due(Some(&waiting), &later, &plan));
+    let d = decide(
+        Some(&waiting),
+        &later,
+        &plan,
+        Some(&verdict(CheckResult::Fail)),
+    );
+    assert_eq!(
+        (d.status.phase, d.status.failed_checks),
+        (Phase::WaitingPromotion, 1)
+    );
+    let d2 = decide(
+        Some(&waiting),
+        &later,
+        &plan,
+        Some(&verdict(CheckResult::Pass)),
+    );
+    assert!(d2.events.is_empty(), "no second WaitingPromotion event");
+    // The gate says yes.
+    let yes = Observation {
+        hooks: HookAnswers {
+            confirm_promotion: Some(Ok(())),
+            rollback: None,
+        },
+        ..at(1120, in_progress())
+    };
+    let d = decide(
+        Some(&waiting),
+        &yes,
+        &plan,
+        Some(&verdict(CheckResult::Pass)),
+    );
+    assert_eq!(d.status.phase, Phase::Promoting);
+    assert!(d.status.message.is_empty());
+}
+
+#[test]
+fn a_2xx_from_a_rollback_hook_rolls_the_canary_back() {
+    let plan = hooked(&[HookType::Rollback]);
+    let obs = Observation {
+        hooks: HookAnswers {
+            confirm_promotion: None,
+            rollback: Some("rollback hook http://stop/ answered 200 after 1 attempt".into()),
+        },
+        ..at(100, in_progress())
+    };
+    let d = decide(
+        Some(&at_first_step()),
+        &obs,
+        &plan,
+        Some(&verdict(CheckResult::Pass)),
+    );
+    assert_eq!(d.status.phase, Phase::RollingBack);
+    assert!(
+        d.status
+            .message
+            .starts_with("a rollback hook asked for it: rollback hook http://stop/"),
+        "{}",
+        d.status.message
+    );
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
+}
+
+#[test]
+fn post_rollout_hooks_are_called_once_when_a_rollback_finishes() {
+    let plan = mk_plan();
+    let rolling = decide(
+        Some(&at_first_step()),
+        &with(abort(), at(100, in_progress())),
+        &plan,
+        None,
+    )
+    .status;
+    let restored = Observation {
+        revision: STABLE.into(),
+        ..at(110, in_progress())
+    };
+    let d = decide(Some(&rolling), &restored, &plan, None);
+    assert_eq!(d.status.phase, Phase::Failed);
+    assert!(d.effects.contains(&Effect::PostRolloutHooks));
+    let again = decide(Some(&d.status), &at(120, restored), &plan, None);
+    assert!(!again.effects.contains(&Effect::PostRolloutHooks));
 }
