@@ -362,7 +362,7 @@ const BAD: &[Row] = &[
     (
         At::Deployment,
         &[("sluice.dev/webhooks", "{{{")],
-        "sluice.dev/webhooks: \"{{{\" is not a YAML list of {type, url, timeout, metadata} (line 1 column 3: unclosed bracket '{'); use e.g. [{type: pre-rollout, url: http://loadtester.test/, timeout: 30s}]",
+        "sluice.dev/webhooks: \"{{{\" is not a YAML list of {type, url, timeout, retries, metadata} (line 1 column 3: unclosed bracket '{'); use e.g. [{type: pre-rollout, url: http://loadtester.test/, timeout: 30s, retries: 2}]",
     ),
     (
         At::Deployment,
@@ -468,7 +468,7 @@ const BAD: &[Row] = &[
     (
         At::Cluster,
         &[("notify", "{url: 1")],
-        "notify: \"{url: 1\" is not a YAML map {url, type} (line 1 column 1: unclosed bracket '{'); use e.g. {url: https://hooks.slack.com/services/…, type: slack}",
+        "notify: \"{url: 1\" is not a YAML map {url, type} nor a list of them (line 1 column 1: unclosed bracket '{'); use e.g. {url: https://hooks.slack.com/services/…, type: slack}, or a list of them",
     ),
     (
         At::Cluster,
