@@ -18,6 +18,7 @@ use sluice::controller::objects::{
     apex_restore_patch, apex_rollout_patch, canary_service, primary_deployment, primary_service,
     route_target,
 };
+use sluice::controller::status::{Phase, RolloutStatus};
 use sluice::policy::keys::APEX_SELECTOR_ANNOTATION;
 use sluice::policy::values::RouterKind;
 use sluice::routing::{
@@ -25,6 +26,8 @@ use sluice::routing::{
     Weights, gateway, served,
 };
 use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
+use sluice::sandbox::embedded::Embedded;
+use sluice::sandbox::{MetricsBackend, Sandbox, SandboxOptions};
 
 const NS: &str = "default";
 
@@ -564,4 +567,101 @@ async fn a_serviceprofile_of_the_apex_is_warned_about_once_with_an_event_on_the_
         note.contains("ServiceProfile default/web.default.svc.cluster.local"),
         "{note}"
     );
+}
+
+/// The phase and message Sluice recorded on `default/web`, once `check` holds.
+async fn wait_for_phase(
+    deployments: &Api<Deployment>,
+    what: &str,
+    check: impl Fn(&RolloutStatus) -> bool,
+) -> RolloutStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let d = deployments.get("web").await.unwrap();
+        if let Some(s) = RolloutStatus::from_annotations(d.metadata.annotations.as_ref())
+            .ok()
+            .flatten()
+            && check(&s)
+        {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}: {:?}",
+            d.metadata.annotations
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_it_is() {
+    sluice::tls::install_crypto_provider();
+    let sandbox = Sandbox::start(SandboxOptions {
+        ready_delay: std::time::Duration::from_millis(100),
+        metrics: MetricsBackend::Builtin,
+    })
+    .await
+    .unwrap();
+    sandbox
+        .api
+        .set_served("gateway.networking.k8s.io/v1", false);
+    let sluice = Embedded::start(&sandbox).await.unwrap();
+    let client = sandbox.client(Identity::Admin).await.unwrap();
+    let mut app = app_manifest();
+    app.metadata.annotations =
+        Some([("sluice.dev/router".to_string(), "gateway-api".to_string())].into());
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
+    Api::<Service>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &apex_manifest())
+        .await
+        .unwrap();
+    deployments
+        .create(&PostParams::default(), &app)
+        .await
+        .unwrap();
+
+    let blocked = wait_for_phase(&deployments, "the phase is Blocked", |s| {
+        s.phase == Phase::Blocked
+    })
+    .await;
+    assert!(
+        blocked
+            .message
+            .contains("gateway.networking.k8s.io/v1 httproutes"),
+        "{}",
+        blocked.message
+    );
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
+
+    sandbox.api.set_served("gateway.networking.k8s.io/v1", true);
+    // A Blocked Deployment is looked at again every 30 s; a change to it wakes it sooner.
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "shop"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for_phase(&deployments, "the phase is Initialized", |s| {
+        s.phase == Phase::Initialized
+    })
+    .await;
+    // The status is written first, then the route (the effects follow the intent).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let route = loop {
+        if let Some(route) = routes.get_opt("web").await.unwrap() {
+            break route;
+        }
+        assert!(std::time::Instant::now() < deadline, "no HTTPRoute web");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        route.data["spec"]["rules"][0]["backendRefs"][1]["weight"],
+        100
+    );
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
 }
