@@ -21,6 +21,7 @@ fn mk_inputs() -> Inputs {
         namespace_annotations: Some(BTreeMap::new()),
         sluice_namespace: "sluice-system".into(),
         cluster: None,
+        warnings: Vec::new(),
     }
 }
 
@@ -134,4 +135,32 @@ fn a_conflict_between_levels_drops_the_blamed_key_and_keeps_the_rest() {
         settings::Source::Namespace
     );
     assert_eq!(resolved.settings.steps, settings::StepPlan::Increment(10));
+}
+
+#[test]
+fn a_serviceprofile_of_the_apex_is_a_warning_only_with_gateway_api() {
+    let profiles = vec![
+        "web.shop.svc.cluster.local".to_string(),
+        "cart.shop.svc.cluster.local".to_string(),
+    ];
+    let warnings = route_warnings(RouterKind::GatewayApi, "shop", "web", "web", &profiles);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("ServiceProfile shop/web.shop.svc.cluster.local"));
+    assert!(route_warnings(RouterKind::Smi, "shop", "web", "web", &profiles).is_empty());
+    assert!(
+        route_warnings(
+            RouterKind::GatewayApi,
+            "shop",
+            "web",
+            "storefront",
+            &profiles
+        )
+        .is_empty()
+    );
+    let inputs = Inputs {
+        deployment_annotations: map(&[("sluice.dev/router", "gateway-api")]),
+        warnings,
+        ..mk_inputs()
+    };
+    golden("serviceprofile-warning", &render(&inputs));
 }
