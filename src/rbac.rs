@@ -136,10 +136,11 @@ pub const API_CALLS: &[ApiCall] = &[
     ApiCall {
         group: "split.smi-spec.io",
         resource: "trafficsplits",
-        verbs: &["get", "create", "patch"],
+        verbs: &["get", "create", "patch", "delete"],
         scope: Scope::Cluster,
         resource_names: &[],
-        needed_by: "routing::smi: read the route and server-side apply its weights",
+        needed_by: "routing::smi: read the route and server-side apply its weights; routing: \
+                    delete it when the Deployment moved to another router",
     },
     ApiCall {
         group: "gateway.networking.k8s.io",
@@ -152,10 +153,11 @@ pub const API_CALLS: &[ApiCall] = &[
     ApiCall {
         group: "gateway.networking.k8s.io",
         resource: "httproutes",
-        verbs: &["get", "create", "patch"],
+        verbs: &["get", "create", "patch", "delete"],
         scope: Scope::Cluster,
         resource_names: &[],
-        needed_by: "routing::gateway: read the route and server-side apply its weights",
+        needed_by: "routing::gateway: read the route and server-side apply its weights; \
+                    routing: delete it when the Deployment moved to another router",
     },
     ApiCall {
         group: "linkerd.io",

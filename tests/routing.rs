@@ -472,7 +472,11 @@ async fn one_any_router_writes_each_deployments_route_with_the_router_it_names()
     let gw_target = gateway_target(&smi_target);
     router.ensure(&gw_target, w(60, 40)).await.unwrap();
     assert_eq!(router.weights(&gw_target).await.unwrap(), Some(w(60, 40)));
-    assert_eq!(router.weights(&smi_target).await.unwrap(), Some(w(70, 30)));
+    assert_eq!(
+        router.weights(&smi_target).await.unwrap(),
+        None,
+        "the TrafficSplit Sluice wrote is removed once the Deployment moves to gateway-api"
+    );
 
     let nginx = RouteTarget {
         router: RouterKind::Nginx,
@@ -481,6 +485,45 @@ async fn one_any_router_writes_each_deployments_route_with_the_router_it_names()
     let err = router.ensure(&nginx, w(60, 40)).await.unwrap_err();
     assert_eq!(err.metric_label(), "unimplemented");
     assert!(router.unserved(RouterKind::Nginx).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn moving_to_another_router_removes_only_the_route_sluice_wrote() {
+    let (_api, client) = server().await;
+    let (_, _, smi_target) = onboard(&client).await;
+    let router = AnyRouter::new(client.clone()).await.unwrap();
+    // Someone else's TrafficSplit of the same name (no owner reference to the app).
+    let foreign: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
+        "metadata": {"name": "web"},
+        "spec": {"service": "web", "backends": [{"service": "web-canary", "weight": 1}]}
+    }))
+    .unwrap();
+    splits(&client, SmiVersion::V1Alpha2)
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+
+    router
+        .ensure(&gateway_target(&smi_target), Weights::AT_REST)
+        .await
+        .unwrap();
+    assert!(
+        splits(&client, SmiVersion::V1Alpha2)
+            .get_opt("web")
+            .await
+            .unwrap()
+            .is_some(),
+        "a TrafficSplit Sluice did not write is left alone"
+    );
+
+    router.ensure(&smi_target, Weights::AT_REST).await.unwrap();
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
+    assert!(
+        routes.get_opt("web").await.unwrap().is_none(),
+        "the HTTPRoute is removed once the Deployment moves back to smi"
+    );
 }
 
 #[tokio::test]

@@ -417,6 +417,13 @@ impl Router for GatewayRouter {
         Ok(())
     }
 
+    async fn remove(&self, target: &RouteTarget) -> Result<bool, RoutingError> {
+        if !self.cached_served() {
+            return Ok(false);
+        }
+        self.routes.delete_ours(target, &api_resource()).await
+    }
+
     async fn weights(&self, target: &RouteTarget) -> Result<Option<Weights>, RoutingError> {
         self.current(target)
             .await?

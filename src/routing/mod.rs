@@ -15,6 +15,11 @@
 //! controller shows as phase `Blocked`. Every route carries an owner reference to `app`, so
 //! deleting `app` collects it. `nginx` is a valid setting that no router implements yet: it is
 //! reported as `Blocked` with that reason, never silently routed by another kind.
+//!
+//! When a Deployment moves to another router, the route the previous kind wrote for it (owned
+//! by `app`, labelled managed-by `sluice`) is deleted after the new one is written: a
+//! TrafficSplit left behind becomes a ServiceProfile in Linkerd, which overrides the HTTPRoute.
+//! This is checked once per route and kind per process, so it costs nothing on later passes.
 
 pub mod gateway;
 pub mod served;
@@ -204,6 +209,13 @@ pub trait Router: Send + Sync {
         weights: Weights,
     ) -> impl Future<Output = Result<(), RoutingError>> + Send;
 
+    /// Deletes the route of `target` if Sluice wrote it (owned by `app`, managed-by label);
+    /// nothing when the API is not served. Whether it deleted one.
+    fn remove(
+        &self,
+        target: &RouteTarget,
+    ) -> impl Future<Output = Result<bool, RoutingError>> + Send;
+
     /// The weights the stored route splits by now, in percent; `None` when there is no route.
     fn weights(
         &self,
@@ -323,6 +335,34 @@ pub(crate) fn is_owned_and_labelled(current: &Value, desired: &Value) -> bool {
         && current["metadata"]["labels"][MANAGED_BY_LABEL] == MANAGED_BY
 }
 
+impl<T: Copy> RouteClient<T> {
+    /// Deletes `target`'s route in `resource` if Sluice wrote it for this `app` (owner
+    /// reference and managed-by label); someone else's object of that name is left alone.
+    /// Whether it deleted one.
+    pub(crate) async fn delete_ours(
+        &self,
+        target: &RouteTarget,
+        resource: &ApiResource,
+    ) -> Result<bool, RoutingError> {
+        let Some(current) = self.get(target, resource).await? else {
+            return Ok(false);
+        };
+        let ours = serde_json::json!({"metadata": route_metadata(target)});
+        if !is_owned_and_labelled(&current, &ours) {
+            return Ok(false);
+        }
+        match self
+            .api(target, resource)
+            .delete(&target.name, &Default::default())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(self.api_error("delete", target, e)),
+        }
+    }
+}
+
 /// Refuses weights that do not sum to 100, before anything is read or written.
 pub(crate) fn check_weights(target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
     if weights.is_valid() {
@@ -384,6 +424,8 @@ pub(crate) fn percent_split<'a>(
 pub struct AnyRouter {
     smi: SmiRouter,
     gateway: GatewayRouter,
+    /// Route key → the kind whose leftovers of the other kinds were already removed.
+    swept: Arc<Mutex<std::collections::HashMap<String, RouterKind>>>,
 }
 
 impl AnyRouter {
@@ -392,7 +434,11 @@ impl AnyRouter {
     pub async fn new(client: kube::Client) -> Result<AnyRouter, RoutingError> {
         let (smi, gateway) =
             tokio::try_join!(SmiRouter::new(client.clone()), GatewayRouter::new(client))?;
-        Ok(AnyRouter { smi, gateway })
+        Ok(AnyRouter {
+            smi,
+            gateway,
+            swept: Arc::default(),
+        })
     }
 
     /// The resources routes are stored as, one per served kind, for the controller to watch.
@@ -418,13 +464,46 @@ impl AnyRouter {
         }
     }
 
-    /// Routes `target` by `weights` with the router it names.
+    /// Routes `target` by `weights` with the router it names, then removes the route another
+    /// kind of router wrote for the same Deployment (once per route and kind in this process):
+    /// a TrafficSplit left behind would override the HTTPRoute (Linkerd turns it into a
+    /// ServiceProfile), and an HTTPRoute left behind would be a stale second route.
     pub async fn ensure(&self, target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
         match target.router {
-            RouterKind::Smi => self.smi.ensure(target, weights).await,
-            RouterKind::GatewayApi => self.gateway.ensure(target, weights).await,
-            RouterKind::Nginx => Err(unimplemented(target)),
+            RouterKind::Smi => self.smi.ensure(target, weights).await?,
+            RouterKind::GatewayApi => self.gateway.ensure(target, weights).await?,
+            RouterKind::Nginx => return Err(unimplemented(target)),
         }
+        self.sweep(target).await
+    }
+
+    async fn sweep(&self, target: &RouteTarget) -> Result<(), RoutingError> {
+        let key = target.key();
+        let done = |swept: &std::collections::HashMap<String, RouterKind>| {
+            swept.get(&key) == Some(&target.router)
+        };
+        if done(&self.swept.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(());
+        }
+        let mut removed = Vec::new();
+        if target.router != RouterKind::Smi && self.smi.remove(target).await? {
+            removed.push(smi::KIND);
+        }
+        if target.router != RouterKind::GatewayApi && self.gateway.remove(target).await? {
+            removed.push(gateway::KIND);
+        }
+        for kind in removed {
+            tracing::info!(
+                route = %key,
+                router = %target.router,
+                "removed the {kind} Sluice wrote before sluice.dev/router changed"
+            );
+        }
+        self.swept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, target.router);
+        Ok(())
     }
 
     /// The weights `target`'s route splits by now; `None` when there is no route.

@@ -333,6 +333,13 @@ impl Router for SmiRouter {
             .await
     }
 
+    async fn remove(&self, target: &RouteTarget) -> Result<bool, RoutingError> {
+        match self.cached_version() {
+            Some(v) => self.routes.delete_ours(target, &v.api_resource()).await,
+            None => Ok(false),
+        }
+    }
+
     async fn weights(&self, target: &RouteTarget) -> Result<Option<Weights>, RoutingError> {
         let (_, current) = self.stored(target).await?;
         current.map(|obj| parse_weights(&obj, target)).transpose()
