@@ -91,8 +91,23 @@ struct InProcess {
 
 impl Harness {
     /// A cluster with Sluice serving, the app onboarded at rest with `router`, and live traffic.
+    /// Its route is the one `router` writes, at rest.
     pub async fn start(router: RouterKind) -> Harness {
-        Self::start_many(1, router).await.pop().expect("one app")
+        let h = Self::start_many(1, router).await.pop().expect("one app");
+        // The status is written before the route, so the route may come a moment later.
+        let deadline = Instant::now() + h.intervals(2);
+        loop {
+            let route = h.route_weights().await;
+            if route == Some((0, 100)) {
+                return h;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}/{APP} has no {router} route at rest: {route:?}",
+                h.ns
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// `n` apps, each in its own namespace and routed by `router`, with one Sluice serving
@@ -224,13 +239,6 @@ impl Harness {
             if status(&d).is_some_and(|s| s.phase == Phase::Initialized)
                 && d.status.as_ref().and_then(|s| s.available_replicas) == Some(2)
             {
-                assert_eq!(
-                    self.route_weights().await,
-                    Some((0, 100)),
-                    "{}/{APP} is onboarded with the route of router {} at rest",
-                    self.ns,
-                    self.router
-                );
                 return;
             }
             assert!(
