@@ -12,7 +12,7 @@
 //! test fails until the manifests grant it.
 //!
 //! Choices where the design is silent:
-//! - No wildcards and no `nonResourceURLs`: discovery (`/apis/…`, used by the SMI router) and
+//! - No wildcards and no `nonResourceURLs`: discovery (`/apis/…`, used by the routers) and
 //!   `/version` (checked at start) are open to every authenticated user through the built-in
 //!   `system:discovery` and `system:public-info-viewer` roles.
 //! - Server-side apply of an object that does not exist yet creates it, and kube-apiserver then
@@ -106,7 +106,7 @@ pub const API_CALLS: &[ApiCall] = &[
         verbs: &["update"],
         scope: Scope::Cluster,
         resource_names: &[],
-        needed_by: "controller::objects and routing::smi: owner references to app with \
+        needed_by: "controller::objects and the routers: owner references to app with \
                     blockOwnerDeletion on every generated object",
     },
     ApiCall {
@@ -137,10 +137,37 @@ pub const API_CALLS: &[ApiCall] = &[
     ApiCall {
         group: "split.smi-spec.io",
         resource: "trafficsplits",
-        verbs: &["get", "create", "patch"],
+        verbs: &["get", "create", "patch", "delete"],
         scope: Scope::Cluster,
         resource_names: &[],
-        needed_by: "routing::smi: read the route and server-side apply its weights",
+        needed_by: "routing::smi: read the route and server-side apply its weights; routing: \
+                    delete it when the Deployment moved to another router",
+    },
+    ApiCall {
+        group: "gateway.networking.k8s.io",
+        resource: "httproutes",
+        verbs: &["list", "watch"],
+        scope: Scope::Cluster,
+        resource_names: &[],
+        needed_by: "controller::run: the watch of the routes Sluice owns",
+    },
+    ApiCall {
+        group: "gateway.networking.k8s.io",
+        resource: "httproutes",
+        verbs: &["get", "create", "patch", "delete"],
+        scope: Scope::Cluster,
+        resource_names: &[],
+        needed_by: "routing::gateway: read the route and server-side apply its weights; \
+                    routing: delete it when the Deployment moved to another router",
+    },
+    ApiCall {
+        group: "linkerd.io",
+        resource: "serviceprofiles",
+        verbs: &["list"],
+        scope: Scope::Cluster,
+        resource_names: &[],
+        needed_by: "routing::gateway and explain: find a ServiceProfile that overrides the \
+                    HTTPRoute, to warn about it",
     },
     ApiCall {
         group: "events.k8s.io",

@@ -40,7 +40,6 @@ use crate::controller::run::{self, Caches, Task};
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::routing::AnyRouter;
-use crate::routing::smi::SmiRouter;
 use crate::webhook::admit::audit;
 use crate::webhook::{self, NamespaceCache, WebhookState};
 
@@ -136,11 +135,9 @@ impl Sluice {
         let tls_reload = config
             .tls_files
             .map(|(cert, key)| webhook.reload_tls_from(cert, key, webhook::reload::EVERY));
-        let router = AnyRouter::from(
-            SmiRouter::new(client.clone())
-                .await
-                .map_err(|e| Error::Routing(e.to_string()))?,
-        );
+        let router = AnyRouter::new(client.clone())
+            .await
+            .map_err(|e| Error::Routing(e.to_string()))?;
         let lease = LeaseSettings {
             duration: config.lease_duration,
             renew_every: config.lease_duration / 3,

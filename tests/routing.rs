@@ -1,11 +1,15 @@
 //! Routing and generated objects on the sandbox API server: the SMI router discovers the served
 //! TrafficSplit version, writes only when the weights change, and the objects Sluice generates
 //! for a Deployment are accepted by the server's validation and collected with the Deployment.
+//! The Gateway API router writes an HTTPRoute on the apex port (once per change, whatever the
+//! CRD defaults), an unserved route API blocks with a reason until it is served, and a
+//! ServiceProfile of the apex is warned about with an Event on the Deployment.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
@@ -14,11 +18,16 @@ use sluice::controller::objects::{
     apex_restore_patch, apex_rollout_patch, canary_service, primary_deployment, primary_service,
     route_target,
 };
+use sluice::controller::status::{Phase, RolloutStatus};
 use sluice::policy::keys::APEX_SELECTOR_ANNOTATION;
+use sluice::policy::values::RouterKind;
 use sluice::routing::{
-    AnyRouter, RouteTarget, Router, RoutingError, SmiRouter, SmiVersion, Weights,
+    AnyRouter, Discovery, GatewayRouter, RouteTarget, Router, RoutingError, SmiRouter, SmiVersion,
+    Weights, gateway, served,
 };
 use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
+use sluice::sandbox::embedded::Embedded;
+use sluice::sandbox::{MetricsBackend, Sandbox, SandboxOptions};
 
 const NS: &str = "default";
 
@@ -66,7 +75,7 @@ async fn onboard(client: &kube::Client) -> (Deployment, Service, RouteTarget) {
         .create(&PostParams::default(), &apex_manifest())
         .await
         .unwrap();
-    let target = route_target(&app, &apex).unwrap();
+    let target = route_target(&app, &apex, RouterKind::Smi).unwrap();
     (app, apex, target)
 }
 
@@ -138,7 +147,7 @@ async fn ensure_creates_a_v1alpha2_split_and_reads_it_back() {
 async fn a_second_ensure_with_the_same_weights_writes_nothing() {
     let (api, client) = server().await;
     let (_, _, target) = onboard(&client).await;
-    let router = AnyRouter::from(SmiRouter::new(client.clone()).await.unwrap());
+    let router = AnyRouter::new(client.clone()).await.unwrap();
     router.ensure(&target, w(80, 20)).await.unwrap();
     let before = stored_split(&client, SmiVersion::V1Alpha2).await;
     let patches = api.request_counts().get("patch").copied();
@@ -375,4 +384,327 @@ async fn generated_objects_are_accepted_and_collected_with_the_app() {
             .is_none(),
         "the route is collected"
     );
+}
+
+fn gateway_target(target: &RouteTarget) -> RouteTarget {
+    RouteTarget {
+        router: RouterKind::GatewayApi,
+        ..target.clone()
+    }
+}
+
+async fn stored_route(client: &kube::Client) -> Value {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
+    serde_json::to_value(api.get("web").await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_gateway_router_writes_an_httproute_on_the_apex_port_once_per_change() {
+    let (api, client) = server().await;
+    let (app, _, target) = onboard(&client).await;
+    let target = gateway_target(&target);
+    let router = GatewayRouter::new(client.clone()).await.unwrap();
+    assert_eq!(router.kind(), "gateway-api");
+    assert_eq!(
+        router.route_resource().map(|r| r.api_version),
+        Some("gateway.networking.k8s.io/v1".to_string())
+    );
+    assert_eq!(router.unserved().await.unwrap(), None);
+    assert_eq!(router.weights(&target).await.unwrap(), None);
+
+    router.ensure(&target, Weights::AT_REST).await.unwrap();
+
+    let r = stored_route(&client).await;
+    assert_eq!(r["apiVersion"], "gateway.networking.k8s.io/v1");
+    assert_eq!(
+        r["spec"]["parentRefs"],
+        json!([{"group": "", "kind": "Service", "name": "web", "port": 80}])
+    );
+    let backends = &r["spec"]["rules"][0]["backendRefs"];
+    assert_eq!(backends[0]["name"], "web-primary");
+    assert_eq!(backends[0]["port"], 80);
+    assert_eq!(backends[0]["weight"], 0);
+    assert_eq!(backends[1]["name"], "web-canary");
+    assert_eq!(backends[1]["weight"], 100);
+    assert_eq!(
+        r["metadata"]["ownerReferences"][0]["uid"],
+        json!(app.metadata.uid)
+    );
+
+    // The API server added the CRD's defaults; the route still counts as written.
+    let patches = api.request_counts().get("patch").copied();
+    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    assert_eq!(api.request_counts().get("patch").copied(), patches);
+    assert_eq!(
+        stored_route(&client).await["metadata"]["resourceVersion"],
+        r["metadata"]["resourceVersion"]
+    );
+
+    router.ensure(&target, w(80, 20)).await.unwrap();
+    assert_eq!(router.weights(&target).await.unwrap(), Some(w(80, 20)));
+}
+
+#[tokio::test]
+async fn one_any_router_writes_each_deployments_route_with_the_router_it_names() {
+    let (_api, client) = server().await;
+    let (_, _, smi_target) = onboard(&client).await;
+    let router = AnyRouter::new(client.clone()).await.unwrap();
+    let resources: Vec<String> = router
+        .route_resources()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(resources, ["TrafficSplit", "HTTPRoute"]);
+
+    router.ensure(&smi_target, w(70, 30)).await.unwrap();
+    assert_eq!(
+        stored_split(&client, SmiVersion::V1Alpha2).await["spec"]["backends"][1]["weight"],
+        30
+    );
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
+    assert!(
+        routes.get_opt("web").await.unwrap().is_none(),
+        "SMI wrote no HTTPRoute"
+    );
+
+    let gw_target = gateway_target(&smi_target);
+    router.ensure(&gw_target, w(60, 40)).await.unwrap();
+    assert_eq!(router.weights(&gw_target).await.unwrap(), Some(w(60, 40)));
+    assert_eq!(
+        router.weights(&smi_target).await.unwrap(),
+        None,
+        "the TrafficSplit Sluice wrote is removed once the Deployment moves to gateway-api"
+    );
+
+    let nginx = RouteTarget {
+        router: RouterKind::Nginx,
+        ..smi_target.clone()
+    };
+    let err = router.ensure(&nginx, w(60, 40)).await.unwrap_err();
+    assert_eq!(err.metric_label(), "unimplemented");
+    assert!(router.unserved(RouterKind::Nginx).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn moving_to_another_router_removes_only_the_route_sluice_wrote() {
+    let (_api, client) = server().await;
+    let (_, _, smi_target) = onboard(&client).await;
+    let router = AnyRouter::new(client.clone()).await.unwrap();
+    // Someone else's TrafficSplit of the same name (no owner reference to the app).
+    let foreign: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
+        "metadata": {"name": "web"},
+        "spec": {"service": "web", "backends": [{"service": "web-canary", "weight": 1}]}
+    }))
+    .unwrap();
+    splits(&client, SmiVersion::V1Alpha2)
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+
+    router
+        .ensure(&gateway_target(&smi_target), Weights::AT_REST)
+        .await
+        .unwrap();
+    assert!(
+        splits(&client, SmiVersion::V1Alpha2)
+            .get_opt("web")
+            .await
+            .unwrap()
+            .is_some(),
+        "a TrafficSplit Sluice did not write is left alone"
+    );
+
+    router.ensure(&smi_target, Weights::AT_REST).await.unwrap();
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
+    assert!(
+        routes.get_opt("web").await.unwrap().is_none(),
+        "the HTTPRoute is removed once the Deployment moves back to smi"
+    );
+}
+
+#[tokio::test]
+async fn an_unserved_httproute_blocks_until_the_crd_is_installed() {
+    let (api, client) = server().await;
+    let (_, _, target) = onboard(&client).await;
+    let target = gateway_target(&target);
+    api.set_served("gateway.networking.k8s.io/v1", false);
+    let discovery = Discovery::fetch(&client).await.unwrap();
+    let refused = served(RouterKind::GatewayApi, &discovery).unwrap_err();
+    assert!(
+        refused.contains("gateway.networking.k8s.io/v1 httproutes"),
+        "{refused}"
+    );
+    assert_eq!(served(RouterKind::Smi, &discovery), Ok(()));
+
+    let router = AnyRouter::new(client.clone()).await.unwrap();
+    assert_eq!(
+        router.unserved(RouterKind::GatewayApi).await.unwrap(),
+        Some(refused)
+    );
+    assert_eq!(
+        router.route_resources().len(),
+        1,
+        "only TrafficSplits are watched"
+    );
+    let err = router.ensure(&target, Weights::AT_REST).await.unwrap_err();
+    assert!(err.to_string().contains("HTTPRoute default/web"), "{err}");
+    assert!(err.to_string().contains("Blocked"), "{err}");
+
+    api.set_served("gateway.networking.k8s.io/v1", true);
+    assert_eq!(router.unserved(RouterKind::GatewayApi).await.unwrap(), None);
+    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    assert_eq!(
+        router.weights(&target).await.unwrap(),
+        Some(Weights::AT_REST)
+    );
+}
+
+#[tokio::test]
+async fn a_serviceprofile_of_the_apex_is_warned_about_once_with_an_event_on_the_app() {
+    let (_api, client) = server().await;
+    let (_, _, target) = onboard(&client).await;
+    let target = gateway_target(&target);
+    let profiles: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &gateway::profile_resource());
+    let profile: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "linkerd.io/v1alpha2", "kind": "ServiceProfile",
+        "metadata": {"name": "web.default.svc.cluster.local"},
+        "spec": {"dstOverrides": [{"authority": "web-primary.default.svc.cluster.local:80", "weight": "1"}]}
+    }))
+    .unwrap();
+    profiles
+        .create(&PostParams::default(), &profile)
+        .await
+        .unwrap();
+    let router = GatewayRouter::new(client.clone()).await.unwrap();
+
+    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    router.ensure(&target, w(90, 10)).await.unwrap();
+
+    let events = Api::<Event>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    let warnings: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(gateway::PROFILE_EVENT_REASON))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{events:?}");
+    let e = warnings[0];
+    assert_eq!(e.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        e.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("web")
+    );
+    assert_eq!(
+        e.regarding.as_ref().and_then(|r| r.kind.as_deref()),
+        Some("Deployment")
+    );
+    let note = e.note.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("ServiceProfile default/web.default.svc.cluster.local"),
+        "{note}"
+    );
+}
+
+/// The phase and message Sluice recorded on `default/web`, once `check` holds.
+async fn wait_for_phase(
+    deployments: &Api<Deployment>,
+    what: &str,
+    check: impl Fn(&RolloutStatus) -> bool,
+) -> RolloutStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let d = deployments.get("web").await.unwrap();
+        if let Some(s) = RolloutStatus::from_annotations(d.metadata.annotations.as_ref())
+            .ok()
+            .flatten()
+            && check(&s)
+        {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}: {:?}",
+            d.metadata.annotations
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_it_is() {
+    sluice::tls::install_crypto_provider();
+    let sandbox = Sandbox::start(SandboxOptions {
+        ready_delay: std::time::Duration::from_millis(100),
+        metrics: MetricsBackend::Builtin,
+    })
+    .await
+    .unwrap();
+    sandbox
+        .api
+        .set_served("gateway.networking.k8s.io/v1", false);
+    let sluice = Embedded::start(&sandbox).await.unwrap();
+    let client = sandbox.client(Identity::Admin).await.unwrap();
+    let mut app = app_manifest();
+    app.metadata.annotations =
+        Some([("sluice.dev/router".to_string(), "gateway-api".to_string())].into());
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
+    Api::<Service>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &apex_manifest())
+        .await
+        .unwrap();
+    deployments
+        .create(&PostParams::default(), &app)
+        .await
+        .unwrap();
+
+    let blocked = wait_for_phase(&deployments, "the phase is Blocked", |s| {
+        s.phase == Phase::Blocked
+    })
+    .await;
+    assert!(
+        blocked
+            .message
+            .contains("gateway.networking.k8s.io/v1 httproutes"),
+        "{}",
+        blocked.message
+    );
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
+
+    sandbox.api.set_served("gateway.networking.k8s.io/v1", true);
+    // A Blocked Deployment is looked at again every 30 s; a change to it wakes it sooner.
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "shop"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for_phase(&deployments, "the phase is Initialized", |s| {
+        s.phase == Phase::Initialized
+    })
+    .await;
+    // The status is written first, then the route (the effects follow the intent).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let route = loop {
+        if let Some(route) = routes.get_opt("web").await.unwrap() {
+            break route;
+        }
+        assert!(std::time::Instant::now() < deadline, "no HTTPRoute web");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        route.data["spec"]["rules"][0]["backendRefs"][1]["weight"],
+        100
+    );
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
 }

@@ -13,11 +13,13 @@
 //! ([`optin::managed`]); this module only fetches the three objects and lays the answer out.
 //! An invalid value is shown with the parser's message and left out of the table, which then
 //! shows what applies once it is fixed or removed (the controller marks the Deployment
-//! `Blocked` until then).
+//! `Blocked` until then). Under `warnings`, it shows what Sluice warns about with Events and
+//! no setting shows: with `router: gateway-api`, a Linkerd ServiceProfile of the apex Service,
+//! which silently overrides the HTTPRoute.
 //!
 //! `-o json|yaml` prints the same answer as a [`Report`]: `managed` and its `reason`, the
-//! `settings` rows (`value` null when unset) and the `invalid` values with their level and
-//! the parser's message.
+//! `settings` rows (`value` null when unset), the `invalid` values with their level and
+//! the parser's message, and the `warnings`.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +33,8 @@ use serde::Serialize;
 
 use crate::policy::optin;
 use crate::policy::settings::{self, Layers, Level, PolicyError, Resolved};
+use crate::policy::values::RouterKind;
+use crate::routing::gateway;
 
 /// The name of the cluster policy ConfigMap (DESIGN §2).
 pub const POLICY_CONFIGMAP: &str = "sluice-policy";
@@ -49,6 +53,9 @@ pub struct Inputs {
     pub sluice_namespace: String,
     /// The ConfigMap's data; `None` when there is no such ConfigMap.
     pub cluster: Option<BTreeMap<String, String>>,
+    /// Problems found around the Deployment that no setting shows (a Linkerd ServiceProfile
+    /// that overrides its HTTPRoute), worded as Sluice's Warning Events word them.
+    pub warnings: Vec<String>,
 }
 
 /// Resolves as the controller does, but never gives up: every error is kept and its key is
@@ -123,6 +130,8 @@ pub struct Report {
     pub policy_found: bool,
     pub settings: Vec<ReportRow>,
     pub invalid: Vec<Invalid>,
+    /// What Sluice warns about with Events (see the module doc).
+    pub warnings: Vec<String>,
 }
 
 /// One effective setting.
@@ -172,6 +181,7 @@ pub fn report(inputs: &Inputs) -> Report {
                 message: e.to_string(),
             })
             .collect(),
+        warnings: inputs.warnings.clone(),
     }
 }
 
@@ -231,7 +241,32 @@ pub fn render(inputs: &Inputs) -> String {
             out.push_str(&format!("  {:<10}  {on}: {e}\n", e.level().as_str()));
         }
     }
+    if !inputs.warnings.is_empty() {
+        out.push_str("\nwarnings:\n");
+        for w in &inputs.warnings {
+            out.push_str(&format!("  {w}\n"));
+        }
+    }
     out
+}
+
+/// The warnings about `namespace/name` routed by `router` through apex Service `apex`, given
+/// the names of the ServiceProfiles in its namespace: with `gateway-api`, a profile of the
+/// apex overrides the HTTPRoute (the same words as the Event `ServiceProfileOverridesRoute`).
+pub fn route_warnings(
+    router: RouterKind,
+    namespace: &str,
+    name: &str,
+    apex: &str,
+    profile_names: &[String],
+) -> Vec<String> {
+    if router != RouterKind::GatewayApi {
+        return Vec::new();
+    }
+    gateway::stray_profile(apex, namespace, profile_names.iter().map(String::as_str))
+        .map(|profile| gateway::profile_warning(namespace, apex, name, profile))
+        .into_iter()
+        .collect()
 }
 
 /// Reads the Deployment, its Namespace and the cluster policy, and renders the explanation.
@@ -262,6 +297,23 @@ pub async fn read_inputs(
                 "reading ConfigMap {sluice_namespace}/{POLICY_CONFIGMAP} (pass --sluice-namespace if Sluice runs elsewhere)"
             )
         })?;
+    let (resolved, _) = resolve_reporting(&Layers {
+        deployment: Some(deploy.annotations()),
+        namespace: ns.as_ref().map(|n| n.annotations()),
+        cluster: cm.as_ref().and_then(|c| c.data.as_ref()),
+    });
+    let router = resolved.settings.router;
+    let apex = resolved.settings.service.as_deref().unwrap_or(name);
+    let warnings = match router {
+        RouterKind::GatewayApi => match gateway::profile_names(client, namespace).await {
+            Ok(profiles) => route_warnings(router, namespace, name, apex, &profiles),
+            Err(e) => vec![format!(
+                "could not look for a ServiceProfile of the apex Service {namespace}/{apex}, \
+                 which would override the HTTPRoute: {e}"
+            )],
+        },
+        _ => Vec::new(),
+    };
     Ok(Inputs {
         namespace: namespace.to_string(),
         name: name.to_string(),
@@ -271,6 +323,7 @@ pub async fn read_inputs(
         namespace_annotations: ns.as_ref().map(|n| n.annotations().clone()),
         sluice_namespace: sluice_namespace.to_string(),
         cluster: cm.map(|c| c.data.unwrap_or_default()),
+        warnings,
     })
 }
 

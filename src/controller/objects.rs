@@ -39,6 +39,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use serde_json::{Value, json};
 
 use crate::policy::keys::{APEX_SELECTOR_ANNOTATION, OPT_IN_LABEL, PREFIX};
+use crate::policy::values::RouterKind;
 use crate::routing::RouteTarget;
 
 /// Label key every generated object carries.
@@ -313,8 +314,12 @@ pub fn primary_service(app: &Deployment, apex: &Service) -> Result<Service, Obje
     generated_service(app, apex, primary_name(&name_of(app)), selector)
 }
 
-/// What the route for `app` splits: apex, backends, port and owner.
-pub fn route_target(app: &Deployment, apex: &Service) -> Result<RouteTarget, ObjectsError> {
+/// What the route for `app` splits: apex, backends, port, owner, and the router that writes it.
+pub fn route_target(
+    app: &Deployment,
+    apex: &Service,
+    router: RouterKind,
+) -> Result<RouteTarget, ObjectsError> {
     let ports = copied_ports(app, apex)?;
     let name = name_of(app);
     Ok(RouteTarget {
@@ -324,6 +329,7 @@ pub fn route_target(app: &Deployment, apex: &Service) -> Result<RouteTarget, Obj
         primary_service: primary_name(&name),
         canary_service: canary_name(&name),
         port: ports.first().map(|p| p.port),
+        router,
         owner: owner_reference(app)?,
     })
 }
@@ -687,7 +693,7 @@ mod tests {
             err.to_string()
                 .contains("apex Service shop/web has no ports")
         );
-        assert!(route_target(&mk_app(), &apex).is_err());
+        assert!(route_target(&mk_app(), &apex, RouterKind::Smi).is_err());
     }
 
     #[test]
@@ -702,7 +708,7 @@ mod tests {
     fn route_target_names_the_apex_the_backends_and_the_first_port() {
         let mut apex = mk_apex();
         apex.metadata.name = Some("storefront".into());
-        let t = route_target(&mk_app(), &apex).unwrap();
+        let t = route_target(&mk_app(), &apex, RouterKind::Smi).unwrap();
         assert_eq!(t.namespace, "shop");
         assert_eq!(t.name, "web");
         assert_eq!(t.apex, "storefront");

@@ -56,7 +56,7 @@ use crate::policy::keys::{PHASE_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTA
 use crate::policy::optin;
 use crate::policy::settings::{self, Layers, Settings};
 use crate::policy::values::HookType;
-use crate::routing::{AnyRouter, Router, RoutingError, Weights};
+use crate::routing::{AnyRouter, RoutingError, Weights};
 use crate::webhook::revision::revision;
 
 /// Field manager of every write Sluice makes.
@@ -305,13 +305,16 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
             ),
             None => None,
         };
-    let blocked = policy_problem.or_else(|| {
+    let blocked = match policy_problem.or_else(|| {
         apex.is_none().then(|| {
             format!(
                 "the apex Service {ns}/{apex_name} does not exist; create it (Sluice splits its traffic) or name another with sluice.dev/service"
             )
         })
-    });
+    }) {
+        Some(problem) => Some(problem),
+        None => ctx.router.unserved(settings.router).await?,
+    };
     let obs = Observation {
         now: SystemTime::now(),
         revision: {
@@ -427,7 +430,7 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
     );
     // 3. Effects, in order; stop at the first error (the next pass redoes them).
     if let Some(apex) = &apex {
-        let target = objects::route_target(&app, apex)?;
+        let target = objects::route_target(&app, apex, settings.router)?;
         for effect in &decision.effects {
             if *effect == Effect::PostRolloutHooks {
                 // About the revision that was rolled out, promoted or refused.
@@ -696,6 +699,7 @@ mod tests {
         assert_eq!(api_error(500).metric_label(), "kube");
         assert_eq!(
             Error::Routing(RoutingError::NotServed {
+                router: crate::policy::values::RouterKind::Smi,
                 route: "shop/web".into()
             })
             .metric_label(),

@@ -12,9 +12,9 @@
 //! - Routes are watched like the other generated objects: label-selected on
 //!   `app.kubernetes.io/managed-by: sluice` and mapped to `app` by their owner reference, so a
 //!   person editing or deleting the TrafficSplit mid-rollout wakes the reconcile that writes it
-//!   back, instead of waiting for the interval. The route's resource (its served version) is the
-//!   router's at start; when the cluster serves no route API yet, routes are not watched, and the
-//!   interval and the other watches still converge them once it does (a restart adds the watch).
+//!   back, instead of waiting for the interval. Every route kind served at start is watched (its
+//!   served version); a route API served only later is not watched, and the interval and the
+//!   other watches still converge its routes (a restart adds the watch).
 //! - A reconcile scheduled for a Deployment that is gone from the cache ends as kube-runtime's
 //!   `ObjectNotFound`: that is where a deleted Deployment's metrics series are removed.
 
@@ -33,7 +33,6 @@ use kube::{Api, Client, ResourceExt};
 use super::objects::{MANAGED_BY, MANAGED_BY_LABEL};
 use super::reconcile::{Context, error_policy, reconcile};
 use crate::metrics::Metrics;
-use crate::routing::Router;
 
 /// A background task that is stopped when its handle is dropped.
 pub struct Task(tokio::task::JoinHandle<()>);
@@ -117,18 +116,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     )
     .owns(Api::<Deployment>::all(client.clone()), generated.clone())
     .owns(Api::<Service>::all(client.clone()), generated.clone());
-    match ctx.router.route_resource() {
-        Some(route) => {
-            controller = controller.owns_with(
-                Api::<DynamicObject>::all_with(client.clone(), &route),
-                route,
-                generated,
-            );
-        }
-        None => tracing::warn!(
-            router = ctx.router.kind(),
+    let routes = ctx.router.route_resources();
+    if routes.is_empty() {
+        tracing::warn!(
             "the cluster serves no route API yet, so routes are not watched; restart Sluice once it does"
-        ),
+        );
+    }
+    for route in routes {
+        controller = controller.owns_with(
+            Api::<DynamicObject>::all_with(client.clone(), &route),
+            route,
+            generated.clone(),
+        );
     }
     controller
         // The apex Service is the user's: a change to it (created, deleted) wakes the

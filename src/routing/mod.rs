@@ -1,26 +1,43 @@
 //! Routing: one [`Router`] trait that moves traffic between `app-primary` and `app-canary`,
-//! with the route kinds behind it ([`smi`]: SMI TrafficSplit as linkerd-smi serves it).
+//! with the route kinds behind it ([`smi`]: SMI TrafficSplit as linkerd-smi serves it;
+//! [`gateway`]: Gateway API HTTPRoute), and [`served`]: which route APIs the cluster serves.
 //!
 //! ```text
-//!  controller ──ensure(target, Weights{primary, canary})──► AnyRouter ──► SmiRouter
-//!                                                                          │ get route `app`
-//!                                                                          │ equal? no write
-//!                                                                          └ else SSA apply
-//!                                                                            (manager "sluice", force)
+//!  controller ──ensure(target, Weights{primary, canary})──► AnyRouter ──target.router──► SmiRouter
+//!                                                                                    └─► GatewayRouter
+//!                                                              each: get route `app`, equal? no write,
+//!                                                              else SSA apply (manager "sluice", force)
 //! ```
 //!
-//! The controller holds an [`AnyRouter`] and never branches on the route kind; a new kind is a
-//! new variant here. Every route carries an owner reference to `app`, so deleting `app`
-//! collects it.
+//! The router is chosen per Deployment (`sluice.dev/router`, carried in [`RouteTarget`]): the
+//! controller holds one [`AnyRouter`], passes it the target, and never branches on the kind.
+//! A kind whose API is not served makes [`AnyRouter::unserved`] give the reason, which the
+//! controller shows as phase `Blocked`. Every route carries an owner reference to `app`, so
+//! deleting `app` collects it. `nginx` is a valid setting that no router implements yet: it is
+//! reported as `Blocked` with that reason, never silently routed by another kind.
+//!
+//! When a Deployment moves to another router, the route the previous kind wrote for it (owned
+//! by `app`, labelled managed-by `sluice`) is deleted after the new one is written: a
+//! TrafficSplit left behind becomes a ServiceProfile in Linkerd, which overrides the HTTPRoute.
+//! This is checked once per route and kind per process, so it costs nothing on later passes.
 
+pub mod gateway;
+pub mod served;
 pub mod smi;
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::ApiResource;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::Value;
 
+pub use gateway::GatewayRouter;
+pub use served::{Discovery, served};
 pub use smi::{SmiRouter, SmiVersion};
+
+use crate::controller::objects::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::policy::values::RouterKind;
 
 /// Field manager of every write Sluice makes.
 pub const FIELD_MANAGER: &str = "sluice";
@@ -81,6 +98,8 @@ pub struct RouteTarget {
     pub canary_service: String,
     /// The apex port the route applies to (HTTPRoute needs it; SMI ignores it).
     pub port: Option<i32>,
+    /// Which router writes the route (setting `router`).
+    pub router: RouterKind,
     /// Owner reference to `app`.
     pub owner: OwnerReference,
 }
@@ -96,11 +115,21 @@ impl RouteTarget {
 #[derive(Debug, thiserror::Error)]
 pub enum RoutingError {
     #[error(
-        "the cluster serves neither split.smi-spec.io/v1alpha2 nor v1alpha1, so the TrafficSplit \
-         {route} cannot be written and the rollout is Blocked; install the linkerd-smi extension \
-         (`linkerd smi install | kubectl apply -f -`) or set sluice.dev/router: gateway-api"
+        "the {} {route} cannot be written and the rollout is Blocked: {}",
+        served::route_kind(*router),
+        served::unserved_reason(*router)
     )]
-    NotServed { route: String },
+    NotServed { router: RouterKind, route: String },
+    #[error(
+        "the route {route} cannot be written: sluice.dev/router: {router} is not implemented by \
+         this version of Sluice; set sluice.dev/router: smi or gateway-api"
+    )]
+    Unimplemented { router: RouterKind, route: String },
+    #[error(
+        "the apex Service {apex} of route {route} has no port, and an HTTPRoute's parentRef and \
+         backendRefs need one; add a port to the Service"
+    )]
+    NoPort { route: String, apex: String },
     #[error(
         "cannot discover whether {group_version} is served: {source}; check that the API server \
          is reachable and Sluice may read discovery"
@@ -134,10 +163,23 @@ pub enum RoutingError {
 }
 
 impl RoutingError {
+    /// A stored route of `kind` that cannot be read as a split of `target`, and why.
+    pub fn bad_route(kind: &str, target: &RouteTarget, reason: String) -> RoutingError {
+        RoutingError::BadRoute {
+            kind: kind.to_string(),
+            route: target.key(),
+            primary: target.primary_service.clone(),
+            canary: target.canary_service.clone(),
+            reason,
+        }
+    }
+
     /// Short, stable label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
             RoutingError::NotServed { .. } => "not_served",
+            RoutingError::Unimplemented { .. } => "unimplemented",
+            RoutingError::NoPort { .. } => "no_port",
             RoutingError::Discovery { .. } => "discovery",
             RoutingError::Api { .. } => "api",
             RoutingError::BadRoute { .. } => "bad_route",
@@ -155,6 +197,10 @@ pub trait Router: Send + Sync {
     /// route API is not served.
     fn route_resource(&self) -> Option<ApiResource>;
 
+    /// `None` when the route API is served; otherwise what is missing and what to do (the
+    /// reason of phase `Blocked`). Discovers again while it is not served.
+    fn unserved(&self) -> impl Future<Output = Result<Option<String>, RoutingError>> + Send;
+
     /// Creates or updates the route so that it splits by `weights`; writes nothing when the
     /// stored route already does (server-side apply, field manager `sluice`, forced).
     fn ensure(
@@ -163,6 +209,13 @@ pub trait Router: Send + Sync {
         weights: Weights,
     ) -> impl Future<Output = Result<(), RoutingError>> + Send;
 
+    /// Deletes the route of `target` if Sluice wrote it (owned by `app`, managed-by label);
+    /// nothing when the API is not served. Whether it deleted one.
+    fn remove(
+        &self,
+        target: &RouteTarget,
+    ) -> impl Future<Output = Result<bool, RoutingError>> + Send;
+
     /// The weights the stored route splits by now, in percent; `None` when there is no route.
     fn weights(
         &self,
@@ -170,42 +223,325 @@ pub trait Router: Send + Sync {
     ) -> impl Future<Output = Result<Option<Weights>, RoutingError>> + Send;
 }
 
-/// Every router kind, chosen per Deployment; the controller holds this and never branches.
+/// What each router shares between its clones: the client, and the route API it discovered
+/// (`None` while not served), reset by a 404 so the next call discovers again.
+#[derive(Clone)]
+pub(crate) struct RouteClient<T> {
+    client: kube::Client,
+    /// `TrafficSplit` / `HTTPRoute`, for messages.
+    kind: &'static str,
+    discovered: Arc<Mutex<Option<T>>>,
+}
+
+impl<T: Copy + std::fmt::Debug> std::fmt::Debug for RouteClient<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteClient")
+            .field("kind", &self.kind)
+            .field("discovered", &self.cached())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Copy> RouteClient<T> {
+    pub(crate) fn new(client: kube::Client, kind: &'static str, found: Option<T>) -> Self {
+        RouteClient {
+            client,
+            kind,
+            discovered: Arc::new(Mutex::new(found)),
+        }
+    }
+
+    pub(crate) fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// The API discovered so far; `None`: not served.
+    pub(crate) fn cached(&self) -> Option<T> {
+        *self.discovered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set(&self, found: Option<T>) {
+        *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) = found;
+    }
+
+    fn api(&self, target: &RouteTarget, resource: &ApiResource) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &target.namespace, resource)
+    }
+
+    fn api_error(&self, verb: &'static str, target: &RouteTarget, e: kube::Error) -> RoutingError {
+        if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+            // The API went away (a 404 on a get is mapped to None before this).
+            self.set(None);
+        }
+        RoutingError::Api {
+            verb,
+            kind: self.kind.to_string(),
+            route: target.key(),
+            source: Box::new(e),
+        }
+    }
+
+    /// The stored route, as JSON; `None` when there is none.
+    pub(crate) async fn get(
+        &self,
+        target: &RouteTarget,
+        resource: &ApiResource,
+    ) -> Result<Option<Value>, RoutingError> {
+        let obj = self
+            .api(target, resource)
+            .get_opt(&target.name)
+            .await
+            .map_err(|e| self.api_error("get", target, e))?;
+        Ok(obj.map(|o| serde_json::to_value(o).expect("a DynamicObject serialises")))
+    }
+
+    /// Server-side apply of `desired` under the field manager `sluice`, forced.
+    pub(crate) async fn apply(
+        &self,
+        target: &RouteTarget,
+        resource: &ApiResource,
+        desired: &Value,
+    ) -> Result<(), RoutingError> {
+        self.api(target, resource)
+            .patch(
+                &target.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(desired),
+            )
+            .await
+            .map_err(|e| self.api_error("apply", target, e))?;
+        Ok(())
+    }
+}
+
+/// The metadata of every route: name and namespace of `app`, the managed-by label, and the
+/// owner reference to `app`.
+pub(crate) fn route_metadata(target: &RouteTarget) -> Value {
+    serde_json::json!({
+        "name": target.name,
+        "namespace": target.namespace,
+        "labels": {MANAGED_BY_LABEL: MANAGED_BY},
+        "ownerReferences": [target.owner],
+    })
+}
+
+/// Whether the stored route `current` carries `desired`'s owner reference to `app` and the
+/// managed-by label.
+pub(crate) fn is_owned_and_labelled(current: &Value, desired: &Value) -> bool {
+    let owner_uid = &desired["metadata"]["ownerReferences"][0]["uid"];
+    current["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| &r["uid"] == owner_uid))
+        && current["metadata"]["labels"][MANAGED_BY_LABEL] == MANAGED_BY
+}
+
+impl<T: Copy> RouteClient<T> {
+    /// Deletes `target`'s route in `resource` if Sluice wrote it for this `app` (owner
+    /// reference and managed-by label); someone else's object of that name is left alone.
+    /// Whether it deleted one.
+    pub(crate) async fn delete_ours(
+        &self,
+        target: &RouteTarget,
+        resource: &ApiResource,
+    ) -> Result<bool, RoutingError> {
+        let Some(current) = self.get(target, resource).await? else {
+            return Ok(false);
+        };
+        let ours = serde_json::json!({"metadata": route_metadata(target)});
+        if !is_owned_and_labelled(&current, &ours) {
+            return Ok(false);
+        }
+        match self
+            .api(target, resource)
+            .delete(&target.name, &Default::default())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(self.api_error("delete", target, e)),
+        }
+    }
+}
+
+/// Refuses weights that do not sum to 100, before anything is read or written.
+pub(crate) fn check_weights(target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
+    if weights.is_valid() {
+        Ok(())
+    } else {
+        Err(RoutingError::InvalidWeights {
+            route: target.key(),
+            weights,
+        })
+    }
+}
+
+/// Relative weights of a route's backends, `(service, weight)` in any one unit, as percent to
+/// the primary and the canary (canary rounded to the nearest percent). A backend that is
+/// neither and takes traffic, a backend listed twice, or no traffic at all is an error (the
+/// reason); a missing one of the two takes none.
+pub(crate) fn percent_split<'a>(
+    backends: impl IntoIterator<Item = (&'a str, u128)>,
+    target: &RouteTarget,
+) -> Result<Weights, String> {
+    let (mut primary, mut canary) = (None, None);
+    for (service, weight) in backends {
+        let slot = if service == target.primary_service {
+            &mut primary
+        } else if service == target.canary_service {
+            &mut canary
+        } else if weight > 0 {
+            return Err(format!(
+                "backend {service:?} takes traffic but is neither of the two"
+            ));
+        } else {
+            continue;
+        };
+        if slot.replace(weight).is_some() {
+            return Err(format!("backend {service:?} is listed twice"));
+        }
+    }
+    let (p, c) = (primary.unwrap_or(0), canary.unwrap_or(0));
+    let too_large = || "the weights are too large to compare".to_string();
+    let total = p.checked_add(c).ok_or_else(too_large)?;
+    if total == 0 {
+        return Err("no backend has a weight above 0".to_string());
+    }
+    // Nearest percent: (200c + total) / 2total.
+    let numerator = c
+        .checked_mul(200)
+        .and_then(|x| x.checked_add(total))
+        .ok_or_else(too_large)?;
+    let denominator = total.checked_mul(2).ok_or_else(too_large)?;
+    let canary = (numerator / denominator) as u32;
+    Ok(Weights {
+        primary: 100 - canary,
+        canary,
+    })
+}
+
+/// Every router, one per kind; the controller holds this and [`RouteTarget::router`] picks.
 #[derive(Clone, Debug)]
-pub enum AnyRouter {
-    /// SMI TrafficSplit.
-    Smi(SmiRouter),
+pub struct AnyRouter {
+    smi: SmiRouter,
+    gateway: GatewayRouter,
+    /// Route key → the kind whose leftovers of the other kinds were already removed.
+    swept: Arc<Mutex<std::collections::HashMap<String, RouterKind>>>,
 }
 
-impl From<SmiRouter> for AnyRouter {
-    fn from(r: SmiRouter) -> Self {
-        AnyRouter::Smi(r)
+impl AnyRouter {
+    /// Every router on `client`, each after discovering its API (not being served is not an
+    /// error: see [`AnyRouter::unserved`]).
+    pub async fn new(client: kube::Client) -> Result<AnyRouter, RoutingError> {
+        let (smi, gateway) =
+            tokio::try_join!(SmiRouter::new(client.clone()), GatewayRouter::new(client))?;
+        Ok(AnyRouter {
+            smi,
+            gateway,
+            swept: Arc::default(),
+        })
+    }
+
+    /// The resources routes are stored as, one per served kind, for the controller to watch.
+    pub fn route_resources(&self) -> Vec<ApiResource> {
+        [self.smi.route_resource(), self.gateway.route_resource()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// `None` when router `kind` can write its route; otherwise why not (phase `Blocked`).
+    pub async fn unserved(&self, kind: RouterKind) -> Result<Option<String>, RoutingError> {
+        match kind {
+            RouterKind::Smi => self.smi.unserved().await,
+            RouterKind::GatewayApi => self.gateway.unserved().await,
+            RouterKind::Nginx => Ok(Some(
+                RoutingError::Unimplemented {
+                    router: kind,
+                    route: "of this Deployment".into(),
+                }
+                .to_string(),
+            )),
+        }
+    }
+
+    /// Routes `target` by `weights` with the router it names, then removes the route another
+    /// kind of router wrote for the same Deployment (once per route and kind in this process):
+    /// a TrafficSplit left behind would override the HTTPRoute (Linkerd turns it into a
+    /// ServiceProfile), and an HTTPRoute left behind would be a stale second route.
+    pub async fn ensure(&self, target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
+        match target.router {
+            RouterKind::Smi => self.smi.ensure(target, weights).await?,
+            RouterKind::GatewayApi => self.gateway.ensure(target, weights).await?,
+            RouterKind::Nginx => return Err(unimplemented(target)),
+        }
+        self.sweep(target).await
+    }
+
+    async fn sweep(&self, target: &RouteTarget) -> Result<(), RoutingError> {
+        let key = target.key();
+        let done = |swept: &std::collections::HashMap<String, RouterKind>| {
+            swept.get(&key) == Some(&target.router)
+        };
+        if done(&self.swept.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(());
+        }
+        let mut removed = Vec::new();
+        if target.router != RouterKind::Smi && self.smi.remove(target).await? {
+            removed.push(smi::KIND);
+        }
+        if target.router != RouterKind::GatewayApi && self.gateway.remove(target).await? {
+            removed.push(gateway::KIND);
+        }
+        for kind in removed {
+            tracing::info!(
+                route = %key,
+                router = %target.router,
+                "removed the {kind} Sluice wrote before sluice.dev/router changed"
+            );
+        }
+        self.swept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, target.router);
+        Ok(())
+    }
+
+    /// The weights `target`'s route splits by now; `None` when there is no route.
+    pub async fn weights(&self, target: &RouteTarget) -> Result<Option<Weights>, RoutingError> {
+        match target.router {
+            RouterKind::Smi => self.smi.weights(target).await,
+            RouterKind::GatewayApi => self.gateway.weights(target).await,
+            RouterKind::Nginx => Err(unimplemented(target)),
+        }
     }
 }
 
-impl Router for AnyRouter {
-    fn kind(&self) -> &'static str {
-        match self {
-            AnyRouter::Smi(r) => r.kind(),
-        }
+fn unimplemented(target: &RouteTarget) -> RoutingError {
+    RoutingError::Unimplemented {
+        router: target.router,
+        route: target.key(),
     }
+}
 
-    fn route_resource(&self) -> Option<ApiResource> {
-        match self {
-            AnyRouter::Smi(r) => r.route_resource(),
-        }
-    }
-
-    async fn ensure(&self, target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
-        match self {
-            AnyRouter::Smi(r) => r.ensure(target, weights).await,
-        }
-    }
-
-    async fn weights(&self, target: &RouteTarget) -> Result<Option<Weights>, RoutingError> {
-        match self {
-            AnyRouter::Smi(r) => r.weights(target).await,
-        }
+/// The route of Deployment `shop/web` with apex `storefront` on port 80, for unit tests.
+#[cfg(test)]
+pub(crate) fn mk_target(router: RouterKind) -> RouteTarget {
+    RouteTarget {
+        namespace: "shop".into(),
+        name: "web".into(),
+        apex: "storefront".into(),
+        primary_service: "web-primary".into(),
+        canary_service: "web-canary".into(),
+        port: Some(80),
+        router,
+        owner: OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+            uid: "uid-web".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        },
     }
 }
 
@@ -247,8 +583,22 @@ mod tests {
     }
 
     #[test]
+    fn a_route_without_the_owner_or_the_label_is_not_sluices() {
+        let t = mk_target(RouterKind::GatewayApi);
+        let desired = serde_json::json!({"metadata": route_metadata(&t)});
+        assert!(is_owned_and_labelled(&desired, &desired));
+        let mut orphan = desired.clone();
+        orphan["metadata"]["ownerReferences"] = serde_json::json!([]);
+        assert!(!is_owned_and_labelled(&orphan, &desired));
+        let mut unlabelled = desired.clone();
+        unlabelled["metadata"]["labels"] = serde_json::json!({});
+        assert!(!is_owned_and_labelled(&unlabelled, &desired));
+    }
+
+    #[test]
     fn not_served_tells_a_person_what_to_install() {
         let err = RoutingError::NotServed {
+            router: RouterKind::Smi,
             route: "shop/web".into(),
         };
         let msg = err.to_string();

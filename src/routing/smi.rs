@@ -29,13 +29,14 @@
 //!   quantities, so `"90"` equals `90`), the managed-by label and the owner reference to `app`.
 //!   Fields others added are left alone.
 
-use std::sync::{Arc, Mutex};
-
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::ApiResource;
 use serde_json::{Value, json};
 
-use super::{FIELD_MANAGER, RouteTarget, Router, RoutingError, Weights};
-use crate::controller::objects::{MANAGED_BY, MANAGED_BY_LABEL};
+use super::{
+    RouteClient, RouteTarget, Router, RoutingError, Weights, check_weights, is_owned_and_labelled,
+    percent_split, route_metadata,
+};
+use crate::policy::values::RouterKind;
 
 /// API group of TrafficSplit.
 pub const GROUP: &str = "split.smi-spec.io";
@@ -95,12 +96,7 @@ pub fn desired_trafficsplit(target: &RouteTarget, weights: Weights, version: Smi
     json!({
         "apiVersion": version.api_version(),
         "kind": KIND,
-        "metadata": {
-            "name": target.name,
-            "namespace": target.namespace,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY},
-            "ownerReferences": [target.owner],
-        },
+        "metadata": route_metadata(target),
         "spec": {
             "service": target.apex,
             "backends": [
@@ -186,52 +182,20 @@ fn quantity_milli(s: &str) -> Result<u128, String> {
 
 /// The weights a stored TrafficSplit splits `target`'s traffic by, in percent.
 pub fn parse_weights(obj: &Value, target: &RouteTarget) -> Result<Weights, RoutingError> {
-    let bad = |reason: String| RoutingError::BadRoute {
-        kind: KIND.to_string(),
-        route: target.key(),
-        primary: target.primary_service.clone(),
-        canary: target.canary_service.clone(),
-        reason,
-    };
+    let bad = |reason: String| RoutingError::bad_route(KIND, target, reason);
     let backends = obj["spec"]["backends"]
         .as_array()
         .ok_or_else(|| bad("spec.backends is missing".to_string()))?;
-    let (mut primary, mut canary) = (None, None);
-    for (i, b) in backends.iter().enumerate() {
-        let service = b["service"].as_str().unwrap_or_default();
-        let milli = weight_milli(&b["weight"]).map_err(|e| bad(format!("backends[{i}]: {e}")))?;
-        let slot = if service == target.primary_service {
-            &mut primary
-        } else if service == target.canary_service {
-            &mut canary
-        } else if milli > 0 {
-            return Err(bad(format!(
-                "backend {service:?} takes traffic but is neither of the two"
-            )));
-        } else {
-            continue;
-        };
-        if slot.replace(milli).is_some() {
-            return Err(bad(format!("backend {service:?} is listed twice")));
-        }
-    }
-    let (p, c) = (primary.unwrap_or(0), canary.unwrap_or(0));
-    let too_large = || bad("the weights are too large to compare".to_string());
-    let total = p.checked_add(c).ok_or_else(too_large)?;
-    if total == 0 {
-        return Err(bad("no backend has a weight above 0".to_string()));
-    }
-    // Nearest percent: (200c + total) / 2total.
-    let numerator = c
-        .checked_mul(200)
-        .and_then(|x| x.checked_add(total))
-        .ok_or_else(too_large)?;
-    let denominator = total.checked_mul(2).ok_or_else(too_large)?;
-    let canary = (numerator / denominator) as u32;
-    Ok(Weights {
-        primary: 100 - canary,
-        canary,
-    })
+    let weighed = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let milli =
+                weight_milli(&b["weight"]).map_err(|e| bad(format!("backends[{i}]: {e}")))?;
+            Ok((b["service"].as_str().unwrap_or_default(), milli))
+        })
+        .collect::<Result<Vec<_>, RoutingError>>()?;
+    percent_split(weighed, target).map_err(bad)
 }
 
 /// Whether the stored route `current` already is `desired` (see the module doc for "equal").
@@ -252,29 +216,14 @@ pub fn is_up_to_date(current: &Value, desired: &Value) -> bool {
         }
         _ => false,
     };
-    let owner_uid = &desired["metadata"]["ownerReferences"][0]["uid"];
-    let owned = current["metadata"]["ownerReferences"]
-        .as_array()
-        .is_some_and(|refs| refs.iter().any(|r| &r["uid"] == owner_uid));
-    same_backends
-        && owned
-        && current["spec"]["service"] == desired["spec"]["service"]
-        && current["metadata"]["labels"][MANAGED_BY_LABEL] == MANAGED_BY
+    let owned = is_owned_and_labelled(current, desired);
+    same_backends && owned && current["spec"]["service"] == desired["spec"]["service"]
 }
 
 /// Routes by SMI TrafficSplit, in the newest version the cluster serves.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SmiRouter {
-    client: kube::Client,
-    version: Arc<Mutex<Option<SmiVersion>>>,
-}
-
-impl std::fmt::Debug for SmiRouter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmiRouter")
-            .field("version", &self.cached_version())
-            .finish_non_exhaustive()
-    }
+    routes: RouteClient<SmiVersion>,
 }
 
 impl SmiRouter {
@@ -284,49 +233,29 @@ impl SmiRouter {
     pub async fn new(client: kube::Client) -> Result<SmiRouter, RoutingError> {
         let version = discover(&client).await?;
         Ok(SmiRouter {
-            client,
-            version: Arc::new(Mutex::new(version)),
+            routes: RouteClient::new(client, KIND, version),
         })
     }
 
     /// The version discovered so far (`None`: neither is served).
     pub fn cached_version(&self) -> Option<SmiVersion> {
-        *self.version.lock().unwrap_or_else(|e| e.into_inner())
+        self.routes.cached()
     }
 
-    fn set_version(&self, v: Option<SmiVersion>) {
-        *self.version.lock().unwrap_or_else(|e| e.into_inner()) = v;
-    }
-
-    async fn version(&self, target: &RouteTarget) -> Result<SmiVersion, RoutingError> {
+    /// The cached version, or the one discovered now.
+    async fn rediscover(&self) -> Result<Option<SmiVersion>, RoutingError> {
         if let Some(v) = self.cached_version() {
-            return Ok(v);
+            return Ok(Some(v));
         }
-        let found = discover(&self.client).await?;
-        self.set_version(found);
-        found.ok_or_else(|| RoutingError::NotServed {
-            route: target.key(),
-        })
+        let found = discover(self.routes.client()).await?;
+        self.routes.set(found);
+        Ok(found)
     }
 
-    fn api(&self, target: &RouteTarget, version: SmiVersion) -> Api<DynamicObject> {
-        Api::namespaced_with(
-            self.client.clone(),
-            &target.namespace,
-            &version.api_resource(),
-        )
-    }
-
-    fn api_error(&self, verb: &'static str, target: &RouteTarget, e: kube::Error) -> RoutingError {
-        if matches!(&e, kube::Error::Api(s) if s.code == 404) {
-            // The version went away (a 404 on a get is mapped to None before this).
-            self.set_version(None);
-        }
-        RoutingError::Api {
-            verb,
-            kind: KIND.to_string(),
+    fn not_served(target: &RouteTarget) -> RoutingError {
+        RoutingError::NotServed {
+            router: RouterKind::Smi,
             route: target.key(),
-            source: Box::new(e),
         }
     }
 
@@ -335,12 +264,7 @@ impl SmiRouter {
         target: &RouteTarget,
         version: SmiVersion,
     ) -> Result<Option<Value>, RoutingError> {
-        let obj = self
-            .api(target, version)
-            .get_opt(&target.name)
-            .await
-            .map_err(|e| self.api_error("get", target, e))?;
-        Ok(obj.map(|o| serde_json::to_value(o).expect("a DynamicObject serialises")))
+        self.routes.get(target, &version.api_resource()).await
     }
 
     /// The served version and the stored route. A version that stopped being served also
@@ -350,16 +274,17 @@ impl SmiRouter {
         &self,
         target: &RouteTarget,
     ) -> Result<(SmiVersion, Option<Value>), RoutingError> {
-        let version = self.version(target).await?;
+        let version = self
+            .rediscover()
+            .await?
+            .ok_or_else(|| Self::not_served(target))?;
         if let Some(obj) = self.current(target, version).await? {
             return Ok((version, Some(obj)));
         }
-        let found = discover(&self.client).await?;
-        self.set_version(found);
+        let found = discover(self.routes.client()).await?;
+        self.routes.set(found);
         match found {
-            None => Err(RoutingError::NotServed {
-                route: target.key(),
-            }),
+            None => Err(Self::not_served(target)),
             Some(v) if v == version => Ok((v, None)),
             Some(v) => Ok((v, self.current(target, v).await?)),
         }
@@ -369,21 +294,9 @@ impl SmiRouter {
 /// The preferred TrafficSplit version the cluster serves, if any.
 async fn discover(client: &kube::Client) -> Result<Option<SmiVersion>, RoutingError> {
     for version in SmiVersion::PREFERRED {
-        match client
-            .list_api_group_resources(&version.api_version())
-            .await
-        {
-            Ok(list) if list.resources.iter().any(|r| r.name == PLURAL) => {
-                return Ok(Some(version));
-            }
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => {
-                return Err(RoutingError::Discovery {
-                    group_version: version.api_version(),
-                    source: Box::new(source),
-                });
-            }
+        let plurals = super::served::fetch_group_version(client, &version.api_version()).await?;
+        if plurals.iter().any(|p| p == PLURAL) {
+            return Ok(Some(version));
         }
     }
     Ok(None)
@@ -391,20 +304,23 @@ async fn discover(client: &kube::Client) -> Result<Option<SmiVersion>, RoutingEr
 
 impl Router for SmiRouter {
     fn kind(&self) -> &'static str {
-        "smi"
+        RouterKind::Smi.as_str()
     }
 
     fn route_resource(&self) -> Option<ApiResource> {
         self.cached_version().map(SmiVersion::api_resource)
     }
 
+    async fn unserved(&self) -> Result<Option<String>, RoutingError> {
+        Ok(self
+            .rediscover()
+            .await?
+            .is_none()
+            .then(|| super::served::unserved_reason(RouterKind::Smi)))
+    }
+
     async fn ensure(&self, target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
-        if !weights.is_valid() {
-            return Err(RoutingError::InvalidWeights {
-                route: target.key(),
-                weights,
-            });
-        }
+        check_weights(target, weights)?;
         let (version, current) = self.stored(target).await?;
         let desired = desired_trafficsplit(target, weights, version);
         if let Some(current) = current
@@ -412,15 +328,16 @@ impl Router for SmiRouter {
         {
             return Ok(());
         }
-        self.api(target, version)
-            .patch(
-                &target.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&desired),
-            )
+        self.routes
+            .apply(target, &version.api_resource(), &desired)
             .await
-            .map_err(|e| self.api_error("apply", target, e))?;
-        Ok(())
+    }
+
+    async fn remove(&self, target: &RouteTarget) -> Result<bool, RoutingError> {
+        match self.cached_version() {
+            Some(v) => self.routes.delete_ours(target, &v.api_resource()).await,
+            None => Ok(false),
+        }
     }
 
     async fn weights(&self, target: &RouteTarget) -> Result<Option<Weights>, RoutingError> {
@@ -432,25 +349,10 @@ impl Router for SmiRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use crate::controller::objects::MANAGED_BY_LABEL;
 
     fn mk_target() -> RouteTarget {
-        RouteTarget {
-            namespace: "shop".into(),
-            name: "web".into(),
-            apex: "storefront".into(),
-            primary_service: "web-primary".into(),
-            canary_service: "web-canary".into(),
-            port: Some(80),
-            owner: OwnerReference {
-                api_version: "apps/v1".into(),
-                kind: "Deployment".into(),
-                name: "web".into(),
-                uid: "uid-web".into(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            },
-        }
+        crate::routing::mk_target(RouterKind::Smi)
     }
 
     fn split(backends: Value) -> Value {

@@ -14,9 +14,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 use sluice::controller::status::{Phase, RolloutStatus};
+pub use sluice::policy::values::RouterKind;
+use sluice::routing::smi::weight_milli;
 use sluice::sandbox::apiserver::Identity;
 use sluice::sandbox::apiserver::fault::FaultPlan;
 use sluice::sandbox::embedded::Embedded;
@@ -72,6 +75,8 @@ pub struct Harness {
     /// Extra time a rollout may take to end beyond the observer's usual allowance, for
     /// scenarios that keep Sluice down part of the time (the crash sweep).
     pub downtime: Duration,
+    /// The router the app is onboarded with (`sluice.dev/router`).
+    pub router: RouterKind,
     backend: Backend,
 }
 
@@ -132,19 +137,35 @@ struct InProcess {
 }
 
 impl Harness {
-    /// A cluster with Sluice serving, the app onboarded at rest, and live traffic.
-    pub async fn start() -> Harness {
-        Self::start_many(1).await.pop().expect("one app")
+    /// A cluster with Sluice serving, the app onboarded at rest with `router`, and live traffic.
+    /// Its route is the one `router` writes, at rest.
+    pub async fn start(router: RouterKind) -> Harness {
+        let h = Self::start_many(1, router).await.pop().expect("one app");
+        // The status is written before the route, so the route may come a moment later.
+        let deadline = Instant::now() + h.intervals(2);
+        loop {
+            let route = h.route_weights().await;
+            if route == Some((0, 100)) {
+                return h;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}/{APP} has no {router} route at rest: {route:?}",
+                h.ns
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
-    /// `n` apps, each in its own namespace, with one Sluice serving them all.
-    pub async fn start_many(n: usize) -> Vec<Harness> {
-        Self::start_many_as(n, Run::Embedded).await
+    /// `n` apps, each in its own namespace and routed by `router`, with one Sluice serving
+    /// them all.
+    pub async fn start_many(n: usize, router: RouterKind) -> Vec<Harness> {
+        Self::start_many_as(n, router, Run::Embedded).await
     }
 
     /// [`start_many`](Self::start_many), with Sluice run as `run` says (on a cluster, the
     /// installed Sluice whatever `run` says).
-    pub async fn start_many_as(n: usize, run: Run) -> Vec<Harness> {
+    pub async fn start_many_as(n: usize, router: RouterKind, run: Run) -> Vec<Harness> {
         sluice::tls::install_crypto_provider();
         sluice::telemetry::init();
         let mut apps = Vec::with_capacity(n);
@@ -193,6 +214,7 @@ impl Harness {
                 sample_every: Duration::from_millis(50 * n as u64).min(Duration::from_millis(500)),
                 route_lag: Duration::ZERO,
                 downtime: Duration::ZERO,
+                router,
                 backend,
             });
         }
@@ -253,6 +275,7 @@ impl Harness {
                 "sluice.dev/step-weight": STEP.to_string(),
                 "sluice.dev/max-weight": MAX_WEIGHT.to_string(),
                 "sluice.dev/threshold": THRESHOLD.to_string(),
+                "sluice.dev/router": self.router.as_str(),
                 "sluice.dev/min-requests": "5"}},
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": APP}},
                 "template": {"metadata": {"labels": {"app": APP}}, "spec": {"containers": [{"name": "podinfod"}]}}}
@@ -360,6 +383,68 @@ impl Harness {
                 .collect(),
             Backend::Cluster(c) => c.traffic(from).await,
         }
+    }
+
+    /// Percent of the route's traffic to `app-primary` and to `app-canary`, read from the
+    /// route the app's router writes (independently of Sluice's own parsers): the
+    /// TrafficSplit's backends, or the HTTPRoute's first rule (weights default to 1).
+    pub async fn route_weights(&self) -> Option<(u32, u32)> {
+        let (group, versions, kind, plural) = match self.router {
+            RouterKind::GatewayApi => (
+                "gateway.networking.k8s.io",
+                &["v1"][..],
+                "HTTPRoute",
+                "httproutes",
+            ),
+            _ => (
+                "split.smi-spec.io",
+                &["v1alpha2", "v1alpha1"][..],
+                "TrafficSplit",
+                "trafficsplits",
+            ),
+        };
+        for version in versions {
+            let gvk = GroupVersionKind::gvk(group, version, kind);
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                self.client.clone(),
+                &self.ns,
+                &ApiResource::from_gvk_with_plural(&gvk, plural),
+            );
+            let Ok(Some(route)) = api.get_opt(APP).await else {
+                continue;
+            };
+            let spec = &route.data["spec"];
+            let backends: Vec<(&str, u128)> = match self.router {
+                RouterKind::GatewayApi => spec["rules"][0]["backendRefs"]
+                    .as_array()?
+                    .iter()
+                    .map(|b| {
+                        let w = b.get("weight").map_or(Some(1), Value::as_u64)?;
+                        Some((b["name"].as_str()?, u128::from(w)))
+                    })
+                    .collect::<Option<_>>()?,
+                _ => spec["backends"]
+                    .as_array()?
+                    .iter()
+                    .map(|b| Some((b["service"].as_str()?, weight_milli(&b["weight"]).ok()?)))
+                    .collect::<Option<_>>()?,
+            };
+            let weight_of = |service: String| -> u128 {
+                backends
+                    .iter()
+                    .filter(|(s, _)| *s == service)
+                    .map(|(_, w)| w)
+                    .sum()
+            };
+            let primary = weight_of(format!("{APP}-primary"));
+            let canary = weight_of(format!("{APP}-canary"));
+            let total = primary + canary;
+            return (total > 0).then(|| {
+                let c = (canary * 100 / total) as u32;
+                (100 - c, c)
+            });
+        }
+        None
     }
 
     /// Stops Sluice (webhook and controller) gracefully.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sluice::controller::status::Phase;
 
 use super::{eventually, eventually_status};
-use crate::harness::{APP, Harness, THRESHOLD, Version, status};
+use crate::harness::{APP, Harness, RouterKind, THRESHOLD, Version, status};
 use crate::observer::follow;
 
 /// What the hook server answers and what it received.
@@ -93,7 +93,7 @@ impl HookServer {
 
 /// Starts the scenario, or `None` on a real cluster, which cannot reach the test's loopback.
 async fn start() -> Option<(Harness, HookServer)> {
-    let h = Harness::start().await;
+    let h = Harness::start(RouterKind::Smi).await;
     if h.is_cluster() {
         eprintln!("skipped: a cluster cannot call a hook server on the test's loopback");
         h.finish().await;

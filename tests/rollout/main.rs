@@ -1,6 +1,10 @@
 //! End-to-end rollouts: the real webhook and controller on the sandbox, or on a real cluster
 //! when `SLUICE_E2E_KUBECONFIG` is set (`tests/README.md`). Every rollout is followed by the
 //! observer of DESIGN §7 invariants 1 and 2 (`observer.rs`).
+//!
+//! Every scenario runs with `sluice.dev/router: smi`; the core ones (a healthy canary, a
+//! failing one, a controller stopped mid-rollout) also run with `gateway-api`, through an
+//! HTTPRoute, to keep the suite's wall time within budget.
 
 mod cluster;
 mod crash_sweep;
@@ -20,7 +24,7 @@ use sluice::controller::status::{Phase, RolloutStatus};
 use sluice::sandbox::apiserver::Identity;
 use sluice::sandbox::apiserver::fault::FaultPlan;
 
-use harness::{APP, Harness, MAX_WEIGHT, STEP, THRESHOLD, Version, status};
+use harness::{APP, Harness, MAX_WEIGHT, RouterKind, STEP, THRESHOLD, Version, status};
 use observer::follow;
 
 /// Taken by the scenarios that load the machine most (many apps at once, real processes), so
@@ -140,7 +144,16 @@ async fn assert_events_tell(h: &Harness, story: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_canary_is_promoted() {
-    let h = Harness::start().await;
+    a_healthy_canary_is_promoted_with(RouterKind::Smi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_canary_is_promoted_through_an_httproute() {
+    a_healthy_canary_is_promoted_with(RouterKind::GatewayApi).await;
+}
+
+async fn a_healthy_canary_is_promoted_with(router: RouterKind) {
+    let h = Harness::start(router).await;
     let held = h.roll_to(Version::Good(1)).await;
     assert_eq!(
         held.spec.as_ref().unwrap().paused,
@@ -168,7 +181,16 @@ async fn a_healthy_canary_is_promoted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_canary_is_rolled_back_and_refused_until_retry() {
-    let h = Harness::start().await;
+    a_failing_canary_is_rolled_back_and_refused_until_retry_with(RouterKind::Smi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_canary_is_rolled_back_through_an_httproute_and_refused_until_retry() {
+    a_failing_canary_is_rolled_back_and_refused_until_retry_with(RouterKind::GatewayApi).await;
+}
+
+async fn a_failing_canary_is_rolled_back_and_refused_until_retry_with(router: RouterKind) {
+    let h = Harness::start(router).await;
     h.roll_to(Version::Bad).await;
     let story = follow(&h).await;
     assert_eq!(story.last.phase, Phase::Failed, "{:?}", story.points);
@@ -226,7 +248,7 @@ async fn a_failing_canary_is_rolled_back_and_refused_until_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
-    let h = Harness::start().await;
+    let h = Harness::start(RouterKind::Smi).await;
     let deadline = humantime::format_duration(h.interval() * 2).to_string();
     let mut patch = h.template_patch(Version::Broken);
     patch["metadata"] = json!({"annotations": {"sluice.dev/progress-deadline": deadline}});
@@ -249,7 +271,7 @@ async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_changes_and_identical_reapplies_start_no_rollout() {
-    let h = Harness::start().await;
+    let h = Harness::start(RouterKind::Smi).await;
     let scaled = h
         .api
         .patch(
@@ -277,7 +299,7 @@ async fn replica_changes_and_identical_reapplies_start_no_rollout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapshot() {
-    let h = Harness::start().await;
+    let h = Harness::start(RouterKind::Smi).await;
     h.roll_to(Version::Good(1)).await;
     let stable = |d: &Deployment| {
         d.metadata
@@ -308,7 +330,25 @@ async fn a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapsh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_controller_holds_still_and_resumes_without_skipping_or_repeating_a_step() {
-    let h = Harness::start().await;
+    a_stopped_controller_holds_still_and_resumes_without_skipping_or_repeating_a_step_with(
+        RouterKind::Smi,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_controller_holds_an_httproute_still_and_resumes_without_skipping_or_repeating_a_step()
+ {
+    a_stopped_controller_holds_still_and_resumes_without_skipping_or_repeating_a_step_with(
+        RouterKind::GatewayApi,
+    )
+    .await;
+}
+
+async fn a_stopped_controller_holds_still_and_resumes_without_skipping_or_repeating_a_step_with(
+    router: RouterKind,
+) {
+    let h = Harness::start(router).await;
     h.roll_to(Version::Good(1)).await;
     eventually_status(&h, "the first step", |s| s.weight >= STEP).await;
     h.stop_sluice().await;
@@ -359,7 +399,7 @@ async fn kill_at_each(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_in_every_phase_of_a_promotion_resumes_it_step_by_step() {
-    let h = Harness::start().await;
+    let h = Harness::start(RouterKind::Smi).await;
     let (story, left) = kill_at_each(
         &h,
         Version::Good(1),
@@ -394,7 +434,7 @@ async fn a_controller_killed_in_every_phase_of_a_promotion_resumes_it_step_by_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_while_failing_keeps_its_failed_checks_and_finishes_the_rollback() {
-    let h = Harness::start().await;
+    let h = Harness::start(RouterKind::Smi).await;
     let (story, left) = kill_at_each(
         &h,
         Version::Bad,
@@ -425,7 +465,7 @@ async fn a_controller_killed_while_failing_keeps_its_failed_checks_and_finishes_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_traffic_there_is_no_step_and_no_failed_check_until_traffic_arrives() {
-    let h = Harness::start().await;
+    let h = Harness::start(RouterKind::Smi).await;
     h.set_load(0.0).await;
     let mut patch = h.template_patch(Version::Good(1));
     patch["metadata"] = json!({"annotations": {"sluice.dev/threshold": "4"}});
@@ -447,7 +487,7 @@ async fn without_traffic_there_is_no_step_and_no_failed_check_until_traffic_arri
 async fn rollouts_end_in_the_right_phase_while_the_api_server_fails_a_tenth_of_sluices_requests() {
     const APPS: usize = 20;
     let _heavy = HEAVY.lock().await;
-    let mut apps = Harness::start_many(APPS).await;
+    let mut apps = Harness::start_many(APPS, RouterKind::Smi).await;
     for h in &mut apps {
         // A failed route write is retried after 0.25 s, 0.5 s, 1 s...: three failures in a row
         // (one in a thousand at 10%) delay a lower weight by under 2 s.
@@ -492,7 +532,7 @@ async fn rollouts_end_in_the_right_phase_while_the_api_server_fails_a_tenth_of_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_check_gates_each_step_and_its_failure_rolls_the_canary_back() {
     use sluice::sandbox::prometheus::{INSTALL_HINT, PrometheusBinary, locate_binary};
-    let h = Harness::start().await;
+    let h = Harness::start(RouterKind::Smi).await;
     // Under CI=true the sandbox refuses to start without a real prometheus; outside CI it
     // answers the built-in checks only, and custom PromQL needs the real one.
     if !h.is_cluster() && !matches!(locate_binary(), Ok(PrometheusBinary::Installed(_))) {
@@ -539,7 +579,7 @@ async fn a_custom_check_gates_each_step_and_its_failure_rolls_the_canary_back() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_replica_takes_over_the_rollout_when_the_leader_dies() {
-    let h = Harness::start().await;
+    let h = Harness::start(RouterKind::Smi).await;
     if !h.start_standby().await {
         eprintln!("on a cluster, the installed replicas are what they are: sandbox only");
         h.finish().await;

@@ -27,10 +27,8 @@ use std::time::{Instant, SystemTime};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
 use sluice::controller::status::{Phase, RolloutStatus};
-use sluice::routing::smi::weight_milli;
 
 use crate::harness::{APP, Harness, status};
 
@@ -157,38 +155,8 @@ fn watch_readiness(
     })
 }
 
-async fn route_weights(h: &Harness) -> Option<(u32, u32)> {
-    for version in ["v1alpha2", "v1alpha1"] {
-        let gvk = GroupVersionKind::gvk("split.smi-spec.io", version, "TrafficSplit");
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            h.client.clone(),
-            &h.ns,
-            &ApiResource::from_gvk_with_plural(&gvk, "trafficsplits"),
-        );
-        let Ok(Some(split)) = api.get_opt(APP).await else {
-            continue;
-        };
-        let mut primary = 0;
-        let mut canary = 0;
-        for b in split.data["spec"]["backends"].as_array()? {
-            let w = weight_milli(&b["weight"]).ok()?;
-            match b["service"].as_str()? {
-                s if s == format!("{APP}-primary") => primary += w,
-                s if s == format!("{APP}-canary") => canary += w,
-                _ => {}
-            }
-        }
-        let total = primary + canary;
-        return (total > 0).then(|| {
-            let c = (canary * 100 / total) as u32;
-            (100 - c, c)
-        });
-    }
-    None
-}
-
 async fn sample(h: &Harness) -> Sample {
-    let route = route_weights(h).await;
+    let route = h.route_weights().await;
     let apex_on_primary = Api::<Service>::namespaced(h.client.clone(), &h.ns)
         .get(APP)
         .await

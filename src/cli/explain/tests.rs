@@ -21,6 +21,7 @@ fn mk_inputs() -> Inputs {
         namespace_annotations: Some(BTreeMap::new()),
         sluice_namespace: "sluice-system".into(),
         cluster: None,
+        warnings: Vec::new(),
     }
 }
 
@@ -177,4 +178,32 @@ fn the_json_report_says_what_the_text_says() {
     assert!(text.contains(&r.invalid[0].message), "{text}");
     let service = r.settings.iter().find(|s| s.setting == "service").unwrap();
     assert_eq!(service.value, None, "unset: the Deployment's name applies");
+}
+
+#[test]
+fn a_serviceprofile_of_the_apex_is_a_warning_only_with_gateway_api() {
+    let profiles = vec![
+        "web.shop.svc.cluster.local".to_string(),
+        "cart.shop.svc.cluster.local".to_string(),
+    ];
+    let warnings = route_warnings(RouterKind::GatewayApi, "shop", "web", "web", &profiles);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("ServiceProfile shop/web.shop.svc.cluster.local"));
+    assert!(route_warnings(RouterKind::Smi, "shop", "web", "web", &profiles).is_empty());
+    assert!(
+        route_warnings(
+            RouterKind::GatewayApi,
+            "shop",
+            "web",
+            "storefront",
+            &profiles
+        )
+        .is_empty()
+    );
+    let inputs = Inputs {
+        deployment_annotations: map(&[("sluice.dev/router", "gateway-api")]),
+        warnings,
+        ..mk_inputs()
+    };
+    golden("serviceprofile-warning", &render(&inputs));
 }

@@ -214,6 +214,16 @@ pub fn builtin_kinds() -> Vec<ResourceKind> {
             &[]
         ),
         kind!(
+            "linkerd.io",
+            "v1alpha2",
+            "serviceprofiles",
+            "serviceprofile",
+            "ServiceProfile",
+            true,
+            &[],
+            &["sp"]
+        ),
+        kind!(
             "networking.k8s.io",
             "v1",
             "ingresses",

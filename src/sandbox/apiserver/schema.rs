@@ -1,5 +1,6 @@
 //! Structural schemas of the custom resources the sandbox serves (TrafficSplit, HTTPRoute),
 //! read from the CRDs in `deploy/crds/` (the same files users install on a real cluster), and
+//! of Linkerd's ServiceProfile from a minimal CRD of the sandbox's own (`crds/`), and
 //! the three things kube-apiserver does with them: pruning, defaulting and validation.
 //!
 //! Where it knowingly differs from kube-apiserver:
@@ -16,9 +17,11 @@ use serde_json::{Map, Value};
 
 use super::{Cause, CauseKind};
 
-const CRD_FILES: [&str; 2] = [
+const CRD_FILES: [&str; 3] = [
     include_str!("../../../deploy/crds/split.smi-spec.io_trafficsplits.yaml"),
     include_str!("../../../deploy/crds/gateway.networking.k8s.io_httproutes.yaml"),
+    // Sandbox only, and minimal: see the file's header.
+    include_str!("crds/linkerd.io_serviceprofiles.yaml"),
 ];
 
 /// One served version of a CRD: its group, version, kind and `openAPIV3Schema`.

@@ -987,7 +987,7 @@ fn prepare_for_create(kind: &ResourceKind, obj: &mut Value, ts: &str) {
 fn is_custom_resource(kind: &ResourceKind) -> bool {
     matches!(
         kind.group,
-        "split.smi-spec.io" | "gateway.networking.k8s.io"
+        "split.smi-spec.io" | "gateway.networking.k8s.io" | "linkerd.io"
     )
 }
 

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! It reads the cluster only through a `kube::Client`: reflectors on Services, TrafficSplits
-//! (v1alpha2 if served, else v1alpha1) and HTTPRoutes (`gateway.networking.k8s.io/v1`). A
+//! (v1alpha2 if served, else v1alpha1), Linkerd ServiceProfiles (`linkerd.io/v1alpha2`) and
+//! HTTPRoutes (`gateway.networking.k8s.io/v1`). A
 //! routing API that is not served when the simulator starts counts as "no routes of that
 //! kind" for the simulator's life. Ticks begin once every reflector has listed, so no request
 //! is routed on an empty cache.
@@ -391,13 +392,17 @@ impl Shared {
 struct Stores {
     services: Store<Service>,
     splits: Option<Store<DynamicObject>>,
+    profiles: Option<Store<DynamicObject>>,
     routes: Option<Store<DynamicObject>>,
 }
 
 impl Stores {
     async fn wait_until_ready(&self) {
         let _ = self.services.wait_until_ready().await;
-        for store in [&self.splits, &self.routes].into_iter().flatten() {
+        for store in [&self.splits, &self.profiles, &self.routes]
+            .into_iter()
+            .flatten()
+        {
             let _ = store.wait_until_ready().await;
         }
     }
@@ -418,6 +423,11 @@ impl Stores {
                 Ok(split) => table.splits.push(split),
                 Err(err) => tracing::debug!(error = %err, "skipping TrafficSplit"),
             }
+        }
+        for obj in self.profiles.iter().flat_map(Store::state) {
+            let ns = obj.namespace().unwrap_or_default();
+            let profile = routing::parse_profile(&ns, &obj.name_any(), &obj.data["spec"]);
+            table.profiles.push(profile);
         }
         for obj in self.routes.iter().flat_map(Store::state) {
             let created = obj
@@ -510,6 +520,14 @@ impl MeshSimulator {
             "httproutes",
         )
         .await?;
+        let profile_ar = served(
+            &client,
+            "linkerd.io",
+            &["v1alpha2"],
+            "ServiceProfile",
+            "serviceprofiles",
+        )
+        .await?;
 
         let mut tasks = Vec::new();
         let (services, writer) = reflector::store::<Service>();
@@ -528,6 +546,7 @@ impl MeshSimulator {
         let stores = Stores {
             services,
             splits: dynamic(split_ar),
+            profiles: dynamic(profile_ar),
             routes: dynamic(route_ar),
         };
 

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! request (namespace, apex, class) ──► TrafficSplit with spec.service = apex?  (SMI, wins)
+//!                                  ──► ServiceProfile apex.ns.svc.*? dstOverrides, else the apex
+//!                                      (HTTPRoutes of the apex are ignored: the profile wins)
 //!                                  ──► HTTPRoute with parentRef = Service apex? (first match)
 //!                                  ──► else the apex Service itself
 //!        backends + weights ──► Swrr (smooth weighted round-robin) ──► backend Service
@@ -16,6 +18,11 @@
 //! - A request that matches no rule, or whose rule has no usable backend, is dropped
 //!   (a real proxy answers 404 / 500 on the client side, which has no inbound metrics).
 //! - A TrafficSplit weight that does not parse as a quantity counts as 0.
+//! - A TrafficSplit acts directly, not through the ServiceProfile linkerd-smi's adaptor would
+//!   write for it; the outcome (SMI wins over HTTPRoute) is the same.
+//! - Of a ServiceProfile only `dstOverrides` is honoured (its routes, retries and timeouts
+//!   are not simulated); an authority is read as `service.namespace.svc...[:port]`, and one
+//!   that is not a Service of the cluster is skipped.
 
 use std::collections::BTreeMap;
 
@@ -44,6 +51,46 @@ pub struct Split {
     pub name: String,
     pub apex: String,
     pub backends: Vec<Backend>,
+}
+
+/// A Linkerd ServiceProfile, reduced to the Service it applies to and its `dstOverrides`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceProfile {
+    pub namespace: String,
+    /// The profile's name, `service.namespace.svc.<cluster domain>`.
+    pub name: String,
+    pub dst_overrides: Vec<Backend>,
+}
+
+impl ServiceProfile {
+    /// Whether Linkerd applies this profile to Service `service` in `namespace`.
+    pub fn applies_to(&self, namespace: &str, service: &str) -> bool {
+        self.namespace == namespace
+            && crate::routing::gateway::stray_profile(service, namespace, [self.name.as_str()])
+                .is_some()
+    }
+}
+
+/// Reads a ServiceProfile's `spec`.
+pub fn parse_profile(namespace: &str, name: &str, spec: &Value) -> ServiceProfile {
+    let dst_overrides = items(spec, "dstOverrides")
+        .filter_map(|o| {
+            let authority = str_at(o, "authority")?;
+            let host = authority.split(':').next().unwrap_or(authority);
+            let mut labels = host.split('.');
+            let (service, ns, svc) = (labels.next()?, labels.next()?, labels.next()?);
+            (svc == "svc").then(|| Backend {
+                namespace: ns.to_string(),
+                service: service.to_string(),
+                weight: o.get("weight").map_or(0.0, parse_weight),
+            })
+        })
+        .collect();
+    ServiceProfile {
+        namespace: namespace.into(),
+        name: name.into(),
+        dst_overrides,
+    }
 }
 
 /// An HTTPRoute's attachment to Services and its rules.
@@ -118,6 +165,7 @@ pub enum Decision {
 pub struct RouteTable {
     pub services: BTreeMap<(String, String), ServiceInfo>,
     pub splits: Vec<Split>,
+    pub profiles: Vec<ServiceProfile>,
     pub http_routes: Vec<HttpRoute>,
 }
 
@@ -347,6 +395,28 @@ impl RouteTable {
                 backends: split.backends.clone(),
             };
         }
+        let apex_itself = || Decision::Backends {
+            route: "service".into(),
+            backends: vec![Backend {
+                namespace: namespace.into(),
+                service: apex.into(),
+                weight: 1.0,
+            }],
+        };
+        let profile = self
+            .profiles
+            .iter()
+            .filter(|p| p.applies_to(namespace, apex))
+            .min_by(|a, b| a.name.cmp(&b.name));
+        if let Some(profile) = profile {
+            if profile.dst_overrides.is_empty() {
+                return apex_itself();
+            }
+            return Decision::Backends {
+                route: format!("serviceprofile/{}", profile.name),
+                backends: profile.dst_overrides.clone(),
+            };
+        }
         let parent = (namespace.to_string(), apex.to_string());
         let attached: Vec<&HttpRoute> = self
             .http_routes
@@ -354,14 +424,7 @@ impl RouteTable {
             .filter(|r| r.namespace == namespace && r.parents.contains(&parent))
             .collect();
         if attached.is_empty() {
-            return Decision::Backends {
-                route: "service".into(),
-                backends: vec![Backend {
-                    namespace: namespace.into(),
-                    service: apex.into(),
-                    weight: 1.0,
-                }],
-            };
+            return apex_itself();
         }
         // Every (route, rule, match) that accepts the request, most specific first, then the
         // oldest route, then by name, then in rule order.
@@ -573,6 +636,71 @@ mod tests {
         };
         let d = table.resolve("ns", "app", &headers(&[("x-canary", "always")]));
         assert_eq!(backends(&d), [("app-primary".into(), 1.0)]);
+    }
+
+    fn weighted_route() -> Value {
+        json!({"parentRefs": [{"group": "", "kind": "Service", "name": "app", "port": 9898}],
+            "rules": [{"backendRefs": [
+                {"name": "app-primary", "port": 9898, "weight": 0},
+                {"name": "app-canary", "port": 9898, "weight": 100}]}]})
+    }
+
+    #[test]
+    fn an_httproute_whose_parent_is_the_apex_splits_its_traffic_by_weight() {
+        let table = RouteTable {
+            http_routes: vec![mk_route("app", "2026-01-01T00:00:00Z", weighted_route())],
+            ..Default::default()
+        };
+        let d = table.resolve("ns", "app", &Headers::new());
+        assert_eq!(
+            backends(&d),
+            [("app-primary".into(), 0.0), ("app-canary".into(), 100.0)]
+        );
+    }
+
+    #[test]
+    fn a_serviceprofile_of_the_apex_silently_overrides_its_httproutes() {
+        let bare = parse_profile("ns", "app.ns.svc.cluster.local", &json!({"routes": []}));
+        let table = RouteTable {
+            profiles: vec![bare],
+            http_routes: vec![mk_route("app", "2026-01-01T00:00:00Z", weighted_route())],
+            ..Default::default()
+        };
+        assert_eq!(
+            backends(&table.resolve("ns", "app", &Headers::new())),
+            [("app".into(), 1.0)]
+        );
+        let overrides = parse_profile(
+            "ns",
+            "app.ns.svc.cluster.local",
+            &json!({"dstOverrides": [
+                {"authority": "app-primary.ns.svc.cluster.local:9898", "weight": 90},
+                {"authority": "app-canary.ns.svc.cluster.local:9898", "weight": "10"},
+                {"authority": "example.com", "weight": 1}]}),
+        );
+        let table = RouteTable {
+            profiles: vec![overrides],
+            http_routes: vec![mk_route("app", "2026-01-01T00:00:00Z", weighted_route())],
+            ..Default::default()
+        };
+        assert_eq!(
+            backends(&table.resolve("ns", "app", &Headers::new())),
+            [("app-primary".into(), 90.0), ("app-canary".into(), 10.0)]
+        );
+    }
+
+    #[test]
+    fn a_serviceprofile_of_another_service_changes_nothing() {
+        let other = parse_profile("ns", "app-canary.ns.svc.cluster.local", &json!({}));
+        let table = RouteTable {
+            profiles: vec![other],
+            http_routes: vec![mk_route("app", "2026-01-01T00:00:00Z", weighted_route())],
+            ..Default::default()
+        };
+        assert_eq!(
+            backends(&table.resolve("ns", "app", &Headers::new())).len(),
+            2
+        );
     }
 
     #[test]
