@@ -55,6 +55,23 @@ impl Embedded {
         sandbox: &Sandbox,
         admin_addr: Option<SocketAddr>,
     ) -> Result<Embedded, Error> {
+        Self::start_with(sandbox, admin_addr, sandbox.metrics.url()).await
+    }
+
+    /// [`Embedded::start`], querying the Prometheus at `prometheus_url` instead of the
+    /// sandbox's own (e.g. a [`PrometheusFaults`](super::prom_faults::PrometheusFaults) front).
+    pub async fn start_with_prometheus(
+        sandbox: &Sandbox,
+        prometheus_url: &str,
+    ) -> Result<Embedded, Error> {
+        Self::start_with(sandbox, None, prometheus_url).await
+    }
+
+    async fn start_with(
+        sandbox: &Sandbox,
+        admin_addr: Option<SocketAddr>,
+        prometheus_url: &str,
+    ) -> Result<Embedded, Error> {
         let admin = sandbox
             .client(Identity::Admin)
             .await
@@ -80,7 +97,7 @@ impl Embedded {
             tls_files: None,
             webhook_addr: "127.0.0.1:0".parse().expect("an address"),
             admin_addr,
-            prometheus_url: sandbox.metrics.url().to_string(),
+            prometheus_url: prometheus_url.to_string(),
             namespace: NAMESPACE.to_string(),
             instance: "sandbox".to_string(),
             // A killed Sluice's Lease must expire before the next one leads: keep it short.

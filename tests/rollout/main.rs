@@ -5,6 +5,7 @@
 mod cluster;
 mod harness;
 mod observer;
+mod prom_faults;
 
 use std::time::{Duration, Instant};
 
