@@ -125,6 +125,30 @@ impl Embedded {
     }
 }
 
+/// Creates Sluice's namespace, for a Sluice that runs outside this process (`sluice serve`
+/// against the sandbox's `sluice.kubeconfig`, as `sluice-scale` runs it).
+pub async fn ensure_sluice_namespace(sandbox: &Sandbox) -> Result<(), Error> {
+    let admin = sandbox
+        .client(Identity::Admin)
+        .await
+        .map_err(|e| Error::Start(e.to_string()))?;
+    ensure_namespace(&admin).await
+}
+
+/// Makes the sandbox call the webhook of a Sluice that runs outside this process, at `addr`,
+/// whose serving certificate `ca_pem` signed.
+pub async fn register_external(
+    sandbox: &Sandbox,
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> Result<(), Error> {
+    let admin = sandbox
+        .client(Identity::Admin)
+        .await
+        .map_err(|e| Error::Start(e.to_string()))?;
+    register(sandbox, &admin, addr, ca_pem).await
+}
+
 async fn ensure_namespace(admin: &kube::Client) -> Result<(), Error> {
     let api: Api<Namespace> = Api::all(admin.clone());
     let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": NAMESPACE } });

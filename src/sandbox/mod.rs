@@ -16,6 +16,7 @@
 //! - [`mesh`]: sends traffic by the stored routes' weights and exports Linkerd's metrics.
 //! - [`prometheus`]: starts a real `prometheus` on the mesh's metrics, or falls back to a
 //!   built-in endpoint that answers only the built-in checks' queries.
+//! - [`scale`]: the scale benchmarks `sluice-scale` runs (a fleet, `sluice serve` beside it).
 //! - [`prom_faults`]: a front that makes Prometheus slow, or answer NaN or garbage, per
 //!   namespace, for the fault-injection tests.
 //!
@@ -29,6 +30,7 @@ pub mod embedded;
 pub mod mesh;
 pub mod prom_faults;
 pub mod prometheus;
+pub mod scale;
 pub mod scenario;
 pub mod workload;
 
