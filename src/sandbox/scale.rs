@@ -655,6 +655,9 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    if report_points_on_timeout(&log, &key(first), admitted) {
+        eprintln!("the reaction rollout set no weight within 120 s");
+    }
     report.reaction_primary = log
         .first_seen(&primary_key)
         .map(|t| Duration::from_secs_f64((t - admitted).max(0.0)));
@@ -685,7 +688,13 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         let (_, last) = log.reached(&set_keys, done);
-        report.motion_wall = Duration::from_secs_f64(last - t0).max(Duration::from_millis(1));
+        // Until the last one ended, or until now when some never did.
+        let end = if log.reached(&set_keys, done).0 == set.len() {
+            last
+        } else {
+            now()
+        };
+        report.motion_wall = Duration::from_secs_f64((end - t0).max(0.001));
         report.motion_cpu_seconds = sluice.cpu_seconds() - cpu0;
         for (k, at) in set_keys.iter().zip(&admitted) {
             let points: Vec<Point> = log.points(k).into_iter().filter(|p| p.0 >= *at).collect();
@@ -714,9 +723,28 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
     }
     report.peak_rss_mb = sluice.memory_mb("VmHWM");
     drop(watch);
+    let kept = std::env::temp_dir().join("sluice-scale-sluice.log");
+    if std::fs::copy(sluice.log(), &kept).is_ok() {
+        eprintln!("sluice serve's log: {}", kept.display());
+    }
     drop(sluice);
     sandbox.shutdown().await;
     Ok(report)
+}
+
+/// Prints the status points `key` went through since `since` when it set no weight; whether
+/// it did not.
+fn report_points_on_timeout(log: &Log, key: &str, since: f64) -> bool {
+    let points: Vec<Point> = log
+        .points(key)
+        .into_iter()
+        .filter(|p| p.0 >= since)
+        .collect();
+    let stuck = !points.iter().any(|p| p.2 > 0);
+    if stuck {
+        eprintln!("{key} since its update: {points:?}");
+    }
+    stuck
 }
 
 /// Applies [`update_patch`] to `d` and returns when (seconds since the run began) it was
