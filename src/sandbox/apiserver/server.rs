@@ -1827,6 +1827,30 @@ mod tests {
     }
 
     #[test]
+    fn requests_are_counted_by_verb_and_by_identity_verb_and_resource() {
+        use crate::sandbox::apiserver::admission::{ServiceRef, ServiceResolver};
+        let resolver: ServiceResolver = Arc::new(|_: &ServiceRef| None);
+        let s = Shared::new(
+            Store::new(10),
+            Admitter::new(resolver),
+            Arc::default(),
+            Duration::from_secs(1),
+            "127.0.0.1:1".parse().unwrap(),
+        );
+        s.count(Identity::Sluice, "get", "deployments");
+        s.count(Identity::Sluice, "update", "leases");
+        s.count(Identity::Admin, "get", "deployments");
+        assert_eq!(s.request_counts().get("get"), Some(&2));
+        assert_eq!(
+            s.request_counts_by(Identity::Sluice),
+            BTreeMap::from([
+                ("get deployments".to_string(), 1),
+                ("update leases".to_string(), 1)
+            ])
+        );
+    }
+
+    #[test]
     fn generation_bumps_when_the_spec_changes_and_not_for_labels() {
         let kind = deployments();
         let old = json!({"metadata": {"name": "a", "generation": 3, "uid": "u"}, "spec": {"replicas": 1}});
