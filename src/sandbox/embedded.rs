@@ -55,6 +55,23 @@ impl Embedded {
         sandbox: &Sandbox,
         admin_addr: Option<SocketAddr>,
     ) -> Result<Embedded, Error> {
+        Self::start_with(sandbox, admin_addr, sandbox.metrics.url()).await
+    }
+
+    /// [`Embedded::start`], querying the Prometheus at `prometheus_url` instead of the
+    /// sandbox's own (e.g. a [`PrometheusFaults`](super::prom_faults::PrometheusFaults) front).
+    pub async fn start_with_prometheus(
+        sandbox: &Sandbox,
+        prometheus_url: &str,
+    ) -> Result<Embedded, Error> {
+        Self::start_with(sandbox, None, prometheus_url).await
+    }
+
+    async fn start_with(
+        sandbox: &Sandbox,
+        admin_addr: Option<SocketAddr>,
+        prometheus_url: &str,
+    ) -> Result<Embedded, Error> {
         let admin = sandbox
             .client(Identity::Admin)
             .await
@@ -80,7 +97,7 @@ impl Embedded {
             tls_files: None,
             webhook_addr: "127.0.0.1:0".parse().expect("an address"),
             admin_addr,
-            prometheus_url: sandbox.metrics.url().to_string(),
+            prometheus_url: prometheus_url.to_string(),
             namespace: NAMESPACE.to_string(),
             instance: "sandbox".to_string(),
             // A killed Sluice's Lease must expire before the next one leads: keep it short.
@@ -106,6 +123,30 @@ impl Embedded {
     pub fn kill(self) {
         self.sluice.kill();
     }
+}
+
+/// Creates Sluice's namespace, for a Sluice that runs outside this process (`sluice serve`
+/// against the sandbox's `sluice.kubeconfig`, as `sluice-scale` runs it).
+pub async fn ensure_sluice_namespace(sandbox: &Sandbox) -> Result<(), Error> {
+    let admin = sandbox
+        .client(Identity::Admin)
+        .await
+        .map_err(|e| Error::Start(e.to_string()))?;
+    ensure_namespace(&admin).await
+}
+
+/// Makes the sandbox call the webhook of a Sluice that runs outside this process, at `addr`,
+/// whose serving certificate `ca_pem` signed.
+pub async fn register_external(
+    sandbox: &Sandbox,
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> Result<(), Error> {
+    let admin = sandbox
+        .client(Identity::Admin)
+        .await
+        .map_err(|e| Error::Start(e.to_string()))?;
+    register(sandbox, &admin, addr, ca_pem).await
 }
 
 async fn ensure_namespace(admin: &kube::Client) -> Result<(), Error> {

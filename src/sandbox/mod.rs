@@ -16,6 +16,9 @@
 //! - [`mesh`]: sends traffic by the stored routes' weights and exports Linkerd's metrics.
 //! - [`prometheus`]: starts a real `prometheus` on the mesh's metrics, or falls back to a
 //!   built-in endpoint that answers only the built-in checks' queries.
+//! - [`scale`]: the scale benchmarks `sluice-scale` runs (a fleet, `sluice serve` beside it).
+//! - [`prom_faults`]: a front that makes Prometheus slow, or answer NaN or garbage, per
+//!   namespace, for the fault-injection tests.
 //!
 //! The simulators talk to the API server only through `kube::Client`, as a real
 //! kube-controller-manager or mesh would. The known differences from a real cluster are listed
@@ -25,7 +28,9 @@ pub mod apiserver;
 pub mod demo;
 pub mod embedded;
 pub mod mesh;
+pub mod prom_faults;
 pub mod prometheus;
+pub mod scale;
 pub mod scenario;
 pub mod workload;
 

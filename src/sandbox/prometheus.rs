@@ -230,7 +230,8 @@ impl PrometheusOptions {
 /// the process and removes the directory.
 #[derive(Debug)]
 pub struct Prometheus {
-    child: Child,
+    /// Behind a lock so that [`Prometheus::kill`] works through a shared sandbox.
+    child: std::sync::Mutex<Child>,
     url: String,
     client: PromClient,
     // Dropped after `child` (fields drop in order), so the process dies before its files go.
@@ -271,7 +272,7 @@ impl Prometheus {
                 Ok((child, url)) => {
                     let client = PromClient::new(&url, Duration::from_secs(10))?;
                     return Ok(Prometheus {
-                        child,
+                        child: std::sync::Mutex::new(child),
                         url,
                         client,
                         dir,
@@ -377,15 +378,29 @@ impl Prometheus {
         }
     }
 
-    /// Stops Prometheus and removes its data.
-    pub async fn shutdown(mut self) -> Result<(), Error> {
-        if self
-            .child
+    /// Kills the process with SIGKILL, as an OOM kill or a node failure would, leaving its
+    /// data for [`shutdown`](Self::shutdown) to remove. Queries then find nobody listening.
+    pub fn kill(&self) -> Result<(), Error> {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if child
             .try_wait()
             .map_err(io("checking on prometheus"))?
             .is_none()
         {
-            self.child.kill().await.map_err(io("stopping prometheus"))?;
+            child.start_kill().map_err(io("killing prometheus"))?;
+        }
+        Ok(())
+    }
+
+    /// Stops Prometheus and removes its data.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        let mut child = self.child.into_inner().unwrap_or_else(|e| e.into_inner());
+        if child
+            .try_wait()
+            .map_err(io("checking on prometheus"))?
+            .is_none()
+        {
+            child.kill().await.map_err(io("stopping prometheus"))?;
         }
         Ok(())
     }
@@ -457,15 +472,7 @@ impl BuiltinQueryEndpoint {
             .route("/-/ready", get(|| async { READY }))
             .route("/-/healthy", get(|| async { READY }))
             .with_state(source);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "built-in query endpoint stopped");
-            }
-        });
+        let (stop, task) = serve_until_stopped(listener, app, "the built-in query endpoint");
         Ok(Self {
             url: format!("http://{local}"),
             stop: Some(stop),
@@ -485,6 +492,25 @@ impl BuiltinQueryEndpoint {
         }
         let _ = (&mut self.task).await;
     }
+}
+
+/// Serves `app` on `listener` in a task until the returned sender fires (or is dropped);
+/// `what` names the server in the log if serving fails.
+pub(super) fn serve_until_stopped(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    what: &'static str,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "{what} stopped");
+        }
+    });
+    (stop, task)
 }
 
 impl Drop for BuiltinQueryEndpoint {
@@ -745,6 +771,15 @@ impl QueryBackend {
         match self {
             QueryBackend::Prometheus(p) => p.url(),
             QueryBackend::Builtin(b) => b.url(),
+        }
+    }
+
+    /// Kills the real Prometheus ([`Prometheus::kill`]); `Ok(false)` for the built-in endpoint,
+    /// which is a simulation with nothing to kill.
+    pub fn kill(&self) -> Result<bool, Error> {
+        match self {
+            QueryBackend::Prometheus(p) => p.kill().map(|()| true),
+            QueryBackend::Builtin(_) => Ok(false),
         }
     }
 

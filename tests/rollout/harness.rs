@@ -222,6 +222,14 @@ impl Harness {
         apps
     }
 
+    /// The sandbox the scenario runs on; `None` on a cluster.
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        match &self.backend {
+            Backend::Sandbox(p) => Some(&p.sandbox),
+            Backend::Cluster(_) => None,
+        }
+    }
+
     /// Whether this is a real cluster (slower clocks, coarser traffic figures).
     pub fn is_cluster(&self) -> bool {
         matches!(self.backend, Backend::Cluster(_))

@@ -12,6 +12,7 @@ mod harness;
 mod hooks;
 mod observer;
 mod process;
+mod prom_faults;
 
 use std::time::{Duration, Instant};
 

@@ -356,6 +356,12 @@ impl ApiServer {
         self.shared.request_counts()
     }
 
+    /// `who`'s requests so far, by verb and resource (`update leases`, `get discovery`, ...),
+    /// watches excluded.
+    pub fn request_counts_by(&self, who: Identity) -> BTreeMap<String, u64> {
+        self.shared.request_counts_by(who)
+    }
+
     /// Ends every watch and stops serving.
     pub async fn shutdown(&self) {
         self.shared.shutdown();

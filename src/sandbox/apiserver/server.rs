@@ -65,6 +65,8 @@ pub struct Shared {
     pub(super) services: Arc<RwLock<HashMap<(String, String), SocketAddr>>>,
     admitter: Admitter,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// The same requests by who made them: `(username, "verb resource")`.
+    counts_by: Mutex<BTreeMap<(&'static str, String), u64>>,
     bookmark_interval: Duration,
     addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -106,6 +108,7 @@ impl Shared {
             services,
             admitter,
             counts: Mutex::default(),
+            counts_by: Mutex::default(),
             bookmark_interval,
             addr,
             shutdown: tokio::sync::watch::channel(false).0,
@@ -135,9 +138,22 @@ impl Shared {
         let _ = self.shutdown.send(true);
     }
 
-    fn count(&self, verb: &str) {
+    pub(super) fn request_counts_by(&self, who: Identity) -> BTreeMap<String, u64> {
+        let counts = self.counts_by.lock().map(|c| c.clone()).unwrap_or_default();
+        counts
+            .into_iter()
+            .filter(|((user, _), _)| *user == who.username())
+            .map(|((_, verb), n)| (verb, n))
+            .collect()
+    }
+
+    fn count(&self, who: Identity, verb: &str, resource: &str) {
         if let Ok(mut c) = self.counts.lock() {
             *c.entry(verb.to_string()).or_default() += 1;
+        }
+        if let Ok(mut c) = self.counts_by.lock() {
+            *c.entry((who.username(), format!("{verb} {resource}")))
+                .or_default() += 1;
         }
     }
 
@@ -393,7 +409,7 @@ async fn route(s: &Arc<Shared>, ctx: &Ctx, segs: &[&str]) -> Result<Response, Ap
         if ctx.method != Method::GET {
             return Err(ApiError::method_not_allowed());
         }
-        s.count("get");
+        s.count(ctx.who, "get", "discovery");
         v.map(|v| respond(200, &v, &[])).ok_or_else(not_found_path)
     };
     let kinds = s.served_kinds();
@@ -472,25 +488,29 @@ async fn resource(
             if ctx.flag("watch") {
                 Ok(watch(s, ctx, &t, sel))
             } else {
-                s.count("list");
+                s.count(ctx.who, "list", t.kind.plural);
                 list(s, ctx, &t, &sel)
             }
         }
         (false, _) if *m == Method::POST => {
-            s.count("create");
+            s.count(ctx.who, "create", t.kind.plural);
             create(s, ctx, &t).await
         }
         (false, _) if *m == Method::DELETE => {
-            s.count("deletecollection");
+            s.count(ctx.who, "deletecollection", t.kind.plural);
             delete_collection(s, ctx, &t).await
         }
         (true, Some("scale")) if *m == Method::GET => {
-            s.count("get");
+            s.count(ctx.who, "get", t.kind.plural);
             let live = live(s, &t)?;
             Ok(respond(200, &scale_of(&live), &[]))
         }
         (true, Some("scale")) if *m == Method::PUT || *m == Method::PATCH => {
-            s.count(if *m == Method::PUT { "update" } else { "patch" });
+            s.count(
+                ctx.who,
+                if *m == Method::PUT { "update" } else { "patch" },
+                t.kind.plural,
+            );
             retry_on_conflict(|| write_scale(s, ctx, &t)).await
         }
         (true, None) if *m == Method::GET && ctx.flag("watch") => {
@@ -503,7 +523,7 @@ async fn resource(
             Ok(watch(s, ctx, &t, sel))
         }
         (true, _) if *m == Method::GET => {
-            s.count("get");
+            s.count(ctx.who, "get", t.kind.plural);
             let live = live(s, &t)?;
             if ctx.wants_table() {
                 let meta = json!({"resourceVersion": live["metadata"]["resourceVersion"]});
@@ -512,15 +532,15 @@ async fn resource(
             Ok(respond(200, &present(&t.kind, live), &[]))
         }
         (true, _) if *m == Method::PUT => {
-            s.count("update");
+            s.count(ctx.who, "update", t.kind.plural);
             retry_on_conflict(|| update(s, ctx, &t)).await
         }
         (true, _) if *m == Method::PATCH => {
-            s.count("patch");
+            s.count(ctx.who, "patch", t.kind.plural);
             retry_on_conflict(|| patch(s, ctx, &t)).await
         }
         (true, None) if *m == Method::DELETE => {
-            s.count("delete");
+            s.count(ctx.who, "delete", t.kind.plural);
             delete(s, ctx, &t).await
         }
         _ => Err(ApiError::method_not_allowed()),
@@ -1804,6 +1824,30 @@ mod tests {
             .into_iter()
             .find(|k| k.plural == "deployments")
             .unwrap()
+    }
+
+    #[test]
+    fn requests_are_counted_by_verb_and_by_identity_verb_and_resource() {
+        use crate::sandbox::apiserver::admission::{ServiceRef, ServiceResolver};
+        let resolver: ServiceResolver = Arc::new(|_: &ServiceRef| None);
+        let s = Shared::new(
+            Store::new(10),
+            Admitter::new(resolver),
+            Arc::default(),
+            Duration::from_secs(1),
+            "127.0.0.1:1".parse().unwrap(),
+        );
+        s.count(Identity::Sluice, "get", "deployments");
+        s.count(Identity::Sluice, "update", "leases");
+        s.count(Identity::Admin, "get", "deployments");
+        assert_eq!(s.request_counts().get("get"), Some(&2));
+        assert_eq!(
+            s.request_counts_by(Identity::Sluice),
+            BTreeMap::from([
+                ("get deployments".to_string(), 1),
+                ("update leases".to_string(), 1)
+            ])
+        );
     }
 
     #[test]
