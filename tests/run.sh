@@ -38,3 +38,16 @@ cargo clippy --quiet --all-targets --locked -- -D warnings
 log "cargo test"
 export CI="${CI:-false}"
 cargo test --locked --no-fail-fast
+
+# The container image's build steps, as the Dockerfile runs them (Docker cannot run here):
+# the same script, then the size budget that keeps the image under 40 MB (distroless/cc adds
+# about 24 MB).
+log "the image's binary: deploy/image/build-binary.sh (fat LTO, opt-level s, stripped)"
+bash deploy/image/build-binary.sh target/image/sluice
+size=$(stat -c %s target/image/sluice)
+limit=$((16 * 1024 * 1024))
+if [ "$size" -gt "$limit" ]; then
+  echo "target/image/sluice is $size bytes, over the $limit that keeps the image under 40 MB" >&2
+  exit 1
+fi
+log "image binary: $size bytes (budget $limit)"
