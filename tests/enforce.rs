@@ -1,6 +1,8 @@
 //! Apply-time enforcement (DESIGN §6) end to end: an unmodified kubectl against the sandbox's
 //! API server, which calls Sluice's validating webhooks as `deploy/base/webhooks.yaml`
-//! registers them. Each refusal must reach kubectl's stderr and change nothing. Last, pure
+//! registers them. Each refusal must reach kubectl's stderr and change nothing: every row of
+//! `tests/fixtures/enforce/bad-settings.json` (the table the webhook's unit tests check as a
+//! pure function) is applied at its level and must come back with its exact message. Last, pure
 //! checks that the file's matchConditions call each webhook only where it can refuse.
 //!
 //! Without kubectl the tests fail under `CI=true` and are skipped with one line otherwise.
@@ -9,11 +11,12 @@
 #[allow(dead_code)]
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -161,110 +164,103 @@ fn image(d: &Deployment) -> String {
         .unwrap_or_default()
 }
 
-/// Bad settings through `kubectl apply`, at each level (a subset of the unit table in
-/// `src/webhook/admit/enforce/tests.rs`).
-const BAD_APP: &[(&str, &str, &str)] = &[
-    (
-        "sluice.dev/stepweight",
-        "10",
-        "sluice.dev/stepweight: \"10\" is not a Sluice setting; did you mean sluice.dev/step-weight?",
-    ),
-    (
-        "sluice.dev/step-weight",
-        "0",
-        "sluice.dev/step-weight: \"0\" is not a weight; use a whole number from 1 to 100",
-    ),
-    (
-        "sluice.dev/step-weights",
-        "5,10,10,50",
-        "sluice.dev/step-weights: \"5,10,10,50\" is not strictly increasing",
-    ),
-    (
-        "sluice.dev/interval",
-        "5 minutes",
-        "sluice.dev/interval: \"5 minutes\" is not a duration",
-    ),
-    (
-        "sluice.dev/metrics",
-        "[{name: e, query: x",
-        "sluice.dev/metrics: \"[{name: e, query: x\" is not a YAML list of {name, query, min, max}",
-    ),
-    (
-        "sluice.dev/match",
-        "[{headers: [{name: x-canary, value: insider}]}]",
-        "sluice.dev/match: \"[{headers: [{name: x-canary, value: insider}]}]\" needs header matching, which SMI TrafficSplit does not have (router smi is the default)",
-    ),
-];
+/// Where a row of the bad-settings table is written.
+#[derive(Clone, Copy, Debug, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum At {
+    Deployment,
+    Namespace,
+    Cluster,
+}
+
+/// One row of `tests/fixtures/enforce/bad-settings.json`, the table the unit test in
+/// `src/webhook/admit/enforce/tests.rs` checks as a pure function.
+#[derive(Debug, serde::Deserialize)]
+struct BadRow {
+    why: String,
+    at: At,
+    settings: serde_json::Map<String, Value>,
+    message: String,
+}
+
+impl BadRow {
+    /// The manifest kubectl applies, the webhook that must refuse it and the object prefix
+    /// of its message.
+    fn manifest(&self) -> (Value, &'static str, &'static str) {
+        let settings = Value::Object(self.settings.clone());
+        match self.at {
+            At::Deployment => (
+                app_manifest(settings, "podinfo:6.0.0"),
+                "validate.sluice.dev",
+                "Deployment shop/podinfo: ",
+            ),
+            At::Namespace => (
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS,
+                    "labels": {"sluice.dev/canary": "enabled"}, "annotations": settings}}),
+                "validate-namespaces.sluice.dev",
+                "Namespace shop: ",
+            ),
+            At::Cluster => (
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "sluice-policy", "namespace": "sluice-system"},
+                    "data": settings}),
+                "validate-policy.sluice.dev",
+                "ConfigMap sluice-system/sluice-policy: ",
+            ),
+        }
+    }
+}
+
+/// The annotations (or, for the policy, the data) stored now where `at` writes.
+async fn stored(w: &World, at: At) -> BTreeMap<String, String> {
+    match at {
+        At::Deployment => w.deployment(APP).await.annotations().clone(),
+        At::Namespace => Api::<Namespace>::all(w.client.clone())
+            .get(NS)
+            .await
+            .unwrap()
+            .annotations()
+            .clone(),
+        At::Cluster => Api::<ConfigMap>::namespaced(w.client.clone(), "sluice-system")
+            .get_opt("sluice-policy")
+            .await
+            .unwrap()
+            .and_then(|cm| cm.data)
+            .unwrap_or_default(),
+    }
+}
 
 #[tokio::test]
 async fn kubectl_apply_reports_every_bad_setting_and_changes_nothing() {
+    let table: Vec<BadRow> =
+        serde_json::from_str(include_str!("fixtures/enforce/bad-settings.json"))
+            .expect("tests/fixtures/enforce/bad-settings.json is a list of rows");
     let Some(w) = World::start(Duration::from_millis(300)).await else {
         return;
     };
-    for (key, value, fragment) in BAD_APP {
-        let manifest = app_manifest(json!({ *key: value }), "podinfo:6.0.0");
+    for row in &table {
+        let (manifest, hook, object) = row.manifest();
         let (ok, said) = w.apply(&manifest).await;
-        let full = format!("Deployment {NS}/{APP}: {fragment}");
-        assert_denied(ok, &said, "validate.sluice.dev", &full, key);
+        let full = format!("{object}{}", row.message);
+        assert_denied(ok, &said, hook, &full, &(&row.why, &row.settings));
+        // Sluice writes its status on the Deployment meanwhile; none of the refused keys got in.
+        let kept = stored(&w, row.at).await;
+        for key in row.settings.keys() {
+            assert!(!kept.contains_key(key), "{key} was stored: {kept:?}");
+        }
     }
-    // max-weight below the first step, blamed on max-weight.
-    let manifest = app_manifest(
-        json!({"sluice.dev/step-weights": "30,60", "sluice.dev/max-weight": "20"}),
-        "podinfo:6.0.0",
-    );
-    let (ok, said) = w.apply(&manifest).await;
-    assert_denied(
-        ok,
-        &said,
-        "validate.sluice.dev",
-        "sluice.dev/max-weight: \"20\"",
-        &"max-weight",
-    );
-    // Sluice writes its status on the Deployment meanwhile; none of the refused keys got in.
-    let kept = w.deployment(APP).await.annotations().clone();
-    for key in BAD_APP.iter().map(|r| r.0).chain(["sluice.dev/max-weight"]) {
-        assert!(!kept.contains_key(key), "{key} was stored: {kept:?}");
-    }
-
-    // A Namespace.
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS,
-        "labels": {"sluice.dev/canary": "enabled"},
-        "annotations": {"sluice.dev/freeze": "Sat 00:00-Sat 00:00 UTC"}}});
-    let (ok, said) = w.apply(&ns).await;
-    assert_denied(
-        ok,
-        &said,
-        "validate-namespaces.sluice.dev",
-        "Namespace shop: sluice.dev/freeze: \"Sat 00:00-Sat 00:00 UTC\"",
-        &"namespace",
-    );
-    let shop = Api::<Namespace>::all(w.client.clone())
-        .get(NS)
-        .await
-        .unwrap();
-    assert!(!shop.annotations().contains_key("sluice.dev/freeze"));
-
-    // The cluster policy.
-    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "sluice-policy", "namespace": "sluice-system"},
-        "data": {"intervl": "1m"}});
-    let (ok, said) = w.apply(&cm).await;
-    assert_denied(
-        ok,
-        &said,
-        "validate-policy.sluice.dev",
-        "ConfigMap sluice-system/sluice-policy: intervl: \"1m\" is not a Sluice setting; did you mean interval?",
-        &"policy",
-    );
-    let (found, _) = w
-        .kubectl(&["get", "configmap", "-n", "sluice-system", "sluice-policy"])
-        .await;
-    assert!(!found, "the refused policy was stored");
-    // A valid one is stored.
+    // A valid policy is stored.
     w.apply_ok(&json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "sluice-policy", "namespace": "sluice-system"},
         "data": {"interval": "1m"}}))
         .await;
+    assert_eq!(
+        stored(&w, At::Cluster)
+            .await
+            .get("interval")
+            .map(String::as_str),
+        Some("1m")
+    );
     w.stop().await;
 }
 

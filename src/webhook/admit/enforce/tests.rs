@@ -1,5 +1,7 @@
-//! The enforcement checks through [`validate_at`]: a table of bad settings at each level, then
-//! generated objects, the held apex, un-pausing, freezes and break-glass, and fail-closed.
+//! The enforcement checks through [`validate_at`]: a table of bad settings at each level (read
+//! from `tests/fixtures/enforce/bad-settings.json`, which `tests/enforce.rs` also applies
+//! through kubectl), then generated objects, the held apex, un-pausing, freezes and
+//! break-glass, and fail-closed.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -131,356 +133,31 @@ fn assert_refused(resp: &AdmissionResponse, code: u16, fragment: &str) {
 // The table
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum At {
     Deployment,
     Namespace,
     Cluster,
 }
 
-/// One row: where, the keys and values, the exact message after the object.
-type Row = (At, &'static [(&'static str, &'static str)], &'static str);
+/// One row of `tests/fixtures/enforce/bad-settings.json`: where, the keys and values (as
+/// written at that level), and the exact refusal after `KIND NAMESPACE/NAME: `. The same file
+/// drives `tests/enforce.rs` through kubectl.
+#[derive(Debug, serde::Deserialize)]
+struct Row {
+    at: At,
+    settings: BTreeMap<String, String>,
+    message: String,
+}
 
-/// Bad settings: where, the keys and values (as written at that level), and the exact
-/// refusal after `KIND NAMESPACE/NAME: `.
-const BAD: &[Row] = &[
-    // Unknown keys, with the closest known key.
-    (
-        At::Deployment,
-        &[("sluice.dev/stepweight", "10")],
-        "sluice.dev/stepweight: \"10\" is not a Sluice setting; did you mean sluice.dev/step-weight?",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/intervall", "1m")],
-        "sluice.dev/intervall: \"1m\" is not a Sluice setting; did you mean sluice.dev/interval?",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/max-wieght", "50")],
-        "sluice.dev/max-wieght: \"50\" is not a Sluice setting; did you mean sluice.dev/max-weight?",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/treshold", "5")],
-        "sluice.dev/treshold: \"5\" is not a Sluice setting; did you mean sluice.dev/threshold?",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/rollout-speed", "fast")],
-        "sluice.dev/rollout-speed: \"fast\" is not a Sluice setting; remove it, or use one of: strategy, router, ingress, service, interval, step-weight, step-weights, max-weight, iterations, threshold, success-rate, latency-p99, min-requests, baseline, baseline-tolerance, baseline-latency-ratio, metrics, webhooks, match, progress-deadline, freeze, notify",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/canary", "enabled")],
-        "sluice.dev/canary: \"enabled\" is not a Sluice setting; sluice.dev/canary is a label, not an annotation; move it to metadata.labels",
-    ),
-    // Durations.
-    (
-        At::Deployment,
-        &[("sluice.dev/interval", "5 minutes")],
-        "sluice.dev/interval: \"5 minutes\" is not a duration; use e.g. 30s, 1m, 1m30s",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/interval", "1x")],
-        "sluice.dev/interval: \"1x\" is not a duration; use e.g. 30s, 1m, 1m30s",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/interval", "-1m")],
-        "sluice.dev/interval: \"-1m\" is not a duration; use e.g. 30s, 1m, 1m30s",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/interval", "0s")],
-        "sluice.dev/interval: \"0s\" is too short; use at least 1s",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/latency-p99", "fast")],
-        "sluice.dev/latency-p99: \"fast\" is not a duration; use e.g. 30s, 1m, 1m30s",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/progress-deadline", "10")],
-        "sluice.dev/progress-deadline: \"10\" is not a duration; use e.g. 30s, 1m, 1m30s",
-    ),
-    // Weights.
-    (
-        At::Deployment,
-        &[("sluice.dev/step-weight", "0")],
-        "sluice.dev/step-weight: \"0\" is not a weight; use a whole number from 1 to 100",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/step-weight", "101")],
-        "sluice.dev/step-weight: \"101\" is not a weight; use a whole number from 1 to 100",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/step-weight", "ten")],
-        "sluice.dev/step-weight: \"ten\" is not a weight; use a whole number from 1 to 100",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/max-weight", "0")],
-        "sluice.dev/max-weight: \"0\" is not a weight; use a whole number from 1 to 100",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/max-weight", "150")],
-        "sluice.dev/max-weight: \"150\" is not a weight; use a whole number from 1 to 100",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/step-weights", "5,10,10,50")],
-        "sluice.dev/step-weights: \"5,10,10,50\" is not strictly increasing; list each weight once, smallest first, e.g. 5,10,25,50",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/step-weights", "50,25")],
-        "sluice.dev/step-weights: \"50,25\" is not strictly increasing; list each weight once, smallest first, e.g. 5,10,25,50",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/step-weights", "5,,10")],
-        "sluice.dev/step-weights: \"5,,10\" is not a list of weights; use whole numbers from 1 to 100 separated by commas, e.g. 5,10,25,50",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/step-weights", "5,10,120")],
-        "sluice.dev/step-weights: \"5,10,120\" is not a list of weights; use whole numbers from 1 to 100 separated by commas, e.g. 5,10,25,50",
-    ),
-    (
-        At::Deployment,
-        &[
-            ("sluice.dev/step-weights", "30,60"),
-            ("sluice.dev/max-weight", "20"),
-        ],
-        "sluice.dev/max-weight: \"20\" is below the first step (30 from sluice.dev/step-weights, set on the Deployment); raise it to at least 30 or lower the step",
-    ),
-    (
-        At::Deployment,
-        &[
-            ("sluice.dev/step-weight", "30"),
-            ("sluice.dev/max-weight", "20"),
-        ],
-        "sluice.dev/max-weight: \"20\" is below the first step (30 from sluice.dev/step-weight, set on the Deployment); raise it to at least 30 or lower the step",
-    ),
-    (
-        At::Deployment,
-        &[
-            ("sluice.dev/step-weight", "10"),
-            ("sluice.dev/step-weights", "5,10"),
-        ],
-        "sluice.dev/step-weights: \"5,10\" is set together with sluice.dev/step-weight; set only one of them",
-    ),
-    // Enumerations and numbers.
-    (
-        At::Deployment,
-        &[("sluice.dev/strategy", "linear")],
-        "sluice.dev/strategy: \"linear\" is not a strategy; use canary, blue-green or ab-testing",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/router", "istio")],
-        "sluice.dev/router: \"istio\" is not a router; use smi, gateway-api or nginx",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/success-rate", "101")],
-        "sluice.dev/success-rate: \"101\" is not a percentage; use a number from 0 to 100, e.g. 99 or 99.5",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/success-rate", "high")],
-        "sluice.dev/success-rate: \"high\" is not a percentage; use a number from 0 to 100, e.g. 99 or 99.5",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/threshold", "0")],
-        "sluice.dev/threshold: \"0\" is not a number of failed checks; use a whole number of at least 1",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/iterations", "-3")],
-        "sluice.dev/iterations: \"-3\" is not a number of iterations; use a whole number of at least 1",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/min-requests", "many")],
-        "sluice.dev/min-requests: \"many\" is not a number of requests; use a whole number of at least 0, e.g. 20",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/baseline", "maybe")],
-        "sluice.dev/baseline: \"maybe\" is not on or off; use on or off",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/baseline-tolerance", "200")],
-        "sluice.dev/baseline-tolerance: \"200\" is not a number of error-rate points; use a number from 0 to 100, e.g. 0.5",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/baseline-latency-ratio", "0.5")],
-        "sluice.dev/baseline-latency-ratio: \"0.5\" is not a latency ratio; use a number of at least 1, e.g. 1.2 for 20% slower",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/service", "Not_A_Name")],
-        "sluice.dev/service: \"Not_A_Name\" is not a Service name; use lowercase letters, digits and '-', starting with a letter, at most 63 characters, e.g. my-app",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/ingress", "UPPER")],
-        "sluice.dev/ingress: \"UPPER\" is not an Ingress name; use lowercase letters, digits, '-' and '.', e.g. my-app",
-    ),
-    // YAML values.
-    (
-        At::Deployment,
-        &[("sluice.dev/metrics", "[{name: e, query: x")],
-        "sluice.dev/metrics: \"[{name: e, query: x\" is not a YAML list of {name, query, min, max} (line 1 column 2: unclosed bracket '{'); use e.g. [{name: errors, query: 'sum(rate(…{deployment=\"{{canary}}\"}[{{interval}}]))', max: 0.01}]",
-    ),
-    (
-        At::Deployment,
-        &[(
-            "sluice.dev/metrics",
-            "[{name: e, query: 'sum(up{app=\"{{app}}\"})', max: 1}]",
-        )],
-        "sluice.dev/metrics: \"[{name: e, query: 'sum(up{app=\\\"{{app}}\\\"})', max: 1}]\" check \"e\" uses the unknown variable {{app}} in its query; use namespace, name, canary, primary or interval",
-    ),
-    (
-        At::Deployment,
-        &[(
-            "sluice.dev/metrics",
-            "[{name: e, query: 'sum(up)', colour: red}]",
-        )],
-        "sluice.dev/metrics: \"[{name: e, query: 'sum(up)', colour: red}]\" is not a YAML list of {name, query, min, max} (line 1 column 30: unknown field `colour`, expected one of name, query, min, max); use e.g. [{name: errors, query: 'sum(rate(…{deployment=\"{{canary}}\"}[{{interval}}]))', max: 0.01}]",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/webhooks", "{{{")],
-        "sluice.dev/webhooks: \"{{{\" is not a YAML list of {type, url, timeout, retries, metadata} (line 1 column 3: unclosed bracket '{'); use e.g. [{type: pre-rollout, url: http://loadtester.test/, timeout: 30s, retries: 2}]",
-    ),
-    (
-        At::Deployment,
-        &[(
-            "sluice.dev/webhooks",
-            "[{type: sometimes, url: 'http://x'}]",
-        )],
-        "sluice.dev/webhooks: \"[{type: sometimes, url: 'http://x'}]\" has hook type \"sometimes\"; use pre-rollout, rollout, confirm-promotion, post-rollout, rollback or event",
-    ),
-    (
-        At::Deployment,
-        &[("sluice.dev/match", "headers: [")],
-        "sluice.dev/match: \"headers: [\" is not a YAML list of {headers, queryParams} matches (line 1 column 1: expected sequence start); use e.g. [{headers: [{name: x-canary, value: insider}]}]",
-    ),
-    (
-        At::Deployment,
-        &[
-            (
-                "sluice.dev/match",
-                "[{headers: [{name: x-canary, value: insider}]}]",
-            ),
-            ("sluice.dev/router", "smi"),
-        ],
-        "sluice.dev/match: \"[{headers: [{name: x-canary, value: insider}]}]\" needs header matching, which SMI TrafficSplit does not have (router smi is set on the Deployment); set sluice.dev/router: gateway-api",
-    ),
-    // Settings at the wrong level.
-    (
-        At::Deployment,
-        &[("sluice.dev/freeze", "Sat 00:00-Mon 06:00 UTC")],
-        "sluice.dev/freeze: \"Sat 00:00-Mon 06:00 UTC\" cannot be set on a Deployment; set it on the Namespace or in the sluice-policy ConfigMap",
-    ),
-    (
-        At::Deployment,
-        &[(
-            "sluice.dev/notify",
-            "{url: 'https://hooks.example/x', type: slack}",
-        )],
-        "sluice.dev/notify: \"{url: 'https://hooks.example/x', type: slack}\" cannot be set on a Deployment; set notify in the sluice-policy ConfigMap",
-    ),
-    (
-        At::Namespace,
-        &[("sluice.dev/pause", "true")],
-        "sluice.dev/pause: \"true\" is a control for one rollout, not a policy; set sluice.dev/pause on the Deployment instead",
-    ),
-    (
-        At::Namespace,
-        &[(
-            "sluice.dev/notify",
-            "{url: 'https://hooks.example/x', type: slack}",
-        )],
-        "sluice.dev/notify: \"{url: 'https://hooks.example/x', type: slack}\" cannot be set on a Namespace; set notify in the sluice-policy ConfigMap",
-    ),
-    (
-        At::Namespace,
-        &[("sluice.dev/status", "{}")],
-        "sluice.dev/status: \"{}\" is not a Sluice setting; Sluice writes this key on Deployments only; remove it",
-    ),
-    // Namespace values.
-    (
-        At::Namespace,
-        &[("sluice.dev/freeze", "Sat 00:00-Sat 00:00 UTC")],
-        "sluice.dev/freeze: \"Sat 00:00-Sat 00:00 UTC\" has the window \"Sat 00:00-Sat 00:00 UTC\", which starts and ends at the same minute; give a window of at least one minute",
-    ),
-    (
-        At::Namespace,
-        &[(
-            "sluice.dev/freeze",
-            "2026-12-27T00:00:00Z/2026-12-24T00:00:00Z",
-        )],
-        "sluice.dev/freeze: \"2026-12-27T00:00:00Z/2026-12-24T00:00:00Z\" has the window \"2026-12-27T00:00:00Z/2026-12-24T00:00:00Z\", which ends before it starts; put the earlier instant first, use e.g. 2026-12-24T00:00:00Z/2026-12-27T00:00:00Z or \"Sat 00:00-Mon 06:00 UTC\"",
-    ),
-    (
-        At::Namespace,
-        &[("sluice.dev/freeze", "[]")],
-        "sluice.dev/freeze: \"[]\" has no windows, which would lift a wider freeze; give at least one window, or use sluice.dev/break-glass on the Deployment to pass a freeze once",
-    ),
-    (
-        At::Namespace,
-        &[("sluice.dev/step-wieght", "10")],
-        "sluice.dev/step-wieght: \"10\" is not a Sluice setting; did you mean sluice.dev/step-weight?",
-    ),
-    // The policy ConfigMap (keys without the prefix).
-    (
-        At::Cluster,
-        &[("sluice.dev/interval", "1m")],
-        "sluice.dev/interval: \"1m\" is not a Sluice setting; the sluice-policy ConfigMap's keys carry no prefix; write interval",
-    ),
-    (
-        At::Cluster,
-        &[("intervl", "1m")],
-        "intervl: \"1m\" is not a Sluice setting; did you mean interval?",
-    ),
-    (
-        At::Cluster,
-        &[("step-weights", "10,5")],
-        "step-weights: \"10,5\" is not strictly increasing; list each weight once, smallest first, e.g. 5,10,25,50",
-    ),
-    (
-        At::Cluster,
-        &[("freeze", "Funday 00:00-Mon 00:00 UTC")],
-        "freeze: \"Funday 00:00-Mon 00:00 UTC\" has the window \"Funday 00:00-Mon 00:00 UTC\", which has \"Funday 00:00\", which is not a weekday and time like Sat 00:00; use e.g. 2026-12-24T00:00:00Z/2026-12-27T00:00:00Z or \"Sat 00:00-Mon 06:00 UTC\"",
-    ),
-    (
-        At::Cluster,
-        &[("notify", "{url: 1")],
-        "notify: \"{url: 1\" is not a YAML map {url, type} nor a list of them (line 1 column 1: unclosed bracket '{'); use e.g. {url: https://hooks.slack.com/services/…, type: slack}, or a list of them",
-    ),
-    (
-        At::Cluster,
-        &[("retry", "true")],
-        "retry: \"true\" is a control for one rollout, not a policy; set sluice.dev/retry on the Deployment instead",
-    ),
-    (
-        At::Cluster,
-        &[("max-weight", "101")],
-        "max-weight: \"101\" is not a weight; use a whole number from 1 to 100",
-    ),
-];
+/// The table of bad settings, shared with the kubectl test.
+fn bad_table() -> Vec<Row> {
+    serde_json::from_str(include_str!(
+        "../../../../tests/fixtures/enforce/bad-settings.json"
+    ))
+    .expect("tests/fixtures/enforce/bad-settings.json is a list of rows")
+}
 
 /// The review that writes `pairs` at `at`, created or updated from an object without them.
 fn bad_review(at: At, pairs: &[(&str, &str)]) -> Req {
@@ -515,10 +192,20 @@ fn bad_review(at: At, pairs: &[(&str, &str)]) -> Req {
 
 #[test]
 fn every_bad_setting_in_the_table_is_refused_naming_the_object_key_value_and_fix() {
-    assert!(BAD.len() >= 40, "the table holds {} rows", BAD.len());
+    let table = bad_table();
+    assert!(table.len() >= 40, "the table holds {} rows", table.len());
     let view = shop_view(&[]);
-    for (at, pairs, expected) in BAD {
-        let resp = bad_review(*at, pairs).validate(&view);
+    for Row {
+        at,
+        settings,
+        message: expected,
+    } in &table
+    {
+        let pairs: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let resp = bad_review(*at, &pairs).validate(&view);
         let object = match at {
             At::Deployment => "Deployment shop/web: ",
             At::Namespace => "Namespace shop: ",
