@@ -445,10 +445,16 @@ fn unreadable_template(
     resp
 }
 
+/// The answer to a review without a `request`: refused as a bad request (400). kube's
+/// `invalid` leaves the code at 0, which no caller can tell from success (found by the
+/// `admission` fuzz target).
 fn no_request() -> AdmissionResponse {
-    AdmissionResponse::invalid(
+    let mut resp = AdmissionResponse::invalid(
         "the AdmissionReview has no `request`; kube-apiserver always sends one, so check what is calling this webhook",
-    )
+    );
+    resp.result.code = 400;
+    resp.result.reason = "BadRequest".into();
+    resp
 }
 
 #[cfg(test)]

@@ -495,3 +495,19 @@ fn a_template_too_deep_to_read_is_refused_with_a_400_when_managed_and_passes_oth
         assert_eq!(resp.patch, None);
     }
 }
+
+#[test]
+fn a_review_without_a_request_is_refused_as_a_bad_request_by_both_webhooks() {
+    let review =
+        Review::from_slice(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#)
+            .unwrap();
+    let view = StaticView::default();
+    for resp in [
+        mutate(&review, &view, SLUICE_USER),
+        validate(&review, &view, SLUICE_USER),
+    ] {
+        assert!(!resp.allowed);
+        assert_eq!(resp.result.code, 400, "{resp:?}");
+        assert!(resp.result.message.contains("has no `request`"), "{resp:?}");
+    }
+}
