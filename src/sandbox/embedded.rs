@@ -136,7 +136,9 @@ pub async fn ensure_sluice_namespace(sandbox: &Sandbox) -> Result<(), Error> {
 }
 
 /// Makes the sandbox call the webhook of a Sluice that runs outside this process, at `addr`,
-/// whose serving certificate `ca_pem` signed.
+/// whose serving certificate `ca_pem` signed (Sluice's namespace created if missing): how
+/// `sluice-scale` and the crash tests install their `sluice serve` processes. Calling it
+/// again re-registers.
 pub async fn register_external(
     sandbox: &Sandbox,
     addr: SocketAddr,
@@ -146,6 +148,7 @@ pub async fn register_external(
         .client(Identity::Admin)
         .await
         .map_err(|e| Error::Start(e.to_string()))?;
+    ensure_namespace(&admin).await?;
     register(sandbox, &admin, addr, ca_pem).await
 }
 
@@ -182,15 +185,13 @@ pub fn webhook_configurations(ca_pem: &str) -> Vec<serde_json::Value> {
 /// Points the `sluice.sluice-system` Service the configurations name at `addr`, and installs
 /// them.
 /// Points the sandbox's `sluice.sluice-system` Service at `addr` and (re-)registers the webhook
-/// configurations with `ca_pem` as their `caBundle`: how a `sluice serve` process started
-/// outside the sandbox (the crash tests' real processes) is installed.
-pub async fn register(
+/// configurations with `ca_pem` as their `caBundle`.
+async fn register(
     sandbox: &Sandbox,
     admin: &kube::Client,
     addr: SocketAddr,
     ca_pem: &str,
 ) -> Result<(), Error> {
-    ensure_namespace(admin).await?;
     sandbox.api.register_service(NAMESPACE, "sluice", addr);
     for config in webhook_configurations(ca_pem) {
         let kind = config["kind"].as_str().unwrap_or_default().to_string();

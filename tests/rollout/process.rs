@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use sluice::sandbox::Sandbox;
 use sluice::sandbox::apiserver::Identity;
-use sluice::sandbox::embedded::{NAMESPACE, register};
+use sluice::sandbox::embedded::{NAMESPACE, register_external};
 use tokio::process::{Child, Command};
 
 /// The Lease the processes hold: short, so that a restart after a kill leads again quickly.
@@ -115,8 +115,7 @@ impl Process {
             .spawn()
             .expect("the sluice binary starts");
         let mut process = Process { child, log };
-        let admin = sandbox.client(Identity::Admin).await.unwrap();
-        register(sandbox, &admin, setup.webhook, &setup.ca_pem)
+        register_external(sandbox, setup.webhook, &setup.ca_pem)
             .await
             .unwrap();
         process.wait_ready(setup.admin).await;
