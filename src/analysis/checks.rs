@@ -396,6 +396,7 @@ fn both(result: CheckResult, value: Option<f64>, detail: &str) -> Vec<CheckVerdi
             result,
             value,
             detail: detail.to_string(),
+            baseline: None,
         })
         .collect()
 }
@@ -406,6 +407,7 @@ fn pass(name: &str, value: f64, detail: String) -> CheckVerdict {
         result: CheckResult::Pass,
         value: Some(value),
         detail,
+        baseline: None,
     }
 }
 
@@ -415,6 +417,7 @@ fn fail(name: &str, value: Option<f64>, detail: String) -> CheckVerdict {
         result: CheckResult::Fail,
         value,
         detail,
+        baseline: None,
     }
 }
 
@@ -472,6 +475,7 @@ pub(crate) mod fixtures {
             result,
             value: None,
             detail: String::new(),
+            baseline: None,
         }
     }
 }

@@ -622,6 +622,7 @@ mod tests {
             result: CheckResult::Pass,
             value: Some(100.0),
             detail: "100% >= 99%".into(),
+            baseline: None,
         }];
         r.status.phase_since = Timestamp(SystemTime::UNIX_EPOCH);
         let row = cells(&r, true, false, SystemTime::UNIX_EPOCH);
