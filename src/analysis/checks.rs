@@ -371,8 +371,10 @@ pub fn outcome(verdicts: &[CheckVerdict]) -> IntervalOutcome {
     }
 }
 
-/// The verdicts in one line for an Event or `sluice status`:
-/// `success-rate fail (97.50% < 99%); latency-p99 pass (412ms <= 500ms)`.
+/// The verdicts in one line for an Event, the status message or `sluice status`:
+/// `success-rate fail (97.50% < 99%); latency-p99 pass (412ms <= 500ms)`. A check without a
+/// verdict reads `not enough traffic`, which is the only reason there is none, so a rollback
+/// after `threshold` silent intervals says why in the same words.
 pub fn summary(verdicts: &[CheckVerdict]) -> String {
     verdicts
         .iter()
@@ -380,7 +382,7 @@ pub fn summary(verdicts: &[CheckVerdict]) -> String {
             let result = match v.result {
                 CheckResult::Pass => "pass",
                 CheckResult::Fail => "fail",
-                CheckResult::NoVerdict => "no verdict",
+                CheckResult::NoVerdict => "not enough traffic",
             };
             format!("{} {result} ({})", v.name, v.detail)
         })
@@ -821,7 +823,8 @@ mod tests {
         );
         let v = judge(&mk_plan(), &mk(Some(3.0), None, None));
         assert!(
-            summary(&v).starts_with("success-rate no verdict (3 requests < min-requests 20"),
+            summary(&v)
+                .starts_with("success-rate not enough traffic (3 requests < min-requests 20"),
             "{}",
             summary(&v)
         );
