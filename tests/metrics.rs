@@ -385,6 +385,7 @@ fn the_grafana_dashboard_queries_only_metrics_and_labels_sluice_exports() {
         result: CheckResult::Pass,
         value: Some(100.0),
         detail: String::new(),
+        baseline: None,
     }]);
     m.admission(
         Operation::Mutate,

@@ -371,8 +371,10 @@ pub fn outcome(verdicts: &[CheckVerdict]) -> IntervalOutcome {
     }
 }
 
-/// The verdicts in one line for an Event or `sluice status`:
-/// `success-rate fail (97.50% < 99%); latency-p99 pass (412ms <= 500ms)`.
+/// The verdicts in one line for an Event, the status message or `sluice status`:
+/// `success-rate fail (97.50% < 99%); latency-p99 pass (412ms <= 500ms)`. A check without a
+/// verdict reads `not enough traffic`, which is the only reason there is none, so a rollback
+/// after `threshold` silent intervals says why in the same words.
 pub fn summary(verdicts: &[CheckVerdict]) -> String {
     verdicts
         .iter()
@@ -380,7 +382,7 @@ pub fn summary(verdicts: &[CheckVerdict]) -> String {
             let result = match v.result {
                 CheckResult::Pass => "pass",
                 CheckResult::Fail => "fail",
-                CheckResult::NoVerdict => "no verdict",
+                CheckResult::NoVerdict => "not enough traffic",
             };
             format!("{} {result} ({})", v.name, v.detail)
         })
@@ -396,6 +398,7 @@ fn both(result: CheckResult, value: Option<f64>, detail: &str) -> Vec<CheckVerdi
             result,
             value,
             detail: detail.to_string(),
+            baseline: None,
         })
         .collect()
 }
@@ -406,6 +409,7 @@ fn pass(name: &str, value: f64, detail: String) -> CheckVerdict {
         result: CheckResult::Pass,
         value: Some(value),
         detail,
+        baseline: None,
     }
 }
 
@@ -415,6 +419,7 @@ fn fail(name: &str, value: Option<f64>, detail: String) -> CheckVerdict {
         result: CheckResult::Fail,
         value,
         detail,
+        baseline: None,
     }
 }
 
@@ -472,6 +477,7 @@ pub(crate) mod fixtures {
             result,
             value: None,
             detail: String::new(),
+            baseline: None,
         }
     }
 }
@@ -817,7 +823,8 @@ mod tests {
         );
         let v = judge(&mk_plan(), &mk(Some(3.0), None, None));
         assert!(
-            summary(&v).starts_with("success-rate no verdict (3 requests < min-requests 20"),
+            summary(&v)
+                .starts_with("success-rate not enough traffic (3 requests < min-requests 20"),
             "{}",
             summary(&v)
         );

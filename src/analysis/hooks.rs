@@ -181,6 +181,7 @@ pub fn fold(answers: &[Answer]) -> (Vec<CheckVerdict>, HookAnswers) {
                 },
                 value: a.status.map(f64::from),
                 detail: a.describe(),
+                baseline: None,
             }),
             HookType::ConfirmPromotion => {
                 let so_far = gates.confirm_promotion.take().unwrap_or(Ok(()));

@@ -12,9 +12,15 @@
 //! - Scope: `-n NS`, `-A` every namespace, neither the kubeconfig context's namespace; an
 //!   optional `deploy/NAME` narrows it to one Deployment. The NAMESPACE column is shown only
 //!   with `-A`.
-//! - `-o wide` adds the last verdict and the status message; `-o json` and `-o yaml` print
+//! - NO VERDICT is the intervals in a row without a verdict (too little traffic for
+//!   `min-requests`) out of `threshold`, at which they count as one failed check: a rollout
+//!   held at a weight by low traffic says so in the plain table.
+//! - `-o wide` adds the last verdicts, each with its result and why (a check without a verdict
+//!   reads `not enough traffic`; the baseline comparison gives both sides' figures, the test
+//!   and its p-value), and the status message; `-o json` and `-o yaml` print
 //!   `{items: [{namespace, name, held, threshold, status}]}` where `status` is the
-//!   `sluice.dev/status` annotation as the controller wrote it.
+//!   `sluice.dev/status` annotation as the controller wrote it (the baseline verdicts'
+//!   structured figures under `lastVerdicts[].baseline`).
 //! - `-w` watches (a kube-runtime watcher, no polling): the table once, then one row each time
 //!   a rollout's phase or weight changes (with `-o json|yaml`, one object per change).
 //! - `--until-done` (with `-w`) exits once every rollout in scope is done: at rest
@@ -39,6 +45,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde::Serialize;
 
+use crate::analysis::checks;
 use crate::controller::status::{Phase, RolloutStatus};
 use crate::policy::settings::{self, Layers};
 
@@ -135,7 +142,14 @@ pub fn rollout(
 /// The table's header for `wide` output, with the NAMESPACE column when `namespaces`.
 pub fn header(wide: bool, namespaces: bool) -> Vec<String> {
     let mut h = vec![
-        "NAME", "PHASE", "WEIGHT", "REVISION", "STABLE", "FAILED", "AGE",
+        "NAME",
+        "PHASE",
+        "WEIGHT",
+        "REVISION",
+        "STABLE",
+        "FAILED",
+        "NO VERDICT",
+        "AGE",
     ];
     if wide {
         h.extend(["LAST VERDICT", "MESSAGE"]);
@@ -151,6 +165,7 @@ pub fn cells(r: &Rollout, wide: bool, namespaces: bool, now: SystemTime) -> Vec<
     let s = &r.status;
     let dash = |v: String| if v.is_empty() { "-".to_string() } else { v };
     let age = now.duration_since(s.phase_since.0).unwrap_or_default();
+    let threshold = r.threshold.map_or("?".to_string(), |t| t.to_string());
     let phase = if r.held && s.phase.is_at_rest() {
         format!("{} (update held)", s.phase)
     } else {
@@ -162,21 +177,12 @@ pub fn cells(r: &Rollout, wide: bool, namespaces: bool, now: SystemTime) -> Vec<
         format!("{}%", s.weight),
         dash(s.revision.clone().unwrap_or_default()),
         dash(s.stable_revision.clone().unwrap_or_default()),
-        format!(
-            "{}/{}",
-            s.failed_checks,
-            r.threshold.map_or("?".to_string(), |t| t.to_string())
-        ),
+        format!("{}/{threshold}", s.failed_checks),
+        format!("{}/{threshold}", s.silent_intervals),
         humantime::format_duration(Duration::from_secs(age.as_secs())).to_string(),
     ];
     if wide {
-        let verdict = s
-            .last_verdicts
-            .iter()
-            .map(|v| format!("{} {}", v.name, v.detail))
-            .collect::<Vec<_>>()
-            .join("; ");
-        row.push(dash(verdict));
+        row.push(dash(checks::summary(&s.last_verdicts)));
         row.push(dash(s.message.clone()));
     }
     if namespaces {
@@ -589,9 +595,9 @@ mod tests {
         let text = table(&rows(&[of(Phase::Initialized, 0), long], false, false, now));
         assert_eq!(
             text,
-            "NAME          PHASE        WEIGHT  REVISION  STABLE  FAILED  AGE\n\
-             checkout-api  Progressing  20%     abc       -       0/5     1m 30s\n\
-             web           Initialized  0%      -         -       0/5     1m 30s\n"
+            "NAME          PHASE        WEIGHT  REVISION  STABLE  FAILED  NO VERDICT  AGE\n\
+             checkout-api  Progressing  20%     abc       -       0/5     0/5         1m 30s\n\
+             web           Initialized  0%      -         -       0/5     0/5         1m 30s\n"
         );
         let across = table(&rows(&[of(Phase::Failed, 0)], false, true, now));
         assert!(across.starts_with("NAMESPACE  NAME"), "{across}");
@@ -622,6 +628,7 @@ mod tests {
             result: CheckResult::Pass,
             value: Some(100.0),
             detail: "100% >= 99%".into(),
+            baseline: None,
         }];
         r.status.phase_since = Timestamp(SystemTime::UNIX_EPOCH);
         let row = cells(&r, true, false, SystemTime::UNIX_EPOCH);
@@ -634,12 +641,72 @@ mod tests {
                 "-",
                 "-",
                 "0/?",
+                "0/?",
                 "0s",
-                "success-rate 100% >= 99%",
+                "success-rate pass (100% >= 99%)",
                 "waiting"
             ]
         );
         assert_eq!(header(true, false).len(), row.len());
+    }
+
+    #[test]
+    fn a_rollout_held_by_low_traffic_shows_its_silent_intervals_and_why() {
+        let mut r = of(Phase::Progressing, 20);
+        r.threshold = Some(2);
+        r.status.silent_intervals = 1;
+        r.status.last_verdicts = vec![CheckVerdict {
+            name: "success-rate".into(),
+            result: CheckResult::NoVerdict,
+            value: None,
+            detail: "3 requests < min-requests 20: no verdict".into(),
+            baseline: None,
+        }];
+        let row = cells(&r, true, false, SystemTime::UNIX_EPOCH);
+        let header = header(true, false);
+        let column = |name: &str| &row[header.iter().position(|h| h == name).unwrap()];
+        assert_eq!(column("FAILED"), "0/2");
+        assert_eq!(column("NO VERDICT"), "1/2");
+        assert_eq!(
+            column("LAST VERDICT"),
+            "success-rate not enough traffic (3 requests < min-requests 20: no verdict)"
+        );
+    }
+
+    #[test]
+    fn json_carries_the_baseline_figures_as_the_controller_wrote_them() {
+        use crate::controller::status::{BaselineFigures, BaselineTest, SideFigures};
+        let side = |requests, failures| SideFigures {
+            requests: Some(requests),
+            failures: Some(failures),
+            error_rate: Some(100.0 * failures / requests),
+            p99_ms: Some(19.9),
+            note: None,
+        };
+        let mut r = of(Phase::Progressing, 20);
+        r.status.last_verdicts = vec![CheckVerdict {
+            name: "baseline-error-rate".into(),
+            result: CheckResult::Fail,
+            value: Some(1.9),
+            detail: "canary 2% of 300 vs primary 0.1% of 1200 requests failed".into(),
+            baseline: Some(Box::new(BaselineFigures {
+                canary: side(300.0, 6.0),
+                primary: side(1200.0, 1.0),
+                test: Some(BaselineTest::FisherExact),
+                statistic: None,
+                p_value: Some(0.0004),
+                tolerance: Some(0.5),
+                latency_ratio: None,
+            })),
+        }];
+        let json: serde_json::Value =
+            serde_json::from_str(&document(&[r], Document::Json).unwrap()).unwrap();
+        let b = &json["items"][0]["status"]["lastVerdicts"][0]["baseline"];
+        assert_eq!(b["pValue"], 0.0004);
+        assert_eq!(b["test"], "fisherExact");
+        assert_eq!(b["canary"]["requests"], 300.0);
+        assert_eq!(b["primary"]["errorRate"], 100.0 / 1200.0);
+        assert_eq!(b["tolerance"], 0.5);
     }
 
     #[test]

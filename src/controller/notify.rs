@@ -227,6 +227,7 @@ mod tests {
             result: CheckResult::Fail,
             value,
             detail: "Prometheus at http://prom/ is unreachable".into(),
+            baseline: None,
         }
     }
 

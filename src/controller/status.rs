@@ -131,6 +131,72 @@ pub struct CheckVerdict {
     pub value: Option<f64>,
     /// What was measured against what, in words: `99.2% >= 99%`, `Prometheus unreachable: ...`.
     pub detail: String,
+    /// The figures of a baseline comparison (`baseline-error-rate`, `baseline-latency`), so
+    /// tools need not parse `detail`; absent on other checks and in statuses written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Box<BaselineFigures>>,
+}
+
+/// What a baseline comparison (DESIGN §5) measured on both sides of one window, and how it
+/// judged them. A figure Sluice did not measure is absent, and the side's `note` says why (no
+/// data, too few requests, a query error); nothing is filled in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineFigures {
+    /// The canary (`app`) over the window.
+    pub canary: SideFigures,
+    /// The primary (`app-primary`) over the same window.
+    pub primary: SideFigures,
+    /// The error-rate test that gave `pValue`; absent when no test ran (too little traffic,
+    /// equal rates, a query error, or on `baseline-latency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<BaselineTest>,
+    /// The test statistic: z of the two-proportion test. Absent with Fisher's exact test, which
+    /// has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<f64>,
+    /// One-sided p-value that the canary fails more often than the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    /// Error-rate points the canary may exceed the primary by (`baseline-tolerance`), on
+    /// `baseline-error-rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+    /// How much worse the canary p99 may be (`baseline-latency-ratio`), on `baseline-latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ratio: Option<f64>,
+}
+
+/// Which test judged the error rates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BaselineTest {
+    /// One-sided two-proportion z-test with pooled variance.
+    ZTest,
+    /// One-sided Fisher's exact test (small expected counts).
+    FisherExact,
+}
+
+/// One side's figures over the window of a baseline comparison.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SideFigures {
+    /// Responses in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<f64>,
+    /// Responses classified `failure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<f64>,
+    /// `failures / requests`, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// p99 latency, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+    /// Why a figure is absent or was not judged: `no data`, `12 requests < min-requests 20`,
+    /// the query error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The `sluice.dev/status` annotation.
@@ -317,6 +383,7 @@ mod tests {
             result: CheckResult::Fail,
             value: Some(97.5),
             detail: "97.5% < 99%".into(),
+            baseline: None,
         }];
         let annotations = BTreeMap::from([(STATUS_ANNOTATION.to_string(), s.to_annotation())]);
         assert_eq!(
@@ -372,6 +439,22 @@ mod tests {
             .unwrap();
         assert!(!s.pause_pending);
         assert_eq!(s.last_control, None);
+    }
+
+    #[test]
+    fn a_status_written_before_baseline_figures_existed_still_parses() {
+        let old = r#"{"phase":"Progressing","weight":20,"failedChecks":0,"phaseSince":"2027-01-15T08:00:00Z","lastVerdicts":[{"name":"baseline-error-rate","result":"pass","value":0.1,"detail":"canary 1% of 300 vs primary 0.9% of 1200 requests failed: not significant"}]}"#;
+        let annotations = BTreeMap::from([(STATUS_ANNOTATION.to_string(), old.to_string())]);
+        let s = RolloutStatus::from_annotations(Some(&annotations))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.last_verdicts.len(), 1);
+        assert_eq!(s.last_verdicts[0].result, CheckResult::Pass);
+        assert_eq!(s.last_verdicts[0].baseline, None);
+        assert!(
+            !s.to_annotation().contains(r#""baseline":"#),
+            "no figures are written when there are none"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! failing one, a controller stopped mid-rollout) also run with `gateway-api`, through an
 //! HTTPRoute, to keep the suite's wall time within budget.
 
+mod baseline;
 mod cluster;
 mod crash_sweep;
 mod harness;
@@ -114,8 +115,8 @@ async fn assert_back_at_rest(h: &Harness) {
     .await;
 }
 
-/// The reasons of the Events on `app`, oldest first.
-async fn event_reasons(h: &Harness) -> Vec<String> {
+/// The Events on `app`, oldest first.
+async fn app_events(h: &Harness) -> Vec<Event> {
     let mut events = Api::<Event>::namespaced(h.client.clone(), &h.ns)
         .list(&ListParams::default())
         .await
@@ -123,7 +124,16 @@ async fn event_reasons(h: &Harness) -> Vec<String> {
         .items;
     events.retain(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(APP));
     events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
-    events.into_iter().filter_map(|e| e.reason).collect()
+    events
+}
+
+/// The reasons of the Events on `app`, oldest first.
+async fn event_reasons(h: &Harness) -> Vec<String> {
+    app_events(h)
+        .await
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect()
 }
 
 /// Waits until the Events on `app` contain `story` in that order (others may come between).

@@ -35,13 +35,23 @@
 //!   versions then differ by a whole bucket (50 → 100 ms). The p99s are compared only when both
 //!   sides have that many requests (and `min-requests`); below it the check passes, saying
 //!   why, and the absolute `latency-p99` check still applies.
+//!
+//! Recording: both verdicts carry [`BaselineFigures`] (in the `sluice.dev/status` annotation,
+//! hence in `sluice status -o json`), besides the `detail` the Event and the table show. Each
+//! side holds what Prometheus answered for it, as the judgement read it (an empty failure count
+//! with traffic is 0 failures, as above); a figure it did not answer is absent and the side's
+//! `note` says why: no data, fewer requests than `min-requests`, or the query's error. The
+//! error-rate verdict adds the test, its statistic (z; Fisher's exact test has none), the
+//! p-value and the tolerance; the latency verdict the ratio.
 
 use std::time::SystemTime;
 
 use crate::analysis::checks::{CheckPlan, describe, num};
 use crate::analysis::prometheus::{PromClient, PromError, Sample};
 use crate::analysis::queries::{BuiltinQuery, QueryKind};
-use crate::controller::status::{CheckResult, CheckVerdict};
+use crate::controller::status::{
+    BaselineFigures, BaselineTest, CheckResult, CheckVerdict, SideFigures,
+};
 use crate::policy::keys::Setting;
 
 /// Name of the error-rate comparison in verdicts.
@@ -156,6 +166,94 @@ pub fn judge_baseline(
     baseline: &BaselinePlan,
     m: &BaselineMeasurements,
 ) -> Vec<CheckVerdict> {
+    let figures = BaselineFigures {
+        canary: side_figures(&m.canary, plan.min_requests),
+        primary: side_figures(&m.primary, plan.min_requests),
+        test: None,
+        statistic: None,
+        p_value: None,
+        tolerance: None,
+        latency_ratio: None,
+    };
+    let (mut verdicts, tested) = judge_sides(plan, baseline, m);
+    for v in &mut verdicts {
+        let mut f = figures.clone();
+        if v.name == BASELINE_ERROR_RATE {
+            f.tolerance = Some(baseline.tolerance_points);
+            if let Some(t) = tested {
+                (f.test, f.statistic, f.p_value) = (Some(t.test), t.statistic, Some(t.p_value));
+            }
+        } else {
+            f.latency_ratio = Some(baseline.latency_ratio);
+        }
+        v.baseline = Some(Box::new(f));
+    }
+    verdicts
+}
+
+/// The error-rate test that ran, for the record.
+#[derive(Clone, Copy, Debug)]
+struct Tested {
+    test: BaselineTest,
+    statistic: Option<f64>,
+    p_value: f64,
+}
+
+/// What one side's figures were, for the record: what Prometheus answered, as the judgement
+/// reads it, and a note for each figure it did not answer.
+fn side_figures(side: &Side, min_requests: u64) -> SideFigures {
+    let mut f = SideFigures::default();
+    let mut notes = Vec::new();
+    match &side.requests {
+        Err(e) => notes.push(format!("requests: {}", describe(e))),
+        Ok(None) => notes.push("no data: no requests in the window".to_string()),
+        Ok(Some(v)) if !v.is_finite() || *v < 0.0 => {
+            notes.push(format!("Prometheus counted {v} requests"));
+        }
+        Ok(Some(v)) => {
+            f.requests = Some(*v);
+            if *v < min_requests as f64 {
+                notes.push(format!(
+                    "{} requests < {} {min_requests}: no verdict",
+                    num(*v),
+                    Setting::MinRequests.as_str()
+                ));
+            }
+        }
+    }
+    let traffic = f.requests.filter(|r| *r > 0.0);
+    match (&side.failures, traffic) {
+        (Err(e), _) => notes.push(format!("failures: {}", describe(e))),
+        (Ok(None), Some(_)) => f.failures = Some(0.0),
+        (Ok(Some(v)), Some(r)) if v.is_finite() && (0.0..=r).contains(v) => {
+            f.failures = Some(*v);
+        }
+        (Ok(Some(v)), Some(r)) => notes.push(format!(
+            "Prometheus counted {v} failures of {} requests",
+            num(r)
+        )),
+        (Ok(_), None) => {}
+    }
+    if let (Some(r), Some(failed)) = (traffic, f.failures) {
+        f.error_rate = Some(100.0 * failed / r);
+    }
+    match &side.latency_p99_ms {
+        Err(e) => notes.push(format!("p99: {}", describe(e))),
+        Ok(Some(v)) if v.is_finite() && *v >= 0.0 => f.p99_ms = Some(*v),
+        Ok(Some(v)) => notes.push(format!("Prometheus returned {v} for the p99")),
+        Ok(None) if traffic.is_some() => notes.push("no p99 despite traffic".to_string()),
+        Ok(None) => {}
+    }
+    f.note = (!notes.is_empty()).then(|| notes.join("; "));
+    f
+}
+
+/// The two verdicts, before the figures are attached, and the error-rate test if one ran.
+fn judge_sides(
+    plan: &CheckPlan,
+    baseline: &BaselinePlan,
+    m: &BaselineMeasurements,
+) -> (Vec<CheckVerdict>, Option<Tested>) {
     let min = plan.min_requests as f64;
     let sides = [
         ("canary", &plan.canary, &m.canary),
@@ -165,39 +263,46 @@ pub fn judge_baseline(
     for (i, (role, name, side)) in sides.iter().enumerate() {
         let count = match &side.requests {
             Err(e) => {
-                return both(
-                    CheckResult::Fail,
-                    &format!("cannot count the {role} {name}'s requests: {}", describe(e)),
+                return (
+                    both(
+                        CheckResult::Fail,
+                        &format!("cannot count the {role} {name}'s requests: {}", describe(e)),
+                    ),
+                    None,
                 );
             }
             Ok(None) => 0.0,
             Ok(Some(v)) if !v.is_finite() || *v < 0.0 => {
-                return both(
-                    CheckResult::Fail,
-                    &format!(
-                        "Prometheus counted {v} requests for the {role} {name}, which is not a request count"
+                return (
+                    both(
+                        CheckResult::Fail,
+                        &format!(
+                            "Prometheus counted {v} requests for the {role} {name}, which is not a request count"
+                        ),
                     ),
+                    None,
                 );
             }
             Ok(Some(v)) => *v,
         };
         if count < min {
-            return both(
-                CheckResult::NoVerdict,
-                &format!(
-                    "{role} {name}: {} requests < {} {}: no verdict",
-                    num(count),
-                    Setting::MinRequests.as_str(),
-                    plan.min_requests
+            return (
+                both(
+                    CheckResult::NoVerdict,
+                    &format!(
+                        "{role} {name}: {} requests < {} {}: no verdict",
+                        num(count),
+                        Setting::MinRequests.as_str(),
+                        plan.min_requests
+                    ),
                 ),
+                None,
             );
         }
         totals[i] = count;
     }
-    vec![
-        judge_error_rate(baseline, m, totals),
-        judge_latency(baseline, m, totals),
-    ]
+    let (error_rate, tested) = judge_error_rate(baseline, m, totals);
+    (vec![error_rate, judge_latency(baseline, m, totals)], tested)
 }
 
 /// Whether the z-test's normal approximation holds: each side expects at least
@@ -258,7 +363,7 @@ fn judge_error_rate(
     baseline: &BaselinePlan,
     m: &BaselineMeasurements,
     [canary_total, primary_total]: [f64; 2],
-) -> CheckVerdict {
+) -> (CheckVerdict, Option<Tested>) {
     let failures = |role: &str, side: &Side, total: f64| match &side.failures {
         Err(e) => Err(format!(
             "cannot count the {role}'s failures: {}",
@@ -277,7 +382,10 @@ fn judge_error_rate(
     ) {
         (Ok(c), Ok(p)) => (c, p),
         (Err(e), _) | (_, Err(e)) => {
-            return verdict(BASELINE_ERROR_RATE, CheckResult::Fail, None, e);
+            return (
+                verdict(BASELINE_ERROR_RATE, CheckResult::Fail, None, e),
+                None,
+            );
         }
     };
     let (cr, pr) = (100.0 * cf / canary_total, 100.0 * pf / primary_total);
@@ -290,16 +398,21 @@ fn judge_error_rate(
         num(primary_total)
     );
     let Some((z, p)) = two_proportion_one_sided(cf, canary_total, pf, primary_total) else {
-        return verdict(
+        let v = verdict(
             BASELINE_ERROR_RATE,
             CheckResult::Pass,
             Some(excess),
             format!("{figures}: equal rates"),
         );
+        return (v, None);
     };
-    let tolerance = baseline.tolerance_points;
-    let (p, stats, note) = match too_small_for_z_test(cf, canary_total, pf, primary_total) {
-        None => (p, format!("z={z:.2}, p={}", p_value(p)), String::new()),
+    let (p, stats, note, tested) = match too_small_for_z_test(cf, canary_total, pf, primary_total) {
+        None => (
+            p,
+            format!("z={z:.2}, p={}", p_value(p)),
+            String::new(),
+            (BaselineTest::ZTest, Some(z)),
+        ),
         Some(expected) => {
             let exact = fisher_one_sided(cf, canary_total, pf, primary_total).unwrap_or(1.0);
             (
@@ -310,9 +423,30 @@ fn judge_error_rate(
                     num(expected),
                     num(MIN_EXPECTED_FAILURES)
                 ),
+                (BaselineTest::FisherExact, None),
             )
         }
     };
+    let v = judge_significance(baseline, excess, p, &figures, &stats, &note);
+    let tested = Tested {
+        test: tested.0,
+        statistic: tested.1,
+        p_value: p,
+    };
+    (v, Some(tested))
+}
+
+/// The error-rate verdict once the p-value is known: fails when significant and beyond the
+/// tolerance.
+fn judge_significance(
+    baseline: &BaselinePlan,
+    excess: f64,
+    p: f64,
+    figures: &str,
+    stats: &str,
+    note: &str,
+) -> CheckVerdict {
+    let tolerance = baseline.tolerance_points;
     if p < SIGNIFICANCE && excess > tolerance {
         verdict(
             BASELINE_ERROR_RATE,
@@ -464,6 +598,7 @@ fn verdict(name: &str, result: CheckResult, value: Option<f64>, detail: String) 
         result,
         value,
         detail,
+        baseline: None,
     }
 }
 
@@ -769,6 +904,130 @@ mod tests {
             v.iter().all(|v| v.result == CheckResult::NoVerdict),
             "{v:?}"
         );
+    }
+
+    fn figures(v: &CheckVerdict) -> &BaselineFigures {
+        v.baseline
+            .as_deref()
+            .unwrap_or_else(|| panic!("no figures on {v:?}"))
+    }
+
+    #[test]
+    fn a_failed_comparison_records_the_statistic_the_p_value_and_both_sides() {
+        let v = judge(
+            side(10_000.0, Some(200.0), 40.0),
+            side(10_000.0, None, 38.0),
+        );
+        let f = figures(&v[0]);
+        assert_eq!(f.test, Some(BaselineTest::ZTest));
+        let (z, p) = two_proportion_one_sided(200.0, 10_000.0, 0.0, 10_000.0).unwrap();
+        assert_eq!((f.statistic, f.p_value), (Some(z), Some(p)));
+        assert_eq!((f.tolerance, f.latency_ratio), (Some(0.5), None));
+        assert_eq!(
+            f.canary,
+            SideFigures {
+                requests: Some(10_000.0),
+                failures: Some(200.0),
+                error_rate: Some(2.0),
+                p99_ms: Some(40.0),
+                note: None,
+            }
+        );
+        // An empty failure count with traffic is 0 failures, as the judgement read it.
+        assert_eq!(
+            (f.primary.failures, f.primary.error_rate, f.primary.p99_ms),
+            (Some(0.0), Some(0.0), Some(38.0))
+        );
+        let latency = figures(&v[1]);
+        assert_eq!(
+            (latency.test, latency.p_value, latency.tolerance),
+            (None, None, None)
+        );
+        assert_eq!(latency.latency_ratio, Some(1.2));
+        assert_eq!((&latency.canary, &latency.primary), (&f.canary, &f.primary));
+    }
+
+    #[test]
+    fn the_exact_test_records_its_p_value_and_no_statistic() {
+        let v = judge(side(20.0, Some(1.0), 40.0), side(180.0, None, 40.0));
+        let f = figures(&v[0]);
+        assert_eq!(f.test, Some(BaselineTest::FisherExact));
+        assert_eq!(f.statistic, None);
+        assert!(close(f.p_value.unwrap(), 0.1, 1e-9), "{f:?}");
+    }
+
+    #[test]
+    fn equal_rates_record_both_sides_and_no_test() {
+        let v = judge(side(1000.0, None, 40.0), side(1000.0, None, 40.0));
+        let f = figures(&v[0]);
+        assert_eq!((f.test, f.statistic, f.p_value), (None, None, None));
+        assert_eq!(f.canary.error_rate, Some(0.0));
+    }
+
+    #[test]
+    fn without_enough_traffic_the_figures_say_why_and_invent_nothing() {
+        let empty = Side {
+            requests: Ok(None),
+            failures: Ok(None),
+            latency_p99_ms: Ok(None),
+        };
+        let v = judge(empty, side(12.0, Some(1.0), 40.0));
+        for v in &v {
+            assert_eq!(v.result, CheckResult::NoVerdict);
+            let f = figures(v);
+            assert_eq!((f.test, f.statistic, f.p_value), (None, None, None));
+            assert_eq!(
+                f.canary,
+                SideFigures {
+                    note: Some("no data: no requests in the window".into()),
+                    ..SideFigures::default()
+                }
+            );
+            assert_eq!(f.primary.requests, Some(12.0));
+            assert_eq!(
+                f.primary.note.as_deref(),
+                Some("12 requests < min-requests 20: no verdict")
+            );
+        }
+    }
+
+    #[test]
+    fn a_query_error_is_the_sides_note_and_its_figure_is_absent() {
+        let mut primary = side(1000.0, Some(3.0), 40.0);
+        primary.latency_p99_ms = Err(PromError::Timeout {
+            url: "http://prom".into(),
+            timeout: Duration::from_secs(5),
+        });
+        let v = judge(side(1000.0, Some(2.0), 40.0), primary);
+        let f = figures(&v[1]);
+        assert_eq!(v[1].result, CheckResult::Fail);
+        assert_eq!(f.primary.p99_ms, None);
+        assert!(
+            f.primary
+                .note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("p99: ") && n.contains("timed out")),
+            "{f:?}"
+        );
+        assert_eq!(f.primary.error_rate, Some(0.3));
+    }
+
+    #[test]
+    fn the_figures_read_as_camel_case_json_in_the_status() {
+        let v = judge(side(20.0, Some(1.0), 40.0), side(180.0, None, 50.0));
+        let json = serde_json::to_value(&v[0]).unwrap();
+        assert_eq!(
+            json["baseline"],
+            serde_json::json!({
+                "canary": {"requests": 20.0, "failures": 1.0, "errorRate": 5.0, "p99Ms": 40.0},
+                "primary": {"requests": 180.0, "failures": 0.0, "errorRate": 0.0, "p99Ms": 50.0},
+                "test": "fisherExact",
+                "pValue": figures(&v[0]).p_value,
+                "tolerance": 0.5
+            })
+        );
+        let back: CheckVerdict = serde_json::from_value(json).unwrap();
+        assert_eq!(back, v[0]);
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub fn judge(check: &MetricCheck, answer: Result<Sample, PromError>) -> CheckVer
         result,
         value,
         detail,
+        baseline: None,
     };
     let v = match answer {
         Ok(Sample::Value(v)) => v,

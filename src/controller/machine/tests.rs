@@ -50,6 +50,7 @@ fn verdict(result: CheckResult) -> Vec<CheckVerdict> {
         result,
         value: Some(99.5),
         detail: "99.5% >= 99%".into(),
+        baseline: None,
     }]
 }
 
@@ -1144,6 +1145,7 @@ fn hook_verdict(name: &str, result: CheckResult) -> CheckVerdict {
         result,
         value: Some(500.0),
         detail: format!("{name}: http://smoke/ answered 500 after 1 attempt"),
+        baseline: None,
     }
 }
 

@@ -371,12 +371,14 @@ fn failed_rollout(v: Value) -> (Value, String) {
             result: CheckResult::Fail,
             value: Some(91.0),
             detail: "91% < 99%".into(),
+            baseline: None,
         },
         CheckVerdict {
             name: "latency-p99".into(),
             result: CheckResult::Pass,
             value: Some(0.2),
             detail: "200ms <= 500ms".into(),
+            baseline: None,
         },
     ];
     (with_status(v, &s), rev)
