@@ -371,19 +371,21 @@ fn classify_transport(
     }
 }
 
-/// The rustls error under a transport error, in its own words, if TLS is what failed.
+/// The rustls error under a transport error, in its own words, if TLS is what failed. An
+/// `io::Error` wrapping another error reports its inner error's source, not the inner error
+/// itself, so the walk steps into it (reqwest nests two: `Other` around `InvalidData`).
 fn tls_failure(e: &reqwest::Error) -> Option<String> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(cause) = next {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls.to_string());
-        }
-        next = cause.source();
+        next = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
     }
     None
 }
