@@ -19,6 +19,11 @@
 //! `/metrics` answers in OpenMetrics text ([`crate::metrics`]); `sluice_leader` is 1 on the
 //! replica that holds the Lease ([`crate::leader`]).
 //!
+//! Prometheus is reached as [`PrometheusArgs`] says (`--prometheus-secret`, `--prometheus-ca`,
+//! `--prometheus-timeout`; [`crate::analysis::prometheus`]): the Secret is read before anything
+//! serves, so a missing Secret or key stops the start, and the client records its queries in
+//! the same [`Metrics`].
+//!
 //! The webhook hands break-glass admissions to an audit task that writes them as Events
 //! ([`crate::webhook::admit::audit`]), so no admission waits on the API server.
 
@@ -109,6 +114,10 @@ pub struct PrometheusArgs {
     )]
     pub prometheus_timeout: Duration,
 }
+
+/// The `--prometheus-secret` the manifests in `deploy/` grant `get` on (by `resourceNames`);
+/// another name needs the Role changed too.
+pub const PROMETHEUS_SECRET: &str = "sluice-prometheus";
 
 /// What `sluice serve` uses without these flags: no credentials, the system's roots, 10 s.
 pub const DEFAULT_PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -362,4 +371,25 @@ async fn start_admin(
         }
     });
     Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prometheus_timeout_is_a_humantime_duration_of_at_least_100ms() {
+        assert_eq!(
+            parse_prometheus_timeout("2s500ms").unwrap(),
+            Duration::from_millis(2500)
+        );
+        let short = parse_prometheus_timeout("50ms").unwrap_err();
+        assert!(short.contains("shorter than 100ms"), "{short}");
+        let bad = parse_prometheus_timeout("ten").unwrap_err();
+        assert!(bad.contains("not a duration"), "{bad}");
+        assert_eq!(
+            PrometheusArgs::default().prometheus_timeout,
+            DEFAULT_PROMETHEUS_TIMEOUT
+        );
+    }
 }

@@ -37,6 +37,7 @@ use sluice::metrics::Metrics;
 use sluice::policy::values::MetricCheck;
 use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
 use sluice::sandbox::prometheus::{INSTALL_HINT, PrometheusBinary, locate_binary};
+use sluice::serve::PrometheusArgs;
 use tokio::process::{Child, Command};
 
 const USER: &str = "sluice";
@@ -370,11 +371,13 @@ async fn rotated_credentials_are_re_read_from_the_secret_on_a_401_and_the_check_
     assert_eq!(v.result, CheckResult::Pass, "{}", v.detail);
 
     // Start errors name the Secret, the key and what to create.
-    let missing = SecretRef {
-        namespace: NS.into(),
-        name: "absent".into(),
+    // Through `sluice serve`'s flags, as the start reads them.
+    let args = PrometheusArgs {
+        prometheus_secret: Some("absent".into()),
+        ..PrometheusArgs::default()
     };
-    let err = Access::from_secret(kube.clone(), missing, access::RELOAD_EVERY)
+    let err = args
+        .connect(&kube, &prom.url, NS)
         .await
         .unwrap_err()
         .to_string();
