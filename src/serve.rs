@@ -39,7 +39,7 @@ use axum::routing::get;
 use kube::runtime::events::Reporter;
 use tokio::sync::watch;
 
-use crate::analysis::prometheus::access::{self, Access, AccessError, SecretRef};
+use crate::analysis::prometheus::access::{self, Access, SecretRef};
 use crate::analysis::prometheus::{Connection, PromClient};
 use crate::controller::reconcile::Context;
 use crate::controller::run::{self, Caches, Task};
@@ -163,22 +163,23 @@ impl PrometheusArgs {
                 access::RELOAD_EVERY,
             )
             .await
-            .map_err(|e: AccessError| Error::PrometheusAccess(e.to_string()))?,
+            .map_err(|e| Error::PrometheusAccess(e.to_string()))?,
         };
+        let ca = self
+            .prometheus_ca
+            .as_deref()
+            .map(access::load_ca)
+            .transpose()
+            .map_err(|e| Error::PrometheusAccess(e.to_string()))?;
         PromClient::connect(
             url,
             Connection {
                 timeout: self.prometheus_timeout,
-                ca: self.prometheus_ca.clone(),
+                ca,
                 access,
             },
         )
-        .map_err(|e| match e {
-            e @ crate::analysis::prometheus::PromError::InvalidUrl { .. } => {
-                Error::Prometheus(e.to_string())
-            }
-            e => Error::PrometheusAccess(e.to_string()),
-        })
+        .map_err(|e| Error::Prometheus(e.to_string()))
     }
 }
 

@@ -151,7 +151,7 @@ impl SecuredPrometheus {
             &self.url,
             Connection {
                 timeout,
-                ca: ca.map(Path::to_path_buf),
+                ca: ca.map(|path| access::load_ca(path).unwrap()),
                 access: Access::fixed(credentials),
             },
         )
@@ -340,7 +340,7 @@ async fn rotated_credentials_are_re_read_from_the_secret_on_a_401_and_the_check_
         &prom.url,
         Connection {
             timeout: Duration::from_secs(5),
-            ca: Some(prom.ca_file.clone()),
+            ca: Some(access::load_ca(&prom.ca_file).unwrap()),
             access,
         },
     )

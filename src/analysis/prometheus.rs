@@ -48,7 +48,7 @@ use crate::metrics::Metrics;
 
 pub mod access;
 
-pub use access::{Access, AccessError, Credentials, SecretRef};
+pub use access::{Access, AccessError, CaBundle, Credentials, SecretRef};
 
 /// The answer to an instant query that was asked to aggregate to a single number.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -178,8 +178,8 @@ impl PromError {
 pub struct Connection {
     /// Each query (connect, send, read the answer) is bounded by it.
     pub timeout: Duration,
-    /// A PEM bundle added to the system's trust roots (`--prometheus-ca`), read at start.
-    pub ca: Option<PathBuf>,
+    /// CA certificates added to the system's trust roots (`--prometheus-ca`).
+    pub ca: Option<CaBundle>,
     /// The credentials sent with each query.
     pub access: Access,
 }
@@ -214,7 +214,7 @@ impl PromClient {
     }
 
     /// A client for the Prometheus at `base_url` with `connection`'s timeout, CA and
-    /// credentials. A CA file that cannot be used is an [`PromError::Tls`] naming it.
+    /// credentials.
     pub fn connect(base_url: &str, connection: Connection) -> Result<Self, PromError> {
         let invalid = |reason: &str| PromError::InvalidUrl {
             url: base_url.to_string(),
@@ -226,13 +226,8 @@ impl PromClient {
         }
         crate::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder().timeout(connection.timeout);
-        if let Some(path) = &connection.ca {
-            let roots = access::load_ca(path).map_err(|e| PromError::Tls {
-                url: base_url.to_string(),
-                reason: e.to_string(),
-                ca: Some(path.clone()),
-            })?;
-            builder = builder.tls_certs_merge(roots);
+        if let Some(ca) = &connection.ca {
+            builder = builder.tls_certs_merge(ca.certs.iter().cloned());
         }
         let http = builder.build().map_err(|e| invalid(&causes(&e)))?;
         if parsed.scheme() == "http" && connection.access.current() != Credentials::None {
@@ -248,7 +243,7 @@ impl PromClient {
             http,
             query_url: format!("{}/api/v1/query", base_url.trim_end_matches('/')),
             timeout: connection.timeout,
-            ca: connection.ca,
+            ca: connection.ca.map(|ca| ca.path),
             access: Arc::new(connection.access),
             metrics: None,
         })

@@ -6,7 +6,7 @@
 //! --prometheus-secret NAME ─► read_credentials ─► credentials_from_data ─► Credentials
 //!                              (start: an error stops Sluice)               │ sent on each query
 //! Prometheus answers 401/403 ─► Access::reload_if_due (at most once per RELOAD_EVERY) ─┘
-//! --prometheus-ca FILE ─────► load_ca ─► trust roots (added to the system's)
+//! --prometheus-ca FILE ─────► load_ca ─► CaBundle ─► trust roots (added to the system's)
 //! ```
 //!
 //! The decisions are pure and tested without a cluster: which credentials a Secret's keys make
@@ -199,8 +199,18 @@ pub async fn read_credentials(
     credentials_from_data(secret, &data)
 }
 
-/// The certificates of the PEM bundle at `path`, to add to the trust roots.
-pub fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, AccessError> {
+/// The CA certificates of `--prometheus-ca`, read at start, added to the trust roots.
+#[derive(Clone, Debug)]
+pub struct CaBundle {
+    /// The file they came from, named by TLS failures.
+    pub path: PathBuf,
+    /// At least one.
+    pub certs: Vec<reqwest::Certificate>,
+}
+
+/// Reads the PEM bundle at `path`: an unreadable file or one without a certificate is an
+/// error naming it.
+pub fn load_ca(path: &Path) -> Result<CaBundle, AccessError> {
     let bad = |reason: String| AccessError::BadCa {
         path: path.to_path_buf(),
         reason,
@@ -211,7 +221,10 @@ pub fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, AccessError> {
     if certs.is_empty() {
         return Err(bad("it holds no CERTIFICATE block".into()));
     }
-    Ok(certs)
+    Ok(CaBundle {
+        path: path.to_path_buf(),
+        certs,
+    })
 }
 
 /// Whether the Secret may be read again: never read since the start, or at least `every` ago.
