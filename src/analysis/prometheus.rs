@@ -231,12 +231,13 @@ impl PromClient {
         }
         let http = builder.build().map_err(|e| invalid(&causes(&e)))?;
         if parsed.scheme() == "http" && connection.access.current() != Credentials::None {
+            let from = connection
+                .access
+                .secret()
+                .map(|secret| format!(" of Secret {secret}"))
+                .unwrap_or_default();
             tracing::warn!(
-                "Prometheus URL {base_url} is plain http: the credentials of Secret {} travel unencrypted; use https",
-                connection
-                    .access
-                    .secret()
-                    .map_or_else(|| "(fixed)".to_string(), ToString::to_string)
+                "Prometheus URL {base_url} is plain http: the credentials{from} travel unencrypted; use https"
             );
         }
         Ok(Self {
@@ -253,11 +254,6 @@ impl PromClient {
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
         self
-    }
-
-    /// The per-query timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// Runs `promql` as an instant query at `at` (Prometheus' "now" if `None`). A result with
