@@ -7,6 +7,7 @@
 //! error_policy ───────────────────────► reconcile errors by reason
 //! webhook handler (parse→decide→JSON) ─► admission duration by operation and verdict
 //! leader election (`leader::lead`) ──► leader
+//! PromClient::query ──────────────────► Prometheus query duration, query errors by reason
 //!                                        └──► Registry ──► /metrics (OpenMetrics text)
 //! ```
 //!
@@ -18,6 +19,8 @@
 //! | `sluice_analysis_checks_total` | counter | `check`, `result` (`pass`, `fail`, `no-verdict`) |
 //! | `sluice_webhook_admission_duration_seconds` | histogram | `operation` (`mutate`, `validate`), `verdict` |
 //! | `sluice_reconcile_errors_total` | counter | `reason` (the error's `metric_label()`) |
+//! | `sluice_prometheus_query_duration_seconds` | histogram | none |
+//! | `sluice_prometheus_query_errors_total` | counter | `reason` (see below) |
 //! | `sluice_leader` | gauge | none |
 //!
 //! Choices where the design is silent:
@@ -37,6 +40,16 @@
 //!   1 ms, since a decision takes about 0.1 ms.
 //! - A family appears in the output with its first series (prometheus-client writes no
 //!   `# TYPE` line for an empty family); `sluice_leader` is always there.
+//! - Every instant query the analysis sends Prometheus is timed, whatever its answer, from the
+//!   request to the decoded answer (a retry after re-reading rotated credentials included). A
+//!   query that gives no number is counted in `sluice_prometheus_query_errors_total` with the
+//!   `reason` of [`PromError::query_error_reason`](crate::analysis::prometheus::PromError::query_error_reason):
+//!   `timeout` (beyond `--prometheus-timeout`), `unreachable` (connection refused, DNS, bad
+//!   URL), `tls` (certificate not trusted: see `--prometheus-ca`), `auth` (HTTP 401/403),
+//!   `http` (another error status, or Prometheus refused the query), `bad_response` (not a
+//!   single-number answer), `nan` (NaN or ±Inf) and `empty` (no series; counted even where the
+//!   check then gives no verdict for lack of traffic, since the query gave no number). The
+//!   buckets run from 5 ms to 30 s (`--prometheus-timeout` defaults to 10 s).
 //! - A rollout's duration runs from the status's `started` (when the revision was detected) to
 //!   the write of `Succeeded` or `Failed`, and is observed once, after that write succeeded.
 
@@ -65,6 +78,11 @@ pub const ADMISSION_BUCKETS: [f64; 16] = [
 /// Buckets of a rollout's duration, in seconds: 10 s (the sandbox) to 4 h.
 pub const ROLLOUT_BUCKETS: [f64; 11] = [
     10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0,
+];
+
+/// Buckets of a Prometheus query's duration, in seconds: 5 ms to 30 s.
+pub const PROMETHEUS_QUERY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// How a rollout ended.
@@ -202,6 +220,8 @@ struct Inner {
     admission: HistogramFamily<AdmissionLabels>,
     reconcile_errors: Family<ReasonLabels, Counter>,
     leader: Gauge,
+    prometheus_queries: Histogram,
+    prometheus_errors: Family<ReasonLabels, Counter>,
 }
 
 /// Every metric of this replica and the registry that serves them; cheap to clone (one `Arc`).
@@ -271,6 +291,18 @@ impl Metrics {
             "1 when this replica runs the controller (holds the lease), 0 otherwise",
             leader.clone(),
         );
+        let prometheus_queries = Histogram::new(PROMETHEUS_QUERY_BUCKETS);
+        registry.register(
+            "sluice_prometheus_query_duration_seconds",
+            "Time an analysis query to Prometheus took, whatever its answer",
+            prometheus_queries.clone(),
+        );
+        let prometheus_errors = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "sluice_prometheus_query_errors",
+            "Analysis queries to Prometheus that gave no number, by reason",
+            prometheus_errors.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -281,6 +313,8 @@ impl Metrics {
                 admission,
                 reconcile_errors,
                 leader,
+                prometheus_queries,
+                prometheus_errors,
             }),
         }
     }
@@ -379,6 +413,21 @@ impl Metrics {
             .inc();
     }
 
+    /// Observes one Prometheus query: its duration, and the `reason` it gave no number, if it
+    /// did not (a [`PromError::query_error_reason`](crate::analysis::prometheus::PromError::query_error_reason)
+    /// or `empty`).
+    pub fn prometheus_query(&self, elapsed: Duration, error: Option<&'static str>) {
+        self.inner.prometheus_queries.observe(elapsed.as_secs_f64());
+        if let Some(reason) = error {
+            self.inner
+                .prometheus_errors
+                .get_or_create(&ReasonLabels {
+                    reason: Word(reason),
+                })
+                .inc();
+        }
+    }
+
     /// Whether this replica runs the controller.
     pub fn set_leader(&self, leader: bool) {
         self.inner.leader.set(i64::from(leader));
@@ -464,6 +513,7 @@ mod tests {
             "sluice_webhook_admission_duration_seconds histogram",
             "sluice_reconcile_errors counter",
             "sluice_leader gauge",
+            "sluice_prometheus_query_duration_seconds histogram",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {family}\n")),
@@ -600,6 +650,31 @@ mod tests {
         assert_eq!(samples(&text, "sluice_leader "), ["sluice_leader 1"]);
         m.set_leader(false);
         assert_eq!(samples(&m.encode(), "sluice_leader "), ["sluice_leader 0"]);
+    }
+
+    #[test]
+    fn prometheus_queries_are_timed_and_their_errors_counted_by_reason() {
+        let m = Metrics::new();
+        m.prometheus_query(Duration::from_millis(3), None);
+        m.prometheus_query(Duration::from_millis(40), Some("auth"));
+        m.prometheus_query(Duration::from_secs(10), Some("timeout"));
+        m.prometheus_query(Duration::from_millis(20), Some("auth"));
+        let text = m.encode();
+        let buckets = "sluice_prometheus_query_duration_seconds_bucket{le=";
+        assert!(text.contains(&format!(r#"{buckets}"0.005"}} 1"#)), "{text}");
+        assert!(text.contains(&format!(r#"{buckets}"0.05"}} 3"#)), "{text}");
+        assert!(text.contains(&format!(r#"{buckets}"5.0"}} 3"#)), "{text}");
+        assert!(text.contains(&format!(r#"{buckets}"10.0"}} 4"#)), "{text}");
+        assert!(text.contains("sluice_prometheus_query_duration_seconds_count 4"));
+        let mut errors = samples(&text, "sluice_prometheus_query_errors_total{");
+        errors.sort();
+        assert_eq!(
+            errors,
+            [
+                r#"sluice_prometheus_query_errors_total{reason="auth"} 2"#,
+                r#"sluice_prometheus_query_errors_total{reason="timeout"} 1"#,
+            ]
+        );
     }
 
     #[test]

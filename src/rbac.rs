@@ -186,6 +186,15 @@ pub const API_CALLS: &[ApiCall] = &[
         resource_names: &[],
         needed_by: "serve: the leader-election Lease, so that one replica runs the controller",
     },
+    ApiCall {
+        group: "",
+        resource: "secrets",
+        verbs: &["get"],
+        scope: Scope::OwnNamespace,
+        resource_names: &[crate::serve::PROMETHEUS_SECRET],
+        needed_by: "serve: the credentials Secret of --prometheus-secret, read at start and \
+                    again when Prometheus refuses them (analysis::prometheus::access)",
+    },
 ];
 
 /// One permission: a verb on a resource (possibly one object of it) at a scope.

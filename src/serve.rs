@@ -19,6 +19,11 @@
 //! `/metrics` answers in OpenMetrics text ([`crate::metrics`]); `sluice_leader` is 1 on the
 //! replica that holds the Lease ([`crate::leader`]).
 //!
+//! Prometheus is reached as [`PrometheusArgs`] says (`--prometheus-secret`, `--prometheus-ca`,
+//! `--prometheus-timeout`; [`crate::analysis::prometheus`]): the Secret is read before anything
+//! serves, so a missing Secret or key stops the start, and the client records its queries in
+//! the same [`Metrics`].
+//!
 //! The webhook hands break-glass admissions to an audit task that writes them as Events
 //! ([`crate::webhook::admit::audit`]), so no admission waits on the API server.
 
@@ -34,7 +39,8 @@ use axum::routing::get;
 use kube::runtime::events::Reporter;
 use tokio::sync::watch;
 
-use crate::analysis::prometheus::PromClient;
+use crate::analysis::prometheus::access::{self, Access, SecretRef};
+use crate::analysis::prometheus::{Connection, PromClient};
 use crate::controller::reconcile::Context;
 use crate::controller::run::{self, Caches, Task};
 use crate::leader::{self, LeaseSettings};
@@ -54,6 +60,8 @@ pub enum Error {
     Webhook(#[from] webhook::Error),
     #[error("--prometheus-url: {0}")]
     Prometheus(String),
+    #[error("{0}")]
+    PrometheusAccess(String),
     #[error("routing: {0}")]
     Routing(String),
     #[error("admin endpoint {addr}: {source}; choose a free --admin-addr")]
@@ -84,6 +92,97 @@ pub struct Config {
     pub lease_duration: Duration,
 }
 
+/// `sluice serve`'s flags for reaching a Prometheus that requires credentials, TLS with a
+/// private CA, or more (or less) patience; see [`crate::analysis::prometheus`].
+#[derive(clap::Args, Clone, Debug)]
+pub struct PrometheusArgs {
+    /// A Secret in Sluice's namespace holding Prometheus' credentials, as Flagger's
+    /// MetricTemplate secretRef: key `token` (bearer token), or keys `username` and `password`
+    /// (basic auth). Read at start; re-read when Prometheus answers 401/403.
+    #[arg(long, env = "SLUICE_PROMETHEUS_SECRET")]
+    pub prometheus_secret: Option<String>,
+    /// A PEM bundle of CA certificates to trust for an https --prometheus-url, added to the
+    /// system's roots.
+    #[arg(long, env = "SLUICE_PROMETHEUS_CA")]
+    pub prometheus_ca: Option<PathBuf>,
+    /// How long each query to Prometheus may take; a check whose query takes longer fails.
+    #[arg(
+        long,
+        env = "SLUICE_PROMETHEUS_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_prometheus_timeout
+    )]
+    pub prometheus_timeout: Duration,
+}
+
+/// The `--prometheus-secret` the manifests in `deploy/` grant `get` on (by `resourceNames`);
+/// another name needs the Role changed too.
+pub const PROMETHEUS_SECRET: &str = "sluice-prometheus";
+
+/// What `sluice serve` uses without these flags: no credentials, the system's roots, 10 s.
+pub const DEFAULT_PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for PrometheusArgs {
+    fn default() -> Self {
+        PrometheusArgs {
+            prometheus_secret: None,
+            prometheus_ca: None,
+            prometheus_timeout: DEFAULT_PROMETHEUS_TIMEOUT,
+        }
+    }
+}
+
+/// A query timeout: a humantime duration of at least 100 ms.
+pub fn parse_prometheus_timeout(v: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(v).map_err(|e| format!("{v:?} is not a duration ({e})"))?;
+    if d < Duration::from_millis(100) {
+        return Err(format!(
+            "{v:?} is shorter than 100ms; give Prometheus time to answer (10s is the default)"
+        ));
+    }
+    Ok(d)
+}
+
+impl PrometheusArgs {
+    /// The client these flags describe for the Prometheus at `url`; the Secret is read from
+    /// `namespace` now, so a missing Secret or key stops the start.
+    pub async fn connect(
+        &self,
+        client: &kube::Client,
+        url: &str,
+        namespace: &str,
+    ) -> Result<PromClient, Error> {
+        let access = match &self.prometheus_secret {
+            None => Access::none(),
+            Some(name) => Access::from_secret(
+                client.clone(),
+                SecretRef {
+                    namespace: namespace.to_string(),
+                    name: name.clone(),
+                },
+                access::RELOAD_EVERY,
+            )
+            .await
+            .map_err(|e| Error::PrometheusAccess(e.to_string()))?,
+        };
+        let ca = self
+            .prometheus_ca
+            .as_deref()
+            .map(access::load_ca)
+            .transpose()
+            .map_err(|e| Error::PrometheusAccess(e.to_string()))?;
+        PromClient::connect(
+            url,
+            Connection {
+                timeout: self.prometheus_timeout,
+                ca,
+                access,
+            },
+        )
+        .map_err(|e| Error::Prometheus(e.to_string()))
+    }
+}
+
 /// A running Sluice: webhook, controller, caches and the admin endpoint.
 pub struct Sluice {
     webhook: webhook::Running,
@@ -99,17 +198,25 @@ pub struct Sluice {
 }
 
 impl Sluice {
-    /// Checks the API server, syncs the caches, then serves the webhook and runs the controller.
+    /// Checks the API server, syncs the caches, then serves the webhook and runs the controller;
+    /// Prometheus without credentials, with the system's roots and a 10 s query timeout.
     pub async fn start(config: Config) -> Result<Sluice, Error> {
+        Self::start_with(config, &PrometheusArgs::default()).await
+    }
+
+    /// [`start`](Self::start), reaching Prometheus as `prometheus` says.
+    pub async fn start_with(config: Config, prometheus: &PrometheusArgs) -> Result<Sluice, Error> {
         let client = config.client;
         client
             .apiserver_version()
             .await
             .map_err(|e| Error::ApiServer(e.to_string()))?;
-        let prom = PromClient::new(&config.prometheus_url, Duration::from_secs(10))
-            .map_err(|e| Error::Prometheus(e.to_string()))?;
-        let ready = Arc::new(AtomicBool::new(false));
         let metrics = Metrics::new();
+        let prom = prometheus
+            .connect(&client, &config.prometheus_url, &config.namespace)
+            .await?
+            .with_metrics(metrics.clone());
+        let ready = Arc::new(AtomicBool::new(false));
         let admin = match config.admin_addr {
             Some(addr) => Some(start_admin(addr, ready.clone(), metrics.clone()).await?),
             None => None,
@@ -265,4 +372,25 @@ async fn start_admin(
         }
     });
     Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prometheus_timeout_is_a_humantime_duration_of_at_least_100ms() {
+        assert_eq!(
+            parse_prometheus_timeout("2s500ms").unwrap(),
+            Duration::from_millis(2500)
+        );
+        let short = parse_prometheus_timeout("50ms").unwrap_err();
+        assert!(short.contains("shorter than 100ms"), "{short}");
+        let bad = parse_prometheus_timeout("ten").unwrap_err();
+        assert!(bad.contains("not a duration"), "{bad}");
+        assert_eq!(
+            PrometheusArgs::default().prometheus_timeout,
+            DEFAULT_PROMETHEUS_TIMEOUT
+        );
+    }
 }

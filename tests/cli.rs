@@ -34,6 +34,9 @@ fn serve_names_every_flag_with_its_environment_variable() {
         ("--webhook-addr", "SLUICE_WEBHOOK_ADDR"),
         ("--admin-addr", "SLUICE_ADMIN_ADDR"),
         ("--prometheus-url", "SLUICE_PROMETHEUS_URL"),
+        ("--prometheus-secret", "SLUICE_PROMETHEUS_SECRET"),
+        ("--prometheus-ca", "SLUICE_PROMETHEUS_CA"),
+        ("--prometheus-timeout", "SLUICE_PROMETHEUS_TIMEOUT"),
         ("--namespace", "SLUICE_NAMESPACE"),
     ] {
         assert!(

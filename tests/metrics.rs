@@ -240,6 +240,9 @@ async fn metrics_tell_the_story_of_a_promoted_canary() {
     assert!(admissions("validate", "allowed") >= 2.0, "{text}");
     assert_eq!(admissions("validate", "denied"), 0.0, "{text}");
     assert_eq!(sample(&text, "sluice_leader"), Some(1.0));
+    // Three passing intervals, each at least one query to Prometheus, timed.
+    let queries = sample(&text, "sluice_prometheus_query_duration_seconds_count");
+    assert!(queries.is_some_and(|n| n >= 3.0), "{text}");
 
     // A Deployment that stops being managed leaves no series behind.
     api.patch(

@@ -340,6 +340,8 @@ pub fn describe(e: &PromError) -> String {
     let kind = match e {
         PromError::InvalidUrl { .. } => "bad Prometheus URL",
         PromError::Unreachable { .. } => "Prometheus unreachable",
+        PromError::Unauthorized { .. } => "Prometheus refused the credentials",
+        PromError::Tls { .. } => "Prometheus TLS failed",
         PromError::Timeout { .. } => "Prometheus timed out",
         PromError::Http { .. } => "Prometheus failed",
         PromError::Api { .. } => "query refused",

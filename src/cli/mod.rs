@@ -111,6 +111,8 @@ struct ServeArgs {
         default_value = "http://prometheus.linkerd-viz.svc.cluster.local:9090"
     )]
     prometheus_url: String,
+    #[command(flatten)]
+    prometheus: crate::serve::PrometheusArgs,
     /// Sluice's own namespace (where the sluice-policy ConfigMap lives).
     #[arg(long, env = "SLUICE_NAMESPACE", default_value = "sluice-system")]
     namespace: String,
@@ -508,17 +510,20 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     })
     .await?;
     let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into());
-    let sluice = crate::serve::Sluice::start(crate::serve::Config {
-        client,
-        tls,
-        tls_files: Some((args.tls_cert.clone(), args.tls_key.clone())),
-        webhook_addr: args.webhook_addr,
-        admin_addr: Some(args.admin_addr),
-        prometheus_url: args.prometheus_url,
-        namespace: args.namespace,
-        instance,
-        lease_duration: args.lease_duration,
-    })
+    let sluice = crate::serve::Sluice::start_with(
+        crate::serve::Config {
+            client,
+            tls,
+            tls_files: Some((args.tls_cert.clone(), args.tls_key.clone())),
+            webhook_addr: args.webhook_addr,
+            admin_addr: Some(args.admin_addr),
+            prometheus_url: args.prometheus_url,
+            namespace: args.namespace,
+            instance,
+            lease_duration: args.lease_duration,
+        },
+        &args.prometheus,
+    )
     .await?;
     tracing::info!(
         "serving the webhook on {}; the controller runs while this replica holds the lease",
