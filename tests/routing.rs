@@ -3,7 +3,9 @@
 //! for a Deployment are accepted by the server's validation and collected with the Deployment.
 //! The Gateway API router writes an HTTPRoute on the apex port (once per change, whatever the
 //! CRD defaults), an unserved route API blocks with a reason until it is served, and a
-//! ServiceProfile of the apex is warned about with an Event on the Deployment.
+//! ServiceProfile of the apex is warned about with an Event on the Deployment. The NGINX router
+//! mirrors the user's Ingress as a canary Ingress and never edits the user's, and blocks while
+//! the Ingress it names does not exist.
 
 use std::collections::BTreeMap;
 
@@ -22,8 +24,8 @@ use sluice::controller::status::{Phase, RolloutStatus};
 use sluice::policy::keys::APEX_SELECTOR_ANNOTATION;
 use sluice::policy::values::RouterKind;
 use sluice::routing::{
-    AnyRouter, Discovery, GatewayRouter, RouteTarget, Router, RoutingError, SmiRouter, SmiVersion,
-    Weights, gateway, served,
+    AnyRouter, Discovery, GatewayRouter, NginxRouter, RouteTarget, Router, RoutingError, SmiRouter,
+    SmiVersion, Weights, gateway, nginx, served,
 };
 use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
 use sluice::sandbox::embedded::Embedded;
@@ -455,7 +457,7 @@ async fn one_any_router_writes_each_deployments_route_with_the_router_it_names()
         .into_iter()
         .map(|r| r.kind)
         .collect();
-    assert_eq!(resources, ["TrafficSplit", "HTTPRoute"]);
+    assert_eq!(resources, ["TrafficSplit", "HTTPRoute", "Ingress"]);
 
     router.ensure(&smi_target, w(70, 30)).await.unwrap();
     assert_eq!(
@@ -482,9 +484,107 @@ async fn one_any_router_writes_each_deployments_route_with_the_router_it_names()
         router: RouterKind::Nginx,
         ..smi_target.clone()
     };
+    assert_eq!(router.unserved(RouterKind::Nginx).await.unwrap(), None);
     let err = router.ensure(&nginx, w(60, 40)).await.unwrap_err();
-    assert_eq!(err.metric_label(), "unimplemented");
-    assert!(router.unserved(RouterKind::Nginx).await.unwrap().is_some());
+    assert_eq!(err.metric_label(), "ingress");
+    let blocked = router
+        .problem(RouterKind::Nginx, NS, "web", "web")
+        .await
+        .unwrap()
+        .expect("no Ingress web: Blocked");
+    assert!(
+        blocked.contains("Ingress default/web does not exist"),
+        "{blocked}"
+    );
+    assert!(blocked.contains("sluice.dev/ingress"), "{blocked}");
+
+    ingresses(&client)
+        .create(&PostParams::default(), &user_ingress())
+        .await
+        .unwrap();
+    assert_eq!(
+        router
+            .problem(RouterKind::Nginx, NS, "web", "web")
+            .await
+            .unwrap(),
+        None
+    );
+    router.ensure(&nginx, w(60, 40)).await.unwrap();
+    assert_eq!(router.weights(&nginx).await.unwrap(), Some(w(60, 40)));
+    assert_eq!(
+        router.weights(&gw_target).await.unwrap(),
+        None,
+        "the HTTPRoute Sluice wrote is removed once the Deployment moves to nginx"
+    );
+}
+
+fn ingresses(client: &kube::Client) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), NS, &nginx::api_resource())
+}
+
+/// The user's Ingress `web`: `/` of shop.example.com to the apex `web` on port 80.
+fn user_ingress() -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web"},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix",
+             "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_nginx_router_writes_a_canary_ingress_once_per_change_and_leaves_the_users_alone() {
+    let (api, client) = server().await;
+    let (app, _, target) = onboard(&client).await;
+    let target = RouteTarget {
+        router: RouterKind::Nginx,
+        ..target
+    };
+    let user = ingresses(&client)
+        .create(&PostParams::default(), &user_ingress())
+        .await
+        .unwrap();
+    let router = NginxRouter::new(client.clone()).await.unwrap();
+    assert_eq!(router.kind(), "nginx");
+    assert_eq!(router.weights(&target).await.unwrap(), None);
+
+    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    let canary = serde_json::to_value(ingresses(&client).get("web-canary").await.unwrap()).unwrap();
+    let annotations = &canary["metadata"]["annotations"];
+    assert_eq!(annotations[nginx::CANARY], "true");
+    assert_eq!(annotations[nginx::CANARY_WEIGHT], "100");
+    assert_eq!(
+        canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"],
+        json!({"name": "web-canary", "port": {"number": 80}})
+    );
+    assert_eq!(canary["spec"]["ingressClassName"], "nginx");
+    assert_eq!(
+        canary["metadata"]["ownerReferences"][0]["uid"],
+        json!(app.metadata.uid)
+    );
+
+    let patches = api.request_counts().get("patch").copied();
+    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    assert_eq!(api.request_counts().get("patch").copied(), patches);
+
+    router.ensure(&target, w(80, 20)).await.unwrap();
+    assert_eq!(router.weights(&target).await.unwrap(), Some(w(80, 20)));
+    let after = ingresses(&client).get("web").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version, user.metadata.resource_version,
+        "the user's Ingress is never edited"
+    );
+    assert!(router.remove(&target).await.unwrap());
+    assert!(
+        ingresses(&client)
+            .get_opt("web-canary")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(ingresses(&client).get_opt("web").await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -545,10 +645,15 @@ async fn an_unserved_httproute_blocks_until_the_crd_is_installed() {
         router.unserved(RouterKind::GatewayApi).await.unwrap(),
         Some(refused)
     );
+    let watched: Vec<String> = router
+        .route_resources()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
     assert_eq!(
-        router.route_resources().len(),
-        1,
-        "only TrafficSplits are watched"
+        watched,
+        ["TrafficSplit", "Ingress"],
+        "HTTPRoutes are not watched"
     );
     let err = router.ensure(&target, Weights::AT_REST).await.unwrap_err();
     assert!(err.to_string().contains("HTTPRoute default/web"), "{err}");
