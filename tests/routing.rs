@@ -3,7 +3,8 @@
 //! for a Deployment are accepted by the server's validation and collected with the Deployment.
 //! The Gateway API router writes an HTTPRoute on the apex port (once per change, whatever the
 //! CRD defaults), an unserved route API blocks with a reason until it is served, and a
-//! ServiceProfile of the apex is warned about with an Event on the Deployment. The NGINX router
+//! ServiceProfile of the apex is warned about with an Event on the Deployment; choosing a
+//! router whose API is not served is refused at admission until it is. The NGINX router
 //! mirrors the user's Ingress as a canary Ingress and never edits the user's, and blocks while
 //! the Ingress it names does not exist.
 
@@ -754,7 +755,6 @@ async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_i
     sandbox
         .api
         .set_served("gateway.networking.k8s.io/v1", false);
-    let sluice = Embedded::start(&sandbox).await.unwrap();
     let client = sandbox.client(Identity::Admin).await.unwrap();
     let mut app = app_manifest();
     app.metadata.annotations =
@@ -764,10 +764,27 @@ async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_i
         .create(&PostParams::default(), &apex_manifest())
         .await
         .unwrap();
+    // Written before Sluice (and its webhook) runs, as a Deployment whose API went away is.
     deployments
         .create(&PostParams::default(), &app)
         .await
         .unwrap();
+    let sluice = Embedded::start(&sandbox).await.unwrap();
+    // Choosing the unserved router now is refused at admission, in the phase's words.
+    let mut another = app.clone();
+    another.metadata.name = Some("web-2".into());
+    let refused = deployments
+        .create(&PostParams::default(), &another)
+        .await
+        .unwrap_err()
+        .to_string();
+    for part in [
+        "admission webhook \"validate.sluice.dev\" denied the request",
+        "sluice.dev/router: gateway-api",
+        "gateway.networking.k8s.io/v1 httproutes",
+    ] {
+        assert!(refused.contains(part), "{part:?} missing from {refused}");
+    }
 
     let blocked = wait_for_phase(&deployments, "the phase is Blocked", |s| {
         s.phase == Phase::Blocked
@@ -810,6 +827,11 @@ async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_i
         route.data["spec"]["rules"][0]["backendRefs"][1]["weight"],
         100
     );
+    // The webhook judges from the discovery the controller refreshed: now it is admitted.
+    deployments
+        .create(&PostParams::default(), &another)
+        .await
+        .unwrap();
     sluice.shutdown().await;
     sandbox.shutdown().await;
 }

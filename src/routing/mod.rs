@@ -430,12 +430,17 @@ pub(crate) fn percent_split<'a>(
     })
 }
 
+/// How often [`AnyRouter::rediscover_soon`] asks the API server at most.
+pub const REDISCOVER_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Every router, one per kind; the controller holds this and [`RouteTarget::router`] picks.
 #[derive(Clone, Debug)]
 pub struct AnyRouter {
     smi: SmiRouter,
     gateway: GatewayRouter,
     nginx: NginxRouter,
+    /// When unserved route APIs were last discovered again for [`AnyRouter::rediscover_soon`].
+    rediscovered: Arc<Mutex<Option<std::time::Instant>>>,
     /// Route key → the kind whose leftovers of the other kinds were already removed.
     swept: Arc<Mutex<std::collections::HashMap<String, RouterKind>>>,
 }
@@ -453,6 +458,7 @@ impl AnyRouter {
             smi,
             gateway,
             nginx,
+            rediscovered: Arc::default(),
             swept: Arc::default(),
         })
     }
@@ -467,6 +473,53 @@ impl AnyRouter {
         .into_iter()
         .flatten()
         .collect()
+    }
+
+    /// The route APIs served as last discovered, without asking the API server: what the
+    /// webhook judges `sluice.dev/router` by ([`served`]).
+    pub fn discovery(&self) -> Discovery {
+        let mut d = Discovery::default();
+        if let Some(v) = self.smi.cached_version() {
+            d.insert(&v.api_version(), smi::PLURAL);
+        }
+        if self.gateway.cached_served() {
+            d.insert(
+                &format!("{}/{}", gateway::GROUP, gateway::VERSION),
+                gateway::PLURAL,
+            );
+        }
+        if self.nginx.cached_served() {
+            d.insert(
+                &format!("{}/{}", nginx::GROUP, nginx::VERSION),
+                nginx::PLURAL,
+            );
+        }
+        d
+    }
+
+    /// Discovers again, on a background task and at most once every [`REDISCOVER_EVERY`], the
+    /// route APIs not served as last known, so that installing one is seen by
+    /// [`discovery`](Self::discovery) without anyone waiting on the API server. Needs a Tokio
+    /// runtime; without one it does nothing.
+    pub fn rediscover_soon(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        {
+            let mut last = self.rediscovered.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < REDISCOVER_EVERY) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let router = self.clone();
+        runtime.spawn(async move {
+            for kind in RouterKind::ALL {
+                if let Err(err) = router.unserved(kind).await {
+                    tracing::warn!(router = %kind, "discovering the route API again: {err}");
+                }
+            }
+        });
     }
 
     /// `None` when router `kind` can write its route; otherwise why not (phase `Blocked`).
