@@ -743,32 +743,73 @@ async fn wait_for_phase(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_it_is() {
+/// A sandbox whose pods are ready after 100 ms, with the built-in metrics.
+async fn quick_sandbox() -> Sandbox {
     sluice::tls::install_crypto_provider();
-    let sandbox = Sandbox::start(SandboxOptions {
+    Sandbox::start(SandboxOptions {
         ready_delay: std::time::Duration::from_millis(100),
         metrics: MetricsBackend::Builtin,
     })
     .await
-    .unwrap();
-    sandbox
-        .api
-        .set_served("gateway.networking.k8s.io/v1", false);
-    let client = sandbox.client(Identity::Admin).await.unwrap();
+    .unwrap()
+}
+
+/// Creates the apex Service and `default/web` with `sluice.dev/router: router`; the
+/// Deployments API and what was sent.
+async fn create_routed_app(client: &kube::Client, router: &str) -> (Api<Deployment>, Deployment) {
     let mut app = app_manifest();
-    app.metadata.annotations =
-        Some([("sluice.dev/router".to_string(), "gateway-api".to_string())].into());
+    app.metadata.annotations = Some([("sluice.dev/router".to_string(), router.to_string())].into());
     let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
     Api::<Service>::namespaced(client.clone(), NS)
         .create(&PostParams::default(), &apex_manifest())
         .await
         .unwrap();
-    // Written before Sluice (and its webhook) runs, as a Deployment whose API went away is.
     deployments
         .create(&PostParams::default(), &app)
         .await
         .unwrap();
+    (deployments, app)
+}
+
+/// Wakes the Blocked `default/web` (it is looked at again every 30 s; a change to it wakes it
+/// sooner), waits until it is Initialized, and returns its route `route` once written (the
+/// status is written first, then the route: the effects follow the intent).
+async fn initialized_with_route(
+    deployments: &Api<Deployment>,
+    routes: &Api<DynamicObject>,
+    route: &str,
+) -> DynamicObject {
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "shop"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for_phase(deployments, "the phase is Initialized", |s| {
+        s.phase == Phase::Initialized
+    })
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(obj) = routes.get_opt(route).await.unwrap() {
+            return obj;
+        }
+        assert!(std::time::Instant::now() < deadline, "no route {route}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_it_is() {
+    let sandbox = quick_sandbox().await;
+    sandbox
+        .api
+        .set_served("gateway.networking.k8s.io/v1", false);
+    let client = sandbox.client(Identity::Admin).await.unwrap();
+    // Written before Sluice (and its webhook) runs, as a Deployment whose API went away is.
+    let (deployments, app) = create_routed_app(&client, "gateway-api").await;
     let sluice = Embedded::start(&sandbox).await.unwrap();
     // Choosing the unserved router now is refused at admission, in the phase's words.
     let mut another = app.clone();
@@ -801,28 +842,7 @@ async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_i
         Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
 
     sandbox.api.set_served("gateway.networking.k8s.io/v1", true);
-    // A Blocked Deployment is looked at again every 30 s; a change to it wakes it sooner.
-    deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"team": "shop"}}})),
-        )
-        .await
-        .unwrap();
-    wait_for_phase(&deployments, "the phase is Initialized", |s| {
-        s.phase == Phase::Initialized
-    })
-    .await;
-    // The status is written first, then the route (the effects follow the intent).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let route = loop {
-        if let Some(route) = routes.get_opt("web").await.unwrap() {
-            break route;
-        }
-        assert!(std::time::Instant::now() < deadline, "no HTTPRoute web");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let route = initialized_with_route(&deployments, &routes, "web").await;
     assert_eq!(
         route.data["spec"]["rules"][0]["backendRefs"][1]["weight"],
         100
@@ -832,6 +852,36 @@ async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_i
         .create(&PostParams::default(), &another)
         .await
         .unwrap();
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nginx_routed_deployment_is_blocked_naming_its_missing_ingress_until_it_exists() {
+    let sandbox = quick_sandbox().await;
+    let sluice = Embedded::start(&sandbox).await.unwrap();
+    let client = sandbox.client(Identity::Admin).await.unwrap();
+    let (deployments, _) = create_routed_app(&client, "nginx").await;
+
+    let blocked = wait_for_phase(&deployments, "the phase is Blocked", |s| {
+        s.phase == Phase::Blocked
+    })
+    .await;
+    for part in ["Ingress default/web does not exist", "sluice.dev/ingress"] {
+        assert!(blocked.message.contains(part), "{}", blocked.message);
+    }
+
+    ingresses(&client)
+        .create(&PostParams::default(), &user_ingress())
+        .await
+        .unwrap();
+    let canary = initialized_with_route(&deployments, &ingresses(&client), "web-canary").await;
+    let annotations = canary.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get(nginx::CANARY_WEIGHT).map(String::as_str),
+        Some("100"),
+        "at rest everything goes to web-canary, which selects web's pods"
+    );
     sluice.shutdown().await;
     sandbox.shutdown().await;
 }

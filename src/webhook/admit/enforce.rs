@@ -77,7 +77,8 @@ pub enum Resource {
     Namespace,
     ConfigMap,
     Service,
-    /// A TrafficSplit or an HTTPRoute.
+    /// A TrafficSplit, an HTTPRoute, or an Ingress (the canary Ingress is Sluice's; the user's
+    /// carries no managed-by label and is not judged).
     Route,
 }
 
@@ -94,7 +95,8 @@ impl Resource {
             ("", "configmaps") => Some(Resource::ConfigMap),
             ("", "services") => Some(Resource::Service),
             ("split.smi-spec.io", "trafficsplits")
-            | ("gateway.networking.k8s.io", "httproutes") => Some(Resource::Route),
+            | ("gateway.networking.k8s.io", "httproutes")
+            | ("networking.k8s.io", "ingresses") => Some(Resource::Route),
             _ => None,
         }
     }
