@@ -1,6 +1,11 @@
 //! The canary scenarios with `sluice.dev/router: nginx`: the load enters through the app's
 //! Ingress, Sluice splits it with its canary Ingress `podinfo-canary`, and the observer holds
 //! the same invariants over the traffic the pods answered.
+//!
+//! On a real cluster (`SLUICE_E2E_KUBECONFIG`) the harness's load generator still targets the
+//! apex Service, not an ingress-nginx controller, so the canary Ingress would split nothing
+//! there: these two scenarios are meant for the sandbox until the cluster harness sends its
+//! load through the ingress controller.
 
 use crate::harness::RouterKind;
 
