@@ -161,6 +161,16 @@ pub const API_CALLS: &[ApiCall] = &[
                     routing: delete it when the Deployment moved to another router",
     },
     ApiCall {
+        group: "networking.k8s.io",
+        resource: "ingresses",
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+        scope: Scope::Cluster,
+        resource_names: &[],
+        needed_by: "routing::nginx: read the user's Ingress, server-side apply the canary Ingress \
+                    app-canary and delete it when the Deployment moved to another router; \
+                    controller::run: the watch of the canary Ingresses Sluice owns",
+    },
+    ApiCall {
         group: "linkerd.io",
         resource: "serviceprofiles",
         verbs: &["list"],

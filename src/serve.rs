@@ -222,12 +222,16 @@ impl Sluice {
             None => None,
         };
         let caches = Caches::start(&client, &config.namespace).await;
+        let router = AnyRouter::new(client.clone())
+            .await
+            .map_err(|e| Error::Routing(e.to_string()))?;
         // Break-glass admissions become Events on this task, never on the admission path.
         let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(audit::AUDIT_QUEUE);
         let view = Arc::new(
             NamespaceCache::new(caches.namespaces.clone())
                 .with_policy(caches.policy.clone(), &config.namespace)
-                .with_audit(audit_tx),
+                .with_audit(audit_tx)
+                .with_routes(router.clone()),
         );
         let audit_task = Task::spawn(audit::record_events(
             client.clone(),
@@ -242,9 +246,6 @@ impl Sluice {
         let tls_reload = config
             .tls_files
             .map(|(cert, key)| webhook.reload_tls_from(cert, key, webhook::reload::EVERY));
-        let router = AnyRouter::new(client.clone())
-            .await
-            .map_err(|e| Error::Routing(e.to_string()))?;
         let lease = LeaseSettings {
             duration: config.lease_duration,
             renew_every: config.lease_duration / 3,

@@ -3,7 +3,10 @@
 //! for a Deployment are accepted by the server's validation and collected with the Deployment.
 //! The Gateway API router writes an HTTPRoute on the apex port (once per change, whatever the
 //! CRD defaults), an unserved route API blocks with a reason until it is served, and a
-//! ServiceProfile of the apex is warned about with an Event on the Deployment.
+//! ServiceProfile of the apex is warned about with an Event on the Deployment; choosing a
+//! router whose API is not served is refused at admission until it is. The NGINX router
+//! mirrors the user's Ingress as a canary Ingress and never edits the user's, and blocks while
+//! the Ingress it names does not exist.
 
 use std::collections::BTreeMap;
 
@@ -22,8 +25,8 @@ use sluice::controller::status::{Phase, RolloutStatus};
 use sluice::policy::keys::APEX_SELECTOR_ANNOTATION;
 use sluice::policy::values::RouterKind;
 use sluice::routing::{
-    AnyRouter, Discovery, GatewayRouter, RouteTarget, Router, RoutingError, SmiRouter, SmiVersion,
-    Weights, gateway, served,
+    AnyRouter, Discovery, GatewayRouter, NginxRouter, RouteTarget, Router, RoutingError, SmiRouter,
+    SmiVersion, Weights, gateway, nginx, served,
 };
 use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
 use sluice::sandbox::embedded::Embedded;
@@ -455,7 +458,7 @@ async fn one_any_router_writes_each_deployments_route_with_the_router_it_names()
         .into_iter()
         .map(|r| r.kind)
         .collect();
-    assert_eq!(resources, ["TrafficSplit", "HTTPRoute"]);
+    assert_eq!(resources, ["TrafficSplit", "HTTPRoute", "Ingress"]);
 
     router.ensure(&smi_target, w(70, 30)).await.unwrap();
     assert_eq!(
@@ -482,9 +485,107 @@ async fn one_any_router_writes_each_deployments_route_with_the_router_it_names()
         router: RouterKind::Nginx,
         ..smi_target.clone()
     };
+    assert_eq!(router.unserved(RouterKind::Nginx).await.unwrap(), None);
     let err = router.ensure(&nginx, w(60, 40)).await.unwrap_err();
-    assert_eq!(err.metric_label(), "unimplemented");
-    assert!(router.unserved(RouterKind::Nginx).await.unwrap().is_some());
+    assert_eq!(err.metric_label(), "ingress");
+    let blocked = router
+        .problem(RouterKind::Nginx, NS, "web", "web")
+        .await
+        .unwrap()
+        .expect("no Ingress web: Blocked");
+    assert!(
+        blocked.contains("Ingress default/web does not exist"),
+        "{blocked}"
+    );
+    assert!(blocked.contains("sluice.dev/ingress"), "{blocked}");
+
+    ingresses(&client)
+        .create(&PostParams::default(), &user_ingress())
+        .await
+        .unwrap();
+    assert_eq!(
+        router
+            .problem(RouterKind::Nginx, NS, "web", "web")
+            .await
+            .unwrap(),
+        None
+    );
+    router.ensure(&nginx, w(60, 40)).await.unwrap();
+    assert_eq!(router.weights(&nginx).await.unwrap(), Some(w(60, 40)));
+    assert_eq!(
+        router.weights(&gw_target).await.unwrap(),
+        None,
+        "the HTTPRoute Sluice wrote is removed once the Deployment moves to nginx"
+    );
+}
+
+fn ingresses(client: &kube::Client) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), NS, &nginx::api_resource())
+}
+
+/// The user's Ingress `web`: `/` of shop.example.com to the apex `web` on port 80.
+fn user_ingress() -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web"},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix",
+             "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_nginx_router_writes_a_canary_ingress_once_per_change_and_leaves_the_users_alone() {
+    let (api, client) = server().await;
+    let (app, _, target) = onboard(&client).await;
+    let target = RouteTarget {
+        router: RouterKind::Nginx,
+        ..target
+    };
+    let user = ingresses(&client)
+        .create(&PostParams::default(), &user_ingress())
+        .await
+        .unwrap();
+    let router = NginxRouter::new(client.clone()).await.unwrap();
+    assert_eq!(router.kind(), "nginx");
+    assert_eq!(router.weights(&target).await.unwrap(), None);
+
+    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    let canary = serde_json::to_value(ingresses(&client).get("web-canary").await.unwrap()).unwrap();
+    let annotations = &canary["metadata"]["annotations"];
+    assert_eq!(annotations[nginx::CANARY], "true");
+    assert_eq!(annotations[nginx::CANARY_WEIGHT], "100");
+    assert_eq!(
+        canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"],
+        json!({"name": "web-canary", "port": {"number": 80}})
+    );
+    assert_eq!(canary["spec"]["ingressClassName"], "nginx");
+    assert_eq!(
+        canary["metadata"]["ownerReferences"][0]["uid"],
+        json!(app.metadata.uid)
+    );
+
+    let patches = api.request_counts().get("patch").copied();
+    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    assert_eq!(api.request_counts().get("patch").copied(), patches);
+
+    router.ensure(&target, w(80, 20)).await.unwrap();
+    assert_eq!(router.weights(&target).await.unwrap(), Some(w(80, 20)));
+    let after = ingresses(&client).get("web").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version, user.metadata.resource_version,
+        "the user's Ingress is never edited"
+    );
+    assert!(router.remove(&target).await.unwrap());
+    assert!(
+        ingresses(&client)
+            .get_opt("web-canary")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(ingresses(&client).get_opt("web").await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -545,10 +646,15 @@ async fn an_unserved_httproute_blocks_until_the_crd_is_installed() {
         router.unserved(RouterKind::GatewayApi).await.unwrap(),
         Some(refused)
     );
+    let watched: Vec<String> = router
+        .route_resources()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
     assert_eq!(
-        router.route_resources().len(),
-        1,
-        "only TrafficSplits are watched"
+        watched,
+        ["TrafficSplit", "Ingress"],
+        "HTTPRoutes are not watched"
     );
     let err = router.ensure(&target, Weights::AT_REST).await.unwrap_err();
     assert!(err.to_string().contains("HTTPRoute default/web"), "{err}");
@@ -637,23 +743,22 @@ async fn wait_for_phase(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_it_is() {
+/// A sandbox whose pods are ready after 100 ms, with the built-in metrics.
+async fn quick_sandbox() -> Sandbox {
     sluice::tls::install_crypto_provider();
-    let sandbox = Sandbox::start(SandboxOptions {
+    Sandbox::start(SandboxOptions {
         ready_delay: std::time::Duration::from_millis(100),
         metrics: MetricsBackend::Builtin,
     })
     .await
-    .unwrap();
-    sandbox
-        .api
-        .set_served("gateway.networking.k8s.io/v1", false);
-    let sluice = Embedded::start(&sandbox).await.unwrap();
-    let client = sandbox.client(Identity::Admin).await.unwrap();
+    .unwrap()
+}
+
+/// Creates the apex Service and `default/web` with `sluice.dev/router: router`; the
+/// Deployments API and what was sent.
+async fn create_routed_app(client: &kube::Client, router: &str) -> (Api<Deployment>, Deployment) {
     let mut app = app_manifest();
-    app.metadata.annotations =
-        Some([("sluice.dev/router".to_string(), "gateway-api".to_string())].into());
+    app.metadata.annotations = Some([("sluice.dev/router".to_string(), router.to_string())].into());
     let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
     Api::<Service>::namespaced(client.clone(), NS)
         .create(&PostParams::default(), &apex_manifest())
@@ -663,6 +768,64 @@ async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_i
         .create(&PostParams::default(), &app)
         .await
         .unwrap();
+    (deployments, app)
+}
+
+/// Wakes the Blocked `default/web` (it is looked at again every 30 s; a change to it wakes it
+/// sooner), waits until it is Initialized, and returns its route `route` once written (the
+/// status is written first, then the route: the effects follow the intent).
+async fn initialized_with_route(
+    deployments: &Api<Deployment>,
+    routes: &Api<DynamicObject>,
+    route: &str,
+) -> DynamicObject {
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "shop"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for_phase(deployments, "the phase is Initialized", |s| {
+        s.phase == Phase::Initialized
+    })
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(obj) = routes.get_opt(route).await.unwrap() {
+            return obj;
+        }
+        assert!(std::time::Instant::now() < deadline, "no route {route}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_it_is() {
+    let sandbox = quick_sandbox().await;
+    sandbox
+        .api
+        .set_served("gateway.networking.k8s.io/v1", false);
+    let client = sandbox.client(Identity::Admin).await.unwrap();
+    // Written before Sluice (and its webhook) runs, as a Deployment whose API went away is.
+    let (deployments, app) = create_routed_app(&client, "gateway-api").await;
+    let sluice = Embedded::start(&sandbox).await.unwrap();
+    // Choosing the unserved router now is refused at admission, in the phase's words.
+    let mut another = app.clone();
+    another.metadata.name = Some("web-2".into());
+    let refused = deployments
+        .create(&PostParams::default(), &another)
+        .await
+        .unwrap_err()
+        .to_string();
+    for part in [
+        "admission webhook \"validate.sluice.dev\" denied the request",
+        "sluice.dev/router: gateway-api",
+        "gateway.networking.k8s.io/v1 httproutes",
+    ] {
+        assert!(refused.contains(part), "{part:?} missing from {refused}");
+    }
 
     let blocked = wait_for_phase(&deployments, "the phase is Blocked", |s| {
         s.phase == Phase::Blocked
@@ -679,31 +842,45 @@ async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_i
         Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
 
     sandbox.api.set_served("gateway.networking.k8s.io/v1", true);
-    // A Blocked Deployment is looked at again every 30 s; a change to it wakes it sooner.
-    deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"team": "shop"}}})),
-        )
-        .await
-        .unwrap();
-    wait_for_phase(&deployments, "the phase is Initialized", |s| {
-        s.phase == Phase::Initialized
-    })
-    .await;
-    // The status is written first, then the route (the effects follow the intent).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let route = loop {
-        if let Some(route) = routes.get_opt("web").await.unwrap() {
-            break route;
-        }
-        assert!(std::time::Instant::now() < deadline, "no HTTPRoute web");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let route = initialized_with_route(&deployments, &routes, "web").await;
     assert_eq!(
         route.data["spec"]["rules"][0]["backendRefs"][1]["weight"],
         100
+    );
+    // The webhook judges from the discovery the controller refreshed: now it is admitted.
+    deployments
+        .create(&PostParams::default(), &another)
+        .await
+        .unwrap();
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nginx_routed_deployment_is_blocked_naming_its_missing_ingress_until_it_exists() {
+    let sandbox = quick_sandbox().await;
+    let sluice = Embedded::start(&sandbox).await.unwrap();
+    let client = sandbox.client(Identity::Admin).await.unwrap();
+    let (deployments, _) = create_routed_app(&client, "nginx").await;
+
+    let blocked = wait_for_phase(&deployments, "the phase is Blocked", |s| {
+        s.phase == Phase::Blocked
+    })
+    .await;
+    for part in ["Ingress default/web does not exist", "sluice.dev/ingress"] {
+        assert!(blocked.message.contains(part), "{}", blocked.message);
+    }
+
+    ingresses(&client)
+        .create(&PostParams::default(), &user_ingress())
+        .await
+        .unwrap();
+    let canary = initialized_with_route(&deployments, &ingresses(&client), "web-canary").await;
+    let annotations = canary.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get(nginx::CANARY_WEIGHT).map(String::as_str),
+        Some("100"),
+        "at rest everything goes to web-canary, which selects web's pods"
     );
     sluice.shutdown().await;
     sandbox.shutdown().await;

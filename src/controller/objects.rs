@@ -330,6 +330,7 @@ pub fn route_target(
         canary_service: canary_name(&name),
         port: ports.first().map(|p| p.port),
         router,
+        ingress: name.clone(),
         owner: owner_reference(app)?,
     })
 }

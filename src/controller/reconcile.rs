@@ -313,7 +313,12 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
         })
     }) {
         Some(problem) => Some(problem),
-        None => ctx.router.unserved(settings.router).await?,
+        None => {
+            let ingress = settings.ingress_name(&name);
+            ctx.router
+                .problem(settings.router, &ns, ingress, &apex_name)
+                .await?
+        }
     };
     let obs = Observation {
         now: SystemTime::now(),
@@ -430,7 +435,8 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
     );
     // 3. Effects, in order; stop at the first error (the next pass redoes them).
     if let Some(apex) = &apex {
-        let target = objects::route_target(&app, apex, settings.router)?;
+        let target = objects::route_target(&app, apex, settings.router)?
+            .with_ingress(settings.ingress_name(&name));
         for effect in &decision.effects {
             if *effect == Effect::PostRolloutHooks {
                 // About the revision that was rolled out, promoted or refused.

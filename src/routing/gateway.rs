@@ -42,7 +42,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::{Value, json};
 
-use super::served::{fetch_group_version, unserved_reason};
+use super::served::{api_resource_of, serves, unserved_reason};
 use super::{
     RouteClient, RouteTarget, Router, RoutingError, Weights, check_weights, is_owned_and_labelled,
     percent_split, route_metadata,
@@ -69,13 +69,7 @@ pub const PROFILE_EVENT_REASON: &str = "ServiceProfileOverridesRoute";
 
 /// The HTTPRoute resource (for `Api::namespaced_with` and watches).
 pub fn api_resource() -> ApiResource {
-    ApiResource {
-        group: GROUP.to_string(),
-        version: VERSION.to_string(),
-        api_version: format!("{GROUP}/{VERSION}"),
-        kind: KIND.to_string(),
-        plural: PLURAL.to_string(),
-    }
+    api_resource_of(GROUP, VERSION, KIND, PLURAL)
 }
 
 /// The ServiceProfile resource.
@@ -387,8 +381,7 @@ impl GatewayRouter {
 
 /// Whether the cluster serves HTTPRoute at `gateway.networking.k8s.io/v1`.
 async fn discover(client: &kube::Client) -> Result<bool, RoutingError> {
-    let plurals = fetch_group_version(client, &format!("{GROUP}/{VERSION}")).await?;
-    Ok(plurals.iter().any(|p| p == PLURAL))
+    serves(client, &format!("{GROUP}/{VERSION}"), PLURAL).await
 }
 
 impl Router for GatewayRouter {

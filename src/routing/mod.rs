@@ -1,20 +1,22 @@
 //! Routing: one [`Router`] trait that moves traffic between `app-primary` and `app-canary`,
 //! with the route kinds behind it ([`smi`]: SMI TrafficSplit as linkerd-smi serves it;
-//! [`gateway`]: Gateway API HTTPRoute), and [`served`]: which route APIs the cluster serves.
+//! [`gateway`]: Gateway API HTTPRoute; [`nginx`]: a canary Ingress for ingress-nginx), and
+//! [`served`]: which route APIs the cluster serves.
 //!
 //! ```text
 //!  controller ──ensure(target, Weights{primary, canary})──► AnyRouter ──target.router──► SmiRouter
-//!                                                                                    └─► GatewayRouter
+//!                                                                                    ├─► GatewayRouter
+//!                                                                                    └─► NginxRouter
 //!                                                              each: get route `app`, equal? no write,
 //!                                                              else SSA apply (manager "sluice", force)
 //! ```
 //!
 //! The router is chosen per Deployment (`sluice.dev/router`, carried in [`RouteTarget`]): the
 //! controller holds one [`AnyRouter`], passes it the target, and never branches on the kind.
-//! A kind whose API is not served makes [`AnyRouter::unserved`] give the reason, which the
-//! controller shows as phase `Blocked`. Every route carries an owner reference to `app`, so
-//! deleting `app` collects it. `nginx` is a valid setting that no router implements yet: it is
-//! reported as `Blocked` with that reason, never silently routed by another kind.
+//! A kind whose API is not served (and, with `nginx`, a user's Ingress that is missing or sends
+//! nothing to the apex) makes [`AnyRouter::problem`] give the reason, which the controller
+//! shows as phase `Blocked`. Every route carries an owner reference to `app`, so deleting `app`
+//! collects it.
 //!
 //! When a Deployment moves to another router, the route the previous kind wrote for it (owned
 //! by `app`, labelled managed-by `sluice`) is deleted after the new one is written: a
@@ -22,6 +24,7 @@
 //! This is checked once per route and kind per process, so it costs nothing on later passes.
 
 pub mod gateway;
+pub mod nginx;
 pub mod served;
 pub mod smi;
 
@@ -33,6 +36,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 pub use gateway::GatewayRouter;
+pub use nginx::NginxRouter;
 pub use served::{Discovery, served};
 pub use smi::{SmiRouter, SmiVersion};
 
@@ -100,11 +104,21 @@ pub struct RouteTarget {
     pub port: Option<i32>,
     /// Which router writes the route (setting `router`).
     pub router: RouterKind,
+    /// With `nginx`: the user's Ingress the canary Ingress mirrors (setting `ingress`).
+    pub ingress: String,
     /// Owner reference to `app`.
     pub owner: OwnerReference,
 }
 
 impl RouteTarget {
+    /// The same target with the user's Ingress `ingress` (setting `ingress`).
+    pub fn with_ingress(self, ingress: &str) -> RouteTarget {
+        RouteTarget {
+            ingress: ingress.to_string(),
+            ..self
+        }
+    }
+
     /// `namespace/name`, for messages.
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
@@ -120,11 +134,8 @@ pub enum RoutingError {
         served::unserved_reason(*router)
     )]
     NotServed { router: RouterKind, route: String },
-    #[error(
-        "the route {route} cannot be written: sluice.dev/router: {router} is not implemented by \
-         this version of Sluice; set sluice.dev/router: smi or gateway-api"
-    )]
-    Unimplemented { router: RouterKind, route: String },
+    #[error("{reason}")]
+    IngressUnusable { reason: String },
     #[error(
         "the apex Service {apex} of route {route} has no port, and an HTTPRoute's parentRef and \
          backendRefs need one; add a port to the Service"
@@ -178,7 +189,7 @@ impl RoutingError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             RoutingError::NotServed { .. } => "not_served",
-            RoutingError::Unimplemented { .. } => "unimplemented",
+            RoutingError::IngressUnusable { .. } => "ingress",
             RoutingError::NoPort { .. } => "no_port",
             RoutingError::Discovery { .. } => "discovery",
             RoutingError::Api { .. } => "api",
@@ -419,11 +430,17 @@ pub(crate) fn percent_split<'a>(
     })
 }
 
+/// How often [`AnyRouter::rediscover_soon`] asks the API server at most.
+pub const REDISCOVER_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Every router, one per kind; the controller holds this and [`RouteTarget::router`] picks.
 #[derive(Clone, Debug)]
 pub struct AnyRouter {
     smi: SmiRouter,
     gateway: GatewayRouter,
+    nginx: NginxRouter,
+    /// When unserved route APIs were last discovered again for [`AnyRouter::rediscover_soon`].
+    rediscovered: Arc<Mutex<Option<std::time::Instant>>>,
     /// Route key → the kind whose leftovers of the other kinds were already removed.
     swept: Arc<Mutex<std::collections::HashMap<String, RouterKind>>>,
 }
@@ -432,21 +449,77 @@ impl AnyRouter {
     /// Every router on `client`, each after discovering its API (not being served is not an
     /// error: see [`AnyRouter::unserved`]).
     pub async fn new(client: kube::Client) -> Result<AnyRouter, RoutingError> {
-        let (smi, gateway) =
-            tokio::try_join!(SmiRouter::new(client.clone()), GatewayRouter::new(client))?;
+        let (smi, gateway, nginx) = tokio::try_join!(
+            SmiRouter::new(client.clone()),
+            GatewayRouter::new(client.clone()),
+            NginxRouter::new(client)
+        )?;
         Ok(AnyRouter {
             smi,
             gateway,
+            nginx,
+            rediscovered: Arc::default(),
             swept: Arc::default(),
         })
     }
 
     /// The resources routes are stored as, one per served kind, for the controller to watch.
     pub fn route_resources(&self) -> Vec<ApiResource> {
-        [self.smi.route_resource(), self.gateway.route_resource()]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            self.smi.route_resource(),
+            self.gateway.route_resource(),
+            self.nginx.route_resource(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The route APIs served as last discovered, without asking the API server: what the
+    /// webhook judges `sluice.dev/router` by ([`served`]).
+    pub fn discovery(&self) -> Discovery {
+        let mut d = Discovery::default();
+        if let Some(v) = self.smi.cached_version() {
+            d.insert(&v.api_version(), smi::PLURAL);
+        }
+        if self.gateway.cached_served() {
+            d.insert(
+                &format!("{}/{}", gateway::GROUP, gateway::VERSION),
+                gateway::PLURAL,
+            );
+        }
+        if self.nginx.cached_served() {
+            d.insert(
+                &format!("{}/{}", nginx::GROUP, nginx::VERSION),
+                nginx::PLURAL,
+            );
+        }
+        d
+    }
+
+    /// Discovers again, on a background task and at most once every [`REDISCOVER_EVERY`], the
+    /// route APIs not served as last known, so that installing one is seen by
+    /// [`discovery`](Self::discovery) without anyone waiting on the API server. Needs a Tokio
+    /// runtime; without one it does nothing.
+    pub fn rediscover_soon(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        {
+            let mut last = self.rediscovered.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < REDISCOVER_EVERY) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let router = self.clone();
+        runtime.spawn(async move {
+            for kind in RouterKind::ALL {
+                if let Err(err) = router.unserved(kind).await {
+                    tracing::warn!(router = %kind, "discovering the route API again: {err}");
+                }
+            }
+        });
     }
 
     /// `None` when router `kind` can write its route; otherwise why not (phase `Blocked`).
@@ -454,13 +527,24 @@ impl AnyRouter {
         match kind {
             RouterKind::Smi => self.smi.unserved().await,
             RouterKind::GatewayApi => self.gateway.unserved().await,
-            RouterKind::Nginx => Ok(Some(
-                RoutingError::Unimplemented {
-                    router: kind,
-                    route: "of this Deployment".into(),
-                }
-                .to_string(),
-            )),
+            RouterKind::Nginx => self.nginx.unserved().await,
+        }
+    }
+
+    /// `None` when router `kind` can route Deployment `namespace/…` whose apex Service is
+    /// `apex` (and, with `nginx`, whose Ingress is `ingress`); otherwise why not (phase
+    /// `Blocked`): [`unserved`](Self::unserved), or the user's Ingress missing or sending
+    /// nothing to the apex.
+    pub async fn problem(
+        &self,
+        kind: RouterKind,
+        namespace: &str,
+        ingress: &str,
+        apex: &str,
+    ) -> Result<Option<String>, RoutingError> {
+        match kind {
+            RouterKind::Nginx => self.nginx.problem(namespace, ingress, apex).await,
+            _ => self.unserved(kind).await,
         }
     }
 
@@ -472,7 +556,7 @@ impl AnyRouter {
         match target.router {
             RouterKind::Smi => self.smi.ensure(target, weights).await?,
             RouterKind::GatewayApi => self.gateway.ensure(target, weights).await?,
-            RouterKind::Nginx => return Err(unimplemented(target)),
+            RouterKind::Nginx => self.nginx.ensure(target, weights).await?,
         }
         self.sweep(target).await
     }
@@ -491,6 +575,9 @@ impl AnyRouter {
         }
         if target.router != RouterKind::GatewayApi && self.gateway.remove(target).await? {
             removed.push(gateway::KIND);
+        }
+        if target.router != RouterKind::Nginx && self.nginx.remove(target).await? {
+            removed.push("canary Ingress");
         }
         for kind in removed {
             tracing::info!(
@@ -511,19 +598,13 @@ impl AnyRouter {
         match target.router {
             RouterKind::Smi => self.smi.weights(target).await,
             RouterKind::GatewayApi => self.gateway.weights(target).await,
-            RouterKind::Nginx => Err(unimplemented(target)),
+            RouterKind::Nginx => self.nginx.weights(target).await,
         }
     }
 }
 
-fn unimplemented(target: &RouteTarget) -> RoutingError {
-    RoutingError::Unimplemented {
-        router: target.router,
-        route: target.key(),
-    }
-}
-
-/// The route of Deployment `shop/web` with apex `storefront` on port 80, for unit tests.
+/// The route of Deployment `shop/web` with apex `storefront` on port 80 and Ingress `public`,
+/// for unit tests.
 #[cfg(test)]
 pub(crate) fn mk_target(router: RouterKind) -> RouteTarget {
     RouteTarget {
@@ -534,6 +615,7 @@ pub(crate) fn mk_target(router: RouterKind) -> RouteTarget {
         canary_service: "web-canary".into(),
         port: Some(80),
         router,
+        ingress: "public".into(),
         owner: OwnerReference {
             api_version: "apps/v1".into(),
             kind: "Deployment".into(),

@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kube::api::ApiResource;
+
 use crate::policy::values::RouterKind;
 
 use super::RoutingError;
@@ -128,6 +130,27 @@ pub(crate) async fn fetch_group_version(
             group_version: group_version.to_string(),
             source: Box::new(source),
         }),
+    }
+}
+
+/// Whether `group_version` serves `plural` (an unknown group version serves nothing).
+pub(crate) async fn serves(
+    client: &kube::Client,
+    group_version: &str,
+    plural: &str,
+) -> Result<bool, RoutingError> {
+    let plurals = fetch_group_version(client, group_version).await?;
+    Ok(plurals.iter().any(|p| p == plural))
+}
+
+/// The `ApiResource` of a namespaced kind, for `Api::namespaced_with` and watches.
+pub(crate) fn api_resource_of(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: group.to_string(),
+        version: version.to_string(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.to_string(),
+        plural: plural.to_string(),
     }
 }
 

@@ -45,7 +45,7 @@ use super::review::{Object, Request, Review};
 use super::revision::TemplateChange;
 use super::view::ClusterView;
 use crate::controller::status::{CheckResult, RolloutStatus};
-use crate::policy::keys::{Control, OPT_IN_LABEL, STABLE_TEMPLATE_ANNOTATION};
+use crate::policy::keys::{Control, OPT_IN_LABEL, STABLE_TEMPLATE_ANNOTATION, Setting};
 use crate::policy::optin;
 
 pub mod audit;
@@ -119,9 +119,28 @@ pub fn validate_at(
     let verdict = match resource {
         Resource::Route => Verdict::Allow,
         Resource::Service => enforce::apex(req, new, old),
-        Resource::Namespace => enforce::namespace_settings(req, new, old),
+        Resource::Namespace => match enforce::namespace_settings(req, new, old) {
+            Verdict::Allow => new.map_or(Verdict::Allow, |new| {
+                let key = Setting::Router.annotation();
+                let old = old.map(|o| &o.annotations);
+                let discovery = view.route_discovery();
+                enforce::router_served(req, &key, &new.annotations, old, discovery.as_ref())
+            }),
+            refused => refused,
+        },
         Resource::ConfigMap => {
-            enforce::policy_settings(req, new, old, enforce::sluice_namespace(sluice_user))
+            let sluice_ns = enforce::sluice_namespace(sluice_user);
+            match enforce::policy_settings(req, new, old, sluice_ns) {
+                Verdict::Allow if enforce::is_policy(req, sluice_ns) => {
+                    new.map_or(Verdict::Allow, |new| {
+                        let key = Setting::Router.as_str();
+                        let old = old.map(|o| &o.data);
+                        let discovery = view.route_discovery();
+                        enforce::router_served(req, key, &new.data, old, discovery.as_ref())
+                    })
+                }
+                verdict => verdict,
+            }
         }
         Resource::Deployment => match (req.operation.clone(), new, old) {
             (Operation::Create, Some(new), _) => validate_deployment_create(req, new, view),
@@ -145,10 +164,27 @@ fn validate_deployment_create(req: &Request, new: &Object, view: &dyn ClusterVie
         Managed::No => Verdict::Allow,
         Managed::Unknown(why) => Verdict::Retry(why),
         Managed::Yes => match Above::read(view, req.namespace.as_deref().unwrap_or_default()) {
-            Ok(above) => enforce::resolved_settings(req, new, &above),
+            Ok(above) => match enforce::resolved_settings(req, new, &above) {
+                Verdict::Allow => deployment_router(req, new, None, view),
+                refused => refused,
+            },
             Err(why) => Verdict::Retry(why),
         },
     }
+}
+
+/// A managed Deployment's `sluice.dev/router`, when set or changed, against the route APIs
+/// served.
+fn deployment_router(
+    req: &Request,
+    new: &Object,
+    old: Option<&Object>,
+    view: &dyn ClusterView,
+) -> Verdict {
+    let key = Setting::Router.annotation();
+    let old = old.map(|o| &o.annotations);
+    let discovery = view.route_discovery();
+    enforce::router_served(req, &key, &new.annotations, old, discovery.as_ref())
 }
 
 /// Every check of a Deployment update, cheapest first; the caches are read only when a
@@ -199,6 +235,10 @@ fn validate_deployment_update(
         let resolved = enforce::resolved_settings(req, new, &above);
         if resolved != Verdict::Allow {
             return answer(req, view, resolved);
+        }
+        let router = deployment_router(req, new, Some(old), view);
+        if router != Verdict::Allow {
+            return answer(req, view, router);
         }
     }
     if !change {

@@ -4,7 +4,9 @@
 //! ```text
 //! Namespace reflector ───────┐
 //! sluice-policy reflector ───┼─► NamespaceCache ─► synced? labels, annotations, cluster policy
-//! break-glass channel ◄──────┘        (record_break_glass: try_send, never waits)
+//! break-glass channel ◄──────┤        (record_break_glass: try_send, never waits)
+//! AnyRouter's discovery ─────┘        route APIs served, as last discovered
+//!                                     (unserved: rediscover_soon, on a background task)
 //! ```
 //!
 //! Choices where DESIGN.md is silent:
@@ -12,6 +14,11 @@
 //!   a policy store ([`NamespaceCache::new`]) states that the cluster has no policy level.
 //! - Break-glass records leave through a bounded channel; when it is full the record is
 //!   dropped with a warning in the log (the log line of the admission itself is always written).
+//! - Route discovery comes from the routers' own cache (discovered at start, and again by the
+//!   controller while a Deployment is Blocked). A view without routers knows nothing about it,
+//!   and nothing is refused for that reason. When the view finds an API unserved, it asks the
+//!   routers to discover again in the background, so installing the CRDs is seen within
+//!   seconds by the next admission, without a call on the admission path.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +30,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::mpsc;
 
 use super::admit::audit::BreakGlass;
+use crate::policy::values::RouterKind;
+use crate::routing::{AnyRouter, Discovery, served};
 
 /// The name of the cluster policy ConfigMap in Sluice's namespace (DESIGN §2).
 pub const POLICY_CONFIGMAP: &str = "sluice-policy";
@@ -40,6 +49,8 @@ pub trait ClusterView: Send + Sync {
     fn cluster_policy(&self) -> Option<BTreeMap<String, String>>;
     /// Hands a break-glass admission over to be recorded as an Event, without waiting.
     fn record_break_glass(&self, record: BreakGlass);
+    /// The route APIs the cluster serves, as last discovered; `None` when not known.
+    fn route_discovery(&self) -> Option<Discovery>;
 }
 
 /// A [`ClusterView`] over the controller's reflectors: Namespaces and, when given, the
@@ -49,6 +60,7 @@ pub struct NamespaceCache {
     /// The policy store and Sluice's namespace; `None`: the cluster has no policy level.
     policy: Option<(Store<ConfigMap>, String)>,
     audit: Option<mpsc::Sender<BreakGlass>>,
+    routes: Option<AnyRouter>,
     ready: AtomicBool,
 }
 
@@ -59,6 +71,7 @@ impl NamespaceCache {
             store,
             policy: None,
             audit: None,
+            routes: None,
             ready: AtomicBool::new(false),
         }
     }
@@ -67,6 +80,14 @@ impl NamespaceCache {
     pub fn with_policy(self, store: Store<ConfigMap>, namespace: &str) -> Self {
         Self {
             policy: Some((store, namespace.to_string())),
+            ..self
+        }
+    }
+
+    /// Judges `sluice.dev/router` by what `routes` discovered.
+    pub fn with_routes(self, routes: AnyRouter) -> Self {
+        Self {
+            routes: Some(routes),
             ..self
         }
     }
@@ -129,6 +150,18 @@ impl ClusterView for NamespaceCache {
             tracing::warn!("break-glass Event not recorded ({e}); the admission log has it");
         }
     }
+
+    fn route_discovery(&self) -> Option<Discovery> {
+        let routes = self.routes.as_ref()?;
+        let discovery = routes.discovery();
+        if RouterKind::ALL
+            .into_iter()
+            .any(|kind| served(kind, &discovery).is_err())
+        {
+            routes.rediscover_soon();
+        }
+        Some(discovery)
+    }
 }
 
 /// A fixed [`ClusterView`]: for tests, benchmarks and the sandbox's scripted scenarios.
@@ -144,6 +177,8 @@ pub struct StaticView {
     pub policy: Option<BTreeMap<String, String>>,
     /// Break-glass records handed over, in order.
     pub break_glass: Arc<Mutex<Vec<BreakGlass>>>,
+    /// What [`ClusterView::route_discovery`] answers.
+    pub discovery: Option<Discovery>,
 }
 
 impl StaticView {
@@ -196,6 +231,10 @@ impl ClusterView for StaticView {
         if let Ok(mut r) = self.break_glass.lock() {
             r.push(record);
         }
+    }
+
+    fn route_discovery(&self) -> Option<Discovery> {
+        self.discovery.clone()
     }
 }
 

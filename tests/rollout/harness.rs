@@ -19,6 +19,7 @@ use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 use sluice::controller::status::{Phase, RolloutStatus};
 pub use sluice::policy::values::RouterKind;
+use sluice::routing::nginx;
 use sluice::routing::smi::weight_milli;
 use sluice::sandbox::apiserver::Identity;
 use sluice::sandbox::apiserver::fault::FaultPlan;
@@ -276,6 +277,25 @@ impl Harness {
             )
             .await
             .unwrap();
+        if self.router == RouterKind::Nginx {
+            // The app's own Ingress (`sluice.dev/ingress` defaults to the Deployment's name).
+            let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": APP},
+                "spec": {"ingressClassName": "nginx", "rules": [{"host": format!("{APP}.example.com"),
+                    "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                        "backend": {"service": {"name": APP, "port": {"number": 9898}}}}]}}]}});
+            Api::<DynamicObject>::namespaced_with(
+                self.client.clone(),
+                &self.ns,
+                &nginx::api_resource(),
+            )
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(ingress).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
         let interval = humantime::format_duration(self.interval()).to_string();
         let mut d = json!({
             "metadata": {"name": APP, "labels": {"app": APP}, "annotations": {
@@ -362,9 +382,13 @@ impl Harness {
             .unwrap_or_else(|e| panic!("patching {}/{APP}: {e}", self.ns))
     }
 
-    /// Sends `rps` requests per second to the apex Service.
+    /// Sends `rps` requests per second to the apex Service (with `nginx`, into the app's
+    /// Ingress, as clients outside the mesh do).
     pub async fn set_load(&self, rps: f64) {
         match &self.backend {
+            Backend::Sandbox(p) if self.router == RouterKind::Nginx => {
+                p.sandbox.mesh.set_ingress_load(&self.ns, APP, rps)
+            }
             Backend::Sandbox(p) => p.sandbox.mesh.set_load(&self.ns, APP, rps),
             Backend::Cluster(c) => c.set_load(rps).await,
         }
@@ -395,8 +419,20 @@ impl Harness {
 
     /// Percent of the route's traffic to `app-primary` and to `app-canary`, read from the
     /// route the app's router writes (independently of Sluice's own parsers): the
-    /// TrafficSplit's backends, or the HTTPRoute's first rule (weights default to 1).
+    /// TrafficSplit's backends, the HTTPRoute's first rule (weights default to 1), or the
+    /// canary Ingress's `canary-weight` (out of 100).
     pub async fn route_weights(&self) -> Option<(u32, u32)> {
+        if self.router == RouterKind::Nginx {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &self.ns, &nginx::api_resource());
+            let canary = api.get_opt(&format!("{APP}-canary")).await.ok()??;
+            let annotations = canary.metadata.annotations?;
+            if annotations.get(nginx::CANARY).map(String::as_str) != Some("true") {
+                return None;
+            }
+            let c: u32 = annotations.get(nginx::CANARY_WEIGHT)?.parse().ok()?;
+            return (c <= 100).then(|| (100 - c, c));
+        }
         let (group, versions, kind, plural) = match self.router {
             RouterKind::GatewayApi => (
                 "gateway.networking.k8s.io",

@@ -4,13 +4,15 @@
 //!
 //! Every scenario runs with `sluice.dev/router: smi`; the core ones (a healthy canary, a
 //! failing one, a controller stopped mid-rollout) also run with `gateway-api`, through an
-//! HTTPRoute, to keep the suite's wall time within budget.
+//! HTTPRoute, and the first two with `nginx`, through a canary Ingress (`nginx.rs`), to keep the
+//! suite's wall time within budget.
 
 mod baseline;
 mod cluster;
 mod crash_sweep;
 mod harness;
 mod hooks;
+mod nginx;
 mod observer;
 mod process;
 mod prom_faults;

@@ -1,18 +1,20 @@
-//! Mesh simulator: sends a configured request rate to apex Services, splits it by the
-//! stored TrafficSplit or HTTPRoute weights over the READY simulated pods, and exports what
-//! the "proxies" counted in Linkerd's metric format on a plain-HTTP `/metrics`.
+//! Mesh simulator: sends a configured request rate to apex Services (or into Ingresses), splits
+//! it by the stored TrafficSplit or HTTPRoute weights (or ingress-nginx's canary annotations)
+//! over the READY simulated pods, and exports what the "proxies" counted in Linkerd's metric
+//! format on a plain-HTTP `/metrics`.
 //!
 //! ```text
-//! every tick:  load(ns, apex) × elapsed ──► requests ──► class (by share)
-//!                 routing::RouteTable::resolve ──► backend Service (smooth weighted RR)
+//! every tick:  load(ns, apex | ingress) × elapsed ──► requests ──► class (by share)
+//!                 routing::RouteTable::resolve (apex) | resolve_ingress (ingress)
+//!                   ──► backend Service (smooth weighted RR)
 //!                 selector ⊆ labels, ready pods from the PodTable ──► pod (round robin)
 //!                 profile of the pod's image ──► success/failure (accumulator), latency (log-normal)
 //!                 ──► Ledger: /metrics, per-second traffic, counter history (CounterSource)
 //! ```
 //!
 //! It reads the cluster only through a `kube::Client`: reflectors on Services, TrafficSplits
-//! (v1alpha2 if served, else v1alpha1), Linkerd ServiceProfiles (`linkerd.io/v1alpha2`) and
-//! HTTPRoutes (`gateway.networking.k8s.io/v1`). A
+//! (v1alpha2 if served, else v1alpha1), Linkerd ServiceProfiles (`linkerd.io/v1alpha2`),
+//! HTTPRoutes (`gateway.networking.k8s.io/v1`) and Ingresses (`networking.k8s.io/v1`). A
 //! routing API that is not served when the simulator starts counts as "no routes of that
 //! kind" for the simulator's life. Ticks begin once every reflector has listed, so no request
 //! is routed on an empty cache.
@@ -23,7 +25,11 @@
 //!   with `error_rate` 0.01 fails exactly one request in every hundred it answers.
 //! - Latency is drawn from a log-normal fitted to the profile's p50 and p99 with a seeded
 //!   generator: the same seed and the same request order give the same samples.
+//! - Traffic that enters through Ingress `name` is counted (in [`MeshSimulator::traffic`]) under
+//!   `name`, as traffic to an apex Service is under the Service's name; the pods' Linkerd
+//!   metrics are the same whichever way a request came.
 
+pub mod ingress;
 pub mod ledger;
 pub mod routing;
 
@@ -165,7 +171,22 @@ pub fn sample_latency(profile: &Profile, rng: &mut fastrand::Rng) -> f64 {
 
 type Key = (String, String);
 
-/// The requests configured for one apex Service.
+/// Where a load enters: an apex Service, or an Ingress.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Entry {
+    Service(String),
+    Ingress(String),
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        match self {
+            Entry::Service(n) | Entry::Ingress(n) => n,
+        }
+    }
+}
+
+/// The requests configured for one apex Service or Ingress.
 #[derive(Default)]
 struct Load {
     rps: f64,
@@ -211,7 +232,7 @@ impl TickCache {
 
 /// The simulation itself, independent of any I/O.
 struct Mesh {
-    loads: BTreeMap<Key, Load>,
+    loads: BTreeMap<(String, Entry), Load>,
     profiles: BTreeMap<String, Profile>,
     route_rr: BTreeMap<String, Swrr>,
     pod_rr: BTreeMap<Key, u64>,
@@ -233,14 +254,22 @@ impl Mesh {
         }
     }
 
-    fn load_mut(&mut self, namespace: &str, service: &str) -> &mut Load {
+    fn load_mut(&mut self, namespace: &str, entry: Entry) -> &mut Load {
         self.loads
-            .entry((namespace.to_string(), service.to_string()))
+            .entry((namespace.to_string(), entry))
             .or_default()
     }
 
     fn set_load(&mut self, namespace: &str, service: &str, rps: f64) {
-        let load = self.load_mut(namespace, service);
+        self.set_entry_load(namespace, Entry::Service(service.to_string()), rps);
+    }
+
+    fn set_ingress_load(&mut self, namespace: &str, ingress: &str, rps: f64) {
+        self.set_entry_load(namespace, Entry::Ingress(ingress.to_string()), rps);
+    }
+
+    fn set_entry_load(&mut self, namespace: &str, entry: Entry, rps: f64) {
+        let load = self.load_mut(namespace, entry);
         if rps > 0.0 && rps.is_finite() {
             load.rps = rps;
         } else {
@@ -249,8 +278,8 @@ impl Mesh {
         }
     }
 
-    fn set_classes(&mut self, namespace: &str, service: &str, classes: Vec<RequestClass>) {
-        let load = self.load_mut(namespace, service);
+    fn set_classes(&mut self, namespace: &str, entry: Entry, classes: Vec<RequestClass>) {
+        let load = self.load_mut(namespace, entry);
         load.classes = classes;
         load.class_rr = Swrr::default();
     }
@@ -258,9 +287,9 @@ impl Mesh {
     /// Sends `elapsed` worth of every load at time `now`.
     fn tick(&mut self, routes: &RouteTable, pods: &PodTable, elapsed: Duration, now: SystemTime) {
         let mut cache = TickCache::default();
-        let keys: Vec<Key> = self.loads.keys().cloned().collect();
-        for (ns, apex) in keys {
-            let Some(load) = self.loads.get_mut(&(ns.clone(), apex.clone())) else {
+        let keys: Vec<(String, Entry)> = self.loads.keys().cloned().collect();
+        for (ns, entry) in keys {
+            let Some(load) = self.loads.get_mut(&(ns.clone(), entry.clone())) else {
                 continue;
             };
             let due = load.rps * elapsed.as_secs_f64() + load.carry;
@@ -268,9 +297,14 @@ impl Mesh {
             load.carry = due - n;
             let requests: Vec<Headers> = (0..n as u64).map(|_| Self::next_class(load)).collect();
             for headers in requests {
-                if let Some(pod) = self.route(routes, pods, &mut cache, &ns, &apex, &headers) {
+                let decision = match &entry {
+                    Entry::Service(apex) => routes.resolve(&ns, apex, &headers),
+                    Entry::Ingress(ingress) => routes.resolve_ingress(&ns, ingress, &headers),
+                };
+                let rr = format!("{ns}/{entry:?}");
+                if let Some(pod) = self.route(routes, pods, &mut cache, &rr, decision) {
                     let response = self.respond(&pod);
-                    self.ledger.record(&apex, &pod, response, now);
+                    self.ledger.record(entry.name(), &pod, response, now);
                 }
             }
         }
@@ -307,17 +341,17 @@ impl Mesh {
             .unwrap_or_default()
     }
 
-    /// The pod that answers one request to `apex`, if any.
+    /// The pod that answers one request routed by `decision`, if any; `rr` names the load
+    /// for the round-robin memory.
     fn route(
         &mut self,
         routes: &RouteTable,
         pods: &PodTable,
         cache: &mut TickCache,
-        ns: &str,
-        apex: &str,
-        headers: &Headers,
+        rr: &str,
+        decision: Decision,
     ) -> Option<SimPod> {
-        let Decision::Backends { route, backends } = routes.resolve(ns, apex, headers) else {
+        let Decision::Backends { route, backends } = decision else {
             return None;
         };
         let keys: Vec<String> = backends
@@ -331,7 +365,7 @@ impl Mesh {
             .collect();
         let picked = self
             .route_rr
-            .entry(format!("{ns}/{apex}/{route}"))
+            .entry(format!("{rr}/{route}"))
             .or_default()
             .pick(&items)?;
         let backend = &backends[keys.iter().position(|k| k == picked)?];
@@ -394,12 +428,13 @@ struct Stores {
     splits: Option<Store<DynamicObject>>,
     profiles: Option<Store<DynamicObject>>,
     routes: Option<Store<DynamicObject>>,
+    ingresses: Option<Store<DynamicObject>>,
 }
 
 impl Stores {
     async fn wait_until_ready(&self) {
         let _ = self.services.wait_until_ready().await;
-        for store in [&self.splits, &self.profiles, &self.routes]
+        for store in [&self.splits, &self.profiles, &self.routes, &self.ingresses]
             .into_iter()
             .flatten()
         {
@@ -440,6 +475,12 @@ impl Stores {
             let route =
                 routing::parse_http_route(&ns, &obj.name_any(), &created, &obj.data["spec"]);
             table.http_routes.push(route);
+        }
+        for obj in self.ingresses.iter().flat_map(Store::state) {
+            let ns = obj.namespace().unwrap_or_default();
+            let metadata = serde_json::to_value(&obj.metadata).unwrap_or_default();
+            let ing = ingress::parse_ingress(&ns, &obj.name_any(), &metadata, &obj.data["spec"]);
+            table.ingresses.push(ing);
         }
         table
     }
@@ -520,6 +561,14 @@ impl MeshSimulator {
             "httproutes",
         )
         .await?;
+        let ingress_ar = served(
+            &client,
+            "networking.k8s.io",
+            &["v1"],
+            "Ingress",
+            "ingresses",
+        )
+        .await?;
         let profile_ar = served(
             &client,
             "linkerd.io",
@@ -548,6 +597,7 @@ impl MeshSimulator {
             splits: dynamic(split_ar),
             profiles: dynamic(profile_ar),
             routes: dynamic(route_ar),
+            ingresses: dynamic(ingress_ar),
         };
 
         let shared = Arc::new(Shared {
@@ -596,9 +646,27 @@ impl MeshSimulator {
         self.shared.mesh().set_load(namespace, service, rps);
     }
 
+    /// Sends `rps` requests per second into Ingress `ingress` (0 stops it): they go where
+    /// ingress-nginx would send them, canary annotations included ([`ingress`]).
+    pub fn set_ingress_load(&self, namespace: &str, ingress: &str, rps: f64) {
+        self.shared.mesh().set_ingress_load(namespace, ingress, rps);
+    }
+
     /// Splits the Service's requests into classes by share (none: one plain class).
     pub fn set_request_classes(&self, namespace: &str, service: &str, classes: Vec<RequestClass>) {
-        self.shared.mesh().set_classes(namespace, service, classes);
+        let entry = Entry::Service(service.to_string());
+        self.shared.mesh().set_classes(namespace, entry, classes);
+    }
+
+    /// Splits the requests entering through Ingress `ingress` into classes by share.
+    pub fn set_ingress_request_classes(
+        &self,
+        namespace: &str,
+        ingress: &str,
+        classes: Vec<RequestClass>,
+    ) {
+        let entry = Entry::Ingress(ingress.to_string());
+        self.shared.mesh().set_classes(namespace, entry, classes);
     }
 
     /// How pods running `image` answer from now on.
@@ -609,7 +677,8 @@ impl MeshSimulator {
             .insert(image.to_string(), profile);
     }
 
-    /// The last 15 minutes of requests to `service`, per second, by receiving Deployment.
+    /// The last 15 minutes of requests to `service` (or into the Ingress of that name), per
+    /// second, by receiving Deployment.
     pub fn traffic(&self, namespace: &str, service: &str) -> Vec<TrafficSecond> {
         self.shared.mesh().ledger.traffic(namespace, service)
     }

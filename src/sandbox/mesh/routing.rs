@@ -167,6 +167,8 @@ pub struct RouteTable {
     pub splits: Vec<Split>,
     pub profiles: Vec<ServiceProfile>,
     pub http_routes: Vec<HttpRoute>,
+    /// Ingresses, for traffic that enters through one ([`super::ingress`]).
+    pub ingresses: Vec<super::ingress::IngressRoute>,
 }
 
 /// A problem with a stored routing object (the object is skipped).
@@ -498,19 +500,21 @@ impl Swrr {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use serde_json::json;
 
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> Headers {
+    /// Request headers from `(name, value)` pairs.
+    pub(crate) fn headers(pairs: &[(&str, &str)]) -> Headers {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     }
 
-    fn backends(d: &Decision) -> Vec<(String, f64)> {
+    /// `(service, weight)` of a decision's backends; none when dropped.
+    pub(crate) fn backends(d: &Decision) -> Vec<(String, f64)> {
         match d {
             Decision::Backends { backends, .. } => backends
                 .iter()

@@ -230,7 +230,7 @@ fn header_classes_follow_the_httproute_match() {
     mesh.set_load("ns", "app", 100.0);
     mesh.set_classes(
         "ns",
-        "app",
+        Entry::Service("app".into()),
         vec![
             RequestClass {
                 name: "insiders".into(),
@@ -312,4 +312,132 @@ fn a_zero_load_stops_traffic() {
         mesh.tick(&table, &pods, TICK, start_time() + TICK * i);
     }
     assert_eq!(mesh.ledger.traffic("ns", "app").len(), before);
+}
+
+/// `mk_cluster` mid-rollout behind Ingress `app`: the apex selects the primary's pods, and
+/// Sluice's canary Ingress `app-canary` sends `weight` percent to `app-canary`, with `extra`
+/// canary annotations.
+fn with_canary_ingress(weight: u32, extra: serde_json::Value) -> (RouteTable, PodTable) {
+    let (mut table, pods) = mk_cluster();
+    table.services.insert(
+        ("ns".into(), "app".into()),
+        ServiceInfo {
+            selector: Some(labels(&[("app", "app-primary")])),
+        },
+    );
+    let to = |svc: &str| json!({"service": {"name": svc, "port": {"number": 80}}});
+    let rules = |svc: &str| {
+        json!([{"host": "app.example.com", "http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": to(svc)}]}}])
+    };
+    table.ingresses.push(ingress::parse_ingress(
+        "ns",
+        "app",
+        &json!({}),
+        &json!({"rules": rules("app")}),
+    ));
+    let mut annotations = json!({
+        ingress::CANARY: "true",
+        ingress::CANARY_WEIGHT: weight.to_string(),
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        annotations[k] = v.clone();
+    }
+    table.ingresses.push(ingress::parse_ingress(
+        "ns",
+        "app-canary",
+        &json!({"annotations": annotations}),
+        &json!({"rules": rules("app-canary")}),
+    ));
+    (table, pods)
+}
+
+#[test]
+fn traffic_into_an_ingress_follows_its_canary_weight_and_counts_in_the_pods_metrics() {
+    let (table, pods) = with_canary_ingress(20, json!({}));
+    let mut mesh = Mesh::new(7);
+    mesh.set_ingress_load("ns", "app", 50.0);
+    run(&mut mesh, &table, &pods, 4);
+    let traffic = mesh.ledger.traffic("ns", "app");
+    assert_eq!(traffic.len(), 4);
+    for second in &traffic {
+        assert_eq!(second.by_deployment.get("app"), Some(&10), "{second:?}");
+        assert_eq!(
+            second.by_deployment.get("app-primary"),
+            Some(&40),
+            "{second:?}"
+        );
+    }
+    let at = start_time() + Duration::from_secs(10);
+    let canary = mesh
+        .ledger
+        .counters_at("ns", "app", at)
+        .expect("canary counters");
+    let primary = mesh
+        .ledger
+        .counters_at("ns", "app-primary", at)
+        .expect("primary counters");
+    assert_eq!((canary.requests, primary.requests), (40, 160));
+    assert!(
+        mesh.ledger
+            .exposition()
+            .contains("request_total{namespace=\"ns\",deployment=\"app\",pod=\"app-h-1\"")
+    );
+}
+
+#[test]
+fn an_ingress_canary_takes_requests_with_its_header_or_cookie_whatever_the_weight() {
+    let (table, pods) = with_canary_ingress(
+        0,
+        json!({ingress::CANARY_BY_HEADER: "x-canary", ingress::CANARY_BY_COOKIE: "canary"}),
+    );
+    let mut mesh = Mesh::new(7);
+    mesh.set_ingress_load("ns", "app", 40.0);
+    mesh.set_classes(
+        "ns",
+        Entry::Ingress("app".into()),
+        vec![
+            RequestClass {
+                name: "header".into(),
+                share: 1.0,
+                headers: labels(&[("X-Canary", "always")]),
+                ..Default::default()
+            },
+            RequestClass {
+                name: "cookie".into(),
+                share: 1.0,
+                cookies: labels(&[("canary", "always")]),
+                ..Default::default()
+            },
+            RequestClass {
+                name: "never".into(),
+                share: 1.0,
+                headers: labels(&[("X-Canary", "never")]),
+                cookies: labels(&[("canary", "always")]),
+            },
+            RequestClass {
+                name: "everyone".into(),
+                share: 1.0,
+                ..Default::default()
+            },
+        ],
+    );
+    run(&mut mesh, &table, &pods, 3);
+    for second in mesh.ledger.traffic("ns", "app") {
+        assert_eq!(second.by_deployment.get("app"), Some(&20), "{second:?}");
+        assert_eq!(
+            second.by_deployment.get("app-primary"),
+            Some(&20),
+            "{second:?}"
+        );
+    }
+}
+
+#[test]
+fn a_load_into_an_ingress_that_does_not_exist_reaches_nobody() {
+    let (table, pods) = mk_cluster();
+    let mut mesh = Mesh::new(7);
+    mesh.set_ingress_load("ns", "app", 10.0);
+    run(&mut mesh, &table, &pods, 1);
+    assert!(mesh.ledger.traffic("ns", "app").is_empty());
 }

@@ -6,6 +6,7 @@
 //! generated object (managed-by: sluice + controlling Deployment)? ── UPDATE/DELETE ─► Forbid
 //! apex Service while sluice.dev/apex-selector is kept: selector or annotation changed ─► Forbid
 //! Deployment / Namespace / sluice-policy: sluice.dev settings changed ─► policy::settings ─► Forbid
+//!                  router set to one whose route API is not served (routing::served) ─► Forbid
 //! managed Deployment: spec.paused true ─► false while held ─► Forbid
 //! managed Deployment: template changed in a freeze window ─┬─ new break-glass ─► BreakGlass
 //!                                                          └─ otherwise ─────► Forbid
@@ -27,6 +28,13 @@
 //!   are refused to change; its ports, labels and other annotations stay the user's.
 //! - Un-pausing: only an explicit `spec.paused: false` is refused; an update that merely omits
 //!   `paused` (kubectl replace) is paused again by the mutating webhook.
+//! - Router: a `router` that a Deployment, Namespace or `sluice-policy` sets (or changes to)
+//!   is refused when its route API is not served, judged from the cached discovery
+//!   ([`ClusterView::route_discovery`]) with the same words as phase `Blocked`
+//!   ([`crate::routing::served`]). A value already there is not judged again, so an API that
+//!   goes away blocks the rollout (phase `Blocked`) rather than every later edit; an unknown
+//!   discovery refuses nothing (the controller still blocks), and an unmanaged Deployment's
+//!   value is not judged.
 //! - Freeze: windows resolve like every setting (Namespace over cluster). `break-glass` must
 //!   carry a non-empty reason that is new in this update, so a reason left on the Deployment
 //!   does not open every later freeze.
@@ -42,6 +50,8 @@ use crate::controller::status::RolloutStatus;
 use crate::policy::freeze::frozen_until;
 use crate::policy::keys::{APEX_SELECTOR_ANNOTATION, Control, STABLE_TEMPLATE_ANNOTATION};
 use crate::policy::settings::{self, Layers, Level, PolicyError, Source};
+use crate::policy::values::RouterKind;
+use crate::routing::{Discovery, served};
 use crate::webhook::review::{Object, Request};
 use crate::webhook::view::{ClusterView, POLICY_CONFIGMAP};
 
@@ -67,7 +77,8 @@ pub enum Resource {
     Namespace,
     ConfigMap,
     Service,
-    /// A TrafficSplit or an HTTPRoute.
+    /// A TrafficSplit, an HTTPRoute, or an Ingress (the canary Ingress is Sluice's; the user's
+    /// carries no managed-by label and is not judged).
     Route,
 }
 
@@ -84,7 +95,8 @@ impl Resource {
             ("", "configmaps") => Some(Resource::ConfigMap),
             ("", "services") => Some(Resource::Service),
             ("split.smi-spec.io", "trafficsplits")
-            | ("gateway.networking.k8s.io", "httproutes") => Some(Resource::Route),
+            | ("gateway.networking.k8s.io", "httproutes")
+            | ("networking.k8s.io", "ingresses") => Some(Resource::Route),
             _ => None,
         }
     }
@@ -164,6 +176,40 @@ pub fn apex(req: &Request, new: Option<&Object>, old: Option<&Object>) -> Verdic
     ))
 }
 
+/// Whether the request addresses the `sluice-policy` ConfigMap in Sluice's namespace.
+pub fn is_policy(req: &Request, sluice_ns: Option<&str>) -> bool {
+    req.name == POLICY_CONFIGMAP && req.namespace.as_deref() == sluice_ns
+}
+
+/// A refusal of router `key` (`sluice.dev/router`, or `router` in `sluice-policy`) in `new`
+/// when CREATE sets it or the update changes it to a router whose route API `discovery`
+/// says is not served.
+pub fn router_served(
+    req: &Request,
+    key: &str,
+    new: &BTreeMap<String, String>,
+    old: Option<&BTreeMap<String, String>>,
+    discovery: Option<&Discovery>,
+) -> Verdict {
+    let (Some(value), Some(discovery)) = (new.get(key), discovery) else {
+        return Verdict::Allow;
+    };
+    if old.and_then(|o| o.get(key)) == Some(value) {
+        return Verdict::Allow;
+    }
+    // An invalid value is refused by the settings checks, with their message.
+    let Ok(kind) = value.trim().parse::<RouterKind>() else {
+        return Verdict::Allow;
+    };
+    match served(kind, discovery) {
+        Ok(()) => Verdict::Allow,
+        Err(reason) => Verdict::Forbid(format!(
+            "{}: {key}: {value} cannot route here: {reason}",
+            subject(req)
+        )),
+    }
+}
+
 /// Invalid `sluice.dev/*` annotations of a Namespace, when the update changes them.
 pub fn namespace_settings(req: &Request, new: Option<&Object>, old: Option<&Object>) -> Verdict {
     let Some(new) = new else {
@@ -189,7 +235,7 @@ pub fn policy_settings(
     let Some(new) = new else {
         return Verdict::Allow;
     };
-    if req.name != POLICY_CONFIGMAP || req.namespace.as_deref() != sluice_ns {
+    if !is_policy(req, sluice_ns) {
         return Verdict::Allow;
     }
     if old.is_some_and(|o| o.data == new.data) {

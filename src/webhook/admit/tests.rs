@@ -513,3 +513,112 @@ fn a_review_without_a_request_is_refused_as_a_bad_request_by_both_webhooks() {
         assert!(resp.result.message.contains("has no `request`"), "{resp:?}");
     }
 }
+
+/// The captures' namespace on a cluster that serves TrafficSplits and Ingresses, not HTTPRoutes.
+fn without_httproutes() -> StaticView {
+    StaticView {
+        discovery: Some(
+            crate::routing::Discovery::default()
+                .with("split.smi-spec.io/v1alpha2", "trafficsplits")
+                .with("networking.k8s.io/v1", "ingresses"),
+        ),
+        ..shop()
+    }
+}
+
+#[test]
+fn setting_a_router_whose_api_is_not_served_is_refused_naming_the_api_and_what_to_install() {
+    for name in ["deployment-update-image.json", "deployment-create.json"] {
+        let mut v = fixture(name);
+        v["request"]["object"]["metadata"]["annotations"]["sluice.dev/router"] =
+            json!("gateway-api");
+        let resp = validate(&review(&v), &without_httproutes(), SLUICE_USER);
+        assert!(!resp.allowed, "{name}");
+        assert_eq!(resp.result.code, 403, "{name}");
+        let msg = &resp.result.message;
+        for part in [
+            "Deployment shop/podinfo",
+            "sluice.dev/router: gateway-api",
+            "gateway.networking.k8s.io/v1 httproutes",
+            "install the Gateway API CRDs",
+        ] {
+            assert!(msg.contains(part), "{name}: {part:?} missing from {msg}");
+        }
+        v["request"]["object"]["metadata"]["annotations"]["sluice.dev/router"] = json!("nginx");
+        let resp = validate(&review(&v), &without_httproutes(), SLUICE_USER);
+        assert!(resp.allowed, "{name}: {}", resp.result.message);
+    }
+}
+
+#[test]
+fn a_router_already_set_or_an_unknown_discovery_refuses_nothing() {
+    let mut v = fixture("deployment-update-image.json");
+    v["request"]["object"]["metadata"]["annotations"]["sluice.dev/router"] = json!("gateway-api");
+    assert!(
+        validate(&review(&v), &shop(), SLUICE_USER).allowed,
+        "no discovery known"
+    );
+    v["request"]["oldObject"]["metadata"]["annotations"]["sluice.dev/router"] =
+        json!("gateway-api");
+    let resp = validate(&review(&v), &without_httproutes(), SLUICE_USER);
+    assert!(resp.allowed, "{}", resp.result.message);
+}
+
+#[test]
+fn a_namespace_and_the_cluster_policy_cannot_choose_an_unserved_router_either() {
+    let reviewed = |resource: &str, kind: &str, ns: Option<&str>, name: &str, new: Value| {
+        let mut request = json!({
+            "uid": "u-1",
+            "kind": {"group": "", "version": "v1", "kind": kind},
+            "resource": {"group": "", "version": "v1", "resource": resource},
+            "name": name, "operation": "UPDATE",
+            "userInfo": {"username": "alice"},
+            "object": new, "oldObject": {"metadata": {"name": name}},
+        });
+        if let Some(ns) = ns {
+            request["namespace"] = json!(ns);
+        }
+        review(
+            &json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": request}),
+        )
+    };
+    let namespace = reviewed(
+        "namespaces",
+        "Namespace",
+        None,
+        "shop",
+        json!({"metadata": {"name": "shop", "annotations": {"sluice.dev/router": "gateway-api"}}}),
+    );
+    let resp = validate(&namespace, &without_httproutes(), SLUICE_USER);
+    assert!(!resp.allowed);
+    assert!(
+        resp.result
+            .message
+            .contains("gateway.networking.k8s.io/v1 httproutes"),
+        "{}",
+        resp.result.message
+    );
+    let policy = reviewed(
+        "configmaps",
+        "ConfigMap",
+        Some("sluice-system"),
+        "sluice-policy",
+        json!({"metadata": {"name": "sluice-policy"}, "data": {"router": "gateway-api"}}),
+    );
+    let resp = validate(&policy, &without_httproutes(), SLUICE_USER);
+    assert!(!resp.allowed);
+    assert!(
+        resp.result.message.contains("router: gateway-api"),
+        "{}",
+        resp.result.message
+    );
+    let other = reviewed(
+        "configmaps",
+        "ConfigMap",
+        Some("shop"),
+        "sluice-policy",
+        json!({"metadata": {"name": "sluice-policy"}, "data": {"router": "gateway-api"}}),
+    );
+    assert!(validate(&other, &without_httproutes(), SLUICE_USER).allowed);
+}

@@ -327,6 +327,7 @@ fn generated_req(
         "Deployment" => ("apps", "deployments"),
         "Service" => ("", "services"),
         "TrafficSplit" => ("split.smi-spec.io", "trafficsplits"),
+        "Ingress" => ("networking.k8s.io", "ingresses"),
         _ => ("gateway.networking.k8s.io", "httproutes"),
     };
     let mut edited = generated_object(name);
@@ -354,6 +355,7 @@ fn hand_edits_and_deletions_of_every_generated_object_are_refused() {
         ("Service", "web-canary"),
         ("TrafficSplit", "web"),
         ("HTTPRoute", "web"),
+        ("Ingress", "web-canary"),
     ] {
         for op in ["UPDATE", "DELETE"] {
             let resp = generated_req(kind, name, op, ALICE).validate(&view);
