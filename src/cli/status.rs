@@ -159,7 +159,10 @@ pub fn cells(r: &Rollout, wide: bool, namespaces: bool, now: SystemTime) -> Vec<
     let mut row = vec![
         r.name.clone(),
         phase,
-        format!("{}%", s.weight),
+        match s.iteration_goal.filter(|_| !s.phase.is_at_rest()) {
+            Some(n) => format!("{}% (iteration {}/{n})", s.weight, s.iterations.min(n)),
+            None => format!("{}%", s.weight),
+        },
         dash(s.revision.clone().unwrap_or_default()),
         dash(s.stable_revision.clone().unwrap_or_default()),
         format!(

@@ -185,6 +185,8 @@ pub fn plan(s: &Settings) -> Plan {
         threshold: s.threshold,
         progress_deadline: s.progress_deadline,
         hooks: s.webhooks.iter().map(|h| h.kind).collect(),
+        strategy: s.strategy,
+        iterations: s.iterations,
     }
 }
 
