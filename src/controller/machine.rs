@@ -1147,8 +1147,8 @@ fn promote_or_wait(d: &mut Decision, obs: &Observation, plan: &Plan) {
     let weight = d.status.weight;
     let revision = d.short_revision();
     let passed = match plan.blue_green() {
-        true => format!("{} passing iterations", d.status.iterations),
-        false => format!("max weight {weight}%"),
+        true => format!("after {} passing iterations", d.status.iterations),
+        false => format!("at max weight {weight}%"),
     };
     if plan.hooks.contains(&HookType::ConfirmPromotion) {
         let why = match &obs.hooks.confirm_promotion {
@@ -1162,13 +1162,13 @@ fn promote_or_wait(d: &mut Decision, obs: &Observation, plan: &Plan) {
                     EventType::Normal,
                     "WaitingPromotion",
                     format!(
-                        "analysis passed at {passed}; revision {revision} waits for its confirm-promotion hook ({why}) while the analysis goes on"
+                        "analysis passed {passed}; revision {revision} waits for its confirm-promotion hook ({why}) while the analysis goes on"
                     ),
                 );
             }
             d.enter(Phase::WaitingPromotion, obs.now);
             d.status.message = format!(
-                "waiting for confirm-promotion at {passed}: {why}; set {} to promote without it",
+                "waiting for confirm-promotion ({passed}): {why}; set {} to promote without it",
                 Control::Promote.annotation()
             );
             return;
@@ -1179,7 +1179,7 @@ fn promote_or_wait(d: &mut Decision, obs: &Observation, plan: &Plan) {
     d.event(
         EventType::Normal,
         "Promoting",
-        format!("analysis passed at {passed}; switching all traffic to revision {revision}"),
+        format!("analysis passed {passed}; switching all traffic to revision {revision}"),
     );
     d.requeue = Some(Duration::ZERO);
 }

@@ -6,6 +6,7 @@
 //! failing one, a controller stopped mid-rollout) also run with `gateway-api`, through an
 //! HTTPRoute, to keep the suite's wall time within budget.
 
+mod bluegreen;
 mod cluster;
 mod crash_sweep;
 mod harness;
