@@ -5,12 +5,21 @@
 //! route, so the built-in checks judge it, and it is not live traffic (the observer counts
 //! only requests to the apex Service). A cluster has no such load generator here: on one these
 //! scenarios say so and stop.
+//!
+//! Also here (issue 6, HPA): a canary rollout of an app scaled by a HorizontalPodAutoscaler.
+//! The sandbox serves HPAs (autoscaling/v2) but runs no HPA controller: nothing scales either
+//! Deployment, so the scenario checks the copy `app-primary` (spec, target), the primary's
+//! starting replicas (the HPA's minimum, above the app's), and that nothing is left behind.
 
 use std::time::SystemTime;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::{Api, PostParams};
 use serde_json::json;
 use sluice::controller::status::Phase;
 
+use super::{eventually, eventually_status};
 use crate::harness::{APP, Harness, RouterKind, THRESHOLD, Version};
 use crate::observer::follow;
 
@@ -139,6 +148,59 @@ async fn a_failing_blue_green_is_rolled_back_with_no_live_traffic_ever_served_by
         "the analysis judged load on {APP}-canary"
     );
     assert!(h.runs(&h.api.get(APP).await.unwrap(), Version::Stable));
+    super::assert_back_at_rest(&h).await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_on_the_app_is_copied_to_the_primary_for_the_rollout_and_removed_after() {
+    let h = Harness::start(RouterKind::Smi).await;
+    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(h.client.clone(), &h.ns);
+    let user: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": APP},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
+            "minReplicas": 3, "maxReplicas": 5,
+            "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 2, "periodSeconds": 30}]}},
+            "metrics": [{"type": "Resource",
+                "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "200Mi"}}}]
+        }
+    }))
+    .unwrap();
+    hpas.create(&PostParams::default(), &user).await.unwrap();
+    let primary_name = format!("{APP}-primary");
+    h.roll_to(Version::Good(1)).await;
+    let during = async {
+        eventually_status(&h, "the rollout runs", |s| s.phase == Phase::Progressing).await;
+        let copy = hpas.get(&primary_name).await.expect("the HPA copy exists");
+        let mut want = user.spec.clone().unwrap();
+        want.scale_target_ref.name = primary_name.clone();
+        assert_eq!(
+            copy.spec.unwrap(),
+            want,
+            "the user's HPA, aimed at the primary"
+        );
+        let labels = copy.metadata.labels.unwrap_or_default();
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "sluice");
+        assert_eq!(copy.metadata.owner_references.unwrap()[0].name, APP);
+        let primary = Api::<Deployment>::namespaced(h.client.clone(), &h.ns)
+            .get(&primary_name)
+            .await
+            .unwrap();
+        assert_eq!(
+            primary.spec.unwrap().replicas,
+            Some(3),
+            "the primary starts at the HPA's minimum, above the app's 2 replicas"
+        );
+    };
+    let (story, ()) = tokio::join!(follow(&h), during);
+    assert_eq!(story.last.phase, Phase::Succeeded, "{:?}", story.points);
+    eventually(&h, "the HPA copy is deleted", || async {
+        hpas.get_opt(&primary_name).await.unwrap().is_none()
+    })
+    .await;
+    let kept = hpas.get(APP).await.expect("the user's HPA is kept");
+    assert_eq!(kept.spec.unwrap().scale_target_ref.name, APP);
     super::assert_back_at_rest(&h).await;
     h.finish().await;
 }
