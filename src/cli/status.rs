@@ -602,6 +602,16 @@ mod tests {
     }
 
     #[test]
+    fn a_blue_green_rollout_shows_its_iteration_in_the_weight_column_until_it_ends() {
+        let mut r = of(Phase::Progressing, 0);
+        (r.status.iterations, r.status.iteration_goal) = (2, Some(5));
+        let now = SystemTime::UNIX_EPOCH;
+        assert_eq!(cells(&r, false, false, now)[2], "0% (iteration 2/5)");
+        (r.status.phase, r.status.weight) = (Phase::Succeeded, 100);
+        assert_eq!(cells(&r, false, false, now)[2], "100%");
+    }
+
+    #[test]
     fn a_watch_leaves_room_for_the_longest_phase() {
         let now = SystemTime::UNIX_EPOCH;
         let first = rows(&[of(Phase::Failed, 0)], false, true, now);
