@@ -101,6 +101,15 @@ pub const API_CALLS: &[ApiCall] = &[
                     status, pause and template of app, delete app-primary at the end",
     },
     ApiCall {
+        group: "autoscaling",
+        resource: "horizontalpodautoscalers",
+        verbs: &["list", "create", "patch", "delete"],
+        scope: Scope::Cluster,
+        resource_names: &[],
+        needed_by: "controller::reconcile: find the HPA of app, server-side apply its copy \
+                    app-primary while a rollout runs, delete it at the end",
+    },
+    ApiCall {
         group: "apps",
         resource: "deployments/finalizers",
         verbs: &["update"],

@@ -174,7 +174,10 @@ pub fn cells(r: &Rollout, wide: bool, namespaces: bool, now: SystemTime) -> Vec<
     let mut row = vec![
         r.name.clone(),
         phase,
-        format!("{}%", s.weight),
+        match s.iteration_goal.filter(|_| !s.phase.is_at_rest()) {
+            Some(n) => format!("{}% (iteration {}/{n})", s.weight, s.iterations.min(n)),
+            None => format!("{}%", s.weight),
+        },
         dash(s.revision.clone().unwrap_or_default()),
         dash(s.stable_revision.clone().unwrap_or_default()),
         format!("{}/{threshold}", s.failed_checks),
@@ -602,6 +605,16 @@ mod tests {
         let across = table(&rows(&[of(Phase::Failed, 0)], false, true, now));
         assert!(across.starts_with("NAMESPACE  NAME"), "{across}");
         assert!(across.lines().nth(1).unwrap().starts_with("shop       web"));
+    }
+
+    #[test]
+    fn a_blue_green_rollout_shows_its_iteration_in_the_weight_column_until_it_ends() {
+        let mut r = of(Phase::Progressing, 0);
+        (r.status.iterations, r.status.iteration_goal) = (2, Some(5));
+        let now = SystemTime::UNIX_EPOCH;
+        assert_eq!(cells(&r, false, false, now)[2], "0% (iteration 2/5)");
+        (r.status.phase, r.status.weight) = (Phase::Succeeded, 100);
+        assert_eq!(cells(&r, false, false, now)[2], "100%");
     }
 
     #[test]

@@ -38,6 +38,21 @@
 //!                                              the status write and the call loses it)
 //! ```
 //!
+//! Blue/green (`strategy: blue-green`): the same phases, but the weight stays at 0% (route
+//! ALL_PRIMARY) while the canary is analysed; `iterations` passing analyses switch all traffic
+//! at once, through `Promoting`, as a canary's last step does.
+//! ```text
+//!   Progressing 0% ── pre-rollout 2xx (or none configured) ──► iterations start (iterationGoal = N)
+//!   every interval: checks + rollout hooks ── pass ──► iteration k+1/N ── N? ── confirm-promotion ──► Promoting: route 0/100 at once
+//!                                          └─ fail × threshold ──► RollingBack (the route never left 100/0)
+//! ```
+//! - The canary has no live traffic, so the built-in checks have no verdict unless `pre-rollout`
+//!   / `rollout` hooks drive load against `app-canary` (as Flagger's load tester does). An
+//!   interval with no failure and at least one passing check or hook passes; one where nothing
+//!   passed is silent, and `threshold` silent intervals count as a failed check, as for canary.
+//!   So with no load and no custom check or hook, a blue/green rollout rolls back.
+//! - A new revision mid-analysis starts over: the gate again, then iteration 1.
+//!
 //! Control annotations (DESIGN §2), acted on before the phase's own step, each exactly once:
 //! the answer goes into the status (`lastControl`: verb, time, outcome `applied` / `refused` /
 //! `noOp`, message) and an Event, and the annotation is removed by an effect after that status
@@ -72,7 +87,7 @@ use super::status::{
 use crate::analysis::checks::{self, IntervalOutcome};
 use crate::analysis::hooks::HookAnswers;
 use crate::policy::keys::Control;
-use crate::policy::values::HookType;
+use crate::policy::values::{HookType, Strategy};
 use crate::routing::Weights;
 
 /// What the reconciler read from the objects for one Deployment.
@@ -188,6 +203,18 @@ pub struct Plan {
     /// The kinds of hook configured (`sluice.dev/webhooks`): a `pre-rollout` hook gates the
     /// first step, a `confirm-promotion` hook the promotion.
     pub hooks: Vec<HookType>,
+    /// `canary` moves the weight through `weights`; `blue-green` keeps it at 0% for
+    /// `iterations` passing analyses, then switches at once. (`ab-testing` runs as `canary`
+    /// here.)
+    pub strategy: Strategy,
+    /// Blue/green: the passing analyses needed before the switch.
+    pub iterations: u32,
+}
+
+impl Plan {
+    fn blue_green(&self) -> bool {
+        self.strategy == Strategy::BlueGreen
+    }
 }
 
 /// What one analysis pass runs.
@@ -292,9 +319,10 @@ pub fn analysis_plan(
     plan: &Plan,
 ) -> Option<AnalysisPlan> {
     let s = status?;
-    let gated = s.weight == 0 && plan.hooks.contains(&HookType::PreRollout);
+    let analysing = analysing(s, plan);
+    let gated = !analysing && plan.hooks.contains(&HookType::PreRollout);
     let due = matches!(s.phase, Phase::Progressing | Phase::WaitingPromotion)
-        && (s.weight > 0 || gated)
+        && (analysing || gated)
         && s.revision.as_deref() == Some(obs.revision.as_str())
         && obs.app == Readiness::Ready
         && !obs.controls.holds_analysis()
@@ -303,8 +331,12 @@ pub fn analysis_plan(
         return None;
     }
     let at_max = s.phase == Phase::WaitingPromotion
-        || plan.weights.last().is_none_or(|max| s.weight >= *max);
-    let kinds: &[HookType] = if s.weight == 0 {
+        || match plan.blue_green() {
+            // This analysis is the last one before the switch.
+            true => s.iterations + 1 >= plan.iterations,
+            false => plan.weights.last().is_none_or(|max| s.weight >= *max),
+        };
+    let kinds: &[HookType] = if !analysing {
         &[HookType::PreRollout]
     } else if at_max {
         &[
@@ -316,13 +348,22 @@ pub fn analysis_plan(
         &[HookType::Rollout, HookType::Rollback]
     };
     Some(AnalysisPlan {
-        checks: s.weight > 0,
+        checks: analysing,
         hooks: kinds
             .iter()
             .copied()
             .filter(|k| plan.hooks.contains(k))
             .collect(),
     })
+}
+
+/// Whether the canary's analysis has begun (past the `pre-rollout` gate): above 0% for a
+/// canary; for blue/green, once the iterations have started (the canary stays at 0%).
+fn analysing(s: &RolloutStatus, plan: &Plan) -> bool {
+    match plan.blue_green() {
+        true => s.iteration_goal.is_some(),
+        false => s.weight > 0,
+    }
 }
 
 fn next_analysis(s: &RolloutStatus, plan: &Plan) -> Option<SystemTime> {
@@ -629,7 +670,7 @@ fn controls(d: &mut Decision, obs: &Observation) -> Vec<Control> {
                 let held = obs.now.duration_since(s.phase_since.0).unwrap_or_default();
                 let from = s.deadline_from.or(s.started);
                 s.deadline_from = from.map(|t| Timestamp(t.0 + held));
-                if s.weight > 0 {
+                if s.weight > 0 || s.iteration_goal.is_some() {
                     s.last_analysis = Some(Timestamp(obs.now));
                 }
                 s.pause_pending = false;
@@ -720,6 +761,7 @@ fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {
     s.failed_checks = 0;
     s.silent_intervals = 0;
     s.iterations = 0;
+    s.iteration_goal = None;
     s.last_verdicts.clear();
     s.last_analysis = None;
     s.started = Some(Timestamp(obs.now));
@@ -855,7 +897,10 @@ fn progressing(
         Readiness::Ready => {}
     }
     let gated = plan.hooks.contains(&HookType::PreRollout);
-    if d.status.weight == 0 && !gated {
+    if !gated && !analysing(&d.status, plan) {
+        if plan.blue_green() {
+            return start_iterations(d, obs, plan);
+        }
         let first = plan.weights.first().copied().unwrap_or(100);
         advance(d, obs, first);
         return;
@@ -895,6 +940,7 @@ fn new_revision(d: &mut Decision, obs: &Observation, then: &str) -> bool {
     s.failed_checks = 0;
     s.silent_intervals = 0;
     s.iterations = 0;
+    s.iteration_goal = None;
     s.last_verdicts.clear();
     s.last_analysis = None;
     s.started = Some(Timestamp(obs.now));
@@ -949,6 +995,50 @@ fn advance(d: &mut Decision, obs: &Observation, weight: u32) {
     d.requeue = Some(WAIT);
 }
 
+/// Blue/green: the analysis of the canary begins (the `pre-rollout` hook passed, or none is
+/// configured) while the primary keeps serving 100%; the first analysis is one interval later.
+fn start_iterations(d: &mut Decision, obs: &Observation, plan: &Plan) {
+    d.status.iteration_goal = Some(plan.iterations);
+    d.status.last_analysis = Some(Timestamp(obs.now));
+    d.status.message = format!(
+        "blue/green: the primary serves 100% while revision {} is analysed for {} intervals; only hooks (load against -canary) and custom checks can judge it without live traffic",
+        d.short_revision(),
+        plan.iterations
+    );
+    d.event(
+        EventType::Normal,
+        "Analysing",
+        format!(
+            "blue/green: revision {} receives no live traffic and is analysed every {} for {} passing intervals before all traffic switches to it",
+            d.short_revision(),
+            humantime::format_duration(plan.interval),
+            plan.iterations
+        ),
+    );
+    d.requeue = Some(plan.interval);
+}
+
+/// Where the rollout stands, for a message: `at 20%`, or for blue/green `in iteration 2/5`.
+fn progress(s: &RolloutStatus, plan: &Plan) -> String {
+    match (plan.blue_green(), s.iteration_goal) {
+        (true, Some(goal)) => format!("in iteration {}/{goal}", (s.iterations + 1).min(goal)),
+        (true, None) => "before the analysis (pre-rollout)".to_string(),
+        (false, _) => format!("at {}%", s.weight),
+    }
+}
+
+/// This interval's outcome. For blue/green the canary has no live traffic, so a check without a
+/// verdict (the built-in checks, unless hooks drive load against -canary) does not hold the
+/// analysis back when another check or a hook passed; any failure still fails it.
+fn interval_outcome(verdicts: &[CheckVerdict], plan: &Plan) -> IntervalOutcome {
+    let outcome = checks::outcome(verdicts);
+    let passed = verdicts.iter().any(|v| v.result == CheckResult::Pass);
+    match outcome {
+        IntervalOutcome::NoVerdict if plan.blue_green() && passed => IntervalOutcome::Passed,
+        other => other,
+    }
+}
+
 fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerdict]) {
     d.status.last_verdicts = verdicts.to_vec();
     d.status.last_analysis = Some(Timestamp(obs.now));
@@ -957,7 +1047,8 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
         .filter(|v| v.result == CheckResult::Fail)
         .cloned()
         .collect();
-    match checks::outcome(verdicts) {
+    let at = progress(&d.status, plan);
+    match interval_outcome(verdicts, plan) {
         IntervalOutcome::Failed { .. } => {
             d.status.failed_checks += 1;
             d.status.silent_intervals = 0;
@@ -965,8 +1056,7 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
                 EventType::Warning,
                 "CheckFailed",
                 format!(
-                    "analysis failed at {}%: {} — failed checks {}/{}",
-                    d.status.weight,
+                    "analysis failed {at}: {} — failed checks {}/{}",
                     checks::summary(&failed),
                     d.status.failed_checks,
                     plan.threshold
@@ -994,12 +1084,38 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
                     EventType::Normal,
                     "NoVerdict",
                     format!(
-                        "not enough traffic to judge at {}%: {}; holding the weight",
-                        d.status.weight,
-                        checks::summary(verdicts)
+                        "not enough traffic to judge {at}: {}; holding {}",
+                        checks::summary(verdicts),
+                        match plan.blue_green() {
+                            true => "the switch",
+                            false => "the weight",
+                        }
                     ),
                 );
             }
+        }
+        IntervalOutcome::Passed if plan.blue_green() => {
+            d.status.silent_intervals = 0;
+            if d.status.iteration_goal.is_none() {
+                // The pre-rollout hook passed: the iterations start now.
+                return start_iterations(d, obs, plan);
+            }
+            d.status.iterations += 1;
+            d.status.iteration_goal = Some(plan.iterations);
+            if d.status.iterations >= plan.iterations {
+                return promote_or_wait(d, obs, plan);
+            }
+            d.event(
+                EventType::Normal,
+                "IterationPassed",
+                format!(
+                    "blue/green: analysis passed, iteration {}/{} for revision {}; the primary keeps serving 100%",
+                    d.status.iterations,
+                    plan.iterations,
+                    d.short_revision()
+                ),
+            );
+            return;
         }
         IntervalOutcome::Passed => {
             d.status.silent_intervals = 0;
@@ -1030,6 +1146,10 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
 fn promote_or_wait(d: &mut Decision, obs: &Observation, plan: &Plan) {
     let weight = d.status.weight;
     let revision = d.short_revision();
+    let passed = match plan.blue_green() {
+        true => format!("after {} passing iterations", d.status.iterations),
+        false => format!("at max weight {weight}%"),
+    };
     if plan.hooks.contains(&HookType::ConfirmPromotion) {
         let why = match &obs.hooks.confirm_promotion {
             Some(Ok(())) => None,
@@ -1042,13 +1162,13 @@ fn promote_or_wait(d: &mut Decision, obs: &Observation, plan: &Plan) {
                     EventType::Normal,
                     "WaitingPromotion",
                     format!(
-                        "analysis passed at max weight {weight}%; revision {revision} waits for its confirm-promotion hook ({why}) while the analysis goes on"
+                        "analysis passed {passed}; revision {revision} waits for its confirm-promotion hook ({why}) while the analysis goes on"
                     ),
                 );
             }
             d.enter(Phase::WaitingPromotion, obs.now);
             d.status.message = format!(
-                "waiting for confirm-promotion at {weight}%: {why}; set {} to promote without it",
+                "waiting for confirm-promotion ({passed}): {why}; set {} to promote without it",
                 Control::Promote.annotation()
             );
             return;
@@ -1059,9 +1179,7 @@ fn promote_or_wait(d: &mut Decision, obs: &Observation, plan: &Plan) {
     d.event(
         EventType::Normal,
         "Promoting",
-        format!(
-            "analysis passed at max weight {weight}%; switching all traffic to revision {revision}"
-        ),
+        format!("analysis passed {passed}; switching all traffic to revision {revision}"),
     );
     d.requeue = Some(Duration::ZERO);
 }

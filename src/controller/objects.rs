@@ -30,10 +30,17 @@
 //!   `matchLabels`), whatever it selected before. An apex Service without a selector (hand-made
 //!   Endpoints) is refused: pointing it at pods would change what it is.
 //! - The route's port is the apex's first port (HTTPRoute backendRefs need one; SMI ignores it).
+//! - HPA (as Flagger does): while a rollout runs, a HorizontalPodAutoscaler (autoscaling/v2)
+//!   that scales `app` gets a copy `app-primary` (same min, max, metrics and behavior,
+//!   scaleTargetRef → `app-primary`), removed with `app-primary` at the end; `app` (the canary)
+//!   keeps the user's HPA. Under an HPA, `app-primary` keeps the replicas it has (its HPA owns
+//!   them); it is created with the user's HPA's current replicas (else `app`'s), within the
+//!   HPA's min and max. Several HPAs on `app`: the first by name is copied.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec};
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use serde_json::{Value, json};
@@ -255,6 +262,70 @@ pub fn primary_deployment(
         }),
         status: None,
     })
+}
+
+/// Whether `hpa` is the user's autoscaler of Deployment `app` (not one Sluice generated).
+pub fn scales(hpa: &HorizontalPodAutoscaler, app: &str) -> bool {
+    let target = hpa.spec.as_ref().map(|s| &s.scale_target_ref);
+    !is_generated(&hpa.metadata)
+        && target.is_some_and(|t| {
+            t.kind == "Deployment"
+                && t.name == app
+                && t.api_version.as_deref().is_none_or(|v| v == "apps/v1")
+        })
+}
+
+/// The user's HPA of `app` among `hpas` (the first by name when several target it).
+pub fn app_hpa<'a>(
+    hpas: &'a [HorizontalPodAutoscaler],
+    app: &Deployment,
+) -> Option<&'a HorizontalPodAutoscaler> {
+    let name = name_of(app);
+    hpas.iter()
+        .filter(|h| scales(h, &name))
+        .min_by_key(|h| h.metadata.name.clone())
+}
+
+/// HPA `app-primary`: the user's HPA of `app` (min, max, metrics, behavior) aimed at
+/// `app-primary`, owned by `app`.
+pub fn primary_hpa(
+    app: &Deployment,
+    hpa: &HorizontalPodAutoscaler,
+) -> Result<HorizontalPodAutoscaler, ObjectsError> {
+    let spec = hpa.spec.clone().unwrap_or_default();
+    let mut target = spec.scale_target_ref.clone();
+    target.name = primary_name(&name_of(app));
+    Ok(HorizontalPodAutoscaler {
+        metadata: generated_meta(app, primary_name(&name_of(app)))?,
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: target,
+            ..spec
+        }),
+        status: None,
+    })
+}
+
+/// Under the user's HPA `hpa`, the replicas `app-primary` is applied with: the ones it has once
+/// it exists (its own HPA scales it from there), else the HPA's current replicas (else `app`'s),
+/// within the HPA's min and max.
+pub fn primary_replicas_under(
+    app: &Deployment,
+    hpa: &HorizontalPodAutoscaler,
+    primary: Option<&Deployment>,
+) -> Option<i32> {
+    if let Some(current) = primary.and_then(|p| p.spec.as_ref()?.replicas) {
+        return Some(current);
+    }
+    let spec = hpa.spec.as_ref()?;
+    let min = spec.min_replicas.unwrap_or(1);
+    let start = hpa
+        .status
+        .as_ref()
+        .map(|s| s.current_replicas.unwrap_or(0))
+        .filter(|r| *r > 0)
+        .or(app.spec.as_ref()?.replicas)
+        .unwrap_or(min);
+    Some(start.clamp(min, spec.max_replicas.max(min)))
 }
 
 fn copied_ports(app: &Deployment, apex: &Service) -> Result<Vec<ServicePort>, ObjectsError> {
@@ -797,5 +868,81 @@ mod tests {
         apex.spec.as_mut().unwrap().selector = None;
         let err = apex_selector_for_rollout(&apex, &mk_app()).unwrap_err();
         assert_eq!(err.metric_label(), "apex_without_selector");
+    }
+
+    fn mk_hpa(name: &str, target: &str, current: Option<i32>) -> HorizontalPodAutoscaler {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                "minReplicas": 2,
+                "maxReplicas": 6,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 70}}}],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 120}}
+            },
+            "status": current.map(|c| json!({"currentReplicas": c, "desiredReplicas": c}))
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_primary_hpa_copies_the_users_and_scales_app_primary() {
+        let app = mk_app();
+        let user = mk_hpa("web", "web", Some(4));
+        let copy = primary_hpa(&app, &user).unwrap();
+        assert_eq!(copy.metadata.name.as_deref(), Some("web-primary"));
+        assert_eq!(copy.metadata.namespace.as_deref(), Some("shop"));
+        assert!(is_generated(&copy.metadata));
+        assert_eq!(copy.metadata.owner_references.unwrap()[0].name, "web");
+        let mut want = user.spec.unwrap();
+        want.scale_target_ref.name = "web-primary".into();
+        assert_eq!(
+            copy.spec.unwrap(),
+            want,
+            "min, max, metrics, behavior copied"
+        );
+        assert!(copy.status.is_none());
+    }
+
+    #[test]
+    fn only_the_users_hpa_of_app_is_copied() {
+        let app = mk_app();
+        let generated = primary_hpa(&app, &mk_hpa("web", "web", None)).unwrap();
+        let hpas = vec![
+            mk_hpa("other", "api", None),
+            generated,
+            mk_hpa("web-z", "web", None),
+            mk_hpa("web-a", "web", None),
+        ];
+        let found = app_hpa(&hpas, &app).unwrap();
+        assert_eq!(found.metadata.name.as_deref(), Some("web-a"));
+        assert!(app_hpa(&hpas[..2], &app).is_none());
+    }
+
+    #[test]
+    fn the_primary_starts_at_the_hpas_replicas_and_then_keeps_its_own() {
+        let app = mk_app(); // 3 replicas
+        let scaled = mk_hpa("web", "web", Some(5));
+        assert_eq!(primary_replicas_under(&app, &scaled, None), Some(5));
+        // No status yet: app's replicas, within min and max.
+        assert_eq!(
+            primary_replicas_under(&app, &mk_hpa("web", "web", None), None),
+            Some(3)
+        );
+        let mut small = app.clone();
+        small.spec.as_mut().unwrap().replicas = Some(1);
+        assert_eq!(
+            primary_replicas_under(&small, &mk_hpa("web", "web", None), None),
+            Some(2),
+            "raised to minReplicas"
+        );
+        let mut primary = primary_deployment(&app, &mk_template("web:1")).unwrap();
+        primary.spec.as_mut().unwrap().replicas = Some(6);
+        assert_eq!(
+            primary_replicas_under(&app, &scaled, Some(&primary)),
+            Some(6),
+            "its own HPA scaled it"
+        );
     }
 }

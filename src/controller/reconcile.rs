@@ -33,8 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodTemplateSpec, Service};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -185,6 +186,8 @@ pub fn plan(s: &Settings) -> Plan {
         threshold: s.threshold,
         progress_deadline: s.progress_deadline,
         hooks: s.webhooks.iter().map(|h| h.kind).collect(),
+        strategy: s.strategy,
+        iterations: s.iterations,
     }
 }
 
@@ -577,7 +580,25 @@ async fn perform(
         }
         Effect::EnsurePrimary => {
             let Some(stable) = stable else { return Ok(()) };
-            let primary = objects::primary_deployment(app, stable)?;
+            let mut primary = objects::primary_deployment(app, stable)?;
+            // An HPA on app: app-primary gets a copy, which owns its replicas (objects.rs).
+            let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &ns);
+            let listed = hpas.list(&ListParams::default()).await;
+            let listed =
+                listed.map_err(kube_err("listing HorizontalPodAutoscalers in", ns.clone()))?;
+            let copy = match objects::app_hpa(&listed.items, app) {
+                Some(hpa) => {
+                    let current = deployments.get_opt(&primary.name_any()).await;
+                    let current = current.map_err(kube_err(
+                        "reading Deployment",
+                        format!("{ns}/{name}-primary"),
+                    ))?;
+                    let spec = primary.spec.as_mut().expect("built with a spec");
+                    spec.replicas = objects::primary_replicas_under(app, hpa, current.as_ref());
+                    Some(objects::primary_hpa(app, hpa)?)
+                }
+                None => None,
+            };
             deployments
                 .patch(&primary.name_any(), &ssa, &Patch::Apply(&primary))
                 .await
@@ -585,6 +606,14 @@ async fn perform(
                     "applying Deployment",
                     format!("{ns}/{name}-primary"),
                 ))?;
+            if let Some(copy) = copy {
+                hpas.patch(&copy.name_any(), &ssa, &Patch::Apply(&copy))
+                    .await
+                    .map_err(kube_err(
+                        "applying HorizontalPodAutoscaler",
+                        format!("{ns}/{name}-primary"),
+                    ))?;
+            }
         }
         Effect::SwitchApexToPrimary => {
             if let Some(patch) = objects::apex_rollout_patch(apex, app)? {
@@ -629,19 +658,22 @@ async fn perform(
             }
         }
         Effect::DeletePrimary => {
-            match deployments
-                .delete(&objects::primary_name(&name), &DeleteParams::background())
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => {
-                    return Err(kube_err(
-                        "deleting Deployment",
-                        format!("{ns}/{name}-primary"),
-                    )(e));
-                }
-            }
+            let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &ns);
+            let gone = |r: Result<(), kube::Error>| match r {
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                r => r,
+            };
+            let primary = objects::primary_name(&name);
+            let deleted = hpas.delete(&primary, &DeleteParams::background()).await;
+            gone(deleted.map(drop)).map_err(kube_err(
+                "deleting HorizontalPodAutoscaler",
+                format!("{ns}/{primary}"),
+            ))?;
+            let deleted = deployments
+                .delete(&primary, &DeleteParams::background())
+                .await;
+            gone(deleted.map(drop))
+                .map_err(kube_err("deleting Deployment", format!("{ns}/{primary}")))?;
         }
         Effect::ClearStableTemplate => {
             remove_annotation(writer, app, STABLE_TEMPLATE_ANNOTATION).await?

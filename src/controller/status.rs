@@ -220,6 +220,11 @@ pub struct RolloutStatus {
     /// Analysis rounds passed in this rollout (blue/green and A/B count these).
     #[serde(default)]
     pub iterations: u32,
+    /// Blue/green: the passing analyses needed before the switch (`iterations`), set once the
+    /// analysis has started (after a `pre-rollout` hook passed); `sluice status` shows
+    /// `iterations`/this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration_goal: Option<u32>,
     /// The last interval's verdicts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_verdicts: Vec<CheckVerdict>,
@@ -318,6 +323,7 @@ impl RolloutStatus {
             failed_checks: 0,
             silent_intervals: 0,
             iterations: 0,
+            iteration_goal: None,
             last_verdicts: Vec::new(),
             phase_since: Timestamp(now),
             started: None,

@@ -8,6 +8,7 @@
 //! suite's wall time within budget.
 
 mod baseline;
+mod bluegreen;
 mod cluster;
 mod crash_sweep;
 mod harness;

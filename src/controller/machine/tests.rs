@@ -15,6 +15,8 @@ fn mk_plan() -> Plan {
         threshold: 3,
         progress_deadline: Duration::from_secs(600),
         hooks: Vec::new(),
+        strategy: Strategy::Canary,
+        iterations: 10,
     }
 }
 
@@ -1356,4 +1358,239 @@ fn post_rollout_hooks_are_called_once_when_a_rollback_finishes() {
     assert!(d.effects.contains(&Effect::PostRolloutHooks));
     let again = decide(Some(&d.status), &at(120, restored), &plan, None);
     assert!(!again.effects.contains(&Effect::PostRolloutHooks));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blue/green
+// ---------------------------------------------------------------------------------------------
+
+/// `text` contains `words`, or the test fails showing `text`.
+fn assert_says(text: &str, words: &str) {
+    assert!(text.contains(words), "{words:?} not in {text:?}");
+}
+
+fn blue_green(iterations: u32, hooks: &[HookType]) -> Plan {
+    Plan {
+        strategy: Strategy::BlueGreen,
+        iterations,
+        hooks: hooks.to_vec(),
+        ..mk_plan()
+    }
+}
+
+/// Drives `status` through `decide` at `now`, with passing checks when the analysis is due.
+fn pass_if_due(status: &RolloutStatus, now: u64, plan: &Plan) -> Decision {
+    let obs = at(now, in_progress());
+    let verdicts = analysis_due(Some(status), &obs, plan).then(|| verdict(CheckResult::Pass));
+    decide(Some(status), &obs, plan, verdicts.as_deref())
+}
+
+/// Drives `status` through `decide` at `now`, where the analysis must be due, with a failing check.
+fn fail_when_due(status: &RolloutStatus, now: u64, plan: &Plan) -> Decision {
+    let obs = at(now, in_progress());
+    assert!(analysis_due(Some(status), &obs, plan), "due at t({now})");
+    decide(Some(status), &obs, plan, Some(&verdict(CheckResult::Fail)))
+}
+
+/// A blue/green rollout whose iterations started at t(10) (no pre-rollout hook).
+fn analysing_blue_green(plan: &Plan) -> RolloutStatus {
+    let d = decide(
+        Some(&mk_progressing_at_zero()),
+        &at(10, in_progress()),
+        plan,
+        None,
+    );
+    assert_eq!(d.events[0].reason, "Analysing");
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
+    assert_eq!(
+        (
+            d.status.weight,
+            d.status.iteration_goal,
+            d.status.iterations
+        ),
+        (0, Some(plan.iterations), 0)
+    );
+    d.status
+}
+
+#[test]
+fn blue_green_keeps_all_traffic_on_the_primary_for_the_iterations_then_switches_at_once() {
+    let plan = blue_green(3, &[]);
+    let mut status = analysing_blue_green(&plan);
+    assert!(!analysis_due(Some(&status), &at(40, in_progress()), &plan));
+    for k in 1..=3u32 {
+        let now = 10 + 60 * u64::from(k);
+        let due = analysis_plan(Some(&status), &at(now, in_progress()), &plan).unwrap();
+        assert!(due.checks, "iteration {k} runs the checks");
+        let d = pass_if_due(&status, now, &plan);
+        assert_eq!(d.status.iterations, k);
+        assert_eq!(d.status.weight, 0, "iteration {k}");
+        assert!(
+            routes(&d).iter().all(|w| *w == Weights::ALL_PRIMARY),
+            "iteration {k}: {:?}",
+            d.effects
+        );
+        status = d.status;
+        if k < 3 {
+            assert_eq!(status.phase, Phase::Progressing);
+            assert_eq!(d.events[0].reason, "IterationPassed");
+            assert_says(&d.events[0].message, &format!("iteration {k}/3"));
+        }
+    }
+    assert_eq!(status.phase, Phase::Promoting);
+    let d = decide(Some(&status), &at(200, in_progress()), &plan, None);
+    assert_eq!(d.status.phase, Phase::Succeeded);
+    assert_eq!(routes(&d), vec![Weights::AT_REST], "100% canary at once");
+    assert!(d.effects.contains(&Effect::DeletePrimary));
+}
+
+#[test]
+fn a_failing_blue_green_rolls_back_without_the_canary_ever_receiving_traffic() {
+    let plan = blue_green(5, &[]);
+    let mut status = analysing_blue_green(&plan);
+    for n in 1..=3u32 {
+        let d = fail_when_due(&status, 10 + 60 * u64::from(n), &plan);
+        assert!(routes(&d).iter().all(|w| w.canary == 0), "{:?}", d.effects);
+        assert_eq!((d.status.failed_checks, d.status.iterations), (n, 0));
+        if n < 3 {
+            assert_says(&d.events[0].message, "in iteration 1/5");
+        }
+        status = d.status;
+    }
+    assert_eq!(status.phase, Phase::RollingBack);
+    let d = decide(Some(&status), &at(200, in_progress()), &plan, None);
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
+    assert!(d.effects.contains(&Effect::RestoreStableTemplate));
+}
+
+#[test]
+fn without_live_traffic_a_passing_custom_check_or_hook_passes_a_blue_green_interval() {
+    let plan = blue_green(3, &[HookType::Rollout]);
+    let status = analysing_blue_green(&plan);
+    let obs = at(70, in_progress());
+    let silent_builtin = CheckVerdict {
+        result: CheckResult::NoVerdict,
+        value: None,
+        detail: "no requests to -canary in the last 1m".into(),
+        ..verdict(CheckResult::Pass)[0].clone()
+    };
+    let passed = vec![
+        silent_builtin.clone(),
+        hook_verdict("acceptance", CheckResult::Pass),
+    ];
+    let d = decide(Some(&status), &obs, &plan, Some(&passed));
+    assert_eq!(
+        (d.status.iterations, d.status.silent_intervals),
+        (1, 0),
+        "silence does not hold a blue/green back when something passed"
+    );
+    // Nothing passed: a silent interval, as for canary.
+    let d = decide(
+        Some(&status),
+        &obs,
+        &plan,
+        Some(std::slice::from_ref(&silent_builtin)),
+    );
+    assert_eq!((d.status.iterations, d.status.silent_intervals), (0, 1));
+    assert_eq!(d.events[0].reason, "NoVerdict");
+    // A canary still needs every check's verdict.
+    let canary = decide(
+        Some(&at_first_step()),
+        &at(100, in_progress()),
+        &mk_plan(),
+        Some(&passed),
+    );
+    assert_eq!(
+        (canary.status.weight, canary.status.silent_intervals),
+        (10, 1)
+    );
+}
+
+#[test]
+fn blue_green_hooks_run_pre_rollout_first_then_rollout_each_interval_and_confirm_before_the_switch()
+{
+    let plan = blue_green(
+        2,
+        &[
+            HookType::PreRollout,
+            HookType::Rollout,
+            HookType::ConfirmPromotion,
+        ],
+    );
+    let zero = mk_progressing_at_zero();
+    let gate = analysis_plan(Some(&zero), &at(10, in_progress()), &plan).expect("gate due");
+    assert_eq!(
+        gate,
+        AnalysisPlan {
+            checks: false,
+            hooks: vec![HookType::PreRollout]
+        }
+    );
+    let d = decide(
+        Some(&zero),
+        &at(10, in_progress()),
+        &plan,
+        Some(&[hook_verdict("pre-rollout-hook", CheckResult::Pass)]),
+    );
+    assert_eq!(
+        (
+            d.status.iteration_goal,
+            d.status.iterations,
+            d.status.weight
+        ),
+        (Some(2), 0, 0),
+        "the pre-rollout hook counts no iteration"
+    );
+    assert_eq!(d.events[0].reason, "Analysing");
+    let status = d.status;
+    assert!(!analysis_due(Some(&status), &at(40, in_progress()), &plan));
+    let first = analysis_plan(Some(&status), &at(70, in_progress()), &plan).unwrap();
+    assert_eq!(
+        first,
+        AnalysisPlan {
+            checks: true,
+            hooks: vec![HookType::Rollout]
+        }
+    );
+    let status = pass_if_due(&status, 70, &plan).status;
+    let last = analysis_plan(Some(&status), &at(130, in_progress()), &plan).unwrap();
+    assert_eq!(
+        last.hooks,
+        vec![HookType::Rollout, HookType::ConfirmPromotion]
+    );
+    let d = pass_if_due(&status, 130, &plan);
+    assert_eq!(d.status.phase, Phase::WaitingPromotion);
+    assert_eq!(d.status.weight, 0);
+    assert_says(&d.status.message, "2 passing iterations");
+}
+
+#[test]
+fn a_new_revision_mid_blue_green_analysis_starts_the_iterations_over() {
+    let plan = blue_green(3, &[]);
+    let mut status = analysing_blue_green(&plan);
+    for now in [70, 130] {
+        status = pass_if_due(&status, now, &plan).status;
+    }
+    assert_eq!(status.iterations, 2);
+    let newer = Observation {
+        revision: NEWER.into(),
+        ..at(150, in_progress())
+    };
+    let d = decide(Some(&status), &newer, &plan, None);
+    assert_eq!(d.events[0].reason, "NewRevision");
+    assert_eq!(d.status.revision.as_deref(), Some(NEWER));
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
+    assert_eq!(d.status.iterations, 0);
+    // Ready at once here: the iterations start again from 1.
+    assert_eq!(d.status.iteration_goal, Some(3));
+    assert_eq!(d.events[1].reason, "Analysing");
+    assert_eq!(d.status.last_analysis, Some(Timestamp(t(150))));
+    assert!(!analysis_due(
+        Some(&d.status),
+        &Observation {
+            now: t(190),
+            ..newer.clone()
+        },
+        &plan
+    ));
 }
