@@ -33,7 +33,10 @@
 //! route and the absence of `app-primary` are read from the controller's caches ([`seen`]),
 //! and a write whose content is already there (Services, route, status, DELETE of an absent
 //! primary) is not made. A stale cache costs one extra idempotent read or write, never a
-//! missed one: the watch event that makes it current reconciles again.
+//! missed one: the watch event that makes it current reconciles again. While a rollout runs
+//! (or starts or ends in this pass) the reads and comparisons go to the API server as before:
+//! a cache lagging behind Sluice's own last route write could otherwise hide the next one
+//! for as long as the watch event takes, and traffic would follow the old weight meanwhile.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -295,8 +298,9 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     let apex_name = settings.service.clone().unwrap_or_else(|| name.clone());
-    // From the caches where they can answer (see `seen`), else from the API server.
-    let apex = match seen.service(&ns, &apex_name) {
+    // At rest from the caches where they can answer (see `seen`), else from the API server.
+    let resting = seen::at_rest(prev.as_ref().map(|s| s.phase));
+    let apex = match resting.then(|| seen.service(&ns, &apex_name)).flatten() {
         Some(cached) => Some(Service::clone(&cached)),
         None => services
             .get_opt(&apex_name)
@@ -457,6 +461,9 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
     if let Some(apex) = &apex {
         let target = objects::route_target(&app, apex, settings.router)?;
         let mut primary_exists = primary.is_some();
+        // Writes are compared with the caches only between two statuses at rest: in a rollout
+        // a cache lagging behind Sluice's own last write could hide a write that is due.
+        let cached = (resting && seen::at_rest(Some(decision.status.phase))).then_some(seen);
         for effect in &decision.effects {
             if *effect == Effect::PostRolloutHooks {
                 // About the revision that was rolled out, promoted or refused.
@@ -480,7 +487,7 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
             perform(
                 effect,
                 ctx,
-                seen,
+                cached,
                 &app,
                 apex,
                 &target,
@@ -566,7 +573,7 @@ where
 async fn perform(
     effect: &Effect,
     ctx: &Context,
-    seen: &Seen,
+    cached: Option<&Seen>,
     app: &Deployment,
     apex: &Service,
     target: &crate::routing::RouteTarget,
@@ -586,7 +593,9 @@ async fn perform(
                 objects::canary_service(app, apex)?,
             ] {
                 let svc_name = svc.name_any();
-                if seen::service_is_current(seen.service(&ns, &svc_name).as_deref(), &svc) {
+                if cached.is_some_and(|seen| {
+                    seen::service_is_current(seen.service(&ns, &svc_name).as_deref(), &svc)
+                }) {
                     continue;
                 }
                 services
@@ -600,7 +609,7 @@ async fn perform(
                 primary: split.primary,
                 canary: split.canary,
             };
-            if !seen.route_is_current(target, w) {
+            if !cached.is_some_and(|seen| seen.route_is_current(target, w)) {
                 ctx.router.ensure(target, w).await?;
             }
         }

@@ -13,12 +13,16 @@
 //! cause one extra idempotent write or read, never a missed one, because the event that makes it
 //! current reconciles again. On top of that:
 //!
+//! Only between two statuses at rest (`Initialized`, `Succeeded`, `Failed`): while a rollout
+//! runs, or in the pass that starts or ends one, everything is read from the API server and
+//! every write goes through its comparison there, because a cache lagging behind Sluice's own
+//! last route write could hide the next write for as long as the watch event takes, and
+//! traffic would follow the old weight meanwhile (DESIGN §7 invariant 1). At rest:
+//!
 //! - **The apex Service** is read from the cache; when the cache has none (or has not synced
 //!   yet), it is read from the API server, so a stale cache never turns into a `Blocked` status.
-//! - **`app-primary`** is read from the cache only when the status is at rest (`Initialized`,
-//!   `Succeeded`, `Failed`: no primary should exist) and the synced cache has none. In every
-//!   other case it is read from the API server: a rollout's decisions depend on the primary's
-//!   readiness, which a lagging cache could report from an older generation.
+//! - **`app-primary`** is taken as absent when the synced cache has none (no primary exists at
+//!   rest); when the cache has one, it is read from the API server.
 //! - **DELETE of `app-primary`** is skipped when the primary observed above is absent (a
 //!   primary created behind a stale cache wakes this Deployment again, which then deletes it).
 //! - **The generated Services** are not applied when the cached object already holds every
