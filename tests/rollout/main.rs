@@ -8,6 +8,7 @@
 
 mod cluster;
 mod crash_sweep;
+mod failover;
 mod harness;
 mod hooks;
 mod observer;
