@@ -26,6 +26,30 @@ const INTERVAL: Duration = Duration::from_secs(3);
 /// How long the CLI waits for the controller.
 const ACK: Duration = Duration::from_secs(30);
 
+/// The sandbox (pods ready after `ready_delay`) with Sluice inside and namespace `NS` opted in,
+/// with an admin client.
+async fn opted_in(ready_delay: Duration) -> (Sandbox, Embedded, Client) {
+    sluice::tls::install_crypto_provider();
+    sluice::telemetry::init();
+    let sandbox = Sandbox::start(SandboxOptions {
+        ready_delay,
+        metrics: MetricsBackend::Auto,
+    })
+    .await
+    .unwrap();
+    let sluice = Embedded::start(&sandbox).await.unwrap();
+    let client = sandbox.client(Identity::Admin).await.unwrap();
+    let ns: Namespace = serde_json::from_value(
+        json!({"metadata": {"name": NS, "labels": {"sluice.dev/canary": "enabled"}}}),
+    )
+    .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    (sandbox, sluice, client)
+}
+
 struct World {
     sandbox: Sandbox,
     sluice: Embedded,
@@ -37,24 +61,7 @@ impl World {
     /// The sandbox with Sluice inside, the namespace opted in, the apex Service, and the app
     /// onboarded at rest with live traffic; `annotations` are the app's policy.
     async fn start(annotations: Value) -> World {
-        sluice::tls::install_crypto_provider();
-        sluice::telemetry::init();
-        let sandbox = Sandbox::start(SandboxOptions {
-            ready_delay: Duration::from_millis(500),
-            metrics: MetricsBackend::Auto,
-        })
-        .await
-        .unwrap();
-        let sluice = Embedded::start(&sandbox).await.unwrap();
-        let client = sandbox.client(Identity::Admin).await.unwrap();
-        let ns: Namespace = serde_json::from_value(
-            json!({"metadata": {"name": NS, "labels": {"sluice.dev/canary": "enabled"}}}),
-        )
-        .unwrap();
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .unwrap();
+        let (sandbox, sluice, client) = opted_in(Duration::from_millis(500)).await;
         let svc: Service = serde_json::from_value(json!({"metadata": {"name": APP}, "spec": {"selector": {"app": APP}, "ports": [{"name": "http", "port": 9898}]}})).unwrap();
         Api::<Service>::namespaced(client.clone(), NS)
             .create(&PostParams::default(), &svc)
@@ -467,4 +474,137 @@ async fn explain_shows_each_level_and_verbs_refuse_what_sluice_does_not_manage()
     let d = w.api.get(APP).await.unwrap();
     assert!(!d.annotations().contains_key("sluice.dev/promote"));
     w.stop().await;
+}
+
+/// Sluice's requests so far, Lease renewals left out (they do not grow with the fleet).
+fn sluice_requests(sandbox: &Sandbox) -> BTreeMap<String, u64> {
+    let mut counts = sandbox.api.request_counts_by(Identity::Sluice);
+    counts.retain(|what, _| !what.ends_with(" leases"));
+    counts
+}
+
+/// The requests in `after` that were not yet in `before`.
+fn new_requests(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(what, n)| (what.clone(), n - before.get(what).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// Issue 8, "0 idle requests per Deployment": a reconcile of a Deployment at rest reads from
+/// the controller's caches and writes nothing that is already there. Every Deployment and its
+/// apex Service are touched (an unrelated annotation), which wakes a reconcile of each; Sluice
+/// makes no request but its Lease's. Then an apex Service's port changes, and Sluice applies the
+/// two generated Services that copy it, and nothing else: the comparison sees a real change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciles_at_rest_make_no_api_request_and_a_changed_apex_port_is_still_copied() {
+    const APPS: [&str; 3] = ["cart", "checkout", "catalog"];
+    let (sandbox, sluice, client) = opted_in(Duration::from_millis(200)).await;
+    let services = Api::<Service>::namespaced(client.clone(), NS);
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
+    for app in APPS {
+        let svc: Service = serde_json::from_value(json!({"metadata": {"name": app}, "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 80}]}})).unwrap();
+        services.create(&PostParams::default(), &svc).await.unwrap();
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": app, "labels": {"app": app}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": app}},
+                "template": {"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}}}
+        }))
+        .unwrap();
+        deployments
+            .create(&PostParams::default(), &d)
+            .await
+            .unwrap();
+    }
+    let phase = |d: &Deployment| {
+        RolloutStatus::from_annotations(d.metadata.annotations.as_ref())
+            .ok()
+            .flatten()
+            .map(|s| s.phase)
+    };
+    // At rest: every Deployment Initialized and Sluice's request counts still for 2 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = sluice_requests(&sandbox);
+    let mut still_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = sluice_requests(&sandbox);
+        if now != last {
+            (last, still_since) = (now, Instant::now());
+        }
+        let mut all = true;
+        for app in APPS {
+            all &= phase(&deployments.get(app).await.unwrap()) == Some(Phase::Initialized);
+        }
+        if all && still_since.elapsed() >= Duration::from_secs(2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fleet did not come to rest in 30 s; Sluice's requests: {last:?}"
+        );
+    }
+
+    let before = sluice_requests(&sandbox);
+    let touch = json!({"metadata": {"annotations": {"example.com/touched": "yes"}}});
+    for app in APPS {
+        let params = PatchParams::default();
+        deployments
+            .patch(app, &params, &Patch::Merge(&touch))
+            .await
+            .unwrap();
+        services
+            .patch(app, &params, &Patch::Merge(&touch))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let at_rest = new_requests(&before, &sluice_requests(&sandbox));
+    assert!(
+        at_rest.is_empty(),
+        "reconciles at rest must make no request, but Sluice made {at_rest:?}"
+    );
+    for app in APPS {
+        assert_eq!(
+            phase(&deployments.get(app).await.unwrap()),
+            Some(Phase::Initialized),
+            "{app}"
+        );
+    }
+
+    // A real change is still written: the apex port, copied into both generated Services.
+    let port = json!({"spec": {"ports": [{"name": "http", "port": 8080}]}});
+    services
+        .patch(APPS[0], &PatchParams::default(), &Patch::Merge(&port))
+        .await
+        .unwrap();
+    let canary = format!("{}-canary", APPS[0]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let svc = services.get(&canary).await.unwrap();
+        let ports = svc.spec.and_then(|s| s.ports).unwrap_or_default();
+        if ports.iter().any(|p| p.port == 8080) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Sluice did not copy port 8080 of Service {NS}/{} into {NS}/{canary} within 10 s",
+            APPS[0]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let changed = new_requests(&before, &sluice_requests(&sandbox));
+    assert_eq!(
+        changed,
+        BTreeMap::from([("patch services".to_string(), 2)]),
+        "the two generated Services of {} only",
+        APPS[0]
+    );
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
 }

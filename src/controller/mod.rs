@@ -9,4 +9,5 @@ pub mod objects;
 pub mod reconcile;
 pub mod retry;
 pub mod run;
+pub mod seen;
 pub mod status;

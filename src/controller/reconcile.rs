@@ -25,8 +25,18 @@
 //! machine's answer is in the status it returns, and each annotation is removed by the
 //! `ClearControl` effect only after that status is written, so an answer is never lost.
 //!
-//! The route is re-asserted on every pass while a rollout runs (the router compares before it
-//! writes), so a person's edit or deletion of it is undone as soon as its watch event arrives.
+//! The route is re-asserted on every pass while a rollout runs (compared with the cached route,
+//! then by the router before it writes), so a person's edit or deletion of it is undone as soon
+//! as its watch event arrives.
+//!
+//! At rest a reconcile makes no API request: the apex Service, the generated Services, the
+//! route and the absence of `app-primary` are read from the controller's caches ([`seen`]),
+//! and a write whose content is already there (Services, route, status, DELETE of an absent
+//! primary) is not made. A stale cache costs one extra idempotent read or write, never a
+//! missed one: the watch event that makes it current reconciles again. While a rollout runs
+//! (or starts or ends in this pass) the reads and comparisons go to the API server as before:
+//! a cache lagging behind Sluice's own last route write could otherwise hide the next one
+//! for as long as the watch event takes, and traffic would follow the old weight meanwhile.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +57,7 @@ use super::machine::{self, Controls, Effect, EventType, Observation, Plan, Readi
 use super::notify;
 use super::objects;
 use super::retry::Retries;
+use super::seen::{self, Seen};
 use super::status::{CheckVerdict, Phase, RolloutStatus};
 use crate::analysis::checks::baseline::{BaselinePlan, run_baseline_at};
 use crate::analysis::checks::{self, CheckPlan, IntervalOutcome};
@@ -226,8 +237,15 @@ async fn analyse(ctx: &Context, ns: &str, name: &str, settings: &Settings) -> Ve
     verdicts
 }
 
+/// What the controller's reconciles share while this process leads: the [`Context`] and the
+/// caches the controller's watches fill.
+pub struct Leading {
+    pub ctx: Arc<Context>,
+    pub seen: Seen,
+}
+
 /// Reconciles one Deployment.
-pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(app: Arc<Deployment>, leading: Arc<Leading>) -> Result<Action, Error> {
     // Every log line of this pass carries the rollout's namespace, name and revision.
     let span = tracing::info_span!(
         "rollout",
@@ -236,10 +254,12 @@ pub async fn reconcile(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
         deployment = %app.name_any(),
         revision = tracing::field::Empty,
     );
-    reconcile_one(app, ctx).instrument(span).await
+    reconcile_one(app, &leading.ctx, &leading.seen)
+        .instrument(span)
+        .await
 }
 
-async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Result<Action, Error> {
     let ns = app.namespace().unwrap_or_default();
     let name = app.name_any();
     let key = format!("{ns}/{name}");
@@ -281,17 +301,26 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     let apex_name = settings.service.clone().unwrap_or_else(|| name.clone());
-    let apex = services
-        .get_opt(&apex_name)
-        .await
-        .map_err(kube_err("reading Service", format!("{ns}/{apex_name}")))?;
-    let primary = deployments
-        .get_opt(&objects::primary_name(&name))
-        .await
-        .map_err(kube_err(
+    // At rest from the caches where they can answer (see `seen`), else from the API server.
+    let resting = seen::at_rest(prev.as_ref().map(|s| s.phase));
+    let apex = match resting.then(|| seen.service(&ns, &apex_name)).flatten() {
+        Some(cached) => Some(Service::clone(&cached)),
+        None => services
+            .get_opt(&apex_name)
+            .await
+            .map_err(kube_err("reading Service", format!("{ns}/{apex_name}")))?,
+    };
+    let primary_name = objects::primary_name(&name);
+    let primary = match seen::trust_absent_primary(
+        prev.as_ref().map(|s| s.phase),
+        seen.primary_absent(&ns, &primary_name),
+    ) {
+        true => None,
+        false => deployments.get_opt(&primary_name).await.map_err(kube_err(
             "reading Deployment",
-            format!("{ns}/{name}-primary"),
-        ))?;
+            format!("{ns}/{primary_name}"),
+        ))?,
+    };
 
     let template = app
         .spec
@@ -355,7 +384,7 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
             let (mut verdicts, answers) = tokio::join!(
                 async {
                     match due.checks {
-                        true => analyse(&ctx, &ns, &name, &settings).await,
+                        true => analyse(ctx, &ns, &name, &settings).await,
                         false => Vec::new(),
                     }
                 },
@@ -440,6 +469,10 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
     if let Some(apex) = &apex {
         let target = objects::route_target(&app, apex, settings.router)?
             .with_ingress(settings.ingress_name(&name));
+        let mut primary_exists = primary.is_some();
+        // Writes are compared with the caches only between two statuses at rest: in a rollout
+        // a cache lagging behind Sluice's own last write could hide a write that is due.
+        let cached = (resting && seen::at_rest(Some(decision.status.phase))).then_some(seen);
         for effect in &decision.effects {
             if *effect == Effect::PostRolloutHooks {
                 // About the revision that was rolled out, promoted or refused.
@@ -462,7 +495,8 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
             }
             perform(
                 effect,
-                &ctx,
+                ctx,
+                cached,
                 &app,
                 apex,
                 &target,
@@ -470,6 +504,7 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action
                 &deployments,
                 &services,
                 &mut writer,
+                &mut primary_exists,
             )
             .await?;
         }
@@ -547,6 +582,7 @@ where
 async fn perform(
     effect: &Effect,
     ctx: &Context,
+    cached: Option<&Seen>,
     app: &Deployment,
     apex: &Service,
     target: &crate::routing::RouteTarget,
@@ -554,6 +590,7 @@ async fn perform(
     deployments: &Api<Deployment>,
     services: &Api<Service>,
     writer: &mut AppWriter<'_>,
+    primary_exists: &mut bool,
 ) -> Result<(), Error> {
     let ns = app.namespace().unwrap_or_default();
     let name = app.name_any();
@@ -565,6 +602,11 @@ async fn perform(
                 objects::canary_service(app, apex)?,
             ] {
                 let svc_name = svc.name_any();
+                if cached.is_some_and(|seen| {
+                    seen::service_is_current(seen.service(&ns, &svc_name).as_deref(), &svc)
+                }) {
+                    continue;
+                }
                 services
                     .patch(&svc_name, &ssa, &Patch::Apply(&svc))
                     .await
@@ -576,7 +618,9 @@ async fn perform(
                 primary: split.primary,
                 canary: split.canary,
             };
-            ctx.router.ensure(target, w).await?;
+            if !cached.is_some_and(|seen| seen.route_is_current(target, w)) {
+                ctx.router.ensure(target, w).await?;
+            }
         }
         Effect::EnsurePrimary => {
             let Some(stable) = stable else { return Ok(()) };
@@ -614,6 +658,7 @@ async fn perform(
                         format!("{ns}/{name}-primary"),
                     ))?;
             }
+            *primary_exists = true;
         }
         Effect::SwitchApexToPrimary => {
             if let Some(patch) = objects::apex_rollout_patch(apex, app)? {
@@ -657,6 +702,8 @@ async fn perform(
                     .await?;
             }
         }
+        // Observed absent (read, or at rest from the synced cache): nothing to delete.
+        Effect::DeletePrimary if !*primary_exists => {}
         Effect::DeletePrimary => {
             let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &ns);
             let gone = |r: Result<(), kube::Error>| match r {
@@ -700,7 +747,8 @@ async fn remove_annotation(
 }
 
 /// Requeue after an error: soon, with the error logged against the object.
-pub fn error_policy(app: Arc<Deployment>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(app: Arc<Deployment>, err: &Error, leading: Arc<Leading>) -> Action {
+    let ctx = &leading.ctx;
     ctx.metrics.reconcile_error(err.metric_label());
     if err.is_conflict() {
         tracing::debug!(deployment = %app.name_any(), "{err}; retrying with the newer object");

@@ -1,14 +1,19 @@
 //! Running the controller: caches, the kube-runtime `Controller`, and what triggers a reconcile.
 //!
 //! ```text
-//! Deployments (all) ─────────────┐
-//! app-primary Deployments (owned) ├─► Controller ──► reconcile(app) ──► requeue on the interval
-//! -primary/-canary Services (owned)│        │
-//! routes `app` (owned)             │        └─ app gone ──► its metrics series dropped
-//! apex Services (same name)  ─────┘
+//! Deployments (all) ───────────────────┐
+//! app-primary Deployments (owned) ──────├─► Controller ──► reconcile(app) ──► requeue on the interval
+//! routes `app` (owned) ─────────────────┤        │
+//! Services (all): apex by name,         │        └─ app gone ──► its metrics series dropped
+//!   -primary/-canary by owner ──────────┘
+//!   (these three also fill the caches of `Seen`)
 //! Namespaces, sluice-policy ──► reflector stores (opt-in and policy layers)
 //! ```
 //!
+//! - The watches of Services, generated Deployments and routes also fill the caches of
+//!   [`Seen`], from which a reconcile at rest reads instead of asking the API server (see
+//!   [`seen`](super::seen) for when it still asks). `managedFields` are dropped from cached
+//!   objects to keep the controller's memory small.
 //! - Routes are watched like the other generated objects: label-selected on
 //!   `app.kubernetes.io/managed-by: sluice` and mapped to `app` by their owner reference, so a
 //!   person editing or deleting the TrafficSplit mid-rollout wakes the reconcile that writes it
@@ -31,7 +36,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use super::objects::{MANAGED_BY, MANAGED_BY_LABEL};
-use super::reconcile::{Context, error_policy, reconcile};
+use super::reconcile::{Context, Leading, error_policy, reconcile};
+use super::seen::Seen;
 use crate::metrics::Metrics;
 
 /// A background task that is stopped when its handle is dropped.
@@ -56,7 +62,7 @@ impl Drop for Task {
 }
 
 /// Starts a reflector for `api` and returns its store, once it has synced, with the task that
-/// feeds it.
+/// feeds it (`managedFields` dropped, as in every cache here).
 pub async fn cache<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, Task)
 where
     K: kube::Resource
@@ -66,13 +72,10 @@ where
         + Send
         + Sync
         + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config))
-        .default_backoff()
-        .touched_objects()
-        .for_each(|_| async {});
+    let (reader, stream) = cached_watch(api, config, Default::default());
+    let stream = stream.for_each(|_| async {});
     let task = Task::spawn(stream);
     let _ = reader.wait_until_ready().await;
     (reader, task)
@@ -105,45 +108,103 @@ impl Caches {
     }
 }
 
+/// A watch of `api` that feeds a new store, with its objects' `managedFields` dropped (the
+/// caches never read them, and they are most of an object's size), for a controller trigger.
+fn cached_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    dyntype: K::DynamicType,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let writer = reflector::store::Writer::new(dyntype);
+    let reader = writer.as_reader();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|obj| obj.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects();
+    (reader, stream)
+}
+
+/// The Deployments a Service's change wakes: the Deployment of the same name (whose default
+/// apex it is) and, for a Service Sluice generated, the Deployment that owns it.
+fn woken_by(svc: &Service) -> Vec<ObjectRef<Deployment>> {
+    let ns = svc.namespace().unwrap_or_default();
+    let mut woken = vec![ObjectRef::new(&svc.name_any()).within(&ns)];
+    if svc.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY) {
+        woken.extend(
+            svc.owner_references()
+                .iter()
+                .filter(|o| o.kind == "Deployment" && o.api_version == "apps/v1")
+                .map(|o| ObjectRef::new(&o.name).within(&ns)),
+        );
+    }
+    woken
+}
+
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let metrics = ctx.metrics.clone();
     let generated = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let (primaries, primary_events) = cached_watch(
+        Api::<Deployment>::all(client.clone()),
+        generated.clone(),
+        (),
+    );
+    // One watch of every Service: the apex Services are the user's (a change to one, created
+    // or deleted, wakes the Deployment of the same name, the default apex), the generated
+    // ones wake their owner.
+    let (services, service_events) = cached_watch(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        (),
+    );
     let mut controller = Controller::new(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default(),
     )
-    .owns(Api::<Deployment>::all(client.clone()), generated.clone())
-    .owns(Api::<Service>::all(client.clone()), generated.clone());
-    let routes = ctx.router.route_resources();
-    if routes.is_empty() {
+    .owns_stream(primary_events)
+    .watches_stream(service_events, |svc| woken_by(&svc));
+    let resources = ctx.router.route_resources();
+    if resources.is_empty() {
         tracing::warn!(
             "the cluster serves no route API yet, so routes are not watched; restart Sluice once it does"
         );
     }
-    for route in routes {
-        controller = controller.owns_with(
+    let mut routes = Vec::new();
+    for route in resources {
+        let (store, events) = cached_watch(
             Api::<DynamicObject>::all_with(client.clone(), &route),
-            route,
             generated.clone(),
+            route.clone(),
         );
+        controller = controller.owns_stream_with(events, route.clone());
+        routes.push((route, store));
     }
+    let leading = Arc::new(Leading {
+        ctx,
+        seen: Seen {
+            services,
+            primaries,
+            routes,
+        },
+    });
     controller
-        // The apex Service is the user's: a change to it (created, deleted) wakes the
-        // Deployment of the same name, which is the default apex.
-        .watches(
-            Api::<Service>::all(client),
-            watcher::Config::default(),
-            |svc| {
-                Some(
-                    ObjectRef::<Deployment>::new(&svc.name_any())
-                        .within(&svc.namespace().unwrap_or_default()),
-                )
-            },
-        )
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, leading)
         .for_each(move |result| {
             if let Err(controller::Error::ObjectNotFound(gone)) = &result {
                 forget(&metrics, gone);

@@ -11,6 +11,7 @@ mod baseline;
 mod bluegreen;
 mod cluster;
 mod crash_sweep;
+mod failover;
 mod harness;
 mod hooks;
 mod nginx;

@@ -18,7 +18,7 @@ use sluice::sandbox::embedded::{NAMESPACE, register_external};
 use tokio::process::{Child, Command};
 
 /// The Lease the processes hold: short, so that a restart after a kill leads again quickly.
-pub const LEASE: &str = "2s";
+pub const LEASE: Duration = Duration::from_secs(2);
 
 /// What every process of one sandbox shares: certificate files, the addresses the webhook
 /// configurations and probes point at.
@@ -106,7 +106,8 @@ impl Process {
             .args(["--webhook-addr", &setup.webhook.to_string()])
             .args(["--admin-addr", &setup.admin.to_string()])
             .args(["--prometheus-url", sandbox.metrics.url()])
-            .args(["--namespace", NAMESPACE, "--lease-duration", LEASE])
+            .args(["--namespace", NAMESPACE])
+            .args(["--lease-duration", &format!("{}s", LEASE.as_secs())])
             .env("HOSTNAME", format!("sluice-{n}"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(out.try_clone().unwrap()))

@@ -100,7 +100,9 @@ pub struct ApiServerOptions {
 impl Default for ApiServerOptions {
     fn default() -> Self {
         Self {
-            watch_history: 10_000,
+            // Onboarding 5,000 Deployments makes ~45,000 changes (create, status, Services,
+            // route, the simulator's status): a watch that lags through it can still resume.
+            watch_history: 50_000,
             bookmark_interval: Duration::from_secs(1),
             dir: None,
         }

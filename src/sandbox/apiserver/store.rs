@@ -15,7 +15,9 @@
 //! - Garbage collection runs synchronously inside the deleting request (Background deletion
 //!   removes dependents before the response), and GC deletions do not go through admission.
 //! - A watcher that falls more than the broadcast buffer behind gets a 410 `Expired` ERROR
-//!   event and must re-watch, as a lagging kube-apiserver watch-cache client would.
+//!   event and must re-watch, as a lagging kube-apiserver watch-cache client would. The buffer
+//!   is as long as the history ([`broadcast_capacity`]), so a lagging watch is cut no sooner
+//!   than it could no longer resume.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -119,13 +121,20 @@ fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// How far behind a watch may fall before it gets 410 `Expired`: as far as the history reaches
+/// (a watch that lagged less than that could resume anyway), at least 4,096 and at most 65,536
+/// changes (the channel holds that many changes alive).
+pub fn broadcast_capacity(history_limit: usize) -> usize {
+    history_limit.clamp(4096, 65_536)
+}
+
 /// The finalizer kube-apiserver adds for `propagationPolicy: Foreground`.
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
 
 impl Store {
     /// An empty store keeping at most `history_limit` changes for watch resumption.
     pub fn new(history_limit: usize) -> Self {
-        let (tx, _) = broadcast::channel(4096);
+        let (tx, _) = broadcast::channel(broadcast_capacity(history_limit));
         Self {
             rv: 0,
             objects: BTreeMap::new(),
@@ -477,6 +486,17 @@ mod tests {
         assert_eq!(b["metadata"]["resourceVersion"], "2");
         s.remove("/configmaps", &("d".into(), "b".into()));
         assert_eq!(s.resource_version(), 3);
+    }
+
+    #[test]
+    fn a_lagging_watch_is_cut_no_sooner_than_the_history_would_expire_it() {
+        assert_eq!(broadcast_capacity(50_000), 50_000);
+        assert_eq!(
+            broadcast_capacity(10),
+            4096,
+            "small histories keep a usable buffer"
+        );
+        assert_eq!(broadcast_capacity(1_000_000), 65_536, "bounded memory");
     }
 
     #[test]
