@@ -90,13 +90,25 @@ impl<'de> Deserialize<'de> for Phase {
     }
 }
 
-/// A point in time, written as RFC 3339 (`2026-11-27T09:03:00Z`) so `kubectl get -o yaml` reads well.
+/// A point in time, written as RFC 3339 (`2026-11-27T09:03:00Z`) so `kubectl get -o yaml` reads well,
+/// with milliseconds when it has them (`2026-11-27T09:03:00.250Z`). The next analysis is due one
+/// interval after the last; rounded to whole seconds it came up to a second early and judged a
+/// window that began before the step it was judging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub SystemTime);
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_rfc3339_seconds(self.0).to_string())
+        let whole = self
+            .0
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .is_ok_and(|d| d.subsec_millis() == 0);
+        let text = if whole {
+            humantime::format_rfc3339_seconds(self.0).to_string()
+        } else {
+            humantime::format_rfc3339_millis(self.0).to_string()
+        };
+        s.serialize_str(&text)
     }
 }
 
@@ -395,6 +407,20 @@ mod tests {
         assert_eq!(
             RolloutStatus::from_annotations(Some(&annotations)).unwrap(),
             Some(s)
+        );
+    }
+
+    #[test]
+    fn a_timestamp_keeps_its_milliseconds_so_the_next_analysis_is_never_early() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_250);
+        let json = serde_json::to_string(&Timestamp(at)).unwrap();
+        assert_eq!(json, "\"2027-01-15T08:00:00.250Z\"");
+        let back: Timestamp = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.0, at);
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(
+            serde_json::to_string(&Timestamp(whole)).unwrap(),
+            "\"2027-01-15T08:00:00Z\""
         );
     }
 
