@@ -598,11 +598,14 @@ async fn reconciles_at_rest_make_no_api_request_and_a_changed_apex_port_is_still
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Both generated Services are patched; a reconcile woken by the first one's watch event
+    // may still see the other's old copy in the cache and patch it again (an idempotent write
+    // the design allows: `controller::seen`), so each is written once or twice, nothing else.
     let changed = new_requests(&before, &sluice_requests(&sandbox));
-    assert_eq!(
-        changed,
-        BTreeMap::from([("patch services".to_string(), 2)]),
-        "the two generated Services of {} only",
+    let patches = changed.get("patch services").copied().unwrap_or(0);
+    assert!(
+        changed.len() == 1 && (2..=4).contains(&patches),
+        "only the two generated Services of {} are patched, each once or twice: {changed:?}",
         APPS[0]
     );
     sluice.shutdown().await;
