@@ -21,7 +21,9 @@ use crate::policy::settings::{self, Level, PolicyError, Settings};
 /// What a setting decides, in one line of Markdown.
 pub fn meaning(setting: Setting) -> &'static str {
     match setting {
-        Setting::Strategy => "`canary`, `blue-green` or `ab-testing`",
+        Setting::Strategy => {
+            "`canary` or `blue-green` (`ab-testing` is refused until routing by rules is built)"
+        }
         Setting::Router => {
             "`smi` (TrafficSplit), `gateway-api` (HTTPRoute) or `nginx` (canary Ingress, for apps exposed outside the mesh)"
         }

@@ -1009,6 +1009,24 @@ fn cross_errors(
             ),
         });
     }
+
+    // A/B routing by headers and cookies is not built yet. Running the strategy as a weighted
+    // canary instead would send users the rules exclude to the new version, so it is refused
+    // (and a Deployment that already carries it is Blocked with this reason).
+    if s.strategy == Strategy::AbTesting
+        && runs(&[Setting::Strategy, Setting::Match])
+        && let Some(o) = origin(Setting::Strategy)
+    {
+        out.push(PolicyError::Conflict {
+            level: o.level,
+            key: o.level.key(Setting::Strategy),
+            value: shown(&o.raw),
+            reason: "is not available in this version of Sluice: routing by headers and cookies \
+                     is not built yet, and a weighted canary would send users the rules exclude \
+                     to the new version; use strategy canary or blue-green"
+                .to_string(),
+        });
+    }
     out
 }
 
@@ -2188,16 +2206,25 @@ mod tests {
             "{}",
             errs[0]
         );
-        assert!(
-            deploy(&[
-                ("sluice.dev/strategy", "ab-testing"),
-                ("sluice.dev/router", "gateway-api"),
-                (
-                    "sluice.dev/match",
-                    "[{headers: [{name: x-canary, value: insider}]}]"
-                ),
-            ])
-            .is_ok()
+    }
+
+    #[test]
+    fn ab_testing_is_refused_until_routing_by_rules_exists_rather_than_run_as_a_canary() {
+        let errs = deploy(&[
+            ("sluice.dev/strategy", "ab-testing"),
+            ("sluice.dev/router", "gateway-api"),
+            (
+                "sluice.dev/match",
+                "[{headers: [{name: x-canary, value: insider}]}]",
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs[0].to_string(),
+            "sluice.dev/strategy: \"ab-testing\" is not available in this version of Sluice: \
+             routing by headers and cookies is not built yet, and a weighted canary would send \
+             users the rules exclude to the new version; use strategy canary or blue-green"
         );
     }
 
@@ -2222,7 +2249,7 @@ mod tests {
     #[test]
     fn every_value_prints_as_text_that_parses_back_to_it() {
         let c = mk(&[
-            ("strategy", "ab-testing"),
+            ("strategy", "blue-green"),
             ("router", "gateway-api"),
             ("ingress", "web.public"),
             ("service", "web-apex"),
