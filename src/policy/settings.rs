@@ -991,28 +991,10 @@ fn cross_errors(
         });
     }
 
-    // A/B testing routes by rules; without them nobody reaches the new version.
-    if s.strategy == Strategy::AbTesting
-        && s.matches.is_empty()
-        && runs(&[Setting::Strategy, Setting::Match])
-        && let Some(o) = origin(Setting::Strategy)
-    {
-        out.push(PolicyError::Conflict {
-            level: o.level,
-            key: o.level.key(Setting::Strategy),
-            value: shown(&o.raw),
-            reason: format!(
-                "needs {} rules choosing who sees the new version; add e.g. {}: \
-                 '[{{headers: [{{name: x-canary, value: insider}}]}}]' or use strategy canary",
-                o.level.key(Setting::Match),
-                o.level.key(Setting::Match)
-            ),
-        });
-    }
-
-    // A/B routing by headers and cookies is not built yet. Running the strategy as a weighted
-    // canary instead would send users the rules exclude to the new version, so it is refused
-    // (and a Deployment that already carries it is Blocked with this reason).
+    // Routing by headers and cookies is not built yet: running A/B testing as a weighted canary
+    // instead would send users the rules exclude to the new version, so it is refused (and a
+    // Deployment that already carries it is Blocked with this reason). When it is built, the
+    // strategy will also need `match` rules: without them nobody reaches the new version.
     if s.strategy == Strategy::AbTesting
         && runs(&[Setting::Strategy, Setting::Match])
         && let Some(o) = origin(Setting::Strategy)
@@ -2199,10 +2181,11 @@ mod tests {
     #[test]
     fn ab_testing_without_match_rules_is_refused() {
         let errs = deploy(&[("sluice.dev/strategy", "ab-testing")]).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(
             errs[0]
                 .to_string()
-                .starts_with("sluice.dev/strategy: \"ab-testing\" needs sluice.dev/match rules"),
+                .starts_with("sluice.dev/strategy: \"ab-testing\" is not available"),
             "{}",
             errs[0]
         );
