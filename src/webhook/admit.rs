@@ -120,12 +120,9 @@ pub fn validate_at(
         Resource::Route => Verdict::Allow,
         Resource::Service => enforce::apex(req, new, old),
         Resource::Namespace => match enforce::namespace_settings(req, new, old) {
-            Verdict::Allow => new.map_or(Verdict::Allow, |new| {
-                let key = Setting::Router.annotation();
-                let old = old.map(|o| &o.annotations);
-                let discovery = view.route_discovery();
-                enforce::router_served(req, &key, &new.annotations, old, discovery.as_ref())
-            }),
+            Verdict::Allow => {
+                new.map_or(Verdict::Allow, |new| annotated_router(req, new, old, view))
+            }
             refused => refused,
         },
         Resource::ConfigMap => {
@@ -133,10 +130,8 @@ pub fn validate_at(
             match enforce::policy_settings(req, new, old, sluice_ns) {
                 Verdict::Allow if enforce::is_policy(req, sluice_ns) => {
                     new.map_or(Verdict::Allow, |new| {
-                        let key = Setting::Router.as_str();
                         let old = old.map(|o| &o.data);
-                        let discovery = view.route_discovery();
-                        enforce::router_served(req, key, &new.data, old, discovery.as_ref())
+                        router(req, Setting::Router.as_str(), &new.data, old, view)
                     })
                 }
                 verdict => verdict,
@@ -165,7 +160,7 @@ fn validate_deployment_create(req: &Request, new: &Object, view: &dyn ClusterVie
         Managed::Unknown(why) => Verdict::Retry(why),
         Managed::Yes => match Above::read(view, req.namespace.as_deref().unwrap_or_default()) {
             Ok(above) => match enforce::resolved_settings(req, new, &above) {
-                Verdict::Allow => deployment_router(req, new, None, view),
+                Verdict::Allow => annotated_router(req, new, None, view),
                 refused => refused,
             },
             Err(why) => Verdict::Retry(why),
@@ -173,18 +168,34 @@ fn validate_deployment_create(req: &Request, new: &Object, view: &dyn ClusterVie
     }
 }
 
-/// A managed Deployment's `sluice.dev/router`, when set or changed, against the route APIs
-/// served.
-fn deployment_router(
+/// `sluice.dev/router` on a managed Deployment or a Namespace, when set or changed, against the
+/// route APIs served.
+fn annotated_router(
     req: &Request,
     new: &Object,
     old: Option<&Object>,
     view: &dyn ClusterView,
 ) -> Verdict {
-    let key = Setting::Router.annotation();
     let old = old.map(|o| &o.annotations);
-    let discovery = view.route_discovery();
-    enforce::router_served(req, &key, &new.annotations, old, discovery.as_ref())
+    router(
+        req,
+        &Setting::Router.annotation(),
+        &new.annotations,
+        old,
+        view,
+    )
+}
+
+/// Router setting `key` in `new` (annotations, or the policy ConfigMap's data) against the route
+/// APIs the view's cached discovery serves; the discovery is read only when the value changed.
+fn router(
+    req: &Request,
+    key: &str,
+    new: &std::collections::BTreeMap<String, String>,
+    old: Option<&std::collections::BTreeMap<String, String>>,
+    view: &dyn ClusterView,
+) -> Verdict {
+    enforce::router_served(req, key, new, old, || view.route_discovery())
 }
 
 /// Every check of a Deployment update, cheapest first; the caches are read only when a
@@ -236,7 +247,7 @@ fn validate_deployment_update(
         if resolved != Verdict::Allow {
             return answer(req, view, resolved);
         }
-        let router = deployment_router(req, new, Some(old), view);
+        let router = annotated_router(req, new, Some(old), view);
         if router != Verdict::Allow {
             return answer(req, view, router);
         }

@@ -183,25 +183,29 @@ pub fn is_policy(req: &Request, sluice_ns: Option<&str>) -> bool {
 
 /// A refusal of router `key` (`sluice.dev/router`, or `router` in `sluice-policy`) in `new`
 /// when CREATE sets it or the update changes it to a router whose route API `discovery`
-/// says is not served.
+/// says is not served. `discovery` is read only then, so an update that leaves the router
+/// alone (nearly all of them) costs no discovery read on the admission path.
 pub fn router_served(
     req: &Request,
     key: &str,
     new: &BTreeMap<String, String>,
     old: Option<&BTreeMap<String, String>>,
-    discovery: Option<&Discovery>,
+    discovery: impl FnOnce() -> Option<Discovery>,
 ) -> Verdict {
-    let (Some(value), Some(discovery)) = (new.get(key), discovery) else {
+    let Some(value) = new.get(key) else {
         return Verdict::Allow;
     };
     if old.and_then(|o| o.get(key)) == Some(value) {
         return Verdict::Allow;
     }
+    let Some(discovery) = discovery() else {
+        return Verdict::Allow;
+    };
     // An invalid value is refused by the settings checks, with their message.
     let Ok(kind) = value.trim().parse::<RouterKind>() else {
         return Verdict::Allow;
     };
-    match served(kind, discovery) {
+    match served(kind, &discovery) {
         Ok(()) => Verdict::Allow,
         Err(reason) => Verdict::Forbid(format!(
             "{}: {key}: {value} cannot route here: {reason}",
