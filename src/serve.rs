@@ -10,11 +10,16 @@
 //! admin (HTTP): /healthz, /readyz (caches synced), /metrics ◄── Metrics (one registry)
 //! ```
 //!
-//! Shutdown ([`Sluice::shutdown`], what `sluice serve` does on SIGTERM or Ctrl-C): `/readyz`
-//! turns unready at once, so the Service stops sending admissions here; the controller is
-//! stopped and the Lease released (holder cleared, so a peer leads at once instead of after
-//! the lease duration); the webhook keeps answering meanwhile, then stops accepting and lets
-//! the admissions in flight finish; last the caches stop.
+//! Shutdown ([`Sluice::shutdown`], what `sluice serve` does on SIGTERM or Ctrl-C):
+//! ```text
+//! SIGTERM ─► /readyz 503 ─┬─► controller stopped, Lease released (holder cleared: a peer leads at once)
+//!                         └─► webhook keeps answering for `shutdown_delay` (default 5 s)
+//!           ─► webhook stops accepting; admissions in flight get up to IN_FLIGHT_GRACE (5 s) ─► caches stop
+//! ```
+//! The delay is there because a terminating Pod leaves the Service's endpoints only after the
+//! EndpointSlice controller and kube-proxy catch up: kube-apiserver may call this replica for a
+//! few seconds after SIGTERM, and with `failurePolicy: Fail` a closed port would refuse those
+//! Deployment updates. The whole sequence fits the Pod's `terminationGracePeriodSeconds` (30).
 //!
 //! `/metrics` answers in OpenMetrics text ([`crate::metrics`]); `sluice_leader` is 1 on the
 //! replica that holds the Lease ([`crate::leader`]).
@@ -90,6 +95,10 @@ pub struct Config {
     /// How long the controller's Lease holds without renewal (15 s in a cluster); it is
     /// renewed every third of that.
     pub lease_duration: Duration,
+    /// How long the webhook keeps answering after shutdown begins (and `/readyz` fails), so
+    /// that the Service's endpoints drop this replica before it stops accepting; 5 s in a
+    /// cluster, zero in the sandbox (its API server calls the webhook directly).
+    pub shutdown_delay: Duration,
 }
 
 /// `sluice serve`'s flags for reaching a Prometheus that requires credentials, TLS with a
@@ -193,6 +202,7 @@ pub struct Sluice {
     /// What `/readyz` answers.
     ready: Arc<AtomicBool>,
     metrics: Metrics,
+    shutdown_delay: Duration,
     _tls_reload: Option<Task>,
     _audit: Task,
 }
@@ -290,6 +300,7 @@ impl Sluice {
             admin,
             ready,
             metrics,
+            shutdown_delay: config.shutdown_delay,
             _tls_reload: tls_reload,
             _audit: audit_task,
         })
@@ -318,12 +329,14 @@ impl Sluice {
         self.webhook.kill();
     }
 
-    /// Turns unready, stops the controller and releases the Lease, drains the webhook (it
-    /// answers until then), and stops the caches.
+    /// Turns unready, stops the controller and releases the Lease while the webhook answers
+    /// for [`Config::shutdown_delay`], then drains the webhook and stops the caches.
     pub async fn shutdown(self) {
         self.ready.store(false, Ordering::Release);
+        let delay = tokio::time::sleep(self.shutdown_delay);
         let _ = self.stop.send(true);
         let _ = self.controller.await;
+        delay.await;
         let _ = self.webhook.shutdown().await;
         drop(self.caches);
     }

@@ -420,6 +420,35 @@ fn every_webhook_fails_closed() {
 }
 
 #[test]
+fn a_stopping_replica_answers_every_call_kube_apiserver_still_waits_for() {
+    // A webhook that stops mid-call refuses the Deployment update (failurePolicy: Fail), so
+    // every call's timeoutSeconds fits the in-flight grace, and the Pod's grace period covers
+    // the default shutdown delay (5 s) plus that grace.
+    let objects = installed();
+    let grace = sluice::webhook::server::IN_FLIGHT_GRACE.as_secs();
+    for config in of_kind(&objects, "MutatingWebhookConfiguration")
+        .chain(of_kind(&objects, "ValidatingWebhookConfiguration"))
+    {
+        for hook in config["webhooks"].as_array().unwrap() {
+            let timeout = hook["timeoutSeconds"].as_u64().unwrap_or(10);
+            assert!(
+                timeout <= grace,
+                "{}: timeoutSeconds {timeout} is longer than the {grace} s a stopping replica \
+                 gives admissions in flight",
+                hook["name"]
+            );
+        }
+    }
+    let pod = &of_kind(&objects, "Deployment").next().unwrap()["spec"]["template"]["spec"];
+    let period = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+    assert!(
+        period >= 5 + grace + 5,
+        "terminationGracePeriodSeconds {period} leaves no room for the 5 s shutdown delay, the \
+         {grace} s grace and stopping the controller"
+    );
+}
+
+#[test]
 fn the_webhooks_never_intercept_the_namespace_sluice_is_installed_in() {
     let objects = installed();
     for config in of_kind(&objects, "MutatingWebhookConfiguration")
@@ -733,6 +762,7 @@ async fn a_canary_runs_end_to_end_through_the_installed_objects() {
         namespace: "sluice-system".into(),
         instance: "installed".into(),
         lease_duration: Duration::from_secs(2),
+        shutdown_delay: Duration::ZERO,
     })
     .await
     .unwrap();

@@ -1,7 +1,8 @@
 //! `sluice serve` on SIGTERM, as the kubelet stops a pod: the real binary against the sandbox
-//! API server. An admission whose body is still arriving when the signal lands is answered,
-//! the webhook stops accepting new connections, the Lease is released (holder cleared) and the
-//! process exits 0.
+//! API server. `/readyz` fails at once, while the webhook still answers new admissions for the
+//! shutdown delay (endpoints drop the Pod meanwhile); an admission whose body is still arriving
+//! when the signal lands is answered; then the webhook stops accepting new connections, the
+//! Lease is released (holder cleared) and the process exits 0.
 
 #[path = "sandbox/support.rs"]
 #[allow(dead_code)]
@@ -23,6 +24,8 @@ use tokio_rustls::TlsConnector;
 const NAMESPACE: &str = "sluice-system";
 const LEASE: &str = "sluice-controller";
 const INSTANCE: &str = "sluice-shutdown-test";
+/// `--shutdown-delay`: long enough for one admission on a loaded machine.
+const DELAY: Duration = Duration::from_secs(3);
 
 /// Polls `check` every 20 ms until it returns `Some`; panics with `what` after `within`.
 async fn until<T, F: std::future::Future<Output = Option<T>>>(
@@ -62,8 +65,35 @@ fn connector(ca: &Ca) -> TlsConnector {
     TlsConnector::from(Arc::new(tls))
 }
 
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+async fn connect(ca: &Ca, webhook: SocketAddr) -> Tls {
+    let tcp = tokio::net::TcpStream::connect(webhook).await.unwrap();
+    connector(ca)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// The request head of a `/mutate` call carrying `body`, closing the connection after it.
+fn head(body: &[u8]) -> String {
+    format!(
+        "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+}
+
+/// Everything the webhook sends until it closes the connection (at most 5 s).
+async fn read_answer(tls: &mut Tls) -> String {
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_answers_the_admission_in_flight_releases_the_lease_and_exits_0() {
+async fn sigterm_answers_through_the_shutdown_delay_and_in_flight_then_releases_the_lease_and_exits_0()
+ {
     let (server, admin) = support::server_and_client().await;
     support::namespace(&admin, NAMESPACE).await;
     let ca = Ca::new("shutdown test CA").unwrap();
@@ -91,6 +121,7 @@ async fn sigterm_answers_the_admission_in_flight_releases_the_lease_and_exits_0(
         .args(["--admin-addr", &admin_addr])
         .args(["--prometheus-url", "http://127.0.0.1:9"])
         .args(["--namespace", NAMESPACE])
+        .args(["--shutdown-delay", &format!("{}s", DELAY.as_secs())])
         .env("HOSTNAME", INSTANCE)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -117,17 +148,9 @@ async fn sigterm_answers_the_admission_in_flight_releases_the_lease_and_exits_0(
         "/tests/fixtures/admission/deployment-create.json"
     ))
     .unwrap();
-    let tcp = tokio::net::TcpStream::connect(webhook).await.unwrap();
-    let mut tls = connector(&ca)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let mut tls = connect(&ca, webhook).await;
     let half = body.len() / 2;
-    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(head(&body).as_bytes()).await.unwrap();
     tls.write_all(&body[..half]).await.unwrap();
     tls.flush().await.unwrap();
 
@@ -135,15 +158,41 @@ async fn sigterm_answers_the_admission_in_flight_releases_the_lease_and_exits_0(
         .args(["-TERM", &pid])
         .status()
         .unwrap();
+    let signalled = Instant::now();
     assert!(killed.success());
 
-    // The webhook drains: new connections are refused, while ours is still being read.
+    // Unready at once, so the endpoints drop this replica ...
+    until("/readyz fails", Duration::from_secs(2), || async {
+        let ready = reqwest::get(format!("http://{admin_addr}/readyz")).await;
+        ready.ok().filter(|r| r.status() == 503)
+    })
+    .await;
+    // ... while calls kube-apiserver still sends meanwhile are answered, on new connections.
+    let mut late = connect(&ca, webhook).await;
+    late.write_all(head(&body).as_bytes()).await.unwrap();
+    late.write_all(&body).await.unwrap();
+    late.flush().await.unwrap();
+    let answer = read_answer(&mut late).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains(r#""allowed":true"#),
+        "an admission {:?} after SIGTERM, within the {DELAY:?} shutdown delay: {answer}",
+        signalled.elapsed()
+    );
+    drop(late);
+
+    // After the delay the webhook drains: new connections are refused, while ours is still
+    // being read.
     until(
         "the webhook stops accepting connections",
-        Duration::from_secs(10),
+        DELAY + Duration::from_secs(10),
         || async move { tokio::net::TcpStream::connect(webhook).await.err() },
     )
     .await;
+    assert!(
+        signalled.elapsed() >= DELAY,
+        "the webhook stopped accepting {:?} after SIGTERM, before the {DELAY:?} delay",
+        signalled.elapsed()
+    );
     let freed = holder(&leases).await;
     assert_eq!(
         freed, None,
@@ -153,9 +202,7 @@ async fn sigterm_answers_the_admission_in_flight_releases_the_lease_and_exits_0(
     // The rest of the body: the admission is answered in full.
     tls.write_all(&body[half..]).await.unwrap();
     tls.flush().await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = read_answer(&mut tls).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
         answer.contains(r#""uid":"f62f8e7b-50b5-461c-9798-de68308cbf03""#)

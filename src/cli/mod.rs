@@ -125,6 +125,28 @@ struct ServeArgs {
         value_parser = parse_lease_duration
     )]
     lease_duration: std::time::Duration,
+    /// On SIGTERM, how long the webhook keeps answering after /readyz fails, so that the
+    /// Service's endpoints drop this replica before it stops accepting. Then admissions in
+    /// flight get up to 5s more; keep the sum under terminationGracePeriodSeconds.
+    #[arg(
+        long,
+        env = "SLUICE_SHUTDOWN_DELAY",
+        default_value = "5s",
+        value_parser = parse_shutdown_delay
+    )]
+    shutdown_delay: std::time::Duration,
+}
+
+/// A shutdown delay: a humantime duration of at most 20 s (the Pod has 30 s in all).
+fn parse_shutdown_delay(v: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(v).map_err(|e| format!("{v:?} is not a duration ({e})"))?;
+    if d > std::time::Duration::from_secs(20) {
+        return Err(format!(
+            "{v:?} is longer than 20s; with 5s for admissions in flight it must end within the \
+             Pod's terminationGracePeriodSeconds (30s); 5s is enough for endpoints to update"
+        ));
+    }
+    Ok(d)
 }
 
 /// A lease duration: a humantime duration of at least one second.
@@ -521,6 +543,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             namespace: args.namespace,
             instance,
             lease_duration: args.lease_duration,
+            shutdown_delay: args.shutdown_delay,
         },
         &args.prometheus,
     )
@@ -606,6 +629,20 @@ mod tests {
                 .to_string()
                 .contains("not a duration")
         );
+    }
+
+    #[test]
+    fn the_shutdown_delay_defaults_to_5s_and_must_fit_the_pods_grace_period() {
+        let parse = |extra: &[&str]| {
+            Cli::try_parse_from(["sluice", "serve"].iter().chain(extra)).map(|c| match c.command {
+                Command::Serve(args) => args.shutdown_delay,
+                _ => panic!("serve"),
+            })
+        };
+        assert_eq!(parse(&[]).unwrap(), Duration::from_secs(5));
+        assert_eq!(parse(&["--shutdown-delay", "0s"]).unwrap(), Duration::ZERO);
+        let err = parse(&["--shutdown-delay", "1m"]).unwrap_err().to_string();
+        assert!(err.contains("longer than 20s"), "{err}");
     }
 
     #[test]

@@ -102,6 +102,8 @@ impl Embedded {
             instance: "sandbox".to_string(),
             // A killed Sluice's Lease must expire before the next one leads: keep it short.
             lease_duration: std::time::Duration::from_secs(2),
+            // The sandbox API server calls the webhook directly, with no endpoints to update.
+            shutdown_delay: std::time::Duration::ZERO,
         })
         .await
         .map_err(|e| Error::Start(e.to_string()))?;

@@ -302,13 +302,17 @@ impl Running {
         self.task.abort();
     }
 
-    /// Stops accepting, lets requests in flight finish (up to a second), and waits.
+    /// Stops accepting, lets requests in flight finish (up to [`IN_FLIGHT_GRACE`]), and waits.
     pub async fn shutdown(self) -> Result<(), Error> {
-        self.handle
-            .graceful_shutdown(Some(std::time::Duration::from_secs(1)));
+        self.handle.graceful_shutdown(Some(IN_FLIGHT_GRACE));
         self.wait().await
     }
 }
+
+/// How long a stopping webhook lets admissions in flight finish: kube-apiserver gives up on a
+/// call after the webhook's `timeoutSeconds` (5 in `deploy/`, which a test keeps at or below
+/// this), so waiting longer would answer no one.
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
 
 /// Binds `addr` and serves the webhook over TLS in the background, with the default [`Limits`].
 pub async fn start(
