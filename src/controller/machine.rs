@@ -35,6 +35,8 @@
 //!   a paused one holds at 0% again). `Promoting` and `RollingBack` are not blocked: they end
 //!   the rollout, so their route writes are retried with the error backoff until they succeed.
 //!   A Blocked Deployment looks again every interval (at most 30 s): one pass, never a loop.
+//!   `abort` is refused while Blocked (nothing could be written); re-applying the stable
+//!   template instead makes the rollout end at rest once the problem is gone.
 //!
 //! Hooks ([`crate::analysis::hooks`]) are inputs, never I/O here: [`analysis_plan`] says which
 //! kinds are due, the reconciler calls them, and their answers come back as verdicts
