@@ -25,6 +25,18 @@
 //! - A new revision during a rollout resets the weight, the failed checks and the progress
 //!   deadline: the analysis judges the newest template from scratch, against the same primary.
 //! - `progress-deadline` runs from the start of the current revision's rollout.
+//! - A problem that needs a person (the route API no longer served, the apex Service deleted)
+//!   during `Preparing`, `Progressing`, `WaitingPromotion` or `Paused` makes the phase
+//!   `Blocked`, with the reason and a Warning Event, and Sluice writes nothing until it is gone.
+//!   Traffic: deleting a route CRD deletes the route, and the mesh then sends the apex's
+//!   traffic by the apex Service's selector, which points at `-primary`: the stable version
+//!   serves 100% while Blocked. Once the problem is gone the rollout starts again from
+//!   `Preparing` at 0% (the analysis of a canary that lost its traffic is not resumed half way;
+//!   a paused one holds at 0% again). `Promoting` and `RollingBack` are not blocked: they end
+//!   the rollout, so their route writes are retried with the error backoff until they succeed.
+//!   A Blocked Deployment looks again every interval (at most 30 s): one pass, never a loop.
+//!   `abort` is refused while Blocked (nothing could be written); re-applying the stable
+//!   template instead makes the rollout end at rest once the problem is gone.
 //!
 //! Hooks ([`crate::analysis::hooks`]) are inputs, never I/O here: [`analysis_plan`] says which
 //! kinds are due, the reconciler calls them, and their answers come back as verdicts
@@ -389,7 +401,12 @@ pub fn decide(
     let acted = controls(&mut d, obs);
     match d.status.phase {
         Phase::Initialized | Phase::Succeeded | Phase::Failed | Phase::Blocked => {
-            at_rest(&mut d, prev.is_none(), obs)
+            at_rest(&mut d, prev.is_none(), obs, plan)
+        }
+        Phase::Preparing | Phase::Progressing | Phase::WaitingPromotion | Phase::Paused
+            if obs.blocked.is_some() =>
+        {
+            block_rollout(&mut d, obs, plan)
         }
         Phase::Preparing => preparing(&mut d, obs, plan),
         Phase::Progressing | Phase::WaitingPromotion => progressing(&mut d, obs, plan, verdicts),
@@ -713,24 +730,65 @@ fn controls(d: &mut Decision, obs: &Observation) -> Vec<Control> {
     acted
 }
 
-fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {
+/// How often a Blocked Deployment looks again: every analysis interval, at most every 30 s, so
+/// a fix is seen soon and a problem costs one pass (a discovery GET) per look, never a loop.
+fn blocked_requeue(plan: &Plan) -> Duration {
+    plan.interval.min(Duration::from_secs(30))
+}
+
+/// A rollout under way meets a problem that needs a person (its route API is no longer served):
+/// phase `Blocked`, the reason and an Event, and nothing written. Its revisions stay in the
+/// status, so [`at_rest`] starts it again from `Preparing` once the problem is gone.
+fn block_rollout(d: &mut Decision, obs: &Observation, plan: &Plan) {
+    let Some(reason) = &obs.blocked else {
+        return;
+    };
+    if d.status.phase == Phase::Paused {
+        // Held by a person: the restarted rollout holds at 0% again.
+        d.status.pause_pending = true;
+    }
+    d.event(
+        EventType::Warning,
+        "Blocked",
+        format!(
+            "the rollout of revision {} stops at {}%, with nothing written until it is fixed: {reason}",
+            d.short_revision(),
+            d.status.weight
+        ),
+    );
+    d.enter(Phase::Blocked, obs.now);
+    d.status.message = reason.clone();
+    d.requeue = Some(blocked_requeue(plan));
+}
+
+fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation, plan: &Plan) {
     if let Some(reason) = &obs.blocked {
         if d.status.phase != Phase::Blocked || d.status.message != *reason {
             d.event(EventType::Warning, "Blocked", reason.clone());
         }
         d.enter(Phase::Blocked, obs.now);
         d.status.message = reason.clone();
-        d.requeue = Some(Duration::from_secs(30));
+        d.requeue = Some(blocked_requeue(plan));
         return;
     }
+    // A rollout that was under way when it was blocked ([`block_rollout`]): `app` runs the new
+    // template unpaused, so it is pending as long as its stable template is recorded.
+    let interrupted =
+        d.status.phase == Phase::Blocked && d.status.revision != d.status.stable_revision;
     if d.status.phase == Phase::Blocked {
         d.enter(Phase::Initialized, obs.now);
         d.status.message = String::new();
-        d.event(
-            EventType::Normal,
-            "Initialized",
-            "the problem is resolved: Services and route are in place at 0% primary / 100% this Deployment".into(),
-        );
+        let (reason, message) = match interrupted {
+            true => (
+                "Unblocked",
+                "the problem is resolved: the rollout starts again from -primary at 0%",
+            ),
+            false => (
+                "Initialized",
+                "the problem is resolved: Services and route are in place at 0% primary / 100% this Deployment",
+            ),
+        };
+        d.event(EventType::Normal, reason, message.into());
     } else if first_look {
         d.event(
             EventType::Normal,
@@ -741,7 +799,7 @@ fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation) {
     let pending = obs
         .stable_revision
         .as_deref()
-        .filter(|stable| *stable != obs.revision && obs.paused);
+        .filter(|stable| *stable != obs.revision && (obs.paused || interrupted));
     let Some(stable) = pending else {
         // Nothing to roll out: converge to rest.
         d.status.revision = Some(obs.revision.clone());

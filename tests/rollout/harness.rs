@@ -625,6 +625,32 @@ impl Harness {
         }
     }
 
+    /// Deletes (`false`) or creates again (`true`) the CustomResourceDefinition of the route
+    /// the app's router writes, as `kubectl delete crd httproutes.gateway.networking.k8s.io`
+    /// does; `false` on a cluster (its CRDs are shared by everything on it) and for `nginx`
+    /// (Ingresses are built in).
+    pub fn set_route_crd(&self, present: bool) -> bool {
+        let (group, plural) = match self.router {
+            RouterKind::GatewayApi => ("gateway.networking.k8s.io", "httproutes"),
+            RouterKind::Smi => ("split.smi-spec.io", "trafficsplits"),
+            RouterKind::Nginx => return false,
+        };
+        match &self.backend {
+            Backend::Sandbox(p) if present => p.sandbox.api.create_crd(group, plural),
+            Backend::Sandbox(p) => p.sandbox.api.delete_crd(group, plural),
+            Backend::Cluster(_) => false,
+        }
+    }
+
+    /// Requests Sluice made to the API server so far, by `verb resource` (sandbox only: empty
+    /// on a cluster).
+    pub fn sluice_requests(&self) -> BTreeMap<String, u64> {
+        match &self.backend {
+            Backend::Sandbox(p) => p.sandbox.api.request_counts_by(Identity::Sluice),
+            Backend::Cluster(_) => BTreeMap::new(),
+        }
+    }
+
     /// Errors the fault plan injected so far (0 on a cluster).
     pub fn api_faults_injected(&self) -> u64 {
         match &self.backend {

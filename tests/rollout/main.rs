@@ -2,10 +2,12 @@
 //! when `SLUICE_E2E_KUBECONFIG` is set (`tests/README.md`). Every rollout is followed by the
 //! observer of DESIGN §7 invariants 1 and 2 (`observer.rs`).
 //!
-//! Every scenario runs with `sluice.dev/router: smi`; the core ones (a healthy canary, a
-//! failing one, a controller stopped mid-rollout) also run with `gateway-api`, through an
-//! HTTPRoute, and the first two with `nginx`, through a canary Ingress (`nginx.rs`), to keep the
-//! suite's wall time within budget.
+//! Every scenario of the spine issue (issue 3) runs with both mesh routers: one
+//! `..._with(router)` body, one test with `sluice.dev/router: smi` (a TrafficSplit) and one
+//! with `gateway-api` (an HTTPRoute). The healthy and failing canaries also run with `nginx`,
+//! through a canary Ingress (`nginx.rs`); the scenarios beyond the spine (faults, HA, custom
+//! checks) run with `smi` only, to keep the suite's wall time within budget. `route_api.rs`
+//! deletes the HTTPRoute CRD under a running Gateway API rollout.
 
 mod baseline;
 mod bluegreen;
@@ -18,6 +20,7 @@ mod nginx;
 mod observer;
 mod process;
 mod prom_faults;
+mod route_api;
 
 use std::time::{Duration, Instant};
 
@@ -263,7 +266,23 @@ async fn a_failing_canary_is_rolled_back_and_refused_until_retry_with(router: Ro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
-    let h = Harness::start(RouterKind::Smi).await;
+    a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline_with(RouterKind::Smi)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_behind_an_httproute_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline()
+ {
+    a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline_with(
+        RouterKind::GatewayApi,
+    )
+    .await;
+}
+
+async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline_with(
+    router: RouterKind,
+) {
+    let h = Harness::start(router).await;
     let deadline = humantime::format_duration(h.interval() * 2).to_string();
     let mut patch = h.template_patch(Version::Broken);
     patch["metadata"] = json!({"annotations": {"sluice.dev/progress-deadline": deadline}});
@@ -286,7 +305,16 @@ async fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_changes_and_identical_reapplies_start_no_rollout() {
-    let h = Harness::start(RouterKind::Smi).await;
+    replica_changes_and_identical_reapplies_start_no_rollout_with(RouterKind::Smi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_changes_and_identical_reapplies_behind_an_httproute_start_no_rollout() {
+    replica_changes_and_identical_reapplies_start_no_rollout_with(RouterKind::GatewayApi).await;
+}
+
+async fn replica_changes_and_identical_reapplies_start_no_rollout_with(router: RouterKind) {
+    let h = Harness::start(router).await;
     let scaled = h
         .api
         .patch(
@@ -314,7 +342,23 @@ async fn replica_changes_and_identical_reapplies_start_no_rollout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapshot() {
-    let h = Harness::start(RouterKind::Smi).await;
+    a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapshot_with(RouterKind::Smi)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_revision_mid_rollout_through_an_httproute_restarts_at_zero_and_keeps_the_stable_snapshot()
+ {
+    a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapshot_with(
+        RouterKind::GatewayApi,
+    )
+    .await;
+}
+
+async fn a_new_revision_mid_rollout_restarts_at_zero_and_keeps_the_stable_snapshot_with(
+    router: RouterKind,
+) {
+    let h = Harness::start(router).await;
     h.roll_to(Version::Good(1)).await;
     let stable = |d: &Deployment| {
         d.metadata
@@ -419,7 +463,23 @@ async fn kill_at_each(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_in_every_phase_of_a_promotion_resumes_it_step_by_step() {
-    let h = Harness::start(RouterKind::Smi).await;
+    a_controller_killed_in_every_phase_of_a_promotion_resumes_it_step_by_step_with(RouterKind::Smi)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_in_every_phase_of_a_promotion_through_an_httproute_resumes_it_step_by_step()
+ {
+    a_controller_killed_in_every_phase_of_a_promotion_resumes_it_step_by_step_with(
+        RouterKind::GatewayApi,
+    )
+    .await;
+}
+
+async fn a_controller_killed_in_every_phase_of_a_promotion_resumes_it_step_by_step_with(
+    router: RouterKind,
+) {
+    let h = Harness::start(router).await;
     let (story, left) = kill_at_each(
         &h,
         Version::Good(1),
@@ -454,7 +514,25 @@ async fn a_controller_killed_in_every_phase_of_a_promotion_resumes_it_step_by_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_while_failing_keeps_its_failed_checks_and_finishes_the_rollback() {
-    let mut h = Harness::start(RouterKind::Smi).await;
+    a_controller_killed_while_failing_keeps_its_failed_checks_and_finishes_the_rollback_with(
+        RouterKind::Smi,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_while_failing_behind_an_httproute_keeps_its_failed_checks_and_finishes_the_rollback()
+ {
+    a_controller_killed_while_failing_keeps_its_failed_checks_and_finishes_the_rollback_with(
+        RouterKind::GatewayApi,
+    )
+    .await;
+}
+
+async fn a_controller_killed_while_failing_keeps_its_failed_checks_and_finishes_the_rollback_with(
+    router: RouterKind,
+) {
+    let mut h = Harness::start(router).await;
     // Killed right after writing RollingBack at 0%, before moving the route: the weight reaches
     // the mesh once the restarted controller leads (status is written before the route).
     h.route_lag = RESTART;
@@ -488,7 +566,25 @@ async fn a_controller_killed_while_failing_keeps_its_failed_checks_and_finishes_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_traffic_there_is_no_step_and_no_failed_check_until_traffic_arrives() {
-    let h = Harness::start(RouterKind::Smi).await;
+    without_traffic_there_is_no_step_and_no_failed_check_until_traffic_arrives_with(
+        RouterKind::Smi,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_traffic_through_an_httproute_there_is_no_step_and_no_failed_check_until_traffic_arrives()
+ {
+    without_traffic_there_is_no_step_and_no_failed_check_until_traffic_arrives_with(
+        RouterKind::GatewayApi,
+    )
+    .await;
+}
+
+async fn without_traffic_there_is_no_step_and_no_failed_check_until_traffic_arrives_with(
+    router: RouterKind,
+) {
+    let h = Harness::start(router).await;
     h.set_load(0.0).await;
     let mut patch = h.template_patch(Version::Good(1));
     patch["metadata"] = json!({"annotations": {"sluice.dev/threshold": "4"}});

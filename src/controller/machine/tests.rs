@@ -449,6 +449,111 @@ fn a_missing_apex_service_blocks_with_the_reason_and_recovers() {
     assert_eq!(routes(&d), vec![Weights::AT_REST]);
 }
 
+const UNSERVED: &str = "the cluster does not serve gateway.networking.k8s.io/v1 httproutes";
+
+/// Mid-rollout: `app` runs NEW unpaused, the primary is ready, the route API `blocked` or not.
+fn rolling(now: SystemTime, blocked: Option<&str>) -> Observation {
+    Observation {
+        paused: false,
+        blocked: blocked.map(String::from),
+        ..Observation {
+            now,
+            ..in_progress()
+        }
+    }
+}
+
+#[test]
+fn a_rollout_whose_route_api_goes_away_is_blocked_writes_nothing_and_starts_again_at_zero() {
+    let plan = Plan {
+        interval: Duration::from_secs(3),
+        ..mk_plan()
+    };
+    let status = decide(Some(&mk_progressing_at_zero()), &in_progress(), &plan, None).status;
+    assert_eq!((status.phase, status.weight), (Phase::Progressing, 10));
+
+    let d = decide(Some(&status), &rolling(t(20), Some(UNSERVED)), &plan, None);
+    assert_eq!(d.status.phase, Phase::Blocked);
+    assert_eq!(d.status.message, UNSERVED);
+    assert!(d.effects.is_empty(), "nothing is written: {:?}", d.effects);
+    assert_eq!(d.events.len(), 1);
+    assert_eq!(d.events[0].kind, EventType::Warning);
+    assert!(
+        d.events[0].message.contains("stops at 10%") && d.events[0].message.contains(UNSERVED),
+        "{}",
+        d.events[0].message
+    );
+    assert_eq!(
+        d.requeue,
+        Some(Duration::from_secs(3)),
+        "looks again each interval"
+    );
+
+    let still = decide(
+        Some(&d.status),
+        &rolling(t(23), Some(UNSERVED)),
+        &plan,
+        None,
+    );
+    assert_eq!(still.status.phase, Phase::Blocked);
+    assert!(still.effects.is_empty() && still.events.is_empty());
+    assert_eq!(still.requeue, Some(Duration::from_secs(3)));
+
+    let back = decide(Some(&still.status), &rolling(t(26), None), &plan, None);
+    assert_eq!(
+        (back.status.phase, back.status.weight),
+        (Phase::Preparing, 0)
+    );
+    assert_eq!(back.status.revision.as_deref(), Some(NEW));
+    assert_eq!(back.status.stable_revision.as_deref(), Some(STABLE));
+    let reasons: Vec<&str> = back.events.iter().map(|e| e.reason).collect();
+    assert_eq!(reasons, ["Unblocked", "Preparing"]);
+    assert!(back.effects.contains(&Effect::EnsurePrimary));
+    assert!(
+        !back.effects.contains(&Effect::DeletePrimary) && routes(&back).is_empty(),
+        "the unanalysed canary is never promoted to rest: {:?}",
+        back.effects
+    );
+}
+
+#[test]
+fn a_paused_rollout_that_is_blocked_holds_at_zero_again_once_unblocked() {
+    let plan = mk_plan();
+    let mut paused = decide(Some(&mk_progressing_at_zero()), &in_progress(), &plan, None).status;
+    paused.phase = Phase::Paused;
+    let blocked = decide(Some(&paused), &rolling(t(20), Some(UNSERVED)), &plan, None).status;
+    assert_eq!(blocked.phase, Phase::Blocked);
+    let preparing = decide(Some(&blocked), &rolling(t(30), None), &plan, None).status;
+    let ready = decide(Some(&preparing), &rolling(t(31), None), &plan, None).status;
+    assert_eq!((ready.phase, ready.weight), (Phase::Paused, 0));
+}
+
+#[test]
+fn a_blocked_rollout_whose_template_went_back_to_stable_returns_to_rest() {
+    let plan = mk_plan();
+    let status = decide(Some(&mk_progressing_at_zero()), &in_progress(), &plan, None).status;
+    let blocked = decide(Some(&status), &rolling(t(20), Some(UNSERVED)), &plan, None).status;
+    let reverted = Observation {
+        revision: STABLE.into(),
+        ..rolling(t(30), None)
+    };
+    let d = decide(Some(&blocked), &reverted, &plan, None);
+    assert_eq!(d.status.phase, Phase::Initialized);
+    assert_eq!(routes(&d), vec![Weights::AT_REST]);
+    assert!(d.effects.contains(&Effect::DeletePrimary));
+}
+
+#[test]
+fn promoting_and_rolling_back_are_not_blocked_since_they_end_the_rollout() {
+    let plan = mk_plan();
+    let mut s = mk_progressing_at_zero();
+    for phase in [Phase::Promoting, Phase::RollingBack] {
+        s.phase = phase;
+        let d = decide(Some(&s), &rolling(t(20), Some(UNSERVED)), &plan, None);
+        assert_ne!(d.status.phase, Phase::Blocked, "{phase:?}");
+    }
+}
+
 #[test]
 fn a_stable_template_left_on_an_unpaused_deployment_at_rest_starts_nothing() {
     let mut succeeded = at_rest();

@@ -27,6 +27,11 @@
 //! - JSON and YAML only: protobuf request bodies (kubectl's imperative `create configmap`,
 //!   `create deployment` ...) get a 415; `kubectl apply/create/replace -f` send JSON and work.
 //! - No pods, ReplicaSets or other kinds outside the table; no aggregated discovery.
+//! - CustomResourceDefinitions are not objects: the custom resources (TrafficSplit, HTTPRoute,
+//!   ServiceProfile) are built in, and [`ApiServer::delete_crd`] / [`ApiServer::create_crd`] do
+//!   what deleting or creating the CRD does (objects deleted with DELETED events, the versions
+//!   leave discovery and answer 404). A watch of the resource already open is not closed: it
+//!   goes quiet, and the client's next watch or list gets the 404.
 //! - Further per-area differences are listed in each module's docs.
 
 pub mod admission;
@@ -309,6 +314,19 @@ impl ApiServer {
     /// hidden ones leave discovery and their URLs answer 404.
     pub fn set_served(&self, group_version: &str, served: bool) {
         self.shared.set_served(group_version, served);
+    }
+
+    /// Deletes the CustomResourceDefinition of `plural.group` (`httproutes`,
+    /// `gateway.networking.k8s.io`) as kube-apiserver does: its objects are deleted (watches
+    /// see DELETED), then its versions leave discovery and their URLs answer 404. `false` when
+    /// the sandbox serves no custom resource of that name.
+    pub fn delete_crd(&self, group: &str, plural: &str) -> bool {
+        self.shared.delete_crd(group, plural)
+    }
+
+    /// Creates the CustomResourceDefinition of `plural.group` again, served and empty.
+    pub fn create_crd(&self, group: &str, plural: &str) -> bool {
+        self.shared.create_crd(group, plural)
     }
 
     /// Drops the watch history, so a watch from any earlier resourceVersion gets 410 Expired.

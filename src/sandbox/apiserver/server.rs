@@ -130,6 +130,56 @@ impl Shared {
         }
     }
 
+    /// Deletes the CustomResourceDefinition of `plural.group` as kube-apiserver does: its
+    /// versions stop being served (leaving discovery, their URLs answer 404) and every object
+    /// of it is deleted, each with a DELETED watch event. `false` when no custom resource of
+    /// that name is served.
+    pub(super) fn delete_crd(&self, group: &str, plural: &str) -> bool {
+        let versions = self.crd_versions(group, plural);
+        let Some(storage) = versions.first().map(ResourceKind::storage_key) else {
+            return false;
+        };
+        for kind in &versions {
+            self.set_served(&kind.api_version(), false);
+        }
+        self.purge(&storage);
+        true
+    }
+
+    /// Creates the CustomResourceDefinition of `plural.group` again: every version the sandbox
+    /// knows for it is served, with no objects (those of the deleted CRD are gone). `false`
+    /// when the sandbox has no such custom resource.
+    pub(super) fn create_crd(&self, group: &str, plural: &str) -> bool {
+        let versions = self.crd_versions(group, plural);
+        let Some(storage) = versions.first().map(ResourceKind::storage_key) else {
+            return false;
+        };
+        // A write that passed the served check just before the deletion may have landed since.
+        self.purge(&storage);
+        for kind in &versions {
+            self.set_served(&kind.api_version(), true);
+        }
+        true
+    }
+
+    /// Every version of custom resource `plural.group` the sandbox knows, served or not.
+    fn crd_versions(&self, group: &str, plural: &str) -> Vec<ResourceKind> {
+        self.kinds
+            .iter()
+            .filter(|k| k.group == group && k.plural == plural && is_custom_resource(k))
+            .cloned()
+            .collect()
+    }
+
+    /// Removes every object of storage `storage`, each with a DELETED change.
+    fn purge(&self, storage: &str) {
+        let mut store = self.lock_store();
+        let keys: Vec<_> = store.list(storage, None).map(obj_key).collect();
+        for key in keys {
+            store.remove(storage, &key);
+        }
+    }
+
     pub(super) fn request_counts(&self) -> BTreeMap<String, u64> {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
@@ -1824,6 +1874,80 @@ mod tests {
             .into_iter()
             .find(|k| k.plural == "deployments")
             .unwrap()
+    }
+
+    fn shared() -> Shared {
+        use crate::sandbox::apiserver::admission::{ServiceRef, ServiceResolver};
+        let resolver: ServiceResolver = Arc::new(|_: &ServiceRef| None);
+        Shared::new(
+            Store::new(10),
+            Admitter::new(resolver),
+            Arc::default(),
+            Duration::from_secs(1),
+            "127.0.0.1:1".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn deleting_a_crd_unserves_it_and_deletes_its_objects_with_watch_events() {
+        let s = shared();
+        let route = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "web", "namespace": "shop"}});
+        let storage = "gateway.networking.k8s.io/httproutes";
+        s.lock_store().insert(storage, route);
+        let mut changes = s.lock_store().subscribe();
+        assert!(
+            s.kind("gateway.networking.k8s.io", "v1", "httproutes")
+                .is_some()
+        );
+
+        assert!(s.delete_crd("gateway.networking.k8s.io", "httproutes"));
+        assert!(
+            s.kind("gateway.networking.k8s.io", "v1", "httproutes")
+                .is_none()
+        );
+        assert_eq!(s.lock_store().list(storage, None).count(), 0);
+        let deleted = changes.try_recv().expect("a DELETED change");
+        assert_eq!(deleted.event, store::EventType::Deleted);
+        assert_eq!(deleted.object["metadata"]["name"], "web");
+
+        assert!(s.create_crd("gateway.networking.k8s.io", "httproutes"));
+        assert!(
+            s.kind("gateway.networking.k8s.io", "v1", "httproutes")
+                .is_some()
+        );
+        assert_eq!(
+            s.lock_store().list(storage, None).count(),
+            0,
+            "created empty"
+        );
+    }
+
+    #[test]
+    fn every_version_of_a_crd_goes_and_comes_back_together() {
+        let s = shared();
+        assert!(s.delete_crd("split.smi-spec.io", "trafficsplits"));
+        for v in ["v1alpha1", "v1alpha2"] {
+            assert!(
+                s.kind("split.smi-spec.io", v, "trafficsplits").is_none(),
+                "{v}"
+            );
+        }
+        assert!(s.create_crd("split.smi-spec.io", "trafficsplits"));
+        for v in ["v1alpha1", "v1alpha2"] {
+            assert!(
+                s.kind("split.smi-spec.io", v, "trafficsplits").is_some(),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_custom_resources_have_a_crd_to_delete() {
+        let s = shared();
+        assert!(!s.delete_crd("apps", "deployments"));
+        assert!(s.kind("apps", "v1", "deployments").is_some());
+        assert!(!s.create_crd("gateway.networking.k8s.io", "gateways"));
     }
 
     #[test]
