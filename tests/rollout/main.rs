@@ -7,6 +7,7 @@
 //! HTTPRoute, and the first two with `nginx`, through a canary Ingress (`nginx.rs`), to keep the
 //! suite's wall time within budget.
 
+mod ab;
 mod baseline;
 mod bluegreen;
 mod cluster;
