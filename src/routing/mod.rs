@@ -4,11 +4,12 @@
 //! [`served`]: which route APIs the cluster serves.
 //!
 //! ```text
-//!  controller ──ensure(target, Weights{primary, canary})──► AnyRouter ──target.router──► SmiRouter
-//!                                                                                    ├─► GatewayRouter
-//!                                                                                    └─► NginxRouter
-//!                                                              each: get route `app`, equal? no write,
-//!                                                              else SSA apply (manager "sluice", force)
+//!  controller ──ensure(target, Split::Weighted(Weights{primary, canary}) | Split::Matched)──►
+//!    AnyRouter ──target.router──► SmiRouter (Matched: NoMatching error)
+//!                              ├─► GatewayRouter
+//!                              └─► NginxRouter
+//!                                  each: get route `app`, equal? no write,
+//!                                  else SSA apply (manager "sluice", force)
 //! ```
 //!
 //! What a route does with the requests is a [`Split`]: weighted between the two Services
@@ -227,10 +228,7 @@ pub enum RoutingError {
     },
     #[error("weights {weights} for {route} do not sum to 100; this is a bug in Sluice")]
     InvalidWeights { route: String, weights: Weights },
-    #[error(
-        "route {route} cannot send requests by the A/B rules of sluice.dev/match: {reason}; set \
-         sluice.dev/router: gateway-api (or nginx), or sluice.dev/strategy: canary"
-    )]
+    #[error("route {route} cannot send requests by the A/B rules of sluice.dev/match: {reason}")]
     NoMatching { route: String, reason: String },
 }
 
@@ -447,7 +445,9 @@ pub(crate) fn check_split(target: &RouteTarget, split: Split) -> Result<(), Rout
         }),
         Split::Matched if target.matches.is_empty() => Err(RoutingError::NoMatching {
             route: target.key(),
-            reason: "no rules are set".to_string(),
+            reason: "no rules are set; add sluice.dev/match rules, or set \
+                     sluice.dev/strategy: canary"
+                .to_string(),
         }),
         _ => Ok(()),
     }

@@ -211,14 +211,21 @@ fn match_annotations(target: &RouteTarget) -> Result<Map<String, Value>, Routing
     };
     if let Some(what) = nginx_unsupported(&target.matches) {
         return Err(no(format!(
-            "the match {what}, and an NGINX canary Ingress matches one header only"
+            "the match {what}, and an NGINX canary Ingress matches one header only; keep one \
+             rule with one header, or set sluice.dev/router: gateway-api"
         )));
     }
     let header = target
         .matches
         .first()
         .and_then(|rule| rule.headers.first())
-        .ok_or_else(|| no("no header rule is set".to_string()))?;
+        .ok_or_else(|| {
+            no(
+                "no header rule is set; add one to sluice.dev/match, or set \
+                sluice.dev/strategy: canary"
+                    .to_string(),
+            )
+        })?;
     let mut out = Map::new();
     out.insert(CANARY_BY_HEADER.into(), json!(header.name));
     let key = match header.kind {

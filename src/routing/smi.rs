@@ -358,7 +358,9 @@ impl Router for SmiRouter {
 fn weights_only(target: &RouteTarget, split: Split) -> Result<Weights, RoutingError> {
     split.weights().ok_or_else(|| RoutingError::NoMatching {
         route: target.key(),
-        reason: "an SMI TrafficSplit has no header matching".to_string(),
+        reason: "an SMI TrafficSplit has no header matching; set sluice.dev/router: \
+                 gateway-api (or nginx for an app exposed through an NGINX Ingress)"
+            .to_string(),
     })
 }
 

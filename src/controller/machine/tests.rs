@@ -1704,6 +1704,13 @@ fn a_failing_ab_test_takes_every_request_back_to_the_primary_at_once() {
     for n in 1..=3u32 {
         let d = fail_when_due(&status, 10 + 60 * u64::from(n), &plan);
         assert_eq!(d.status.failed_checks, n);
+        let holds = n < 3;
+        assert_eq!(
+            splits(&d).contains(&Split::Matched),
+            holds,
+            "below the threshold the matched route holds, at it the rollback starts: {:?}",
+            d.effects
+        );
         status = d.status;
     }
     assert_rolls_back_all_to_the_primary(&status, &plan);
