@@ -13,7 +13,7 @@
 //! A cluster has no load generator that sends request classes here: on one these scenarios say
 //! so and stop.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use sluice::controller::status::Phase;
@@ -119,30 +119,35 @@ struct MatchedSpan {
     until: Option<SystemTime>,
 }
 
-/// Follows the rollout's status until it leaves the iterations (or ends) and says when the
-/// matched route held.
+/// Watches every version of the app's status (a watch sees each write, where polling could
+/// miss a short `Promoting`) until the rollout leaves the iterations, and says when the matched
+/// route held.
 async fn matched_span(h: &Harness) -> MatchedSpan {
-    let deadline = Instant::now() + h.intervals(25);
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let deadline = tokio::time::Instant::now() + h.intervals(25);
+    let events = watcher(h.api.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects();
+    let mut events = std::pin::pin!(events);
     let mut span = MatchedSpan::default();
-    while Instant::now() < deadline {
-        let d = h.api.get(APP).await.unwrap();
-        let Some(s) = status(&d) else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
+        let Some(s) = event
+            .ok()
+            .filter(|d| d.metadata.name.as_deref() == Some(APP))
+            .as_ref()
+            .and_then(status)
+        else {
             continue;
         };
         if span.from.is_none() && s.phase == Phase::Progressing && s.iteration_goal.is_some() {
-            // Set by the pass that started the iterations (or, if this look came later, by a
-            // later analysis: later is only more cautious).
+            // Set by the pass that started the iterations.
             span.from = s.last_analysis.map(|t| t.0);
         }
         if matches!(s.phase, Phase::Promoting | Phase::RollingBack) {
             span.until = Some(s.phase_since.0);
             return span;
         }
-        if s.phase.is_at_rest() && span.from.is_some() {
-            return span;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     span
 }
