@@ -23,10 +23,10 @@ use sluice::controller::objects::{
 };
 use sluice::controller::status::{Phase, RolloutStatus};
 use sluice::policy::keys::APEX_SELECTOR_ANNOTATION;
-use sluice::policy::values::RouterKind;
+use sluice::policy::values::{MatchRule, RouterKind};
 use sluice::routing::{
     AnyRouter, Discovery, GatewayRouter, NginxRouter, RouteTarget, Router, RoutingError, SmiRouter,
-    SmiVersion, Weights, gateway, nginx, served,
+    SmiVersion, Split, Weights, gateway, nginx, served,
 };
 use sluice::sandbox::apiserver::{ApiServer, ApiServerOptions, Identity};
 use sluice::sandbox::embedded::Embedded;
@@ -98,8 +98,8 @@ async fn stored_split(client: &kube::Client, version: SmiVersion) -> Value {
     serde_json::to_value(obj).unwrap()
 }
 
-fn w(primary: u32, canary: u32) -> Weights {
-    Weights { primary, canary }
+fn w(primary: u32, canary: u32) -> Split {
+    Split::Weighted(Weights { primary, canary })
 }
 
 #[tokio::test]
@@ -113,9 +113,12 @@ async fn ensure_creates_a_v1alpha2_split_and_reads_it_back() {
         router.route_resource().map(|r| r.api_version),
         Some("split.smi-spec.io/v1alpha2".to_string())
     );
-    assert_eq!(router.weights(&target).await.unwrap(), None);
+    assert_eq!(router.split(&target).await.unwrap(), None);
 
-    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    router
+        .ensure(&target, Weights::AT_REST.into())
+        .await
+        .unwrap();
 
     let ts = stored_split(&client, SmiVersion::V1Alpha2).await;
     assert_eq!(ts["apiVersion"], "split.smi-spec.io/v1alpha2");
@@ -138,12 +141,12 @@ async fn ensure_creates_a_v1alpha2_split_and_reads_it_back() {
         .collect();
     assert_eq!(managers, vec!["sluice"]);
     assert_eq!(
-        router.weights(&target).await.unwrap(),
-        Some(Weights::AT_REST)
+        router.split(&target).await.unwrap(),
+        Some(Weights::AT_REST.into())
     );
 
     router.ensure(&target, w(90, 10)).await.unwrap();
-    assert_eq!(router.weights(&target).await.unwrap(), Some(w(90, 10)));
+    assert_eq!(router.split(&target).await.unwrap(), Some(w(90, 10)));
 }
 
 #[tokio::test]
@@ -170,7 +173,7 @@ async fn a_second_ensure_with_the_same_weights_writes_nothing() {
         moved["metadata"]["resourceVersion"],
         before["metadata"]["resourceVersion"]
     );
-    assert_eq!(router.weights(&target).await.unwrap(), Some(w(70, 30)));
+    assert_eq!(router.split(&target).await.unwrap(), Some(w(70, 30)));
 }
 
 #[tokio::test]
@@ -187,11 +190,11 @@ async fn a_route_someone_else_changed_is_put_back() {
         .patch("web", &PatchParams::default(), &Patch::Merge(&edit))
         .await
         .unwrap();
-    assert_eq!(router.weights(&target).await.unwrap(), Some(w(10, 90)));
+    assert_eq!(router.split(&target).await.unwrap(), Some(w(10, 90)));
 
     router.ensure(&target, w(90, 10)).await.unwrap();
 
-    assert_eq!(router.weights(&target).await.unwrap(), Some(w(90, 10)));
+    assert_eq!(router.split(&target).await.unwrap(), Some(w(90, 10)));
 }
 
 #[tokio::test]
@@ -218,7 +221,7 @@ async fn without_v1alpha2_a_fresh_router_writes_v1alpha1_quantities() {
         ts["spec"]["backends"][1],
         json!({"service": "web-canary", "weight": "10"})
     );
-    assert_eq!(router.weights(&target).await.unwrap(), Some(w(90, 10)));
+    assert_eq!(router.split(&target).await.unwrap(), Some(w(90, 10)));
 }
 
 #[tokio::test]
@@ -230,7 +233,7 @@ async fn a_router_follows_the_served_version_when_it_changes() {
 
     api.set_served("split.smi-spec.io/v1alpha2", false);
 
-    assert_eq!(router.weights(&target).await.unwrap(), Some(w(60, 40)));
+    assert_eq!(router.split(&target).await.unwrap(), Some(w(60, 40)));
     assert_eq!(router.cached_version(), Some(SmiVersion::V1Alpha1));
     router.ensure(&target, w(50, 50)).await.unwrap();
     let ts = stored_split(&client, SmiVersion::V1Alpha1).await;
@@ -247,21 +250,27 @@ async fn neither_version_served_is_not_served_until_linkerd_smi_is_installed() {
     assert_eq!(router.cached_version(), None);
     assert!(router.route_resource().is_none());
 
-    let err = router.ensure(&target, Weights::AT_REST).await.unwrap_err();
+    let err = router
+        .ensure(&target, Weights::AT_REST.into())
+        .await
+        .unwrap_err();
     assert!(matches!(err, RoutingError::NotServed { .. }), "{err}");
     assert!(
         err.to_string().contains("TrafficSplit default/web"),
         "{err}"
     );
     assert!(err.to_string().contains("linkerd-smi"), "{err}");
-    let err = router.weights(&target).await.unwrap_err();
+    let err = router.split(&target).await.unwrap_err();
     assert_eq!(err.metric_label(), "not_served");
 
     api.set_served("split.smi-spec.io/v1alpha2", true);
-    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    router
+        .ensure(&target, Weights::AT_REST.into())
+        .await
+        .unwrap();
     assert_eq!(
-        router.weights(&target).await.unwrap(),
-        Some(Weights::AT_REST)
+        router.split(&target).await.unwrap(),
+        Some(Weights::AT_REST.into())
     );
 }
 
@@ -273,7 +282,7 @@ async fn weights_that_do_not_sum_to_100_are_refused_without_a_write() {
     let err = router.ensure(&target, w(50, 60)).await.unwrap_err();
     assert_eq!(err.metric_label(), "invalid_weights");
     assert_eq!(api.request_counts().get("patch"), None);
-    assert_eq!(router.weights(&target).await.unwrap(), None);
+    assert_eq!(router.split(&target).await.unwrap(), None);
 }
 
 fn selector(svc: &Service) -> BTreeMap<String, String> {
@@ -307,7 +316,10 @@ async fn generated_objects_are_accepted_and_collected_with_the_app() {
         .await
         .unwrap();
     let router = SmiRouter::new(client.clone()).await.unwrap();
-    router.ensure(&target, Weights::ALL_PRIMARY).await.unwrap();
+    router
+        .ensure(&target, Weights::ALL_PRIMARY.into())
+        .await
+        .unwrap();
 
     let primary = deploys.get("web-primary").await.unwrap();
     let spec = primary.spec.unwrap();
@@ -414,9 +426,12 @@ async fn the_gateway_router_writes_an_httproute_on_the_apex_port_once_per_change
         Some("gateway.networking.k8s.io/v1".to_string())
     );
     assert_eq!(router.unserved().await.unwrap(), None);
-    assert_eq!(router.weights(&target).await.unwrap(), None);
+    assert_eq!(router.split(&target).await.unwrap(), None);
 
-    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    router
+        .ensure(&target, Weights::AT_REST.into())
+        .await
+        .unwrap();
 
     let r = stored_route(&client).await;
     assert_eq!(r["apiVersion"], "gateway.networking.k8s.io/v1");
@@ -437,7 +452,10 @@ async fn the_gateway_router_writes_an_httproute_on_the_apex_port_once_per_change
 
     // The API server added the CRD's defaults; the route still counts as written.
     let patches = api.request_counts().get("patch").copied();
-    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    router
+        .ensure(&target, Weights::AT_REST.into())
+        .await
+        .unwrap();
     assert_eq!(api.request_counts().get("patch").copied(), patches);
     assert_eq!(
         stored_route(&client).await["metadata"]["resourceVersion"],
@@ -445,7 +463,7 @@ async fn the_gateway_router_writes_an_httproute_on_the_apex_port_once_per_change
     );
 
     router.ensure(&target, w(80, 20)).await.unwrap();
-    assert_eq!(router.weights(&target).await.unwrap(), Some(w(80, 20)));
+    assert_eq!(router.split(&target).await.unwrap(), Some(w(80, 20)));
 }
 
 #[tokio::test]
@@ -474,9 +492,9 @@ async fn one_any_router_writes_each_deployments_route_with_the_router_it_names()
 
     let gw_target = gateway_target(&smi_target);
     router.ensure(&gw_target, w(60, 40)).await.unwrap();
-    assert_eq!(router.weights(&gw_target).await.unwrap(), Some(w(60, 40)));
+    assert_eq!(router.split(&gw_target).await.unwrap(), Some(w(60, 40)));
     assert_eq!(
-        router.weights(&smi_target).await.unwrap(),
+        router.split(&smi_target).await.unwrap(),
         None,
         "the TrafficSplit Sluice wrote is removed once the Deployment moves to gateway-api"
     );
@@ -511,9 +529,9 @@ async fn one_any_router_writes_each_deployments_route_with_the_router_it_names()
         None
     );
     router.ensure(&nginx, w(60, 40)).await.unwrap();
-    assert_eq!(router.weights(&nginx).await.unwrap(), Some(w(60, 40)));
+    assert_eq!(router.split(&nginx).await.unwrap(), Some(w(60, 40)));
     assert_eq!(
-        router.weights(&gw_target).await.unwrap(),
+        router.split(&gw_target).await.unwrap(),
         None,
         "the HTTPRoute Sluice wrote is removed once the Deployment moves to nginx"
     );
@@ -549,9 +567,12 @@ async fn the_nginx_router_writes_a_canary_ingress_once_per_change_and_leaves_the
         .unwrap();
     let router = NginxRouter::new(client.clone()).await.unwrap();
     assert_eq!(router.kind(), "nginx");
-    assert_eq!(router.weights(&target).await.unwrap(), None);
+    assert_eq!(router.split(&target).await.unwrap(), None);
 
-    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    router
+        .ensure(&target, Weights::AT_REST.into())
+        .await
+        .unwrap();
     let canary = serde_json::to_value(ingresses(&client).get("web-canary").await.unwrap()).unwrap();
     let annotations = &canary["metadata"]["annotations"];
     assert_eq!(annotations[nginx::CANARY], "true");
@@ -567,11 +588,14 @@ async fn the_nginx_router_writes_a_canary_ingress_once_per_change_and_leaves_the
     );
 
     let patches = api.request_counts().get("patch").copied();
-    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    router
+        .ensure(&target, Weights::AT_REST.into())
+        .await
+        .unwrap();
     assert_eq!(api.request_counts().get("patch").copied(), patches);
 
     router.ensure(&target, w(80, 20)).await.unwrap();
-    assert_eq!(router.weights(&target).await.unwrap(), Some(w(80, 20)));
+    assert_eq!(router.split(&target).await.unwrap(), Some(w(80, 20)));
     let after = ingresses(&client).get("web").await.unwrap();
     assert_eq!(
         after.metadata.resource_version, user.metadata.resource_version,
@@ -606,7 +630,7 @@ async fn moving_to_another_router_removes_only_the_route_sluice_wrote() {
         .unwrap();
 
     router
-        .ensure(&gateway_target(&smi_target), Weights::AT_REST)
+        .ensure(&gateway_target(&smi_target), Weights::AT_REST.into())
         .await
         .unwrap();
     assert!(
@@ -618,7 +642,10 @@ async fn moving_to_another_router_removes_only_the_route_sluice_wrote() {
         "a TrafficSplit Sluice did not write is left alone"
     );
 
-    router.ensure(&smi_target, Weights::AT_REST).await.unwrap();
+    router
+        .ensure(&smi_target, Weights::AT_REST.into())
+        .await
+        .unwrap();
     let routes: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
     assert!(
@@ -656,16 +683,22 @@ async fn an_unserved_httproute_blocks_until_the_crd_is_installed() {
         ["TrafficSplit", "Ingress"],
         "HTTPRoutes are not watched"
     );
-    let err = router.ensure(&target, Weights::AT_REST).await.unwrap_err();
+    let err = router
+        .ensure(&target, Weights::AT_REST.into())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("HTTPRoute default/web"), "{err}");
     assert!(err.to_string().contains("Blocked"), "{err}");
 
     api.set_served("gateway.networking.k8s.io/v1", true);
     assert_eq!(router.unserved(RouterKind::GatewayApi).await.unwrap(), None);
-    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    router
+        .ensure(&target, Weights::AT_REST.into())
+        .await
+        .unwrap();
     assert_eq!(
-        router.weights(&target).await.unwrap(),
-        Some(Weights::AT_REST)
+        router.split(&target).await.unwrap(),
+        Some(Weights::AT_REST.into())
     );
 }
 
@@ -688,7 +721,10 @@ async fn a_serviceprofile_of_the_apex_is_warned_about_once_with_an_event_on_the_
         .unwrap();
     let router = GatewayRouter::new(client.clone()).await.unwrap();
 
-    router.ensure(&target, Weights::AT_REST).await.unwrap();
+    router
+        .ensure(&target, Weights::AT_REST.into())
+        .await
+        .unwrap();
     router.ensure(&target, w(90, 10)).await.unwrap();
 
     let events = Api::<Event>::namespaced(client.clone(), NS)
@@ -884,4 +920,61 @@ async fn an_nginx_routed_deployment_is_blocked_naming_its_missing_ingress_until_
     );
     sluice.shutdown().await;
     sandbox.shutdown().await;
+}
+
+/// `target` with the A/B rule `x-canary: insider`.
+fn with_ab_rule(target: RouteTarget, router: RouterKind) -> RouteTarget {
+    let rules: Vec<MatchRule> =
+        serde_json::from_value(json!([{"headers": [{"name": "x-canary", "value": "insider"}]}]))
+            .unwrap();
+    RouteTarget { router, ..target }.with_matches(&rules)
+}
+
+#[tokio::test]
+async fn a_matched_route_is_written_once_read_back_as_matched_and_undone_by_a_weighted_one() {
+    let (api, client) = server().await;
+    let (_, _, target) = onboard(&client).await;
+    ingresses(&client)
+        .create(&PostParams::default(), &user_ingress())
+        .await
+        .unwrap();
+    let router = AnyRouter::new(client.clone()).await.unwrap();
+    for kind in [RouterKind::GatewayApi, RouterKind::Nginx] {
+        let target = with_ab_rule(target.clone(), kind);
+        router.ensure(&target, Split::Matched).await.unwrap();
+        let patches = api.request_counts().get("patch").copied();
+        router.ensure(&target, Split::Matched).await.unwrap();
+        assert_eq!(
+            api.request_counts().get("patch").copied(),
+            patches,
+            "{kind}: the stored matched route is up to date"
+        );
+        assert_eq!(router.split(&target).await.unwrap(), Some(Split::Matched));
+        // A rollback: all to the primary, nothing matched any more.
+        router
+            .ensure(&target, Weights::ALL_PRIMARY.into())
+            .await
+            .unwrap();
+        assert_eq!(
+            router.split(&target).await.unwrap(),
+            Some(Weights::ALL_PRIMARY.into()),
+            "{kind}"
+        );
+        if kind == RouterKind::GatewayApi {
+            let route = stored_route(&client).await;
+            assert_eq!(route["spec"]["rules"].as_array().map(Vec::len), Some(1));
+        }
+    }
+    let canary = serde_json::to_value(ingresses(&client).get("web-canary").await.unwrap()).unwrap();
+    assert_eq!(canary["metadata"]["annotations"][nginx::CANARY_WEIGHT], "0");
+    assert!(
+        canary["metadata"]["annotations"]
+            .get(nginx::CANARY_BY_HEADER)
+            .is_none(),
+        "{canary}"
+    );
+    // SMI cannot match: refused, nothing written.
+    let smi = with_ab_rule(target, RouterKind::Smi);
+    let err = router.ensure(&smi, Split::Matched).await.unwrap_err();
+    assert!(matches!(err, RoutingError::NoMatching { .. }), "{err}");
 }

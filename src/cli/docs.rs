@@ -22,7 +22,7 @@ use crate::policy::settings::{self, Level, PolicyError, Settings};
 pub fn meaning(setting: Setting) -> &'static str {
     match setting {
         Setting::Strategy => {
-            "`canary` or `blue-green` (`ab-testing` is refused until routing by rules is built)"
+            "`canary`, `blue-green`, or `ab-testing` (requests matching `match` go to the new version for `iterations`; `gateway-api` or `nginx`)"
         }
         Setting::Router => {
             "`smi` (TrafficSplit), `gateway-api` (HTTPRoute) or `nginx` (canary Ingress, for apps exposed outside the mesh)"
@@ -54,7 +54,7 @@ pub fn meaning(setting: Setting) -> &'static str {
             "hooks: a YAML list of `{type, url, timeout, metadata}`; types `pre-rollout`, `rollout`, `confirm-promotion`, `post-rollout`, `rollback`, `event`"
         }
         Setting::Match => {
-            "`ab-testing` routing rules: header or query matches (`gateway-api` or `nginx`)"
+            "`ab-testing` routing rules: header or query matches, cookies as a `Cookie` header regex (`gateway-api`; `nginx`: one header)"
         }
         Setting::ProgressDeadline => {
             "how long a canary may take to become ready before it is rolled back"

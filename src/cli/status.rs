@@ -48,6 +48,7 @@ use serde::Serialize;
 use crate::analysis::checks;
 use crate::controller::status::{Phase, RolloutStatus};
 use crate::policy::settings::{self, Layers};
+use crate::policy::values::Strategy;
 
 /// How `status` prints: kubectl's `-o`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -96,6 +97,10 @@ pub struct Rollout {
     /// threshold set only in the cluster policy shows as the default); `None` if they are
     /// invalid.
     pub threshold: Option<u32>,
+    /// The strategy, from the same annotations; `None` if they are invalid. Not in `-o json`:
+    /// it only words the WEIGHT column.
+    #[serde(skip)]
+    pub strategy: Option<Strategy>,
     pub status: RolloutStatus,
 }
 
@@ -122,19 +127,21 @@ pub fn rollout(
         Ok(None) => return None,
         Err(e) => return Some(Err(format!("Deployment {namespace}/{name}: {e}"))),
     };
-    let threshold = settings::resolve(&Layers {
+    let resolved = settings::resolve(&Layers {
         deployment: Some(d.annotations()),
         namespace: namespace_annotations,
         cluster: None,
     })
-    .ok()
-    .map(|r| r.settings.threshold);
+    .ok();
+    let threshold = resolved.as_ref().map(|r| r.settings.threshold);
+    let strategy = resolved.map(|r| r.settings.strategy);
     let held = d.spec.as_ref().and_then(|s| s.paused) == Some(true);
     Some(Ok(Rollout {
         namespace,
         name,
         held,
         threshold,
+        strategy,
         status,
     }))
 }
@@ -174,10 +181,7 @@ pub fn cells(r: &Rollout, wide: bool, namespaces: bool, now: SystemTime) -> Vec<
     let mut row = vec![
         r.name.clone(),
         phase,
-        match s.iteration_goal.filter(|_| !s.phase.is_at_rest()) {
-            Some(n) => format!("{}% (iteration {}/{n})", s.weight, s.iterations.min(n)),
-            None => format!("{}%", s.weight),
-        },
+        weight_cell(r),
         dash(s.revision.clone().unwrap_or_default()),
         dash(s.stable_revision.clone().unwrap_or_default()),
         format!("{}/{threshold}", s.failed_checks),
@@ -192,6 +196,23 @@ pub fn cells(r: &Rollout, wide: bool, namespaces: bool, now: SystemTime) -> Vec<
         row.insert(0, r.namespace.clone());
     }
     row
+}
+
+/// The WEIGHT column: the canary's percent; during blue/green iterations with the iteration;
+/// while an A/B test routes by its rules, `matched` (no weighted share reaches the canary, the
+/// requests matching `sluice.dev/match` all do).
+fn weight_cell(r: &Rollout) -> String {
+    let s = &r.status;
+    let matched = r.strategy == Some(Strategy::AbTesting)
+        && matches!(
+            s.phase,
+            Phase::Progressing | Phase::Paused | Phase::WaitingPromotion
+        );
+    match s.iteration_goal.filter(|_| !s.phase.is_at_rest()) {
+        Some(n) if matched => format!("matched (iteration {}/{n})", s.iterations.min(n)),
+        Some(n) => format!("{}% (iteration {}/{n})", s.weight, s.iterations.min(n)),
+        None => format!("{}%", s.weight),
+    }
 }
 
 /// Column widths that fit every row.
@@ -558,6 +579,7 @@ mod tests {
             name: "web".into(),
             held: false,
             threshold: Some(5),
+            strategy: Some(Strategy::Canary),
             status: status(phase, weight),
         }
     }
@@ -615,6 +637,20 @@ mod tests {
         assert_eq!(cells(&r, false, false, now)[2], "0% (iteration 2/5)");
         (r.status.phase, r.status.weight) = (Phase::Succeeded, 100);
         assert_eq!(cells(&r, false, false, now)[2], "100%");
+    }
+
+    #[test]
+    fn an_ab_test_shows_matched_and_its_iteration_while_the_rules_route_then_its_weight() {
+        let mut r = of(Phase::Progressing, 0);
+        r.strategy = Some(Strategy::AbTesting);
+        (r.status.iterations, r.status.iteration_goal) = (1, Some(3));
+        let now = SystemTime::UNIX_EPOCH;
+        assert_eq!(cells(&r, false, false, now)[2], "matched (iteration 1/3)");
+        r.status.phase = Phase::RollingBack;
+        assert_eq!(cells(&r, false, false, now)[2], "0% (iteration 1/3)");
+        // Before the iterations (a pre-rollout gate) nothing is matched yet.
+        (r.status.phase, r.status.iteration_goal) = (Phase::Progressing, None);
+        assert_eq!(cells(&r, false, false, now)[2], "0%");
     }
 
     #[test]

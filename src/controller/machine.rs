@@ -65,6 +65,21 @@
 //!   So with no load and no custom check or hook, a blue/green rollout rolls back.
 //! - A new revision mid-analysis starts over: the gate again, then iteration 1.
 //!
+//! A/B testing (`strategy: ab-testing`) is the other iteration strategy ([`Plan::iterates`]):
+//! the same sequence as blue/green, but the route held during the iterations
+//! ([`Plan::iteration_route`]) is `Split::Matched`: requests matching the `sluice.dev/match`
+//! rules go 100% to the canary, all others stay 100% on the primary.
+//! ```text
+//!   Preparing: route 100/0 ──► Progressing 0% ── pre-rollout 2xx (or none) ──► route matched (iterationGoal = N)
+//!   every interval: checks + rollout hooks ── pass ──► iteration k+1/N ── N? ── confirm-promotion ──► Promoting: route 0/100 at once
+//!                                          └─ fail × threshold, abort ──► RollingBack: route 100/0 at once
+//! ```
+//! - The canary receives live matching traffic, so the built-in checks judge it as they judge
+//!   a canary step (`min-requests` applies to the matching requests); unlike blue/green, an
+//!   interval without a verdict is silent even when a hook passed.
+//! - The status weight stays 0 (no weighted share of the general traffic reaches the canary);
+//!   `iterationGoal` set while the strategy is `ab-testing` means the matched route holds.
+//!
 //! Control annotations (DESIGN §2), acted on before the phase's own step, each exactly once:
 //! the answer goes into the status (`lastControl`: verb, time, outcome `applied` / `refused` /
 //! `noOp`, message) and an Event, and the annotation is removed by an effect after that status
@@ -100,7 +115,7 @@ use crate::analysis::checks::{self, IntervalOutcome};
 use crate::analysis::hooks::HookAnswers;
 use crate::policy::keys::Control;
 use crate::policy::values::{HookType, Strategy};
-use crate::routing::Weights;
+use crate::routing::{Split, Weights};
 
 /// What the reconciler read from the objects for one Deployment.
 #[derive(Clone, Debug, PartialEq)]
@@ -215,17 +230,42 @@ pub struct Plan {
     /// The kinds of hook configured (`sluice.dev/webhooks`): a `pre-rollout` hook gates the
     /// first step, a `confirm-promotion` hook the promotion.
     pub hooks: Vec<HookType>,
-    /// `canary` moves the weight through `weights`; `blue-green` keeps it at 0% for
-    /// `iterations` passing analyses, then switches at once. (`ab-testing` runs as `canary`
-    /// here.)
+    /// `canary` moves the weight through `weights`; `blue-green` keeps it at 0% and
+    /// `ab-testing` routes the matching requests to the canary, each for `iterations` passing
+    /// analyses, then switches at once.
     pub strategy: Strategy,
-    /// Blue/green: the passing analyses needed before the switch.
+    /// Blue/green and A/B: the passing analyses needed before the switch.
     pub iterations: u32,
 }
 
 impl Plan {
-    fn blue_green(&self) -> bool {
+    /// Whether the strategy runs `iterations` analyses at a fixed route and then switches at
+    /// once (blue-green, ab-testing), rather than stepping the weight (canary).
+    pub fn iterates(&self) -> bool {
+        matches!(self.strategy, Strategy::BlueGreen | Strategy::AbTesting)
+    }
+
+    /// The route held during the iterations: all to the primary for blue/green, by the A/B
+    /// rules for ab-testing (for canary, the 0% route).
+    pub fn iteration_route(&self) -> Split {
+        match self.strategy {
+            Strategy::AbTesting => Split::Matched,
+            Strategy::BlueGreen | Strategy::Canary => Split::Weighted(Weights::ALL_PRIMARY),
+        }
+    }
+
+    /// Blue/green alone: the canary gets no live traffic, so a passing hook can stand for
+    /// the built-in checks that have no verdict.
+    fn no_live_traffic(&self) -> bool {
         self.strategy == Strategy::BlueGreen
+    }
+
+    /// How messages name the strategy: `blue/green`, `A/B`.
+    fn label(&self) -> &'static str {
+        match self.strategy {
+            Strategy::AbTesting => "A/B",
+            _ => "blue/green",
+        }
     }
 }
 
@@ -239,8 +279,18 @@ pub struct AnalysisPlan {
 }
 
 /// The split of a step: `weight` percent to the canary, the rest to the primary.
-fn step(weight: u32) -> Weights {
-    Weights::canary(weight.min(100)).unwrap_or(Weights::AT_REST)
+fn step(weight: u32) -> Split {
+    Split::Weighted(Weights::canary(weight.min(100)).unwrap_or(Weights::AT_REST))
+}
+
+/// The route while a rollout runs under status `s`: for an iteration strategy, the iteration
+/// route once the iterations have started (all to the primary before); otherwise the step's.
+fn rollout_route(s: &RolloutStatus, plan: &Plan) -> Split {
+    match (plan.iterates(), s.iteration_goal) {
+        (true, Some(_)) => plan.iteration_route(),
+        (true, None) => step(0),
+        (false, _) => step(s.weight),
+    }
 }
 
 /// An idempotent change the reconciler makes to converge the world to the status. The
@@ -249,8 +299,8 @@ fn step(weight: u32) -> Weights {
 pub enum Effect {
     /// Services `app-primary`, `app-canary` exist.
     EnsureServices,
-    /// The route splits traffic so.
-    EnsureRoute(Weights),
+    /// The route splits traffic so (by weights, or by the A/B rules).
+    EnsureRoute(Split),
     /// `app-primary` runs the stable template at `app`'s replicas.
     EnsurePrimary,
     /// The apex Service selects primary pods (its own selector kept in an annotation).
@@ -343,7 +393,7 @@ pub fn analysis_plan(
         return None;
     }
     let at_max = s.phase == Phase::WaitingPromotion
-        || match plan.blue_green() {
+        || match plan.iterates() {
             // This analysis is the last one before the switch.
             true => s.iterations + 1 >= plan.iterations,
             false => plan.weights.last().is_none_or(|max| s.weight >= *max),
@@ -370,9 +420,9 @@ pub fn analysis_plan(
 }
 
 /// Whether the canary's analysis has begun (past the `pre-rollout` gate): above 0% for a
-/// canary; for blue/green, once the iterations have started (the canary stays at 0%).
+/// canary; for blue/green and A/B, once the iterations have started (the weight stays at 0%).
 fn analysing(s: &RolloutStatus, plan: &Plan) -> bool {
-    match plan.blue_green() {
+    match plan.iterates() {
         true => s.iteration_goal.is_some(),
         false => s.weight > 0,
     }
@@ -850,7 +900,7 @@ fn at_rest(d: &mut Decision, first_look: bool, obs: &Observation, plan: &Plan) {
 fn rest_effects() -> Vec<Effect> {
     vec![
         Effect::EnsureServices,
-        Effect::EnsureRoute(Weights::AT_REST),
+        Effect::EnsureRoute(Split::Weighted(Weights::AT_REST)),
         Effect::RestoreApex,
         Effect::DeletePrimary,
         Effect::ClearStableTemplate,
@@ -873,7 +923,7 @@ fn preparing(d: &mut Decision, obs: &Observation, plan: &Plan) {
     match &obs.primary {
         Some(Readiness::Ready) => {
             d.effects.extend([
-                Effect::EnsureRoute(Weights::ALL_PRIMARY),
+                Effect::EnsureRoute(Split::Weighted(Weights::ALL_PRIMARY)),
                 Effect::SwitchApexToPrimary,
                 Effect::SetPaused(false),
             ]);
@@ -929,7 +979,7 @@ fn progressing(
     if new_revision(d, obs, "the analysis restarts at 0%") {
         d.enter(Phase::Progressing, obs.now);
     }
-    d.effects = rollout_effects(d.status.weight);
+    d.effects = rollout_effects(&d.status, plan);
     match &obs.app {
         Readiness::Failed(reason) => {
             return start_rollback(
@@ -956,7 +1006,7 @@ fn progressing(
     }
     let gated = plan.hooks.contains(&HookType::PreRollout);
     if !gated && !analysing(&d.status, plan) {
-        if plan.blue_green() {
+        if plan.iterates() {
             return start_iterations(d, obs, plan);
         }
         let first = plan.weights.first().copied().unwrap_or(100);
@@ -1015,13 +1065,13 @@ fn new_revision(d: &mut Decision, obs: &Observation, then: &str) -> bool {
     true
 }
 
-/// What holds while a rollout runs: the primary serves the stable version, the route sends
-/// `weight`% to the canary, and `app` is free to roll.
-fn rollout_effects(weight: u32) -> Vec<Effect> {
+/// What holds while a rollout runs: the primary serves the stable version, the route splits
+/// as [`rollout_route`] says, and `app` is free to roll.
+fn rollout_effects(s: &RolloutStatus, plan: &Plan) -> Vec<Effect> {
     vec![
         Effect::EnsureServices,
         Effect::EnsurePrimary,
-        Effect::EnsureRoute(step(weight)),
+        Effect::EnsureRoute(rollout_route(s, plan)),
         Effect::SwitchApexToPrimary,
         Effect::SetPaused(false),
     ]
@@ -1032,16 +1082,27 @@ fn rollout_effects(weight: u32) -> Vec<Effect> {
 /// (traffic only moves away from the untested template) and stays paused.
 fn paused(d: &mut Decision, obs: &Observation, plan: &Plan) {
     new_revision(d, obs, "the rollout stays paused at 0%");
-    d.effects = rollout_effects(d.status.weight);
+    d.effects = rollout_effects(&d.status, plan);
     d.requeue = Some(plan.interval);
+}
+
+/// The rollout's route becomes `split` in this decision's effects.
+fn set_route(d: &mut Decision, split: Split) {
+    match d
+        .effects
+        .iter_mut()
+        .find(|e| matches!(e, Effect::EnsureRoute(_)))
+    {
+        Some(route) => *route = Effect::EnsureRoute(split),
+        None => d.effects.push(Effect::EnsureRoute(split)),
+    }
 }
 
 fn advance(d: &mut Decision, obs: &Observation, weight: u32) {
     let from = d.status.weight;
     d.status.weight = weight;
     d.status.last_analysis = Some(Timestamp(obs.now));
-    d.effects.retain(|e| !matches!(e, Effect::EnsureRoute(_)));
-    d.effects.insert(2, Effect::EnsureRoute(step(weight)));
+    set_route(d, step(weight));
     d.event(
         EventType::Normal,
         "Advanced",
@@ -1053,32 +1114,43 @@ fn advance(d: &mut Decision, obs: &Observation, weight: u32) {
     d.requeue = Some(WAIT);
 }
 
-/// Blue/green: the analysis of the canary begins (the `pre-rollout` hook passed, or none is
-/// configured) while the primary keeps serving 100%; the first analysis is one interval later.
+/// Blue/green and A/B: the analysis of the canary begins (the `pre-rollout` hook passed, or
+/// none is configured) with the iteration route (A/B: the matching requests now reach the
+/// canary); the first analysis is one interval later.
 fn start_iterations(d: &mut Decision, obs: &Observation, plan: &Plan) {
     d.status.iteration_goal = Some(plan.iterations);
     d.status.last_analysis = Some(Timestamp(obs.now));
-    d.status.message = format!(
-        "blue/green: the primary serves 100% while revision {} is analysed for {} intervals; only hooks (load against -canary) and custom checks can judge it without live traffic",
-        d.short_revision(),
-        plan.iterations
-    );
-    d.event(
-        EventType::Normal,
-        "Analysing",
-        format!(
-            "blue/green: revision {} receives no live traffic and is analysed every {} for {} passing intervals before all traffic switches to it",
-            d.short_revision(),
-            humantime::format_duration(plan.interval),
-            plan.iterations
+    set_route(d, plan.iteration_route());
+    let revision = d.short_revision();
+    let every = humantime::format_duration(plan.interval);
+    let n = plan.iterations;
+    let (message, event) = match plan.no_live_traffic() {
+        true => (
+            format!(
+                "blue/green: the primary serves 100% while revision {revision} is analysed for {n} intervals; only hooks (load against -canary) and custom checks can judge it without live traffic"
+            ),
+            format!(
+                "blue/green: revision {revision} receives no live traffic and is analysed every {every} for {n} passing intervals before all traffic switches to it"
+            ),
         ),
-    );
+        false => (
+            format!(
+                "A/B: requests matching sluice.dev/match go to revision {revision}, all others to the primary, for {n} passing intervals"
+            ),
+            format!(
+                "A/B: requests matching sluice.dev/match now reach revision {revision}, all others stay on the primary; it is analysed every {every} for {n} passing intervals before all traffic switches to it"
+            ),
+        ),
+    };
+    d.status.message = message;
+    d.event(EventType::Normal, "Analysing", event);
     d.requeue = Some(plan.interval);
 }
 
-/// Where the rollout stands, for a message: `at 20%`, or for blue/green `in iteration 2/5`.
+/// Where the rollout stands, for a message: `at 20%`, or for blue/green and A/B
+/// `in iteration 2/5`.
 fn progress(s: &RolloutStatus, plan: &Plan) -> String {
-    match (plan.blue_green(), s.iteration_goal) {
+    match (plan.iterates(), s.iteration_goal) {
         (true, Some(goal)) => format!("in iteration {}/{goal}", (s.iterations + 1).min(goal)),
         (true, None) => "before the analysis (pre-rollout)".to_string(),
         (false, _) => format!("at {}%", s.weight),
@@ -1092,7 +1164,7 @@ fn interval_outcome(verdicts: &[CheckVerdict], plan: &Plan) -> IntervalOutcome {
     let outcome = checks::outcome(verdicts);
     let passed = verdicts.iter().any(|v| v.result == CheckResult::Pass);
     match outcome {
-        IntervalOutcome::NoVerdict if plan.blue_green() && passed => IntervalOutcome::Passed,
+        IntervalOutcome::NoVerdict if plan.no_live_traffic() && passed => IntervalOutcome::Passed,
         other => other,
     }
 }
@@ -1144,7 +1216,7 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
                     format!(
                         "not enough traffic to judge {at}: {}; holding {}",
                         checks::summary(verdicts),
-                        match plan.blue_green() {
+                        match plan.iterates() {
                             true => "the switch",
                             false => "the weight",
                         }
@@ -1152,7 +1224,7 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
                 );
             }
         }
-        IntervalOutcome::Passed if plan.blue_green() => {
+        IntervalOutcome::Passed if plan.iterates() => {
             d.status.silent_intervals = 0;
             if d.status.iteration_goal.is_none() {
                 // The pre-rollout hook passed: the iterations start now.
@@ -1167,10 +1239,15 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
                 EventType::Normal,
                 "IterationPassed",
                 format!(
-                    "blue/green: analysis passed, iteration {}/{} for revision {}; the primary keeps serving 100%",
+                    "{}: analysis passed, iteration {}/{} for revision {}; {}",
+                    plan.label(),
                     d.status.iterations,
                     plan.iterations,
-                    d.short_revision()
+                    d.short_revision(),
+                    match plan.no_live_traffic() {
+                        true => "the primary keeps serving 100%",
+                        false => "matching requests keep going to it, all others to the primary",
+                    }
                 ),
             );
             return;
@@ -1204,7 +1281,7 @@ fn judge(d: &mut Decision, obs: &Observation, plan: &Plan, verdicts: &[CheckVerd
 fn promote_or_wait(d: &mut Decision, obs: &Observation, plan: &Plan) {
     let weight = d.status.weight;
     let revision = d.short_revision();
-    let passed = match plan.blue_green() {
+    let passed = match plan.iterates() {
         true => format!("after {} passing iterations", d.status.iterations),
         false => format!("at max weight {weight}%"),
     };
@@ -1244,7 +1321,7 @@ fn promote_or_wait(d: &mut Decision, obs: &Observation, plan: &Plan) {
 
 fn promoting(d: &mut Decision, obs: &Observation) {
     d.effects = vec![
-        Effect::EnsureRoute(Weights::AT_REST),
+        Effect::EnsureRoute(Split::Weighted(Weights::AT_REST)),
         Effect::RestoreApex,
         Effect::DeletePrimary,
         Effect::ClearStableTemplate,
@@ -1300,7 +1377,8 @@ fn rolling_back(d: &mut Decision, obs: &Observation) {
     }
     d.effects = Vec::new();
     if obs.primary == Some(Readiness::Ready) {
-        d.effects.push(Effect::EnsureRoute(Weights::ALL_PRIMARY));
+        d.effects
+            .push(Effect::EnsureRoute(Split::Weighted(Weights::ALL_PRIMARY)));
     }
     d.effects
         .extend([Effect::RestoreStableTemplate, Effect::SetPaused(false)]);

@@ -402,6 +402,7 @@ pub fn route_target(
         port: ports.first().map(|p| p.port),
         router,
         ingress: name.clone(),
+        matches: Vec::new(),
         owner: owner_reference(app)?,
     })
 }

@@ -68,7 +68,7 @@ use crate::policy::keys::{PHASE_LABEL, STABLE_TEMPLATE_ANNOTATION, STATUS_ANNOTA
 use crate::policy::optin;
 use crate::policy::settings::{self, Layers, Settings};
 use crate::policy::values::HookType;
-use crate::routing::{AnyRouter, RoutingError, Weights};
+use crate::routing::{AnyRouter, RoutingError};
 use crate::webhook::revision::revision;
 
 /// Field manager of every write Sluice makes.
@@ -468,7 +468,8 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
     // 3. Effects, in order; stop at the first error (the next pass redoes them).
     if let Some(apex) = &apex {
         let target = objects::route_target(&app, apex, settings.router)?
-            .with_ingress(settings.ingress_name(&name));
+            .with_ingress(settings.ingress_name(&name))
+            .with_matches(&settings.matches);
         let mut primary_exists = primary.is_some();
         // Writes are compared with the caches only between two statuses at rest: in a rollout
         // a cache lagging behind Sluice's own last write could hide a write that is due.
@@ -614,12 +615,14 @@ async fn perform(
             }
         }
         Effect::EnsureRoute(split) => {
-            let w = Weights {
-                primary: split.primary,
-                canary: split.canary,
+            // The caches hold weighted routes only (at rest); an A/B route is always compared
+            // by the router itself.
+            let current = match split.weights() {
+                Some(w) => cached.is_some_and(|seen| seen.route_is_current(target, w)),
+                None => false,
             };
-            if !cached.is_some_and(|seen| seen.route_is_current(target, w)) {
-                ctx.router.ensure(target, w).await?;
+            if !current {
+                ctx.router.ensure(target, *split).await?;
             }
         }
         Effect::EnsurePrimary => {

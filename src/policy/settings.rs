@@ -19,7 +19,9 @@
 //!   wins, and one layer holding both is an error.
 //! - Cross-key checks run on the effective values in [`resolve`] and blame the key from the most
 //!   specific layer: the first step ≤ `max-weight`; `match` needs a router with header matching
-//!   (not `smi`); an NGINX canary Ingress matches one header only; `ab-testing` needs `match`.
+//!   (not `smi`); an NGINX canary Ingress matches one header only; `ab-testing` needs `match`
+//!   and a router that matches requests (not `smi`: said once, blaming `strategy` or `router`,
+//!   not again for `match`).
 //!   [`validate_annotations`] runs them only when every key involved is in the one map it sees,
 //!   so a Deployment is never refused for what its Namespace may supply.
 //! - Keys Sluice itself writes and the control annotations are not settings and not errors on a
@@ -865,6 +867,24 @@ fn blame(
     origin(first).map(|o| (first, o))
 }
 
+/// The conflict between settings `a` and `b`, blamed on the one from the more specific layer
+/// ([`blame`]); `reason` words it, told whether `a` is the one blamed and where it came from.
+fn blamed_conflict(
+    a: Setting,
+    b: Setting,
+    sources: &BTreeMap<Setting, Source>,
+    origin: &dyn Fn(Setting) -> Option<Origin>,
+    reason: impl FnOnce(bool, &Origin) -> String,
+) -> Option<PolicyError> {
+    let (key, o) = blame(a, b, sources, origin)?;
+    Some(PolicyError::Conflict {
+        level: o.level,
+        key: o.level.key(key),
+        value: shown(&o.raw),
+        reason: reason(key == a, &o),
+    })
+}
+
 /// Where a setting's effective value came from, as words (`set on the Namespace`).
 fn from(s: Setting, sources: &BTreeMap<Setting, Source>) -> &'static str {
     match sources.get(&s).copied().unwrap_or(Source::Default) {
@@ -931,71 +951,66 @@ fn cross_errors(
         });
     }
 
-    // Header matching needs a router that has it.
+    // Header matching needs a router that has it (under ab-testing, said once below).
     if !s.matches.is_empty()
         && s.router == RouterKind::Smi
+        && s.strategy != Strategy::AbTesting
         && runs(&[Setting::Match, Setting::Router])
-        && let Some((key, o)) = blame(Setting::Match, Setting::Router, sources, origin)
     {
-        let reason = if key == Setting::Match {
-            format!(
-                "needs header matching, which SMI TrafficSplit does not have (router smi is {}); \
-                 set {}: gateway-api",
-                from(Setting::Router, sources),
-                o.level.key(Setting::Router)
-            )
-        } else {
-            format!(
-                "cannot serve {} ({}): SMI TrafficSplit has no header matching; use {}: \
-                 gateway-api",
-                o.level.key(Setting::Match),
-                from(Setting::Match, sources),
-                o.level.key(Setting::Router)
-            )
-        };
-        out.push(PolicyError::Conflict {
-            level: o.level,
-            key: o.level.key(key),
-            value: shown(&o.raw),
-            reason,
-        });
+        out.extend(blamed_conflict(
+            Setting::Match,
+            Setting::Router,
+            sources,
+            origin,
+            |match_blamed, o| match match_blamed {
+                true => format!(
+                    "needs header matching, which SMI TrafficSplit does not have (router smi is \
+                     {}); set {}: gateway-api",
+                    from(Setting::Router, sources),
+                    o.level.key(Setting::Router)
+                ),
+                false => format!(
+                    "cannot serve {} ({}): SMI TrafficSplit has no header matching; use {}: \
+                     gateway-api",
+                    o.level.key(Setting::Match),
+                    from(Setting::Match, sources),
+                    o.level.key(Setting::Router)
+                ),
+            },
+        ));
     }
 
     // An NGINX canary Ingress matches one header, nothing more.
     if s.router == RouterKind::Nginx
         && let Some(what) = nginx_unsupported(&s.matches)
         && runs(&[Setting::Match, Setting::Router])
-        && let Some((key, o)) = blame(Setting::Match, Setting::Router, sources, origin)
     {
-        let reason = if key == Setting::Match {
-            format!(
-                "{what}, but an NGINX canary Ingress matches one header only (router nginx is \
-                 {}); keep one rule with one header, or set {}: gateway-api",
-                from(Setting::Router, sources),
-                o.level.key(Setting::Router)
-            )
-        } else {
-            format!(
-                "cannot serve {} ({}), which {what}: an NGINX canary Ingress matches one header \
-                 only; use {}: gateway-api",
-                o.level.key(Setting::Match),
-                from(Setting::Match, sources),
-                o.level.key(Setting::Router)
-            )
-        };
-        out.push(PolicyError::Conflict {
-            level: o.level,
-            key: o.level.key(key),
-            value: shown(&o.raw),
-            reason,
-        });
+        out.extend(blamed_conflict(
+            Setting::Match,
+            Setting::Router,
+            sources,
+            origin,
+            |match_blamed, o| match match_blamed {
+                true => format!(
+                    "{what}, but an NGINX canary Ingress matches one header only (router nginx \
+                     is {}); keep one rule with one header, or set {}: gateway-api",
+                    from(Setting::Router, sources),
+                    o.level.key(Setting::Router)
+                ),
+                false => format!(
+                    "cannot serve {} ({}), which {what}: an NGINX canary Ingress matches one \
+                     header only; use {}: gateway-api",
+                    o.level.key(Setting::Match),
+                    from(Setting::Match, sources),
+                    o.level.key(Setting::Router)
+                ),
+            },
+        ));
     }
 
-    // Routing by headers and cookies is not built yet: running A/B testing as a weighted canary
-    // instead would send users the rules exclude to the new version, so it is refused (and a
-    // Deployment that already carries it is Blocked with this reason). When it is built, the
-    // strategy will also need `match` rules: without them nobody reaches the new version.
+    // A/B testing routes by rules; without them nobody reaches the new version.
     if s.strategy == Strategy::AbTesting
+        && s.matches.is_empty()
         && runs(&[Setting::Strategy, Setting::Match])
         && let Some(o) = origin(Setting::Strategy)
     {
@@ -1003,11 +1018,42 @@ fn cross_errors(
             level: o.level,
             key: o.level.key(Setting::Strategy),
             value: shown(&o.raw),
-            reason: "is not available in this version of Sluice: routing by headers and cookies \
-                     is not built yet, and a weighted canary would send users the rules exclude \
-                     to the new version; use strategy canary or blue-green"
-                .to_string(),
+            reason: format!(
+                "needs {} rules choosing which requests see the new version; add e.g. {}: \
+                 '[{{headers: [{{name: x-canary, value: insider}}]}}]' or use strategy canary",
+                o.level.key(Setting::Match),
+                o.level.key(Setting::Match)
+            ),
         });
+    }
+
+    // A/B testing needs a router that matches requests: a TrafficSplit only weighs them.
+    if s.strategy == Strategy::AbTesting
+        && s.router == RouterKind::Smi
+        && runs(&[Setting::Strategy, Setting::Router])
+    {
+        out.extend(blamed_conflict(
+            Setting::Strategy,
+            Setting::Router,
+            sources,
+            origin,
+            |strategy_blamed, o| match strategy_blamed {
+                true => format!(
+                    "routes requests by headers and cookies, and SMI TrafficSplit has no header \
+                     matching (router smi is {}); set {}: gateway-api, or nginx for an app \
+                     exposed through an NGINX Ingress",
+                    from(Setting::Router, sources),
+                    o.level.key(Setting::Router)
+                ),
+                false => format!(
+                    "cannot serve strategy ab-testing ({}): SMI TrafficSplit has no header \
+                     matching; use {}: gateway-api, or nginx for an app exposed through an \
+                     NGINX Ingress",
+                    from(Setting::Strategy, sources),
+                    o.level.key(Setting::Router)
+                ),
+            },
+        ));
     }
     out
 }
@@ -2179,42 +2225,98 @@ mod tests {
     }
 
     #[test]
-    fn ab_testing_without_match_rules_is_refused() {
-        let errs = deploy(&[("sluice.dev/strategy", "ab-testing")]).unwrap_err();
-        assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(
-            errs[0]
-                .to_string()
-                .starts_with("sluice.dev/strategy: \"ab-testing\" is not available"),
-            "{}",
-            errs[0]
-        );
-    }
-
-    #[test]
-    fn ab_testing_is_refused_until_routing_by_rules_exists_rather_than_run_as_a_canary() {
+    fn ab_testing_without_match_rules_is_refused_saying_what_to_add() {
         let errs = deploy(&[
             ("sluice.dev/strategy", "ab-testing"),
             ("sluice.dev/router", "gateway-api"),
-            (
-                "sluice.dev/match",
-                "[{headers: [{name: x-canary, value: insider}]}]",
-            ),
         ])
         .unwrap_err();
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(
             errs[0].to_string(),
-            "sluice.dev/strategy: \"ab-testing\" is not available in this version of Sluice: \
-             routing by headers and cookies is not built yet, and a weighted canary would send \
-             users the rules exclude to the new version; use strategy canary or blue-green"
+            "sluice.dev/strategy: \"ab-testing\" needs sluice.dev/match rules choosing which \
+             requests see the new version; add e.g. sluice.dev/match: \
+             '[{headers: [{name: x-canary, value: insider}]}]' or use strategy canary"
         );
+    }
+
+    #[test]
+    fn ab_testing_with_rules_is_accepted_on_gateway_api_and_on_nginx_with_one_header() {
+        let rules = "[{headers: [{name: x-canary, value: insider}]}]";
+        for router in ["gateway-api", "nginx"] {
+            let s = deploy(&[
+                ("sluice.dev/strategy", "ab-testing"),
+                ("sluice.dev/router", router),
+                ("sluice.dev/match", rules),
+            ])
+            .unwrap_or_else(|e| panic!("{router}: {e:?}"))
+            .settings;
+            assert_eq!(s.strategy, Strategy::AbTesting);
+            assert_eq!(s.matches.len(), 1);
+        }
+        let cookie = "[{headers: [{name: Cookie, type: RegularExpression, value: 'beta=yes'}]}]";
+        assert!(
+            deploy(&[
+                ("sluice.dev/strategy", "ab-testing"),
+                ("sluice.dev/router", "nginx"),
+                ("sluice.dev/match", cookie),
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn ab_testing_with_smi_is_refused_once_explaining_that_a_trafficsplit_cannot_match() {
+        let rules = "[{headers: [{name: x-canary, value: insider}]}]";
+        // The router is smi by default: the strategy is blamed.
+        let errs = deploy(&[
+            ("sluice.dev/strategy", "ab-testing"),
+            ("sluice.dev/match", rules),
+        ])
+        .unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs[0].to_string(),
+            "sluice.dev/strategy: \"ab-testing\" routes requests by headers and cookies, and \
+             SMI TrafficSplit has no header matching (router smi is the default); set \
+             sluice.dev/router: gateway-api, or nginx for an app exposed through an NGINX Ingress"
+        );
+        // A Namespace's ab-testing against the Deployment's smi blames the router.
+        let n = mk(&[
+            ("sluice.dev/strategy", "ab-testing"),
+            ("sluice.dev/match", rules),
+        ]);
+        let d = mk(&[("sluice.dev/router", "smi")]);
+        let errs = resolve(&Layers {
+            deployment: Some(&d),
+            namespace: Some(&n),
+            cluster: None,
+        })
+        .unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].key(), "sluice.dev/router");
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("cannot serve strategy ab-testing (set on the Namespace)"),
+            "{}",
+            errs[0]
+        );
+        // One annotation map holding both is refused at apply time.
+        let errs = refused_all(&[
+            ("sluice.dev/strategy", "ab-testing"),
+            ("sluice.dev/router", "smi"),
+            ("sluice.dev/match", rules),
+        ]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("no header matching"), "{errs:?}");
     }
 
     #[test]
     fn an_invalid_value_is_reported_once_not_again_as_a_conflict() {
         let errs = deploy(&[
             ("sluice.dev/strategy", "ab-testing"),
+            ("sluice.dev/router", "gateway-api"),
             ("sluice.dev/match", "[{headers: oops}]"),
         ])
         .unwrap_err();

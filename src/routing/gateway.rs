@@ -15,16 +15,30 @@
 //! by `app`. The apex port is the first port of the apex Service, and the backends use the same
 //! port number, which `app-primary` and `app-canary` copy from the apex.
 //!
+//! A/B testing ([`Split::Matched`]) writes two rules: first the same default rule with
+//! `app-primary` at 100 and `app-canary` at 0, then one rule whose `matches` are the
+//! `sluice.dev/match` rules (each with the default path `PathPrefix /` made explicit; the matches
+//! of one HTTPRoute rule are ORed, as the A/B rules are) with `app-primary` at 0 and
+//! `app-canary` at 100. Gateway API picks the most specific match whatever the rule order, and
+//! a match with headers or query parameters is more specific than the bare default, so a request
+//! matching an A/B rule goes to the canary and every other request to the primary. The default
+//! rule comes first so that a reader of the first rule's weights (as for a weighted route) sees
+//! where the general traffic goes: all to the primary.
+//!
 //! Choices where DESIGN.md and REFERENCE.md are silent:
-//! - The one rule carries the default match (`PathPrefix /`) explicitly, the value the CRD
+//! - The default rule carries the default match (`PathPrefix /`) explicitly, the value the CRD
 //!   defaults it to, so what is stored is what was written.
 //! - "Equal" compares `parentRefs` and `rules` after filling in the CRD's defaults on both
-//!   sides (parentRef group/kind, backendRef group/kind/weight, the default match), plus the
+//!   sides (parentRef group/kind, backendRef group/kind/weight, the default match, a header or
+//!   query match's `type: Exact`), plus the
 //!   managed-by label and the owner reference to `app`; fields others added elsewhere are left
 //!   alone. A zero weight is written as `0`, which Gateway API allows (no traffic).
 //! - Weights are read from the first rule that matches every request (no header, query or
 //!   method condition, path `/` prefix): that is the rule a request without A/B headers takes.
 //!   Weights are relative (`weight` defaults to 1) and are normalised to percent like SMI's.
+//!   A route whose default rule sends everything to the primary while another rule sends
+//!   everything to the canary reads back as [`Split::Matched`]; whether its matches are the
+//!   current `match` rules is the up-to-date check's business (it compares the whole rules).
 //! - Whether the API is served is discovered once and cached; while it is not served, every
 //!   call discovers again, so installing the CRDs unblocks rollouts without a restart.
 //! - A Linkerd ServiceProfile for the apex Service (named `apex.ns.svc.<cluster domain>`) takes
@@ -44,8 +58,8 @@ use serde_json::{Value, json};
 
 use super::served::{api_resource_of, serves, unserved_reason};
 use super::{
-    RouteClient, RouteTarget, Router, RoutingError, Weights, check_weights, is_owned_and_labelled,
-    percent_split, route_metadata,
+    RouteClient, RouteTarget, Router, RoutingError, Split, Weights, check_split,
+    is_owned_and_labelled, percent_split, route_metadata,
 };
 use crate::policy::values::RouterKind;
 
@@ -83,26 +97,51 @@ pub fn profile_resource() -> ApiResource {
     }
 }
 
-/// The HTTPRoute `target` should be for `weights` (for server-side apply).
-pub fn desired_httproute(target: &RouteTarget, weights: Weights) -> Result<Value, RoutingError> {
+/// The HTTPRoute `target` should be for `split` (for server-side apply): one weighted rule,
+/// or for [`Split::Matched`] the default rule to the primary and the A/B rule to the canary.
+pub fn desired_httproute(
+    target: &RouteTarget,
+    split: impl Into<Split>,
+) -> Result<Value, RoutingError> {
     let port = target.port.ok_or_else(|| RoutingError::NoPort {
         route: target.key(),
         apex: format!("{}/{}", target.namespace, target.apex),
     })?;
     let backend = |name: &str, weight: u32| json!({"group": "", "kind": "Service", "name": name, "port": port, "weight": weight});
+    let rule = |matches: Vec<Value>, weights: Weights| {
+        json!({
+            "matches": matches,
+            "backendRefs": [
+                backend(&target.primary_service, weights.primary),
+                backend(&target.canary_service, weights.canary),
+            ],
+        })
+    };
+    let rules = match split.into() {
+        Split::Weighted(weights) => vec![rule(vec![default_match()], weights)],
+        Split::Matched => {
+            let matches = target
+                .matches
+                .iter()
+                .map(|m| {
+                    let mut m = serde_json::to_value(m).expect("a match rule serialises");
+                    m["path"] = default_match()["path"].clone();
+                    m
+                })
+                .collect();
+            vec![
+                rule(vec![default_match()], Weights::ALL_PRIMARY),
+                rule(matches, Weights::AT_REST),
+            ]
+        }
+    };
     Ok(json!({
         "apiVersion": format!("{GROUP}/{VERSION}"),
         "kind": KIND,
         "metadata": route_metadata(target),
         "spec": {
             "parentRefs": [{"group": "", "kind": "Service", "name": target.apex, "port": port}],
-            "rules": [{
-                "matches": [default_match()],
-                "backendRefs": [
-                    backend(&target.primary_service, weights.primary),
-                    backend(&target.canary_service, weights.canary),
-                ],
-            }],
+            "rules": rules,
         },
     }))
 }
@@ -131,6 +170,13 @@ fn canonical_matches(rule: &Value) -> Value {
                     "type": or_default(&path["type"], json!("PathPrefix")),
                     "value": or_default(&path["value"], json!("/")),
                 });
+                for key in ["headers", "queryParams"] {
+                    if let Some(conditions) = m.get_mut(key).and_then(Value::as_array_mut) {
+                        for c in conditions {
+                            c["type"] = or_default(&c["type"], json!("Exact"));
+                        }
+                    }
+                }
                 m
             })
             .collect(),
@@ -183,21 +229,50 @@ fn matches_everything(m: &Value) -> bool {
     only_path && m["path"]["type"] == "PathPrefix" && m["path"]["value"] == "/"
 }
 
-/// The weights a stored HTTPRoute splits `target`'s traffic by, in percent (from the first
-/// rule that matches every request).
-pub fn parse_weights(obj: &Value, target: &RouteTarget) -> Result<Weights, RoutingError> {
-    let bad = |reason: String| RoutingError::bad_route(KIND, target, reason);
-    let spec = canonical_spec(&obj["spec"]);
-    let rule = spec["rules"]
+/// Whether a (canonical) rule matches every request: the rule requests without A/B headers
+/// take.
+fn is_default_rule(rule: &Value) -> bool {
+    rule["matches"]
         .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| {
-            r["matches"]
-                .as_array()
-                .is_some_and(|m| m.iter().any(matches_everything))
-        })
-        .ok_or_else(|| bad("no rule matches every request".to_string()))?;
+        .is_some_and(|m| m.iter().any(matches_everything))
+}
+
+/// The canonical rules of a stored HTTPRoute, and its first rule that matches every request.
+fn default_rule(obj: &Value, target: &RouteTarget) -> Result<(Vec<Value>, Value), RoutingError> {
+    let spec = canonical_spec(&obj["spec"]);
+    let rules = spec["rules"].as_array().cloned().unwrap_or_default();
+    let default = rules.iter().find(|r| is_default_rule(r)).cloned();
+    let default = default.ok_or_else(|| {
+        RoutingError::bad_route(KIND, target, "no rule matches every request".to_string())
+    })?;
+    Ok((rules, default))
+}
+
+/// How a stored HTTPRoute splits `target`'s traffic: the weights of the first rule that
+/// matches every request, or [`Split::Matched`] when that rule sends everything to the primary
+/// and another rule everything to the canary.
+pub fn parse_split(obj: &Value, target: &RouteTarget) -> Result<Split, RoutingError> {
+    let (rules, default) = default_rule(obj, target)?;
+    let weights = rule_weights(&default, target)?;
+    let to_canary = rules
+        .iter()
+        .filter(|r| !is_default_rule(r))
+        .any(|r| rule_weights(r, target).is_ok_and(|w| w == Weights::AT_REST));
+    Ok(match weights == Weights::ALL_PRIMARY && to_canary {
+        true => Split::Matched,
+        false => Split::Weighted(weights),
+    })
+}
+
+/// The weights a stored HTTPRoute splits the requests without A/B headers by, in percent (from
+/// the first rule that matches every request).
+pub fn parse_weights(obj: &Value, target: &RouteTarget) -> Result<Weights, RoutingError> {
+    rule_weights(&default_rule(obj, target)?.1, target)
+}
+
+/// The weights of one (canonical) rule's backends, in percent.
+fn rule_weights(rule: &Value, target: &RouteTarget) -> Result<Weights, RoutingError> {
+    let bad = |reason: String| RoutingError::bad_route(KIND, target, reason);
     let weighed = rule["backendRefs"]
         .as_array()
         .into_iter()
@@ -397,9 +472,9 @@ impl Router for GatewayRouter {
         Ok((!self.check_served().await?).then(|| unserved_reason(RouterKind::GatewayApi)))
     }
 
-    async fn ensure(&self, target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
-        check_weights(target, weights)?;
-        let desired = desired_httproute(target, weights)?;
+    async fn ensure(&self, target: &RouteTarget, split: Split) -> Result<(), RoutingError> {
+        check_split(target, split)?;
+        let desired = desired_httproute(target, split)?;
         if let Some(current) = self.current(target).await?
             && is_up_to_date(&current, &desired)
         {
@@ -417,10 +492,10 @@ impl Router for GatewayRouter {
         self.routes.delete_ours(target, &api_resource()).await
     }
 
-    async fn weights(&self, target: &RouteTarget) -> Result<Option<Weights>, RoutingError> {
+    async fn split(&self, target: &RouteTarget) -> Result<Option<Split>, RoutingError> {
         self.current(target)
             .await?
-            .map(|obj| parse_weights(&obj, target))
+            .map(|obj| parse_split(&obj, target))
             .transpose()
     }
 }
@@ -480,6 +555,95 @@ mod tests {
             let r = desired_httproute(&mk_target(), weights).unwrap();
             assert_eq!(parse_weights(&r, &mk_target()).unwrap(), weights);
         }
+    }
+
+    /// The target with one exact header rule and one regular-expression cookie rule.
+    fn ab_target() -> RouteTarget {
+        use crate::policy::values::{MatchRule, MatchType, ValueMatch};
+        let header = |kind, name: &str, value: &str| ValueMatch {
+            kind,
+            name: name.into(),
+            value: value.into(),
+        };
+        mk_target().with_matches(&[
+            MatchRule {
+                headers: vec![header(MatchType::Exact, "x-canary", "insider")],
+                query_params: vec![],
+            },
+            MatchRule {
+                headers: vec![header(
+                    MatchType::RegularExpression,
+                    "Cookie",
+                    "(^|; )beta=yes(;|$)",
+                )],
+                query_params: vec![],
+            },
+        ])
+    }
+
+    #[test]
+    fn a_matched_route_sends_the_rules_to_the_canary_and_the_rest_to_the_primary() {
+        let r = desired_httproute(&ab_target(), Split::Matched).unwrap();
+        let rules = r["spec"]["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 2, "{r}");
+        assert_eq!(rules[0]["matches"], json!([default_match()]));
+        assert_eq!(rules[0]["backendRefs"][0]["weight"], 100);
+        assert_eq!(rules[0]["backendRefs"][1]["weight"], 0);
+        assert_eq!(
+            rules[1]["matches"],
+            json!([
+                {"path": {"type": "PathPrefix", "value": "/"},
+                 "headers": [{"type": "Exact", "name": "x-canary", "value": "insider"}]},
+                {"path": {"type": "PathPrefix", "value": "/"},
+                 "headers": [{"type": "RegularExpression", "name": "Cookie", "value": "(^|; )beta=yes(;|$)"}]},
+            ])
+        );
+        assert_eq!(rules[1]["backendRefs"][0]["weight"], 0);
+        assert_eq!(rules[1]["backendRefs"][1]["weight"], 100);
+        // A reader of the first rule's weights sees where the general traffic goes.
+        assert_eq!(
+            parse_weights(&r, &ab_target()).unwrap(),
+            Weights::ALL_PRIMARY
+        );
+    }
+
+    #[test]
+    fn reads_back_a_matched_route_as_matched_and_a_weighted_one_as_weighted() {
+        let t = ab_target();
+        let matched = desired_httproute(&t, Split::Matched).unwrap();
+        assert_eq!(parse_split(&matched, &t).unwrap(), Split::Matched);
+        for weights in [Weights::ALL_PRIMARY, Weights::AT_REST, w(70, 30)] {
+            let r = desired_httproute(&t, weights).unwrap();
+            assert_eq!(parse_split(&r, &t).unwrap(), Split::Weighted(weights));
+        }
+    }
+
+    #[test]
+    fn a_matched_route_is_up_to_date_only_for_the_same_rules_and_split() {
+        let t = ab_target();
+        let desired = desired_httproute(&t, Split::Matched).unwrap();
+        // The API server fills in the header match type and the backend defaults.
+        let mut stored = desired.clone();
+        stored["spec"]["rules"][1]["matches"][0]["headers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("type");
+        stored["metadata"]["resourceVersion"] = json!("7");
+        assert!(is_up_to_date(&stored, &desired));
+        let all_primary = desired_httproute(&t, Weights::ALL_PRIMARY).unwrap();
+        assert!(!is_up_to_date(&stored, &all_primary));
+        assert!(!is_up_to_date(&all_primary, &desired));
+        let fewer_rules = t.clone().with_matches(&t.matches[..1]);
+        let other = desired_httproute(&fewer_rules, Split::Matched).unwrap();
+        assert!(!is_up_to_date(&stored, &other));
+    }
+
+    #[test]
+    fn a_matched_split_without_rules_is_refused_before_any_write() {
+        let err = check_split(&mk_target(), Split::Matched).unwrap_err();
+        assert_eq!(err.metric_label(), "no_matching");
+        assert!(err.to_string().contains("shop/web"), "{err}");
+        assert!(check_split(&ab_target(), Split::Matched).is_ok());
     }
 
     #[test]

@@ -4,12 +4,21 @@
 //! [`served`]: which route APIs the cluster serves.
 //!
 //! ```text
-//!  controller ──ensure(target, Weights{primary, canary})──► AnyRouter ──target.router──► SmiRouter
-//!                                                                                    ├─► GatewayRouter
-//!                                                                                    └─► NginxRouter
-//!                                                              each: get route `app`, equal? no write,
-//!                                                              else SSA apply (manager "sluice", force)
+//!  controller ──ensure(target, Split::Weighted(Weights{primary, canary}) | Split::Matched)──►
+//!    AnyRouter ──target.router──► SmiRouter (Matched: NoMatching error)
+//!                              ├─► GatewayRouter
+//!                              └─► NginxRouter
+//!                                  each: get route `app`, equal? no write,
+//!                                  else SSA apply (manager "sluice", force)
 //! ```
+//!
+//! What a route does with the requests is a [`Split`]: weighted between the two Services
+//! (`Split::Weighted`, every strategy's at-rest, preparing, canary-step, promotion and rollback
+//! route), or by the A/B rules of `sluice.dev/match` (`Split::Matched`, during the iterations
+//! of `strategy: ab-testing`): requests matching any rule go 100% to `app-canary`, every other
+//! request 100% to `app-primary`. The rules travel in [`RouteTarget::matches`]. Each kind says
+//! in its module doc how it writes and reads back a matched route; SMI has no header matching,
+//! so [`smi`] refuses `Matched` ([`RoutingError::NoMatching`]) rather than write weights.
 //!
 //! The router is chosen per Deployment (`sluice.dev/router`, carried in [`RouteTarget`]): the
 //! controller holds one [`AnyRouter`], passes it the target, and never branches on the kind.
@@ -41,7 +50,7 @@ pub use served::{Discovery, served};
 pub use smi::{SmiRouter, SmiVersion};
 
 use crate::controller::objects::{MANAGED_BY, MANAGED_BY_LABEL};
-use crate::policy::values::RouterKind;
+use crate::policy::values::{MatchRule, RouterKind};
 
 /// Field manager of every write Sluice makes.
 pub const FIELD_MANAGER: &str = "sluice";
@@ -87,6 +96,44 @@ impl std::fmt::Display for Weights {
     }
 }
 
+/// What a route does with the requests of the apex Service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Split {
+    /// Every request goes to the primary or the canary by these weights.
+    Weighted(Weights),
+    /// A/B testing: requests matching any of [`RouteTarget::matches`] go 100% to the canary,
+    /// all others 100% to the primary.
+    Matched,
+}
+
+impl Split {
+    /// The weights of a weighted split; `None` for a matched one.
+    pub fn weights(self) -> Option<Weights> {
+        match self {
+            Split::Weighted(w) => Some(w),
+            Split::Matched => None,
+        }
+    }
+}
+
+impl From<Weights> for Split {
+    fn from(w: Weights) -> Split {
+        Split::Weighted(w)
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Split::Weighted(w) => w.fmt(f),
+            Split::Matched => write!(
+                f,
+                "requests matching the A/B rules to the canary, all others to the primary"
+            ),
+        }
+    }
+}
+
 /// The route for Deployment `app`: where it lives, what it splits, and who owns it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RouteTarget {
@@ -106,6 +153,8 @@ pub struct RouteTarget {
     pub router: RouterKind,
     /// With `nginx`: the user's Ingress the canary Ingress mirrors (setting `ingress`).
     pub ingress: String,
+    /// The A/B rules (setting `match`) a [`Split::Matched`] route sends to the canary.
+    pub matches: Vec<MatchRule>,
     /// Owner reference to `app`.
     pub owner: OwnerReference,
 }
@@ -115,6 +164,14 @@ impl RouteTarget {
     pub fn with_ingress(self, ingress: &str) -> RouteTarget {
         RouteTarget {
             ingress: ingress.to_string(),
+            ..self
+        }
+    }
+
+    /// The same target with the A/B rules `matches` (setting `match`).
+    pub fn with_matches(self, matches: &[MatchRule]) -> RouteTarget {
+        RouteTarget {
+            matches: matches.to_vec(),
             ..self
         }
     }
@@ -171,6 +228,8 @@ pub enum RoutingError {
     },
     #[error("weights {weights} for {route} do not sum to 100; this is a bug in Sluice")]
     InvalidWeights { route: String, weights: Weights },
+    #[error("route {route} cannot send requests by the A/B rules of sluice.dev/match: {reason}")]
+    NoMatching { route: String, reason: String },
 }
 
 impl RoutingError {
@@ -195,6 +254,7 @@ impl RoutingError {
             RoutingError::Api { .. } => "api",
             RoutingError::BadRoute { .. } => "bad_route",
             RoutingError::InvalidWeights { .. } => "invalid_weights",
+            RoutingError::NoMatching { .. } => "no_matching",
         }
     }
 }
@@ -212,12 +272,12 @@ pub trait Router: Send + Sync {
     /// reason of phase `Blocked`). Discovers again while it is not served.
     fn unserved(&self) -> impl Future<Output = Result<Option<String>, RoutingError>> + Send;
 
-    /// Creates or updates the route so that it splits by `weights`; writes nothing when the
+    /// Creates or updates the route so that it splits by `split`; writes nothing when the
     /// stored route already does (server-side apply, field manager `sluice`, forced).
     fn ensure(
         &self,
         target: &RouteTarget,
-        weights: Weights,
+        split: Split,
     ) -> impl Future<Output = Result<(), RoutingError>> + Send;
 
     /// Deletes the route of `target` if Sluice wrote it (owned by `app`, managed-by label);
@@ -227,11 +287,12 @@ pub trait Router: Send + Sync {
         target: &RouteTarget,
     ) -> impl Future<Output = Result<bool, RoutingError>> + Send;
 
-    /// The weights the stored route splits by now, in percent; `None` when there is no route.
-    fn weights(
+    /// How the stored route splits now (weights in percent, or by the A/B rules); `None` when
+    /// there is no route.
+    fn split(
         &self,
         target: &RouteTarget,
-    ) -> impl Future<Output = Result<Option<Weights>, RoutingError>> + Send;
+    ) -> impl Future<Output = Result<Option<Split>, RoutingError>> + Send;
 }
 
 /// What each router shares between its clones: the client, and the route API it discovered
@@ -374,15 +435,21 @@ impl<T: Copy> RouteClient<T> {
     }
 }
 
-/// Refuses weights that do not sum to 100, before anything is read or written.
-pub(crate) fn check_weights(target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
-    if weights.is_valid() {
-        Ok(())
-    } else {
-        Err(RoutingError::InvalidWeights {
+/// Refuses weights that do not sum to 100, and a matched split without rules (it would send
+/// nothing to the canary while claiming to), before anything is read or written.
+pub(crate) fn check_split(target: &RouteTarget, split: Split) -> Result<(), RoutingError> {
+    match split {
+        Split::Weighted(weights) if !weights.is_valid() => Err(RoutingError::InvalidWeights {
             route: target.key(),
             weights,
-        })
+        }),
+        Split::Matched if target.matches.is_empty() => Err(RoutingError::NoMatching {
+            route: target.key(),
+            reason: "no rules are set; add sluice.dev/match rules, or set \
+                     sluice.dev/strategy: canary"
+                .to_string(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -548,15 +615,15 @@ impl AnyRouter {
         }
     }
 
-    /// Routes `target` by `weights` with the router it names, then removes the route another
+    /// Routes `target` by `split` with the router it names, then removes the route another
     /// kind of router wrote for the same Deployment (once per route and kind in this process):
     /// a TrafficSplit left behind would override the HTTPRoute (Linkerd turns it into a
     /// ServiceProfile), and an HTTPRoute left behind would be a stale second route.
-    pub async fn ensure(&self, target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
+    pub async fn ensure(&self, target: &RouteTarget, split: Split) -> Result<(), RoutingError> {
         match target.router {
-            RouterKind::Smi => self.smi.ensure(target, weights).await?,
-            RouterKind::GatewayApi => self.gateway.ensure(target, weights).await?,
-            RouterKind::Nginx => self.nginx.ensure(target, weights).await?,
+            RouterKind::Smi => self.smi.ensure(target, split).await?,
+            RouterKind::GatewayApi => self.gateway.ensure(target, split).await?,
+            RouterKind::Nginx => self.nginx.ensure(target, split).await?,
         }
         self.sweep(target).await
     }
@@ -593,12 +660,12 @@ impl AnyRouter {
         Ok(())
     }
 
-    /// The weights `target`'s route splits by now; `None` when there is no route.
-    pub async fn weights(&self, target: &RouteTarget) -> Result<Option<Weights>, RoutingError> {
+    /// How `target`'s route splits now; `None` when there is no route.
+    pub async fn split(&self, target: &RouteTarget) -> Result<Option<Split>, RoutingError> {
         match target.router {
-            RouterKind::Smi => self.smi.weights(target).await,
-            RouterKind::GatewayApi => self.gateway.weights(target).await,
-            RouterKind::Nginx => self.nginx.weights(target).await,
+            RouterKind::Smi => self.smi.split(target).await,
+            RouterKind::GatewayApi => self.gateway.split(target).await,
+            RouterKind::Nginx => self.nginx.split(target).await,
         }
     }
 }
@@ -616,6 +683,7 @@ pub(crate) fn mk_target(router: RouterKind) -> RouteTarget {
         port: Some(80),
         router,
         ingress: "public".into(),
+        matches: Vec::new(),
         owner: OwnerReference {
             api_version: "apps/v1".into(),
             kind: "Deployment".into(),

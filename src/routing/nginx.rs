@@ -21,6 +21,24 @@
 //! `nginx.ingress.kubernetes.io/canary-weight: "<canary percent>"`, labelled managed-by
 //! `sluice`, owned by `app`, and written by server-side apply under the field manager `sluice`.
 //!
+//! A/B testing ([`Split::Matched`]): the canary Ingress carries `canary-weight: "0"`, so requests
+//! that match nothing stay on the main backend, and the one header condition of the one
+//! `sluice.dev/match` rule (admission refuses more: [`nginx_unsupported`]) as
+//! `canary-by-header: <name>` with `canary-by-header-value: <value>` for an `Exact` match or
+//! `canary-by-header-pattern: <value>` for a `RegularExpression`. ingress-nginx checks the header
+//! first: a request whose header has that value (or matches that pattern) goes to the canary.
+//!
+//! - Cookies: a rule on the `Cookie` header (e.g. `{name: Cookie, type: RegularExpression,
+//!   value: '(^|; )beta=yes(;|$)'}`) is written the same way, as `canary-by-header: Cookie` with
+//!   the pattern, which ingress-nginx applies to the raw `Cookie` header: the same requests reach
+//!   the canary as through an HTTPRoute. `canary-by-cookie` is not used: it takes only the cookie
+//!   values `always` and `never`, and would route by a value the user's rule never named (a rule
+//!   that means it writes `beta=always` into its pattern).
+//! - The pattern is passed as written: ingress-nginx searches the header value for it (not
+//!   anchored), so a rule that means the whole value says `^…$`.
+//! - ingress-nginx's `always` / `never` header values apply only when neither a value nor a
+//!   pattern is set, which Sluice never writes.
+//!
 //! Choices where DESIGN.md is silent:
 //! - `canary-weight` is always the canary's percent, at rest too: at rest (0/100) the canary
 //!   Ingress says `canary-weight: "100"`, so every request goes to `app-canary`, which selects
@@ -36,7 +54,11 @@
 //!   (and no default backend) to the apex leaves nothing to split: that is phase `Blocked`.
 //! - Weights are read back from the canary Ingress: `canary-weight` out of
 //!   `canary-weight-total` (default 100), as NGINX reads them; an Ingress without
-//!   `canary: "true"` is not a canary and cannot be read as a split.
+//!   `canary: "true"` is not a canary and cannot be read as a split. One with a non-empty
+//!   `canary-by-header` and weight 0 reads back as [`Split::Matched`].
+//! - Up to date also means no `canary-by-*` annotation Sluice writes for A/B is left over when
+//!   the split is weighted again (a leftover header would keep sending matching requests to
+//!   the canary during a rollback).
 //! - The Ingress API is discovered once and cached like the route APIs; it is served by every
 //!   Kubernetes since 1.19.
 
@@ -45,11 +67,11 @@ use serde_json::{Map, Value, json};
 
 use super::served::{api_resource_of, serves, unserved_reason};
 use super::{
-    RouteClient, RouteTarget, Router, RoutingError, Weights, check_weights, is_owned_and_labelled,
-    percent_split, route_metadata,
+    RouteClient, RouteTarget, Router, RoutingError, Split, Weights, check_split,
+    is_owned_and_labelled, percent_split, route_metadata,
 };
 use crate::policy::keys::Setting;
-use crate::policy::values::RouterKind;
+use crate::policy::values::{MatchType, RouterKind, nginx_unsupported};
 
 /// API group of Ingress.
 pub const GROUP: &str = "networking.k8s.io";
@@ -70,6 +92,9 @@ pub const CANARY_WEIGHT_TOTAL: &str = "nginx.ingress.kubernetes.io/canary-weight
 pub const CANARY_BY_HEADER: &str = "nginx.ingress.kubernetes.io/canary-by-header";
 /// The value of [`CANARY_BY_HEADER`] that sends a request to the canary.
 pub const CANARY_BY_HEADER_VALUE: &str = "nginx.ingress.kubernetes.io/canary-by-header-value";
+/// A regular expression the [`CANARY_BY_HEADER`] value is searched for (when no
+/// [`CANARY_BY_HEADER_VALUE`] is set).
+pub const CANARY_BY_HEADER_PATTERN: &str = "nginx.ingress.kubernetes.io/canary-by-header-pattern";
 /// Cookie whose value `always` / `never` picks the canary.
 pub const CANARY_BY_COOKIE: &str = "nginx.ingress.kubernetes.io/canary-by-cookie";
 /// The ingress class annotation older installations use instead of `ingressClassName`.
@@ -169,12 +194,55 @@ fn canary_spec(user: &Value, apex: &str, canary: &str) -> Option<Value> {
     Some(Value::Object(out))
 }
 
-/// The canary Ingress `app-canary` for `weights`, mirroring the user's Ingress `user`.
+/// The annotations Sluice writes for A/B testing: absent from a weighted canary Ingress.
+const MATCH_ANNOTATIONS: [&str; 4] = [
+    CANARY_BY_HEADER,
+    CANARY_BY_HEADER_VALUE,
+    CANARY_BY_HEADER_PATTERN,
+    CANARY_BY_COOKIE,
+];
+
+/// The `canary-by-header*` annotations for `target`'s A/B rules; an error when an NGINX canary
+/// cannot express them (admission refuses those first).
+fn match_annotations(target: &RouteTarget) -> Result<Map<String, Value>, RoutingError> {
+    let no = |reason: String| RoutingError::NoMatching {
+        route: canary_target(target).key(),
+        reason,
+    };
+    if let Some(what) = nginx_unsupported(&target.matches) {
+        return Err(no(format!(
+            "the match {what}, and an NGINX canary Ingress matches one header only; keep one \
+             rule with one header, or set sluice.dev/router: gateway-api"
+        )));
+    }
+    let header = target
+        .matches
+        .first()
+        .and_then(|rule| rule.headers.first())
+        .ok_or_else(|| {
+            no(
+                "no header rule is set; add one to sluice.dev/match, or set \
+                sluice.dev/strategy: canary"
+                    .to_string(),
+            )
+        })?;
+    let mut out = Map::new();
+    out.insert(CANARY_BY_HEADER.into(), json!(header.name));
+    let key = match header.kind {
+        MatchType::Exact => CANARY_BY_HEADER_VALUE,
+        MatchType::RegularExpression => CANARY_BY_HEADER_PATTERN,
+    };
+    out.insert(key.into(), json!(header.value));
+    Ok(out)
+}
+
+/// The canary Ingress `app-canary` for `split`, mirroring the user's Ingress `user`.
 pub fn desired_canary_ingress(
     target: &RouteTarget,
     user: &Value,
-    weights: Weights,
+    split: impl Into<Split>,
 ) -> Result<Value, RoutingError> {
+    let split = split.into();
     let ct = canary_target(target);
     let spec = canary_spec(user, &target.apex, &target.canary_service).ok_or_else(|| {
         RoutingError::IngressUnusable {
@@ -185,6 +253,13 @@ pub fn desired_canary_ingress(
     let mut metadata = route_metadata(&ct);
     let mut annotations = Map::new();
     annotations.insert(CANARY.into(), json!("true"));
+    let weights = match split {
+        Split::Weighted(weights) => weights,
+        Split::Matched => {
+            annotations.extend(match_annotations(target)?);
+            Weights::ALL_PRIMARY
+        }
+    };
     annotations.insert(CANARY_WEIGHT.into(), json!(weights.canary.to_string()));
     if let Some(class) = user["metadata"]["annotations"][CLASS_ANNOTATION].as_str() {
         annotations.insert(CLASS_ANNOTATION.into(), json!(class));
@@ -206,10 +281,27 @@ pub fn is_up_to_date(current: &Value, desired: &Value) -> bool {
         .into_iter()
         .flatten()
         .all(|(k, v)| &current["metadata"]["annotations"][k] == v);
+    let no_leftover = MATCH_ANNOTATIONS.iter().all(|k| {
+        desired["metadata"]["annotations"].get(*k).is_some()
+            || current["metadata"]["annotations"].get(*k).is_none()
+    });
     let spec_ok = ["ingressClassName", "defaultBackend", "rules", "tls"]
         .iter()
         .all(|k| current["spec"][k] == desired["spec"][k]);
-    is_owned_and_labelled(current, desired) && annotations_ok && spec_ok
+    is_owned_and_labelled(current, desired) && annotations_ok && no_leftover && spec_ok
+}
+
+/// How a stored canary Ingress splits: [`Split::Matched`] when it routes by a header with
+/// weight 0, otherwise its weights ([`parse_weights`]).
+pub fn parse_split(obj: &Value, target: &RouteTarget) -> Result<Split, RoutingError> {
+    let weights = parse_weights(obj, target)?;
+    let by_header = obj["metadata"]["annotations"][CANARY_BY_HEADER]
+        .as_str()
+        .is_some_and(|h| !h.trim().is_empty());
+    Ok(match by_header && weights == Weights::ALL_PRIMARY {
+        true => Split::Matched,
+        false => Split::Weighted(weights),
+    })
 }
 
 /// The weights a stored canary Ingress splits by, in percent, as NGINX reads it.
@@ -338,8 +430,8 @@ impl Router for NginxRouter {
         Ok((!served).then(|| unserved_reason(RouterKind::Nginx)))
     }
 
-    async fn ensure(&self, target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
-        check_weights(target, weights)?;
+    async fn ensure(&self, target: &RouteTarget, split: Split) -> Result<(), RoutingError> {
+        check_split(target, split)?;
         self.check_served(target).await?;
         let Some(user) = self
             .user_ingress(&target.namespace, &target.ingress)
@@ -350,7 +442,7 @@ impl Router for NginxRouter {
                     .unwrap_or_default(),
             });
         };
-        let desired = desired_canary_ingress(target, &user, weights)?;
+        let desired = desired_canary_ingress(target, &user, split)?;
         let ct = canary_target(target);
         if let Some(current) = self.ingresses.get(&ct, &api_resource()).await?
             && is_up_to_date(&current, &desired)
@@ -369,12 +461,12 @@ impl Router for NginxRouter {
             .await
     }
 
-    async fn weights(&self, target: &RouteTarget) -> Result<Option<Weights>, RoutingError> {
+    async fn split(&self, target: &RouteTarget) -> Result<Option<Split>, RoutingError> {
         self.check_served(target).await?;
         self.ingresses
             .get(&canary_target(target), &api_resource())
             .await?
-            .map(|obj| parse_weights(&obj, target))
+            .map(|obj| parse_split(&obj, target))
             .transpose()
     }
 }
@@ -419,6 +511,73 @@ mod tests {
                 ],
             }
         })
+    }
+
+    /// The target with one header rule of `kind`.
+    fn ab_target(kind: MatchType, name: &str, value: &str) -> RouteTarget {
+        use crate::policy::values::{MatchRule, ValueMatch};
+        mk_target().with_matches(&[MatchRule {
+            headers: vec![ValueMatch {
+                kind,
+                name: name.into(),
+                value: value.into(),
+            }],
+            query_params: vec![],
+        }])
+    }
+
+    #[test]
+    fn a_matched_canary_routes_by_the_header_value_with_weight_zero() {
+        let t = ab_target(MatchType::Exact, "x-canary", "insider");
+        let ing = desired_canary_ingress(&t, &user_ingress(), Split::Matched).unwrap();
+        assert_eq!(
+            ing["metadata"]["annotations"],
+            json!({CANARY: "true", CANARY_WEIGHT: "0",
+                CANARY_BY_HEADER: "x-canary", CANARY_BY_HEADER_VALUE: "insider"})
+        );
+        assert_eq!(parse_split(&ing, &t).unwrap(), Split::Matched);
+        assert_eq!(parse_weights(&ing, &t).unwrap(), Weights::ALL_PRIMARY);
+    }
+
+    #[test]
+    fn a_cookie_rule_becomes_a_pattern_on_the_cookie_header_not_canary_by_cookie() {
+        let t = ab_target(
+            MatchType::RegularExpression,
+            "Cookie",
+            "(^|; )beta=yes(;|$)",
+        );
+        let ing = desired_canary_ingress(&t, &user_ingress(), Split::Matched).unwrap();
+        assert_eq!(
+            ing["metadata"]["annotations"],
+            json!({CANARY: "true", CANARY_WEIGHT: "0", CANARY_BY_HEADER: "Cookie",
+                CANARY_BY_HEADER_PATTERN: "(^|; )beta=yes(;|$)"})
+        );
+    }
+
+    #[test]
+    fn rules_an_nginx_canary_cannot_express_are_refused_rather_than_written() {
+        let mut t = ab_target(MatchType::Exact, "x-canary", "insider");
+        t.matches.push(t.matches[0].clone());
+        let err = desired_canary_ingress(&t, &user_ingress(), Split::Matched).unwrap_err();
+        assert_eq!(err.metric_label(), "no_matching");
+        assert!(err.to_string().contains("shop/web-canary"), "{err}");
+        assert!(err.to_string().contains("has 2 rules"), "{err}");
+    }
+
+    #[test]
+    fn a_leftover_header_annotation_makes_a_weighted_canary_out_of_date() {
+        let t = ab_target(MatchType::Exact, "x-canary", "insider");
+        let matched = desired_canary_ingress(&t, &user_ingress(), Split::Matched).unwrap();
+        let all_primary =
+            desired_canary_ingress(&t, &user_ingress(), Weights::ALL_PRIMARY).unwrap();
+        // Same weight 0, but the stored one still routes matching requests to the canary.
+        assert!(!is_up_to_date(&matched, &all_primary));
+        assert!(!is_up_to_date(&all_primary, &matched));
+        assert!(is_up_to_date(&matched, &matched));
+        assert_eq!(
+            parse_split(&all_primary, &t).unwrap(),
+            Split::Weighted(Weights::ALL_PRIMARY)
+        );
     }
 
     #[test]

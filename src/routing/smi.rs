@@ -25,6 +25,10 @@
 //!   discovers again, so installing linkerd-smi unblocks rollouts without a restart. Since a
 //!   version that is no longer served answers 404 like an absent route, an absent route is
 //!   confirmed by discovering again before it is created or reported as absent.
+//! - A TrafficSplit has no header matching: [`Split::Matched`] (A/B testing) is refused with
+//!   [`RoutingError::NoMatching`] before anything is read or written, rather than written as
+//!   weights that would send users the rules exclude to the new version (admission refuses
+//!   `strategy: ab-testing` with `router: smi` first).
 //! - "Equal" means: same apex, the two backends in order with the same weights (compared as
 //!   quantities, so `"90"` equals `90`), the managed-by label and the owner reference to `app`.
 //!   Fields others added are left alone.
@@ -33,8 +37,8 @@ use kube::api::ApiResource;
 use serde_json::{Value, json};
 
 use super::{
-    RouteClient, RouteTarget, Router, RoutingError, Weights, check_weights, is_owned_and_labelled,
-    percent_split, route_metadata,
+    RouteClient, RouteTarget, Router, RoutingError, Split, Weights, check_split,
+    is_owned_and_labelled, percent_split, route_metadata,
 };
 use crate::policy::values::RouterKind;
 
@@ -319,8 +323,9 @@ impl Router for SmiRouter {
             .then(|| super::served::unserved_reason(RouterKind::Smi)))
     }
 
-    async fn ensure(&self, target: &RouteTarget, weights: Weights) -> Result<(), RoutingError> {
-        check_weights(target, weights)?;
+    async fn ensure(&self, target: &RouteTarget, split: Split) -> Result<(), RoutingError> {
+        check_split(target, split)?;
+        let weights = weights_only(target, split)?;
         let (version, current) = self.stored(target).await?;
         let desired = desired_trafficsplit(target, weights, version);
         if let Some(current) = current
@@ -340,10 +345,23 @@ impl Router for SmiRouter {
         }
     }
 
-    async fn weights(&self, target: &RouteTarget) -> Result<Option<Weights>, RoutingError> {
+    async fn split(&self, target: &RouteTarget) -> Result<Option<Split>, RoutingError> {
         let (_, current) = self.stored(target).await?;
-        current.map(|obj| parse_weights(&obj, target)).transpose()
+        current
+            .map(|obj| parse_weights(&obj, target).map(Split::Weighted))
+            .transpose()
     }
+}
+
+/// The weights of `split`; a matched split is an error, since a TrafficSplit cannot match
+/// requests.
+fn weights_only(target: &RouteTarget, split: Split) -> Result<Weights, RoutingError> {
+    split.weights().ok_or_else(|| RoutingError::NoMatching {
+        route: target.key(),
+        reason: "an SMI TrafficSplit has no header matching; set sluice.dev/router: \
+                 gateway-api (or nginx for an app exposed through an NGINX Ingress)"
+            .to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -353,6 +371,20 @@ mod tests {
 
     fn mk_target() -> RouteTarget {
         crate::routing::mk_target(RouterKind::Smi)
+    }
+
+    #[test]
+    fn a_matched_split_is_refused_rather_than_written_as_weights() {
+        let err = weights_only(&mk_target(), Split::Matched).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("shop/web"), "{msg}");
+        assert!(msg.contains("no header matching"), "{msg}");
+        assert!(msg.contains("sluice.dev/router: gateway-api"), "{msg}");
+        assert_eq!(err.metric_label(), "no_matching");
+        assert_eq!(
+            weights_only(&mk_target(), Weights::AT_REST.into()).unwrap(),
+            Weights::AT_REST
+        );
     }
 
     fn split(backends: Value) -> Value {

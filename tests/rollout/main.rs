@@ -9,6 +9,7 @@
 //! checks) run with `smi` only, to keep the suite's wall time within budget. `route_api.rs`
 //! deletes the HTTPRoute CRD under a running Gateway API rollout.
 
+mod ab;
 mod baseline;
 mod bluegreen;
 mod cluster;

@@ -308,11 +308,27 @@ fn check_readiness(samples: &[Sample], points: &[(Phase, u32, u32)]) {
     }
 }
 
-/// The share of traffic the user's Deployment may answer under status `s`: all of it at rest,
+/// The share of traffic the user's Deployment may answer at `sample`: all of it at rest,
 /// while the primary is prepared (its pods are still the stable version) and while promoting;
-/// the step's weight while a rollout runs.
-fn allowed_share(s: &RolloutStatus) -> u32 {
-    if s.phase.is_at_rest() || matches!(s.phase, Phase::Preparing | Phase::Promoting) {
+/// the step's weight while a rollout runs. While an A/B test routes by its rules, the share is
+/// the matching requests', which the status does not know: the scenario checks by request class
+/// that only those reached the new version (`ab.rs`).
+fn allowed_share(sample: &Sample) -> u32 {
+    let s = &sample.status;
+    let ab = sample
+        .app
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("sluice.dev/strategy"))
+        .is_some_and(|v| v == "ab-testing");
+    let matched = ab
+        && s.iteration_goal.is_some()
+        && matches!(
+            s.phase,
+            Phase::Progressing | Phase::Paused | Phase::WaitingPromotion
+        );
+    if matched || s.phase.is_at_rest() || matches!(s.phase, Phase::Preparing | Phase::Promoting) {
         100
     } else {
         s.weight
@@ -332,7 +348,7 @@ async fn check_traffic(h: &Harness, samples: &[Sample], points: &[(Phase, u32, u
             .iter()
             .rev()
             .find(|s| s.at <= t)
-            .map(|s| allowed_share(&s.status))
+            .map(allowed_share)
             .unwrap_or(100)
     };
     let stable_image = samples.iter().find_map(|s| s.stable_image.as_deref());
@@ -345,7 +361,7 @@ async fn check_traffic(h: &Harness, samples: &[Sample], points: &[(Phase, u32, u
         let allowed = samples
             .iter()
             .filter(|s| s.at > lo && s.at < hi)
-            .map(|s| allowed_share(&s.status))
+            .map(allowed_share)
             .chain([share_at(lo)])
             .max()
             .unwrap_or(100);

@@ -56,12 +56,24 @@ fn verdict(result: CheckResult) -> Vec<CheckVerdict> {
     }]
 }
 
-fn routes(d: &Decision) -> Vec<Weights> {
+/// The routes `d` ensures, as splits.
+fn splits(d: &Decision) -> Vec<Split> {
     d.effects
         .iter()
         .filter_map(|e| match e {
             Effect::EnsureRoute(s) => Some(*s),
             _ => None,
+        })
+        .collect()
+}
+
+/// The routes `d` ensures, which must all be weighted.
+fn routes(d: &Decision) -> Vec<Weights> {
+    splits(d)
+        .into_iter()
+        .map(|s| {
+            s.weights()
+                .unwrap_or_else(|| panic!("a weighted route: {s:?}"))
         })
         .collect()
 }
@@ -141,7 +153,7 @@ fn traffic_moves_to_the_primary_only_once_it_is_ready_and_before_the_app_is_unpa
     let route = d
         .effects
         .iter()
-        .position(|e| *e == Effect::EnsureRoute(Weights::ALL_PRIMARY))
+        .position(|e| *e == Effect::EnsureRoute(Split::Weighted(Weights::ALL_PRIMARY)))
         .unwrap();
     let unpause = d
         .effects
@@ -197,7 +209,7 @@ fn a_healthy_canary_walks_every_step_then_is_promoted() {
         d.effects,
         vec![
             Effect::PostRolloutHooks,
-            Effect::EnsureRoute(Weights::AT_REST),
+            Effect::EnsureRoute(Split::Weighted(Weights::AT_REST)),
             Effect::RestoreApex,
             Effect::DeletePrimary,
             Effect::ClearStableTemplate
@@ -253,7 +265,7 @@ fn a_failing_canary_rolls_back_after_exactly_threshold_failed_checks() {
             assert_eq!(d.status.phase, Phase::RollingBack);
             assert_eq!(
                 d.effects[0],
-                Effect::EnsureRoute(Weights::ALL_PRIMARY),
+                Effect::EnsureRoute(Split::Weighted(Weights::ALL_PRIMARY)),
                 "traffic leaves at once"
             );
             assert!(d.effects.contains(&Effect::RestoreStableTemplate));
@@ -392,7 +404,7 @@ fn a_restarted_controller_redoes_effects_without_moving_a_step() {
     };
     let d = decide(Some(&status), &obs, &plan, None);
     assert_eq!(d.status, status);
-    assert_eq!(routes(&d), vec![step(10)]);
+    assert_eq!(splits(&d), vec![step(10)]);
     assert!(d.events.is_empty());
 }
 
@@ -704,7 +716,7 @@ fn pause_holds_the_weight_and_skips_analysis_across_intervals() {
     assert_eq!(ack(&d), (Control::Pause, ControlOutcome::Applied));
     assert_eq!(d.events.len(), 1);
     assert_eq!(d.events[0].reason, "Paused");
-    assert_eq!(routes(&d), vec![step(10)]);
+    assert_eq!(splits(&d), vec![step(10)]);
     assert_eq!(
         d.effects.last(),
         Some(&Effect::ClearControl(Control::Pause)),
@@ -719,7 +731,7 @@ fn pause_holds_the_weight_and_skips_analysis_across_intervals() {
         );
         let d = decide(Some(&status), &obs, &plan, None);
         assert_eq!(d.status, status, "nothing moves while paused");
-        assert_eq!(routes(&d), vec![step(10)]);
+        assert_eq!(splits(&d), vec![step(10)]);
         assert!(d.events.is_empty());
         status = d.status;
     }
@@ -952,7 +964,7 @@ fn promote_before_any_passing_analysis_is_refused_with_the_reason() {
     );
     assert!(d.status.message.contains("--force"), "{}", d.status.message);
     assert!(d.effects.contains(&Effect::ClearControl(Control::Promote)));
-    assert_eq!(routes(&d), vec![step(10)]);
+    assert_eq!(splits(&d), vec![step(10)]);
     // Seen again (the removal lost a write race): removed without a second Event.
     let again = decide(
         Some(&d.status),
@@ -1549,6 +1561,25 @@ fn blue_green_keeps_all_traffic_on_the_primary_for_the_iterations_then_switches_
     assert!(d.effects.contains(&Effect::DeletePrimary));
 }
 
+/// The built-in success-rate check without a verdict, because `why`.
+fn no_verdict(why: &str) -> CheckVerdict {
+    CheckVerdict {
+        result: CheckResult::NoVerdict,
+        value: None,
+        detail: why.into(),
+        ..verdict(CheckResult::Pass)[0].clone()
+    }
+}
+
+/// `status` is RollingBack, and the next pass routes everything to the primary at once and
+/// restores the stable template.
+fn assert_rolls_back_all_to_the_primary(status: &RolloutStatus, plan: &Plan) {
+    assert_eq!(status.phase, Phase::RollingBack);
+    let d = decide(Some(status), &at(200, in_progress()), plan, None);
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
+    assert!(d.effects.contains(&Effect::RestoreStableTemplate));
+}
+
 #[test]
 fn a_failing_blue_green_rolls_back_without_the_canary_ever_receiving_traffic() {
     let plan = blue_green(5, &[]);
@@ -1562,10 +1593,7 @@ fn a_failing_blue_green_rolls_back_without_the_canary_ever_receiving_traffic() {
         }
         status = d.status;
     }
-    assert_eq!(status.phase, Phase::RollingBack);
-    let d = decide(Some(&status), &at(200, in_progress()), &plan, None);
-    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
-    assert!(d.effects.contains(&Effect::RestoreStableTemplate));
+    assert_rolls_back_all_to_the_primary(&status, &plan);
 }
 
 #[test]
@@ -1573,12 +1601,7 @@ fn without_live_traffic_a_passing_custom_check_or_hook_passes_a_blue_green_inter
     let plan = blue_green(3, &[HookType::Rollout]);
     let status = analysing_blue_green(&plan);
     let obs = at(70, in_progress());
-    let silent_builtin = CheckVerdict {
-        result: CheckResult::NoVerdict,
-        value: None,
-        detail: "no requests to -canary in the last 1m".into(),
-        ..verdict(CheckResult::Pass)[0].clone()
-    };
+    let silent_builtin = no_verdict("no requests to -canary in the last 1m");
     let passed = vec![
         silent_builtin.clone(),
         hook_verdict("acceptance", CheckResult::Pass),
@@ -1698,4 +1721,180 @@ fn a_new_revision_mid_blue_green_analysis_starts_the_iterations_over() {
         },
         &plan
     ));
+}
+
+// --- A/B testing ------------------------------------------------------------------------------
+
+fn ab_testing(iterations: u32, hooks: &[HookType]) -> Plan {
+    Plan {
+        strategy: Strategy::AbTesting,
+        ..blue_green(iterations, hooks)
+    }
+}
+
+/// An A/B rollout whose iterations started at t(10) (no pre-rollout hook).
+fn analysing_ab(plan: &Plan) -> RolloutStatus {
+    let d = decide(
+        Some(&mk_progressing_at_zero()),
+        &at(10, in_progress()),
+        plan,
+        None,
+    );
+    assert_eq!(d.events[0].reason, "Analysing");
+    assert_says(
+        &d.events[0].message,
+        "A/B: requests matching sluice.dev/match",
+    );
+    assert_eq!(splits(&d), vec![Split::Matched]);
+    assert_eq!(
+        (d.status.weight, d.status.iteration_goal),
+        (0, Some(plan.iterations))
+    );
+    d.status
+}
+
+#[test]
+fn the_iteration_strategies_are_blue_green_and_ab_testing_each_with_its_held_route() {
+    assert!(!mk_plan().iterates());
+    assert!(blue_green(3, &[]).iterates());
+    assert!(ab_testing(3, &[]).iterates());
+    assert_eq!(
+        blue_green(3, &[]).iteration_route(),
+        Split::Weighted(Weights::ALL_PRIMARY)
+    );
+    assert_eq!(ab_testing(3, &[]).iteration_route(), Split::Matched);
+}
+
+#[test]
+fn ab_testing_routes_matching_requests_to_the_canary_for_the_iterations_then_switches_at_once() {
+    let plan = ab_testing(3, &[]);
+    let mut status = analysing_ab(&plan);
+    // Before the iterations (Preparing with the primary ready) the route is all primary.
+    let preparing = decide(Some(&at_rest()), &mk_intercepted(t(0)), &plan, None).status;
+    let primary_ready = Observation {
+        primary: Some(Readiness::Ready),
+        ..mk_intercepted(t(5))
+    };
+    assert_eq!(
+        splits(&decide(Some(&preparing), &primary_ready, &plan, None)),
+        vec![Split::Weighted(Weights::ALL_PRIMARY)]
+    );
+    for k in 1..=3u32 {
+        let now = 10 + 60 * u64::from(k);
+        let due = analysis_plan(Some(&status), &at(now, in_progress()), &plan).unwrap();
+        assert!(due.checks, "iteration {k} runs the checks");
+        let d = pass_if_due(&status, now, &plan);
+        assert_eq!((d.status.iterations, d.status.weight), (k, 0));
+        if k < 3 {
+            assert_eq!(splits(&d), vec![Split::Matched], "iteration {k}");
+            assert_eq!(d.events[0].reason, "IterationPassed");
+            assert_says(
+                &d.events[0].message,
+                &format!("A/B: analysis passed, iteration {k}/3"),
+            );
+            assert_says(&d.events[0].message, "all others to the primary");
+        }
+        status = d.status;
+    }
+    assert_eq!(status.phase, Phase::Promoting);
+    let d = decide(Some(&status), &at(200, in_progress()), &plan, None);
+    assert_eq!(d.status.phase, Phase::Succeeded);
+    assert_eq!(routes(&d), vec![Weights::AT_REST], "100% canary at once");
+}
+
+#[test]
+fn a_failing_ab_test_takes_every_request_back_to_the_primary_at_once() {
+    let plan = ab_testing(5, &[]);
+    let mut status = analysing_ab(&plan);
+    for n in 1..=3u32 {
+        let d = fail_when_due(&status, 10 + 60 * u64::from(n), &plan);
+        assert_eq!(d.status.failed_checks, n);
+        let holds = n < 3;
+        assert_eq!(
+            splits(&d).contains(&Split::Matched),
+            holds,
+            "below the threshold the matched route holds, at it the rollback starts: {:?}",
+            d.effects
+        );
+        status = d.status;
+    }
+    assert_rolls_back_all_to_the_primary(&status, &plan);
+}
+
+#[test]
+fn ab_testing_needs_the_built_in_checks_verdicts_since_the_canary_has_live_matching_traffic() {
+    let plan = ab_testing(3, &[HookType::Rollout]);
+    let status = analysing_ab(&plan);
+    let silent_builtin = no_verdict("5 requests to -canary in the last 1m, below min-requests 20");
+    let passed = vec![
+        silent_builtin,
+        hook_verdict("acceptance", CheckResult::Pass),
+    ];
+    let d = decide(Some(&status), &at(70, in_progress()), &plan, Some(&passed));
+    assert_eq!((d.status.iterations, d.status.silent_intervals), (0, 1));
+    assert_eq!(d.events[0].reason, "NoVerdict");
+    assert_eq!(splits(&d), vec![Split::Matched], "the route holds");
+}
+
+#[test]
+fn an_ab_test_behind_a_pre_rollout_gate_matches_nothing_until_the_gate_passes() {
+    let plan = ab_testing(2, &[HookType::PreRollout]);
+    let zero = mk_progressing_at_zero();
+    let waiting = decide(Some(&zero), &at(10, in_progress()), &plan, None);
+    assert_eq!(routes(&waiting), vec![Weights::ALL_PRIMARY]);
+    let d = decide(
+        Some(&zero),
+        &at(10, in_progress()),
+        &plan,
+        Some(&[hook_verdict("pre-rollout-hook", CheckResult::Pass)]),
+    );
+    assert_eq!(d.status.iteration_goal, Some(2));
+    assert_eq!(splits(&d), vec![Split::Matched]);
+}
+
+#[test]
+fn a_new_revision_mid_ab_test_sends_matching_requests_nowhere_new_until_it_is_ready() {
+    let plan = ab_testing(3, &[]);
+    let status = pass_if_due(&analysing_ab(&plan), 70, &plan).status;
+    let rolling = Observation {
+        revision: NEWER.into(),
+        app: Readiness::Progressing,
+        ..at(100, in_progress())
+    };
+    let d = decide(Some(&status), &rolling, &plan, None);
+    assert_eq!(d.events[0].reason, "NewRevision");
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
+    assert_eq!((d.status.iterations, d.status.iteration_goal), (0, None));
+    let ready = Observation {
+        revision: NEWER.into(),
+        ..at(110, in_progress())
+    };
+    let d = decide(Some(&d.status), &ready, &plan, None);
+    assert_eq!(splits(&d), vec![Split::Matched]);
+}
+
+#[test]
+fn a_paused_ab_test_holds_the_matched_route_and_an_abort_takes_it_back_at_once() {
+    let plan = ab_testing(3, &[]);
+    let status = analysing_ab(&plan);
+    let pause = Observation {
+        controls: Controls {
+            pause: true,
+            ..Controls::default()
+        },
+        ..at(20, in_progress())
+    };
+    let d = decide(Some(&status), &pause, &plan, None);
+    assert_eq!(d.status.phase, Phase::Paused);
+    assert_eq!(splits(&d), vec![Split::Matched]);
+    let abort = Observation {
+        controls: Controls {
+            abort: true,
+            ..Controls::default()
+        },
+        ..at(30, in_progress())
+    };
+    let d = decide(Some(&d.status), &abort, &plan, None);
+    assert_eq!(d.status.phase, Phase::RollingBack);
+    assert_eq!(routes(&d), vec![Weights::ALL_PRIMARY]);
 }

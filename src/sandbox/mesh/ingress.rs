@@ -6,7 +6,8 @@
 //!    canary Ingress (`nginx.ingress.kubernetes.io/canary: "true"`) for the same host and path?
 //!      no  ──► main backend
 //!      yes ──► canary-by-header: header = canary-by-header-value (if set) ─► canary
-//!                                        = always / never (if no value is set) ─► canary / main
+//!                                        ~ canary-by-header-pattern (if set, no value) ─► canary
+//!                                        = always / never (if neither is set) ─► canary / main
 //!              canary-by-cookie: cookie  = always / never ─► canary / main
 //!              else canary-weight out of canary-weight-total (default 100), by Swrr
 //! ```
@@ -19,8 +20,11 @@
 //!   rule does.
 //! - The chosen Service's READY pods answer directly, as ingress-nginx sends to endpoints (no
 //!   `service-upstream`): TrafficSplits and HTTPRoutes of that Service are not applied.
-//! - `canary-by-header-pattern`, session affinity and `canary-weight` on anything but the
-//!   first matching canary (by name) are not simulated.
+//! - `canary-by-header-pattern` is searched for in the header value (unanchored, as ingress-nginx's
+//!   `ngx.re.match`) with Rust's `regex` rather than PCRE; a pattern that does not compile
+//!   matches nothing.
+//! - Session affinity and `canary-weight` on anything but the first matching canary (by name)
+//!   are not simulated.
 
 use serde_json::Value;
 
@@ -28,8 +32,8 @@ use super::routing::{Backend, Decision, Headers, RouteTable};
 
 /// The annotations of a canary Ingress.
 pub use crate::routing::nginx::{
-    CANARY, CANARY_BY_COOKIE, CANARY_BY_HEADER, CANARY_BY_HEADER_VALUE, CANARY_WEIGHT,
-    CANARY_WEIGHT_TOTAL,
+    CANARY, CANARY_BY_COOKIE, CANARY_BY_HEADER, CANARY_BY_HEADER_PATTERN, CANARY_BY_HEADER_VALUE,
+    CANARY_WEIGHT, CANARY_WEIGHT_TOTAL,
 };
 
 /// An Ingress's canary rules, from its annotations.
@@ -43,6 +47,8 @@ pub struct CanaryRules {
     pub by_header: Option<String>,
     /// `canary-by-header-value`.
     pub by_header_value: Option<String>,
+    /// `canary-by-header-pattern` (used when no value is set).
+    pub by_header_pattern: Option<String>,
     /// `canary-by-cookie`.
     pub by_cookie: Option<String>,
 }
@@ -81,6 +87,9 @@ pub fn parse_ingress(namespace: &str, name: &str, metadata: &Value, spec: &Value
             .unwrap_or(100.0),
         by_header: annotation(metadata, CANARY_BY_HEADER).map(str::to_ascii_lowercase),
         by_header_value: annotation(metadata, CANARY_BY_HEADER_VALUE)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        by_header_pattern: annotation(metadata, CANARY_BY_HEADER_PATTERN)
             .filter(|v| !v.is_empty())
             .map(str::to_string),
         by_cookie: annotation(metadata, CANARY_BY_COOKIE).map(str::to_string),
@@ -145,12 +154,17 @@ impl CanaryRules {
     /// (`Some(false)`), or by weight (`None`): header, then cookie, as ingress-nginx orders them.
     pub fn by_request(&self, headers: &Headers) -> Option<bool> {
         if let Some(value) = self.by_header.as_ref().and_then(|h| headers.get(h)) {
-            match &self.by_header_value {
-                Some(want) if want == value => return Some(true),
-                Some(_) => {}
-                None if value == "always" => return Some(true),
-                None if value == "never" => return Some(false),
-                None => {}
+            match (&self.by_header_value, &self.by_header_pattern) {
+                (Some(want), _) if want == value => return Some(true),
+                (Some(_), _) => {}
+                (None, Some(pattern)) => {
+                    if regex::Regex::new(pattern).is_ok_and(|re| re.is_match(value)) {
+                        return Some(true);
+                    }
+                }
+                (None, None) if value == "always" => return Some(true),
+                (None, None) if value == "never" => return Some(false),
+                (None, None) => {}
             }
         }
         let jar = headers.get("cookie").map(String::as_str).unwrap_or("");
@@ -350,6 +364,23 @@ mod tests {
         );
         assert_eq!(rules.by_request(&headers(&[("x-team", "always")])), None);
         assert_eq!(rules.by_request(&headers(&[("x-team", "never")])), None);
+    }
+
+    #[test]
+    fn a_header_pattern_is_searched_for_in_the_value_when_no_value_is_set() {
+        let rules = canary_ingress(
+            json!({CANARY: "true", CANARY_BY_HEADER: "Cookie",
+                CANARY_BY_HEADER_PATTERN: "(^|; )beta=yes(;|$)"}),
+            "app.example.com",
+        )
+        .canary
+        .unwrap();
+        let jar = |v: &str| headers(&[("cookie", v)]);
+        assert_eq!(rules.by_request(&jar("a=1; beta=yes")), Some(true));
+        assert_eq!(rules.by_request(&jar("beta=yes; a=1")), Some(true));
+        assert_eq!(rules.by_request(&jar("beta=no")), None);
+        assert_eq!(rules.by_request(&jar("always")), None, "not always/never");
+        assert_eq!(rules.by_request(&Headers::new()), None);
     }
 
     #[test]

@@ -131,6 +131,19 @@ impl Ledger {
 
     /// Counts one response of `pod` to a request sent to apex Service `apex`.
     pub fn record(&mut self, apex: &str, pod: &SimPod, response: Response, at: SystemTime) {
+        self.record_as(apex, "", pod, response, at);
+    }
+
+    /// [`record`](Self::record) for a request of the named class `class` (`""`: unnamed, not
+    /// counted by class).
+    pub fn record_as(
+        &mut self,
+        apex: &str,
+        class: &str,
+        pod: &SimPod,
+        response: Response,
+        at: SystemTime,
+    ) {
         let series = self
             .pods
             .entry((pod.namespace.clone(), pod.name.clone()))
@@ -169,6 +182,7 @@ impl Ledger {
                 unix_second: second,
                 by_deployment: BTreeMap::new(),
                 by_image: BTreeMap::new(),
+                by_class: BTreeMap::new(),
             });
         }
         if let Some(last) = seconds.back_mut() {
@@ -177,6 +191,10 @@ impl Ledger {
                 .entry(pod.deployment.clone())
                 .or_default() += 1;
             *last.by_image.entry(pod.image.clone()).or_default() += 1;
+            if !class.is_empty() {
+                let by_image = last.by_class.entry(class.to_string()).or_default();
+                *by_image.entry(pod.image.clone()).or_default() += 1;
+            }
         }
     }
 
@@ -467,5 +485,34 @@ mod tests {
         assert_eq!(traffic[0].by_image.values().sum::<u64>(), 2);
         assert_eq!(traffic[1].by_deployment.get("app"), None);
         assert!(ledger.traffic("ns", "other").is_empty());
+    }
+
+    #[test]
+    fn requests_of_a_named_class_are_also_counted_under_it_by_image() {
+        let mut ledger = Ledger::default();
+        let canary = SimPod {
+            image: "app:2".into(),
+            ..mk_pod("c-1", "app")
+        };
+        ledger.record_as("app", "insiders", &canary, ok(1.0), t(0));
+        ledger.record_as(
+            "app",
+            "everyone",
+            &mk_pod("p-1", "app-primary"),
+            ok(1.0),
+            t(0),
+        );
+        ledger.record("app", &mk_pod("p-1", "app-primary"), ok(1.0), t(0));
+        let second = &ledger.traffic("ns", "app")[0];
+        assert_eq!(second.by_image.values().sum::<u64>(), 3);
+        assert_eq!(
+            second.by_class["insiders"],
+            BTreeMap::from([("app:2".to_string(), 1)])
+        );
+        assert_eq!(
+            second.by_class["everyone"],
+            BTreeMap::from([("app:1".to_string(), 1)])
+        );
+        assert_eq!(second.by_class.len(), 2, "an unnamed request has no class");
     }
 }

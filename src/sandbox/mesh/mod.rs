@@ -93,7 +93,8 @@ impl Default for MeshOptions {
 /// A kind of request to an apex Service, sent in proportion to `share`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RequestClass {
-    /// A label for the scenario's own use.
+    /// A label for the scenario's own use; the requests of a named class are also counted
+    /// under it ([`TrafficSecond::by_class`]).
     pub name: String,
     /// Relative share of the Service's requests.
     pub share: f64,
@@ -137,6 +138,9 @@ pub struct TrafficSecond {
     /// The same requests by the image the answering pod runs: the version, whichever
     /// Deployment runs it (the user's Deployment runs the stable version until it is un-paused).
     pub by_image: BTreeMap<String, u64>,
+    /// The same requests of each named [`RequestClass`], by image: which version the requests
+    /// carrying given headers reached (A/B testing).
+    pub by_class: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Why the mesh simulator could not start.
@@ -295,8 +299,9 @@ impl Mesh {
             let due = load.rps * elapsed.as_secs_f64() + load.carry;
             let n = due.floor();
             load.carry = due - n;
-            let requests: Vec<Headers> = (0..n as u64).map(|_| Self::next_class(load)).collect();
-            for headers in requests {
+            let requests: Vec<(String, Headers)> =
+                (0..n as u64).map(|_| Self::next_class(load)).collect();
+            for (class, headers) in requests {
                 let decision = match &entry {
                     Entry::Service(apex) => routes.resolve(&ns, apex, &headers),
                     Entry::Ingress(ingress) => routes.resolve_ingress(&ns, ingress, &headers),
@@ -304,7 +309,8 @@ impl Mesh {
                 let rr = format!("{ns}/{entry:?}");
                 if let Some(pod) = self.route(routes, pods, &mut cache, &rr, decision) {
                     let response = self.respond(&pod);
-                    self.ledger.record(entry.name(), &pod, response, now);
+                    self.ledger
+                        .record_as(entry.name(), &class, &pod, response, now);
                 }
             }
         }
@@ -323,9 +329,10 @@ impl Mesh {
         self.ledger.snapshot(now, &live);
     }
 
-    fn next_class(load: &mut Load) -> Headers {
+    /// The next request's class name and headers, by the classes' shares.
+    fn next_class(load: &mut Load) -> (String, Headers) {
         if load.classes.is_empty() {
-            return Headers::new();
+            return (String::new(), Headers::new());
         }
         let keys: Vec<String> = (0..load.classes.len()).map(|i| i.to_string()).collect();
         let items: Vec<(&str, f64)> = keys
@@ -337,7 +344,7 @@ impl Mesh {
             .pick(&items)
             .and_then(|k| k.parse::<usize>().ok())
             .and_then(|i| load.classes.get(i))
-            .map(RequestClass::headers)
+            .map(|c| (c.name.clone(), c.headers()))
             .unwrap_or_default()
     }
 

@@ -253,6 +253,9 @@ fn header_classes_follow_the_httproute_match() {
             Some(&75),
             "{second:?}"
         );
+        let of_class = |c: &str| second.by_class.get(c).map(|i| i.values().sum::<u64>());
+        assert_eq!(of_class("insiders"), Some(25), "{second:?}");
+        assert_eq!(of_class("everyone"), Some(75), "{second:?}");
     }
 }
 
