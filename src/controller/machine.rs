@@ -35,8 +35,9 @@
 //!   a paused one holds at 0% again). `Promoting` and `RollingBack` are not blocked: they end
 //!   the rollout, so their route writes are retried with the error backoff until they succeed.
 //!   A Blocked Deployment looks again every interval (at most 30 s): one pass, never a loop.
-//!   `abort` is refused while Blocked (nothing could be written); re-applying the stable
-//!   template instead makes the rollout end at rest once the problem is gone.
+//!   `abort` and `promote` are refused while Blocked (nothing could be written), with the
+//!   reason and the two ways out: fix the problem (the rollout starts again at 0%), or
+//!   re-apply the stable template (the rollout ends at rest once the problem is gone).
 //!
 //! Hooks ([`crate::analysis::hooks`]) are inputs, never I/O here: [`analysis_plan`] says which
 //! kinds are due, the reconciler calls them, and their answers come back as verdicts
@@ -572,6 +573,11 @@ fn answer(
                 Act::Nothing,
                 format!("revision {revision} is already being promoted; nothing to abort"),
             ),
+            Phase::Blocked if s.revision.is_some() && s.revision != s.stable_revision => (
+                Refused,
+                Act::Nothing,
+                blocked_control("abort", &revision, s),
+            ),
             _ => (
                 Refused,
                 Act::Nothing,
@@ -585,6 +591,9 @@ fn answer(
                     Phase::Preparing => "-primary is still starting and the new version has had no traffic; nothing to promote yet".to_string(),
                     Phase::Promoting => return Some((NoOp, Act::Nothing, "already promoting".into())),
                     Phase::RollingBack => "the rollout is rolling back; nothing to promote".to_string(),
+                    Phase::Blocked if s.revision.is_some() && s.revision != s.stable_revision => {
+                        blocked_control("promote", &revision, s)
+                    }
                     _ => "no rollout is running; nothing to promote".to_string(),
                 };
                 return Some((Refused, Act::Nothing, why));
@@ -778,6 +787,17 @@ fn controls(d: &mut Decision, obs: &Observation) -> Vec<Control> {
         });
     }
     acted
+}
+
+/// Why `verb` cannot act on a rollout that is Blocked mid-way, and the two ways out.
+fn blocked_control(verb: &str, revision: &str, s: &RolloutStatus) -> String {
+    format!(
+        "the rollout of revision {revision} is Blocked ({}), so nothing can be written and \
+         {verb} cannot act; the stable revision {} serves all traffic meanwhile. Fix that and \
+         the rollout starts again at 0%, or re-apply the stable template to end it",
+        s.message.trim_end_matches('.'),
+        s.stable_revision.as_deref().map(short).unwrap_or("?"),
+    )
 }
 
 /// How often a Blocked Deployment looks again: every analysis interval, at most every 30 s, so

@@ -556,6 +556,36 @@ fn a_blocked_rollout_whose_template_went_back_to_stable_returns_to_rest() {
 }
 
 #[test]
+fn abort_and_promote_on_a_blocked_rollout_are_refused_with_the_reason_and_the_ways_out() {
+    let plan = mk_plan();
+    let status = decide(Some(&mk_progressing_at_zero()), &in_progress(), &plan, None).status;
+    let blocked = decide(Some(&status), &rolling(t(20), Some(UNSERVED)), &plan, None).status;
+    for (verb, controls) in [
+        (Control::Abort, abort()),
+        (Control::Promote, promote(Promote::Force)),
+    ] {
+        let d = decide(
+            Some(&blocked),
+            &with(controls, rolling(t(21), Some(UNSERVED))),
+            &plan,
+            None,
+        );
+        assert_eq!(ack(&d), (verb, ControlOutcome::Refused));
+        assert_eq!(d.status.phase, Phase::Blocked);
+        let said = &d.status.last_control.as_ref().unwrap().message;
+        for words in [
+            UNSERVED,
+            "is Blocked",
+            "starts again at 0%",
+            "re-apply the stable template",
+        ] {
+            assert!(said.contains(words), "{verb:?}: {said}");
+        }
+        assert!(!said.contains("no rollout is running"), "{said}");
+    }
+}
+
+#[test]
 fn promoting_and_rolling_back_are_not_blocked_since_they_end_the_rollout() {
     let plan = mk_plan();
     let mut s = mk_progressing_at_zero();
