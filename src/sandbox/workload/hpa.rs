@@ -3,10 +3,10 @@
 //! end-to-end tests can see the replicas of `app` and `app-primary` follow their HPAs.
 //!
 //! ```text
-//! watch HPAs (cache) ─────────┐
-//! watch Deployments ─ target of which HPAs? ─► GET deployments/NAME/scale ─► decide (pure)
-//!                                     PUT deployments/NAME/scale (resourceVersion) ◄─┤
-//!                                     PATCH horizontalpodautoscalers/NAME/status ◄───┘
+//! watch HPAs (cache) ── the changed one ─┐
+//! every SYNC_PERIOD ───── all of them ────┴► GET deployments/NAME/scale ─► decide (pure)
+//!                                 PUT deployments/NAME/scale (resourceVersion) ◄─┤
+//!                                 PATCH horizontalpodautoscalers/NAME/status ◄───┘
 //! ```
 //!
 //! It talks to the cluster only through a `kube::Client` built for
@@ -15,7 +15,9 @@
 //! controller scales as, so admission webhooks judge its writes as they would on a cluster.
 //! Scaling goes through the `scale` subresource with the resourceVersion it read, as the
 //! real controller's `UpdateScale` does: a write that lost a race is not retried blindly, the
-//! Deployment change that beat it brings the next sync.
+//! next sync reads again. Like the real controller it does not watch Deployments: a target
+//! scaled out of range by someone else is brought back within [`SYNC_PERIOD`], and a fleet
+//! with no HPAs costs the API server one idle watch.
 //!
 //! What it decides is the real controller's first branch, the one that needs no metrics:
 //! - a target at 0 replicas while `minReplicas` is not 0 has autoscaling disabled: untouched;
@@ -31,26 +33,29 @@
 //! `desiredReplicas`, `observedGeneration`, and `lastScaleTime` when it scaled.
 //!
 //! Where it knowingly differs from a real cluster:
-//! - It syncs when an HPA or a targeted Deployment changes, not every 15 s.
+//! - It syncs an HPA when it changes and every second, not every 15 s.
 //! - Only `apps/v1` Deployments are scaled (the sandbox serves no other scalable kind); an
 //!   HPA aimed at anything else, or at a Deployment that does not exist, is left alone with
 //!   its status untouched (the real controller sets condition `AbleToScale` false).
 //! - No `conditions`, no `currentMetrics`, no Events.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
+
+/// How often every HPA is synced besides when it changes (kube-controller-manager's
+/// `--horizontal-pod-autoscaler-sync-period` is 15 s; the tests' rollouts last seconds).
+pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
 
 /// The field manager of its writes, as kube-controller-manager's.
 const FIELD_MANAGER: &str = "kube-controller-manager";
@@ -64,7 +69,8 @@ pub struct Decision {
     pub status: Value,
 }
 
-/// Whether `hpa` scales Deployment `name` (`apps/v1`, the only kind the sandbox scales).
+/// The name of the Deployment `hpa` scales, if it targets one (`apps/v1`, the only kind the
+/// sandbox scales).
 pub fn targets_deployment(hpa: &HorizontalPodAutoscaler) -> Option<&str> {
     let target = &hpa.spec.as_ref()?.scale_target_ref;
     let apps = target.api_version.as_deref().is_none_or(|v| v == "apps/v1");
@@ -128,7 +134,7 @@ pub struct HpaController {
 }
 
 impl HpaController {
-    /// Starts watching HPAs and Deployments through `client` (which should act as
+    /// Starts watching HPAs through `client` (which should act as
     /// [`Identity::HpaController`](crate::sandbox::apiserver::Identity::HpaController)) and
     /// scaling the targets (spawns a task on the current tokio runtime).
     pub fn start(client: kube::Client) -> HpaController {
@@ -151,71 +157,32 @@ impl HpaController {
     }
 }
 
-/// What a watch event asks to sync.
-enum Touched {
-    Hpa { namespace: String, name: String },
-    Deployment { namespace: String, name: String },
-}
-
 async fn run(client: kube::Client) {
     let (hpas, writer) = reflector::store::<HorizontalPodAutoscaler>();
-    let hpa_events = reflector::reflector(
+    let mut changed = reflector::reflector(
         writer,
         watcher(Api::all(client.clone()), watcher::Config::default()).default_backoff(),
     )
     .applied_objects()
-    .map_ok(|h| Touched::Hpa {
-        namespace: h.namespace().unwrap_or_default(),
-        name: h.name_any(),
-    })
     .boxed();
-    // Deployments are not cached: only which one changed matters.
-    let deployment_events = watcher(
-        Api::<Deployment>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .applied_objects()
-    .map_ok(|d| Touched::Deployment {
-        namespace: d.namespace().unwrap_or_default(),
-        name: d.name_any(),
-    })
-    .boxed();
-    let mut events = stream::select(hpa_events, deployment_events);
+    let mut resync = tokio::time::interval(SYNC_PERIOD);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let touched = match events.try_next().await {
-            Ok(Some(touched)) => touched,
-            Ok(None) => return,
-            Err(err) => {
-                tracing::warn!(error = %err, "sandbox HPA controller's watch failed; retrying");
-                continue;
-            }
+        let due: Vec<Arc<HorizontalPodAutoscaler>> = tokio::select! {
+            hpa = changed.try_next() => match hpa {
+                Ok(Some(hpa)) => vec![Arc::new(hpa)],
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "sandbox HPA controller's watch failed; retrying");
+                    Vec::new()
+                }
+            },
+            _ = resync.tick() => hpas.state(),
         };
-        let due: BTreeSet<(String, String)> = match touched {
-            Touched::Hpa { namespace, name } => BTreeSet::from([(namespace, name)]),
-            Touched::Deployment { namespace, name } => aimed_at(&hpas, &namespace, &name),
-        };
-        for (ns, name) in due {
-            let key = reflector::ObjectRef::new(&name).within(&ns);
-            if let Some(hpa) = hpas.get(&key) {
-                sync(&client, &hpa).await;
-            }
+        for hpa in due {
+            sync(&client, &hpa).await;
         }
     }
-}
-
-/// The cached HPAs in `namespace` that scale Deployment `name`.
-fn aimed_at(
-    hpas: &Store<HorizontalPodAutoscaler>,
-    namespace: &str,
-    name: &str,
-) -> BTreeSet<(String, String)> {
-    hpas.state()
-        .iter()
-        .filter(|h| h.namespace().as_deref() == Some(namespace))
-        .filter(|h| targets_deployment(h) == Some(name))
-        .map(|h| (namespace.to_string(), h.name_any()))
-        .collect()
 }
 
 /// Reads the target's scale, scales it if the HPA says so, and writes the HPA's status.
@@ -231,7 +198,7 @@ async fn sync(client: &kube::Client, hpa: &HorizontalPodAutoscaler) {
         Err(kube::Error::Api(e)) if e.code == 404 => return,
         Err(err) => {
             tracing::warn!(namespace = %ns, hpa = %name, deployment = %target, error = %err,
-                "sandbox HPA controller could not read the scale; the next change retries");
+                "sandbox HPA controller could not read the scale; the next sync retries");
             return;
         }
     };
@@ -247,15 +214,15 @@ async fn sync(client: &kube::Client, hpa: &HorizontalPodAutoscaler) {
         };
         match deployments.replace_scale(target, &pp, &wanted).await {
             Ok(_) => {}
-            // The Deployment changed since the read: the event of that change syncs again.
+            // The Deployment changed since the read: the next sync reads it again.
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 tracing::debug!(namespace = %ns, hpa = %name, deployment = %target,
-                    "sandbox HPA controller lost a race to scale the Deployment; the change that won syncs again");
+                    "sandbox HPA controller lost a race to scale the Deployment; the next sync reads it again");
                 return;
             }
             Err(err) => {
                 tracing::warn!(namespace = %ns, hpa = %name, deployment = %target, replicas,
-                    error = %err, "sandbox HPA controller could not scale the Deployment; the next change retries");
+                    error = %err, "sandbox HPA controller could not scale the Deployment; the next sync retries");
                 return;
             }
         }
