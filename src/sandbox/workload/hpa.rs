@@ -13,6 +13,10 @@
 //! [`Identity::HpaController`](crate::sandbox::apiserver::Identity::HpaController)
 //! (`system:serviceaccount:kube-system:horizontal-pod-autoscaler`), the identity the real
 //! controller scales as, so admission webhooks judge its writes as they would on a cluster.
+//! Sluice's own webhooks let it scale `app-primary`: their rules name `deployments`, which
+//! does not match the `deployments/scale` subresource, and the enforcement lets every
+//! `system:serviceaccount:kube-system:*` user edit generated objects anyway
+//! (`webhook::admit::enforce`; the HPA scenario of `tests/rollout/bluegreen.rs` runs it).
 //! Scaling goes through the `scale` subresource with the resourceVersion it read, as the
 //! real controller's `UpdateScale` does: a write that lost a race is not retried blindly, the
 //! next sync reads again. Like the real controller it does not watch Deployments: a target
