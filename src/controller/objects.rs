@@ -34,7 +34,8 @@
 //!   that scales `app` gets a copy `app-primary` (same min, max, metrics and behavior,
 //!   scaleTargetRef → `app-primary`), removed with `app-primary` at the end; `app` (the canary)
 //!   keeps the user's HPA. Under an HPA, `app-primary` keeps the replicas it has (its HPA owns
-//!   them); it is created with the user's HPA's current replicas (else `app`'s), within the
+//!   them), applied on condition of the resourceVersion they were read at, so an HPA scale
+//!   between Sluice's read and its apply gets a retry, never an undo; it is created with the user's HPA's current replicas (else `app`'s), within the
 //!   HPA's min and max. Several HPAs on `app`: the first by name is copied.
 
 use std::collections::BTreeMap;
@@ -326,6 +327,23 @@ pub fn primary_replicas_under(
         .or(app.spec.as_ref()?.replicas)
         .unwrap_or(min);
     Some(start.clamp(min, spec.max_replicas.max(min)))
+}
+
+/// Under the user's HPA `hpa`, leaves the replicas of `primary` (as [`primary_deployment`]
+/// built it) to the HPA: they become [`primary_replicas_under`]'s, and once `app-primary`
+/// exists the apply is made conditional on the `current` object read (its resourceVersion).
+/// An HPA scale that lands between that read and the apply then fails the apply with a 409
+/// (retried with a fresh read) instead of being undone by the replicas read before it.
+pub fn leave_replicas_to_hpa(
+    primary: &mut Deployment,
+    app: &Deployment,
+    hpa: &HorizontalPodAutoscaler,
+    current: Option<&Deployment>,
+) {
+    if let Some(spec) = primary.spec.as_mut() {
+        spec.replicas = primary_replicas_under(app, hpa, current);
+    }
+    primary.metadata.resource_version = current.and_then(|c| c.metadata.resource_version.clone());
 }
 
 fn copied_ports(app: &Deployment, apex: &Service) -> Result<Vec<ServicePort>, ObjectsError> {
@@ -945,5 +963,26 @@ mod tests {
             Some(6),
             "its own HPA scaled it"
         );
+    }
+
+    #[test]
+    fn under_an_hpa_the_primary_is_applied_only_over_the_object_whose_replicas_it_kept() {
+        let app = mk_app();
+        let hpa = mk_hpa("web", "web", Some(5));
+        let mut first = primary_deployment(&app, &mk_template("web:1")).unwrap();
+        leave_replicas_to_hpa(&mut first, &app, &hpa, None);
+        assert_eq!(first.spec.as_ref().unwrap().replicas, Some(5));
+        assert_eq!(
+            first.metadata.resource_version, None,
+            "created unconditionally"
+        );
+
+        let mut current = first.clone();
+        current.spec.as_mut().unwrap().replicas = Some(6);
+        current.metadata.resource_version = Some("41".into());
+        let mut again = primary_deployment(&app, &mk_template("web:1")).unwrap();
+        leave_replicas_to_hpa(&mut again, &app, &hpa, Some(&current));
+        assert_eq!(again.spec.as_ref().unwrap().replicas, Some(6));
+        assert_eq!(again.metadata.resource_version.as_deref(), Some("41"));
     }
 }

@@ -640,8 +640,7 @@ async fn perform(
                         "reading Deployment",
                         format!("{ns}/{name}-primary"),
                     ))?;
-                    let spec = primary.spec.as_mut().expect("built with a spec");
-                    spec.replicas = objects::primary_replicas_under(app, hpa, current.as_ref());
+                    objects::leave_replicas_to_hpa(&mut primary, app, hpa, current.as_ref());
                     Some(objects::primary_hpa(app, hpa)?)
                 }
                 None => None,

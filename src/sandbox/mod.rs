@@ -12,7 +12,9 @@
 //!
 //! - [`apiserver`]: the Kubernetes REST API for the kinds Sluice uses, with kube-apiserver's
 //!   semantics and admission call-outs.
-//! - [`workload`]: rolls Deployments like the deployment controller; keeps the simulated Pods.
+//! - [`workload`]: rolls Deployments like the deployment controller; keeps the simulated Pods;
+//!   [`workload::hpa`] scales the Deployments HPAs target, as the HPA controller, by their
+//!   `minReplicas`/`maxReplicas`.
 //! - [`mesh`]: sends traffic by the stored routes' weights and exports Linkerd's metrics.
 //! - [`prometheus`]: starts a real `prometheus` on the mesh's metrics, or falls back to a
 //!   built-in endpoint that answers only the built-in checks' queries.
@@ -41,6 +43,7 @@ use std::time::Duration;
 use apiserver::{ApiServer, ApiServerOptions, Identity};
 use mesh::{MeshOptions, MeshSimulator};
 use prometheus::{PrometheusBinary, QueryBackend};
+use workload::hpa::HpaController;
 use workload::{WorkloadOptions, WorkloadSimulator};
 
 /// Errors starting the sandbox; each names the part that failed.
@@ -85,12 +88,14 @@ impl Default for SandboxOptions {
 pub struct Sandbox {
     pub api: ApiServer,
     pub workload: WorkloadSimulator,
+    /// The HPA controller, acting as [`Identity::HpaController`].
+    pub hpa: HpaController,
     pub mesh: MeshSimulator,
     pub metrics: QueryBackend,
 }
 
 impl Sandbox {
-    /// Starts the API server, both simulators and the metrics backend.
+    /// Starts the API server, both simulators, the HPA controller and the metrics backend.
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, Error> {
         crate::tls::install_crypto_provider();
         let api = ApiServer::start(ApiServerOptions::default())
@@ -106,6 +111,11 @@ impl Sandbox {
                 ready_delay: opts.ready_delay,
             },
         );
+        let hpa = HpaController::start(
+            api.client(Identity::HpaController)
+                .await
+                .map_err(|e| Error::ApiServer(e.to_string()))?,
+        );
         let mesh = MeshSimulator::start(client, workload.pods(), MeshOptions::default())
             .await
             .map_err(|e| Error::Mesh(e.to_string()))?;
@@ -113,6 +123,7 @@ impl Sandbox {
         Ok(Sandbox {
             api,
             workload,
+            hpa,
             mesh,
             metrics,
         })
@@ -164,6 +175,7 @@ impl Sandbox {
     pub async fn shutdown(self) {
         self.mesh.shutdown();
         self.workload.shutdown();
+        self.hpa.shutdown();
         if let Err(e) = self.metrics.shutdown().await {
             tracing::warn!("stopping the sandbox's Prometheus: {e}");
         }

@@ -15,7 +15,7 @@
 //! - [`kubeconfig`]: the kubeconfig files written at start.
 //!
 //! Where the sandbox knowingly differs from kube-apiserver:
-//! - Authentication is two fixed bearer tokens (see [`Identity`]); there is no RBAC: every
+//! - Authentication is one fixed bearer token per [`Identity`]; there is no RBAC: every
 //!   authenticated user may do everything. No/unknown token → 401 on every path except
 //!   `/healthz`, `/livez` and `/readyz`.
 //! - Objects are JSON values with no schema: unknown fields are kept, not pruned, unless
@@ -121,16 +121,22 @@ pub enum Identity {
     Admin,
     /// Sluice's ServiceAccount `sluice-system/sluice`.
     Sluice,
+    /// kube-controller-manager's HPA controller, `kube-system/horizontal-pod-autoscaler`: the
+    /// sandbox's [`crate::sandbox::workload::hpa`] controller scales as it.
+    HpaController,
 }
 
 impl Identity {
     /// Every identity, for token lookup.
-    pub const ALL: [Identity; 2] = [Identity::Admin, Identity::Sluice];
+    pub const ALL: [Identity; 3] = [Identity::Admin, Identity::Sluice, Identity::HpaController];
 
     pub fn username(self) -> &'static str {
         match self {
             Identity::Admin => "kubernetes-admin",
             Identity::Sluice => "system:serviceaccount:sluice-system:sluice",
+            Identity::HpaController => {
+                "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+            }
         }
     }
 
@@ -142,6 +148,11 @@ impl Identity {
                 "system:serviceaccounts:sluice-system",
                 "system:authenticated",
             ],
+            Identity::HpaController => &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:kube-system",
+                "system:authenticated",
+            ],
         };
         groups.iter().map(|g| g.to_string()).collect()
     }
@@ -151,14 +162,16 @@ impl Identity {
         match self {
             Identity::Admin => "sluice-sandbox-admin-token",
             Identity::Sluice => "sluice-sandbox-sluice-sa-token",
+            Identity::HpaController => "sluice-sandbox-hpa-controller-sa-token",
         }
     }
 
-    /// `admin.kubeconfig` / `sluice.kubeconfig`.
+    /// `admin.kubeconfig` / `sluice.kubeconfig` / `hpa-controller.kubeconfig`.
     pub fn file_name(self) -> &'static str {
         match self {
             Identity::Admin => "admin.kubeconfig",
             Identity::Sluice => "sluice.kubeconfig",
+            Identity::HpaController => "hpa-controller.kubeconfig",
         }
     }
 

@@ -19,7 +19,11 @@
 //! - A pod is ready `ready_delay` after it is created unless one of its images was marked
 //!   broken; there are no probes, restarts or node failures.
 //! - Status patches are merge patches (the real controller PUTs the whole status).
+//!
+//! [`hpa`] is the HorizontalPodAutoscaler controller beside it: it scales Deployments through
+//! their `scale` subresource, and this simulator rolls them to the new replicas.
 
+pub mod hpa;
 pub mod rollout;
 
 use std::collections::{BTreeMap, BTreeSet};
