@@ -275,8 +275,22 @@ impl Plan {
 pub struct AnalysisPlan {
     /// The built-in, baseline and custom checks (not at 0%: the canary has had no traffic).
     pub checks: bool,
+    /// The baseline comparison too (with `baseline: on`): only while the route gives the
+    /// primary live traffic. At a step of 100% the primary answers nothing, so there is nothing
+    /// to compare with; the comparison is left out, rather than counted as silent intervals
+    /// that would roll back a healthy canary.
+    pub baseline: bool,
     /// The configured hook kinds to call, in order.
     pub hooks: Vec<HookType>,
+}
+
+/// Whether the primary answers live requests under `split`: all but the unmatched requests go
+/// to it under A/B rules, its share under weights.
+fn primary_serves_live_traffic(split: Split) -> bool {
+    match split {
+        Split::Matched => true,
+        Split::Weighted(w) => w.primary > 0,
+    }
 }
 
 /// The split of a step: `weight` percent to the canary, the rest to the primary.
@@ -412,6 +426,7 @@ pub fn analysis_plan(
     };
     Some(AnalysisPlan {
         checks: analysing,
+        baseline: analysing && primary_serves_live_traffic(rollout_route(s, plan)),
         hooks: kinds
             .iter()
             .copied()

@@ -208,7 +208,14 @@ fn template_value(t: &PodTemplateSpec) -> Value {
 
 /// Runs the checks of one analysis interval: built-in, baseline (`baseline: on`) and custom, all
 /// at one instant so they judge one window. Never fails: every problem is a verdict.
-async fn analyse(ctx: &Context, ns: &str, name: &str, settings: &Settings) -> Vec<CheckVerdict> {
+/// `compare` is false while the primary takes no live traffic ([`machine::AnalysisPlan`]).
+async fn analyse(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    settings: &Settings,
+    compare: bool,
+) -> Vec<CheckVerdict> {
     let check_plan = CheckPlan {
         namespace: ns.to_string(),
         canary: name.to_string(),
@@ -230,7 +237,7 @@ async fn analyse(ctx: &Context, ns: &str, name: &str, settings: &Settings) -> Ve
     // The baseline can only turn a passing interval into a failing one: when the built-in
     // checks fail or see too little traffic (the same min-requests gate), its six queries
     // would change nothing, so they are not sent.
-    if settings.baseline && checks::outcome(&verdicts) == IntervalOutcome::Passed {
+    if settings.baseline && compare && checks::outcome(&verdicts) == IntervalOutcome::Passed {
         verdicts.extend(run_baseline_at(&ctx.prom, &check_plan, &baseline_plan, at).await);
     }
     verdicts.extend(custom);
@@ -384,7 +391,7 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
             let (mut verdicts, answers) = tokio::join!(
                 async {
                     match due.checks {
-                        true => analyse(ctx, &ns, &name, &settings).await,
+                        true => analyse(ctx, &ns, &name, &settings, due.baseline).await,
                         false => Vec::new(),
                     }
                 },

@@ -556,6 +556,21 @@ fn a_blocked_rollout_whose_template_went_back_to_stable_returns_to_rest() {
 }
 
 #[test]
+fn the_baseline_comparison_is_left_out_at_a_step_where_the_primary_has_no_live_traffic() {
+    for (weights, first, compare) in [(vec![50, 100], 50, true), (vec![100], 100, false)] {
+        let plan = Plan {
+            weights,
+            ..mk_plan()
+        };
+        let status = decide(Some(&mk_progressing_at_zero()), &in_progress(), &plan, None).status;
+        assert_eq!(status.weight, first);
+        let due = analysis_plan(Some(&status), &at(70, in_progress()), &plan).unwrap();
+        assert!(due.checks, "the canary's own checks run at {first}%");
+        assert_eq!(due.baseline, compare, "baseline at {first}%");
+    }
+}
+
+#[test]
 fn abort_and_promote_on_a_blocked_rollout_are_refused_with_the_reason_and_the_ways_out() {
     let plan = mk_plan();
     let status = decide(Some(&mk_progressing_at_zero()), &in_progress(), &plan, None).status;
@@ -1308,6 +1323,7 @@ fn a_failing_pre_rollout_hook_holds_zero_percent_and_rolls_back_at_threshold() {
         due,
         AnalysisPlan {
             checks: false,
+            baseline: false,
             hooks: vec![HookType::PreRollout]
         }
     );
@@ -1360,6 +1376,7 @@ fn a_passing_pre_rollout_hook_takes_the_first_step_without_counting_an_analysis(
         due,
         AnalysisPlan {
             checks: true,
+            baseline: true,
             hooks: vec![HookType::Rollout]
         }
     );
@@ -1681,6 +1698,7 @@ fn blue_green_hooks_run_pre_rollout_first_then_rollout_each_interval_and_confirm
         gate,
         AnalysisPlan {
             checks: false,
+            baseline: false,
             hooks: vec![HookType::PreRollout]
         }
     );
@@ -1707,6 +1725,7 @@ fn blue_green_hooks_run_pre_rollout_first_then_rollout_each_interval_and_confirm
         first,
         AnalysisPlan {
             checks: true,
+            baseline: true,
             hooks: vec![HookType::Rollout]
         }
     );
