@@ -262,7 +262,16 @@ async fn a_healthy_ab_test_by_cookie_is_promoted_through_a_canary_ingress() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_ab_test_is_rolled_back_having_served_only_matching_requests() {
-    let Some(h) = start(RouterKind::GatewayApi, Rule::Header).await else {
+    a_failing_ab_test_is_rolled_back_with(RouterKind::GatewayApi, Rule::Header).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_ab_test_by_header_is_rolled_back_through_a_canary_ingress() {
+    a_failing_ab_test_is_rolled_back_with(RouterKind::Nginx, Rule::Header).await;
+}
+
+async fn a_failing_ab_test_is_rolled_back_with(router: RouterKind, rule: Rule) {
+    let Some(h) = start(router, rule).await else {
         return;
     };
     let from = SystemTime::now();

@@ -30,10 +30,10 @@ use crate::observer::follow;
 /// Passing analyses before the switch.
 const ITERATIONS: u32 = 3;
 
-/// Starts the scenario with blue/green set on the app and load on `app-canary`, or `None` on
-/// a real cluster.
-async fn start() -> Option<Harness> {
-    let h = Harness::start(RouterKind::Smi).await;
+/// Starts the scenario with blue/green set on the app, routed by `router`, and load on
+/// `app-canary`, or `None` on a real cluster.
+async fn start(router: RouterKind) -> Option<Harness> {
+    let h = Harness::start(router).await;
     let Some(sandbox) = h.sandbox() else {
         eprintln!("skipped: on a cluster no load generator drives app-canary");
         h.finish().await;
@@ -76,7 +76,21 @@ fn canary_service_requests(h: &Harness) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_blue_green_is_promoted_after_its_iterations_with_no_live_traffic_before() {
-    let Some(h) = start().await else {
+    a_healthy_blue_green_is_promoted_with(RouterKind::Smi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_blue_green_is_promoted_through_an_httproute() {
+    a_healthy_blue_green_is_promoted_with(RouterKind::GatewayApi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_blue_green_is_promoted_through_a_canary_ingress() {
+    a_healthy_blue_green_is_promoted_with(RouterKind::Nginx).await;
+}
+
+async fn a_healthy_blue_green_is_promoted_with(router: RouterKind) {
+    let Some(h) = start(router).await else {
         return;
     };
     let from = SystemTime::now();
@@ -128,7 +142,21 @@ async fn a_healthy_blue_green_is_promoted_after_its_iterations_with_no_live_traf
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_blue_green_is_rolled_back_with_no_live_traffic_ever_served_by_the_canary() {
-    let Some(h) = start().await else {
+    a_failing_blue_green_is_rolled_back_with(RouterKind::Smi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_blue_green_is_rolled_back_through_an_httproute() {
+    a_failing_blue_green_is_rolled_back_with(RouterKind::GatewayApi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_blue_green_is_rolled_back_through_a_canary_ingress() {
+    a_failing_blue_green_is_rolled_back_with(RouterKind::Nginx).await;
+}
+
+async fn a_failing_blue_green_is_rolled_back_with(router: RouterKind) {
+    let Some(h) = start(router).await else {
         return;
     };
     let from = SystemTime::now();

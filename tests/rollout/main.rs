@@ -6,8 +6,10 @@
 //! `..._with(router)` body, one test with `sluice.dev/router: smi` (a TrafficSplit) and one
 //! with `gateway-api` (an HTTPRoute). The healthy and failing canaries also run with `nginx`,
 //! through a canary Ingress (`nginx.rs`); the scenarios beyond the spine (faults, HA, custom
-//! checks) run with `smi` only, to keep the suite's wall time within budget. `route_api.rs`
-//! deletes the HTTPRoute CRD under a running Gateway API rollout.
+//! checks) run with `smi` only, to keep the suite's wall time within budget. Blue/green
+//! (`bluegreen.rs`) runs healthy and failing with all three routers, A/B (`ab.rs`) healthy and
+//! failing with `gateway-api` and `nginx` (SMI refuses it). `route_api.rs` deletes the
+//! HTTPRoute CRD under a running Gateway API rollout.
 
 mod ab;
 mod baseline;
