@@ -26,6 +26,14 @@
 //!   ready, not on the interval) and promotion are not steps on the schedule.
 //! - Sluice's own requests are told apart from the simulators' by the API server
 //!   ([`ApiServer::request_counts_by`](super::apiserver::ApiServer::request_counts_by)).
+//! - Each step's lateness is split by [`step_timings`] with the status's `lastAnalysis` (the
+//!   controller's clock when it observed): intervals held by an analysis that did not advance,
+//!   the controller observing later than due, and observation → watch. The watch's clock and
+//!   Sluice's are the same machine's.
+//! - The motion stage's updates go `concurrency` at a time, like the fleet's creates: 200
+//!   PATCHes at once only measured how many admissions the sandbox holds open within the
+//!   webhook's 5 s timeout. A create or update refused with a server error (a webhook timing out
+//!   fails closed) is retried after 1 s, up to 5 times, and counted in the report.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
