@@ -26,13 +26,22 @@
 //!   ready, not on the interval) and promotion are not steps on the schedule.
 //! - Sluice's own requests are told apart from the simulators' by the API server
 //!   ([`ApiServer::request_counts_by`](super::apiserver::ApiServer::request_counts_by)).
+//! - Each step's lateness is split by [`step_timings`] with the status's `lastAnalysis` (the
+//!   controller's clock when it observed): intervals held by an analysis that did not advance,
+//!   the controller observing later than due, and observation → watch. The watch's clock and
+//!   Sluice's are the same machine's.
+//! - The motion stage's updates go `concurrency` at a time, like the fleet's creates: 200
+//!   PATCHes at once only measured how many admissions the sandbox holds open within the
+//!   webhook's 5 s timeout. A create or update refused with a server error (a webhook timing out
+//!   fails closed) is retried after 1 s, up to 5 times, and counted in the report.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -97,6 +106,9 @@ pub struct Report {
     /// Sluice's API requests during the idle window, by verb (watches excluded).
     pub idle_requests: BTreeMap<String, u64>,
     pub idle_cpu_seconds: f64,
+    /// The other clients' API requests during the idle window (the simulators, as admin), by
+    /// verb: a write there is a watch event that wakes Sluice.
+    pub idle_others: BTreeMap<String, u64>,
     pub rest_rss_mb: f64,
     /// Single update at rest: admitted → primary created, → first weight set.
     pub reaction_primary: Option<Duration>,
@@ -105,9 +117,19 @@ pub struct Report {
     pub rollouts: usize,
     pub interval: Duration,
     pub motion_wall: Duration,
+    /// How long applying the motion stage's updates took (`concurrency` at a time).
+    pub motion_applied: Duration,
+    /// Creates and updates retried after a server error (an admission webhook timing out).
+    pub retries: u64,
     pub motion_cpu_seconds: f64,
     /// Lateness of every scheduled step, seconds, ascending.
     pub lateness: Vec<f64>,
+    /// Where each scheduled step's lateness went (same steps, in no order).
+    pub steps: Vec<StepTiming>,
+    /// Sluice's analysis queries during the motion stage: seconds spent, and how many.
+    pub motion_queries: Option<(f64, f64)>,
+    /// Sluice's API requests during the motion stage, by verb (watches excluded).
+    pub motion_requests: BTreeMap<String, u64>,
     /// Per-rollout reaction during the motion stage, seconds, ascending.
     pub motion_primary: Vec<f64>,
     pub motion_first_weight: Vec<f64>,
@@ -196,6 +218,95 @@ pub fn step_lateness(points: &[Point], interval: Duration) -> Vec<f64> {
     late
 }
 
+/// One status of a rollout as the watch saw it, with the controller's own clock: what splits a
+/// step's lateness into its causes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// When the admin watch received it, seconds since the run began.
+    pub seen: f64,
+    pub phase: Phase,
+    pub weight: u32,
+    /// The status's `lastAnalysis` (the controller's clock when it observed, before its
+    /// queries), seconds since the run began.
+    pub decided: Option<f64>,
+}
+
+/// Where the lateness of one scheduled step went. The parts add up:
+/// `late = extra_analyses × interval + start_late + delivery − prev_delivery`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepTiming {
+    /// As [`step_lateness`]: seen(k) − seen(k−1) − interval.
+    pub late: f64,
+    /// Analyses between the two steps that did not advance (no verdict: too little traffic,
+    /// or a failed check); each one holds the weight for a whole interval.
+    pub extra_analyses: u32,
+    /// How much later than due the controller observed, summed over the analyses up to and
+    /// including the step: each is `decided − (previous decided + interval)`. The reconcile
+    /// queue, the requeue timer and the GETs before the observation are in it.
+    pub start_late: f64,
+    /// From the controller's observation of step k to the watch receiving it: the queries,
+    /// the status write and the watch's delivery.
+    pub delivery: f64,
+    /// The same for step k−1.
+    pub prev_delivery: f64,
+}
+
+/// The [`StepTiming`] of every scheduled step of one rollout (the steps [`step_lateness`]
+/// counts, when their statuses carry `lastAnalysis`).
+pub fn step_timings(samples: &[Sample], interval: Duration) -> Vec<StepTiming> {
+    let iv = interval.as_secs_f64();
+    let mut out = Vec::new();
+    // The last step: (seen, decided, weight); the analyses since it, by their `decided`.
+    let mut prev: Option<(f64, f64, u32)> = None;
+    let mut between: Vec<f64> = Vec::new();
+    for s in samples {
+        if s.phase != Phase::Progressing {
+            continue;
+        }
+        let Some(decided) = s.decided else { continue };
+        match prev {
+            Some((_, pd, w)) if s.weight == w => {
+                // The same weight, judged again: an analysis that held it.
+                let last = between.last().copied().unwrap_or(pd);
+                if decided > last {
+                    between.push(decided);
+                }
+            }
+            Some((ps, pd, w)) if w > 0 && s.weight > w => {
+                let analyses = between.len() as u32 + 1;
+                out.push(StepTiming {
+                    late: s.seen - ps - iv,
+                    extra_analyses: analyses - 1,
+                    start_late: decided - pd - iv * f64::from(analyses),
+                    delivery: s.seen - decided,
+                    prev_delivery: ps - pd,
+                });
+                prev = Some((s.seen, decided, s.weight));
+                between.clear();
+            }
+            _ => {
+                prev = Some((s.seen, decided, s.weight));
+                between.clear();
+            }
+        }
+    }
+    out
+}
+
+/// `sum` and `count` of a histogram in a Prometheus text exposition (`NAME_sum`, `NAME_count`).
+pub fn histogram_totals(exposition: &str, name: &str) -> Option<(f64, f64)> {
+    let value = |suffix: &str| {
+        let metric = format!("{name}_{suffix}");
+        exposition.lines().find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == metric)
+                .then(|| v.trim().parse::<f64>().ok())
+                .flatten()
+        })
+    };
+    Some((value("sum")?, value("count")?))
+}
+
 /// `utime + stime` in clock ticks from `/proc/PID/stat`.
 pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     // The command name (field 2) may hold spaces: fields are counted after its `)`.
@@ -212,6 +323,46 @@ pub fn parse_status_mb(status: &str, key: &str) -> Option<f64> {
     let line = status.lines().find(|l| l.split(':').next() == Some(key))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// The rows that split the steps' lateness into its causes ([`StepTiming`]).
+fn step_breakdown(r: &Report) -> String {
+    let sorted = |f: fn(&StepTiming) -> f64| {
+        let mut v: Vec<f64> = r.steps.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let p50_p99 = |v: &[f64]| match (percentile(v, 50.0), percentile(v, 99.0)) {
+        (Some(a), Some(b)) => format!("{a:.3} s / {b:.3} s"),
+        _ => "no samples".into(),
+    };
+    let held = r.steps.iter().filter(|s| s.extra_analyses > 0).count();
+    let extra: u32 = r.steps.iter().map(|s| s.extra_analyses).sum();
+    let mut out = format!(
+        "| … steps held by an analysis that did not advance (no verdict or a failed check) | {held} of {} ({extra} intervals in all) | |\n",
+        r.steps.len()
+    );
+    out.push_str(&format!(
+        "| … the controller observing later than due, per step, p50 / p99 | {} | |\n",
+        p50_p99(&sorted(|s| s.start_late))
+    ));
+    out.push_str(&format!(
+        "| … its observation → the watch seeing the step (queries, status write, watch), p50 / p99 | {} | |\n",
+        p50_p99(&sorted(|s| s.delivery))
+    ));
+    let requests: u64 = r.motion_requests.values().sum();
+    out.push_str(&format!(
+        "| … Sluice's API requests while they ran: in all, per step, per second | {requests}, {:.1}, {:.0}/s | |\n",
+        requests as f64 / r.lateness.len().max(1) as f64,
+        requests as f64 / r.motion_wall.as_secs_f64().max(0.001)
+    ));
+    if let Some((sum, count)) = r.motion_queries.filter(|q| q.1 > 0.0) {
+        out.push_str(&format!(
+            "| … analysis queries: count, mean time | {count:.0}, {:.1} ms | |\n",
+            1000.0 * sum / count
+        ));
+    }
+    out
 }
 
 /// The report as the markdown table BENCHMARKS.md carries, each figure against its target.
@@ -232,15 +383,18 @@ pub fn render(r: &Report) -> String {
         .filter(|(what, _)| !what.ends_with(" leases"))
         .map(|(_, n)| n)
         .sum();
-    let verbs = if r.idle_requests.is_empty() {
-        "none".to_string()
-    } else {
-        r.idle_requests
-            .iter()
-            .map(|(v, n)| format!("{v} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let list = |counts: &BTreeMap<String, u64>| {
+        if counts.is_empty() {
+            "none".to_string()
+        } else {
+            counts
+                .iter()
+                .map(|(v, n)| format!("{v} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     };
+    let verbs = list(&r.idle_requests);
     let mut out = String::new();
     out.push_str(&format!(
         "**At rest** ({} managed Deployments in {} namespaces)\n\n| figure | value | target |\n|---|---|---|\n",
@@ -250,6 +404,10 @@ pub fn render(r: &Report) -> String {
         "| time to onboard all (first create → last `Initialized`) | {} (creating them: {}) | < 60 s |\n",
         secs(r.onboard_all),
         secs(r.create_all)
+    ));
+    out.push_str(&format!(
+        "| creates and updates retried after a server error (webhook timeout) | {} | |\n",
+        r.retries
     ));
     out.push_str(&format!(
         "| controller RSS at rest | {:.1} MB | ≤ 150 MB |\n",
@@ -265,8 +423,13 @@ pub fn render(r: &Report) -> String {
         per_min(idle_total)
     ));
     out.push_str(&format!(
-        "| … of which not its leader-election Lease, per Deployment | {:.4}/min | 0 |\n\n",
+        "| … of which not its leader-election Lease, per Deployment | {:.4}/min | 0 |\n",
         per_min(not_lease) / r.deployments.max(1) as f64
+    ));
+    out.push_str(&format!(
+        "| the sandbox's own clients' requests at idle (simulators, as admin), over {} | {} | |\n\n",
+        secs(r.idle),
+        list(&r.idle_others)
     ));
     out.push_str(&format!(
         "**Reaction** (one update at rest; pods become ready {} after they are created)\n\n| figure | value |\n|---|---|\n",
@@ -304,6 +467,12 @@ pub fn render(r: &Report) -> String {
             pct(&r.lateness, 100.0)
         ));
         out.push_str(&format!(
+            "| applying the {} updates | {} | |\n",
+            r.rollouts,
+            secs(r.motion_applied)
+        ));
+        out.push_str(&step_breakdown(r));
+        out.push_str(&format!(
             "| controller CPU over the {} the rollouts took | {:.2} s ({:.0}% of one core) | |\n",
             secs(r.motion_wall),
             r.motion_cpu_seconds,
@@ -334,6 +503,8 @@ pub fn render(r: &Report) -> String {
 struct SluiceProcess {
     child: Child,
     pid: u32,
+    /// Its admin address (`/metrics`).
+    admin: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -393,6 +564,7 @@ impl SluiceProcess {
         let mut p = SluiceProcess {
             child,
             pid,
+            admin,
             _dir: dir,
         };
         let http = reqwest::Client::new();
@@ -427,6 +599,17 @@ impl SluiceProcess {
         self._dir.path().join("sluice.log")
     }
 
+    /// Seconds spent in analysis queries and their count so far, from its `/metrics`.
+    async fn query_totals(&self) -> Option<(f64, f64)> {
+        let text = reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        histogram_totals(&text, "sluice_prometheus_query_duration_seconds")
+    }
+
     fn cpu_seconds(&self) -> f64 {
         let ticks = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
             .ok()
@@ -457,34 +640,64 @@ fn clock_ticks_per_second() -> f64 {
 // ---------------------------------------------------------------------------------------------
 // The watch log
 
-/// Of one Deployment: its status points, and when it was first seen.
-type Seen = (Vec<Point>, f64);
+/// Of one Deployment: its status points, when it was first seen, and every distinct status
+/// with its `lastAnalysis`.
+type Seen = (Vec<Point>, f64, Vec<Sample>);
 
 /// Every status change of every Deployment, as an admin watch received it, by
 /// `namespace/name`.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Log {
     by_key: Arc<Mutex<HashMap<String, Seen>>>,
+    /// The wall clock when the run began, to put `lastAnalysis` on the run's clock.
+    began: SystemTime,
 }
 
 impl Log {
+    fn new(began: SystemTime) -> Log {
+        Log {
+            by_key: Arc::default(),
+            began,
+        }
+    }
+
     fn record(&self, t: f64, d: &Deployment) {
         let key = format!(
             "{}/{}",
             d.metadata.namespace.as_deref().unwrap_or_default(),
             d.metadata.name.as_deref().unwrap_or_default()
         );
-        let point = RolloutStatus::from_annotations(d.metadata.annotations.as_ref())
+        let status = RolloutStatus::from_annotations(d.metadata.annotations.as_ref())
             .ok()
-            .flatten()
-            .map(|s| (t, s.phase, s.weight));
+            .flatten();
         let mut by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = by_key.entry(key).or_insert_with(|| (Vec::new(), t));
-        if let Some(p) = point
-            && entry.0.last().map(|l| (l.1, l.2)) != Some((p.1, p.2))
-        {
-            entry.0.push(p);
+        let entry = by_key
+            .entry(key)
+            .or_insert_with(|| (Vec::new(), t, Vec::new()));
+        let Some(status) = status else { return };
+        if entry.0.last().map(|l| (l.1, l.2)) != Some((status.phase, status.weight)) {
+            entry.0.push((t, status.phase, status.weight));
         }
+        let sample = Sample {
+            seen: t,
+            phase: status.phase,
+            weight: status.weight,
+            decided: status
+                .last_analysis
+                .map(|at| match at.0.duration_since(self.began) {
+                    Ok(d) => d.as_secs_f64(),
+                    Err(e) => -e.duration().as_secs_f64(),
+                }),
+        };
+        let last = entry.2.last().map(|l| (l.phase, l.weight, l.decided));
+        if last != Some((sample.phase, sample.weight, sample.decided)) {
+            entry.2.push(sample);
+        }
+    }
+
+    fn samples(&self, key: &str) -> Vec<Sample> {
+        let by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        by_key.get(key).map(|e| e.2.clone()).unwrap_or_default()
     }
 
     fn points(&self, key: &str) -> Vec<Point> {
@@ -515,13 +728,25 @@ impl Log {
 // ---------------------------------------------------------------------------------------------
 // The run
 
+/// The counts that grew from `before` to `after`, by how much.
+fn counts_since(
+    before: &BTreeMap<String, u64>,
+    after: BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .into_iter()
+        .map(|(verb, n)| (verb.clone(), n - before.get(&verb).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
 fn key((ns, name): &(String, String)) -> String {
     format!("{ns}/{name}")
 }
 
 /// Runs every stage and returns what it measured. Progress goes to stderr.
 pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
-    let began = Instant::now();
+    let (began, began_wall) = (Instant::now(), SystemTime::now());
     let now = move || began.elapsed().as_secs_f64();
     let sandbox = Sandbox::start(SandboxOptions {
         ready_delay: opts.ready_delay,
@@ -535,7 +760,7 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
         .client(Identity::Admin)
         .await
         .map_err(stage("admin client"))?;
-    let log = Log::default();
+    let log = Log::new(began_wall);
     let watch = {
         let log = log.clone();
         let stream = watcher(
@@ -578,27 +803,30 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
     }
     eprintln!("creating {} Deployments…", fleet.len());
     let t0 = now();
+    let create_retries = AtomicU64::new(0);
     futures::stream::iter(fleet.iter().map(Ok::<_, Error>))
         .try_for_each_concurrent(opts.concurrency, |(ns, name)| {
-            let admin = admin.clone();
+            let (admin, retries) = (admin.clone(), &create_retries);
             async move {
                 let svc: Service =
                     serde_json::from_value(service_manifest(name)).expect("a Service");
-                Api::<Service>::namespaced(admin.clone(), ns)
-                    .create(&PostParams::default(), &svc)
+                let services = Api::<Service>::namespaced(admin.clone(), ns);
+                let post = PostParams::default();
+                retrying(retries, || services.create(&post, &svc))
                     .await
                     .map_err(stage("creating a Service"))?;
                 let d: Deployment =
                     serde_json::from_value(deployment_manifest(name, opts.interval))
                         .expect("a Deployment");
-                Api::<Deployment>::namespaced(admin, ns)
-                    .create(&PostParams::default(), &d)
+                let deployments = Api::<Deployment>::namespaced(admin, ns);
+                retrying(retries, || deployments.create(&post, &d))
                     .await
                     .map_err(stage("creating a Deployment"))?;
                 Ok(())
             }
         })
         .await?;
+    report.retries = create_retries.load(Ordering::Relaxed);
     report.create_all = Duration::from_secs_f64(now() - t0);
     eprintln!("created in {:.1} s; waiting for onboarding…", now() - t0);
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -622,27 +850,27 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
         humantime::format_duration(opts.idle)
     );
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let (req0, cpu0) = (
+    let (req0, others0, cpu0) = (
         sandbox.api.request_counts_by(Identity::Sluice),
+        sandbox.api.request_counts_by(Identity::Admin),
         sluice.cpu_seconds(),
     );
     tokio::time::sleep(opts.idle).await;
-    let (req1, cpu1) = (
+    let (req1, others1, cpu1) = (
         sandbox.api.request_counts_by(Identity::Sluice),
+        sandbox.api.request_counts_by(Identity::Admin),
         sluice.cpu_seconds(),
     );
-    report.idle_requests = req1
-        .into_iter()
-        .map(|(verb, n)| (verb.clone(), n - req0.get(&verb).copied().unwrap_or(0)))
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    report.idle_requests = counts_since(&req0, req1);
+    report.idle_others = counts_since(&others0, others1);
     report.idle_cpu_seconds = cpu1 - cpu0;
     report.rest_rss_mb = sluice.memory_mb("VmRSS");
 
     // 2. Reaction.
     let first = &fleet[0];
     sandbox.mesh.set_load(&first.0, &first.1, opts.rps);
-    let admitted = roll(&admin, first, began).await?;
+    let retries = AtomicU64::new(0);
+    let admitted = roll(&admin, first, began, &retries).await?;
     let deadline = Instant::now() + Duration::from_secs(120);
     let primary_key = format!("{}-primary", key(first));
     while log
@@ -678,9 +906,17 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
         tokio::time::sleep(Duration::from_secs(2)).await;
         eprintln!("rolling {} Deployments at once…", set.len());
         let cpu0 = sluice.cpu_seconds();
+        let queries0 = sluice.query_totals().await;
+        let requests0 = sandbox.api.request_counts_by(Identity::Sluice);
         let t0 = now();
-        let admitted: Vec<f64> =
-            futures::future::try_join_all(set.iter().map(|d| roll(&admin, d, began))).await?;
+        // `concurrency` updates in flight, as the fleet was created: 200 PATCHes at once only
+        // measure how many admissions the sandbox can hold open within the webhook timeout.
+        let admitted: Vec<f64> = futures::stream::iter(set.iter())
+            .map(|d| roll(&admin, d, began, &retries))
+            .buffered(opts.concurrency)
+            .try_collect()
+            .await?;
+        report.motion_applied = Duration::from_secs_f64(now() - t0);
         let set_keys: Vec<String> = set.iter().map(key).collect();
         let done = |p: &Point| p.0 >= t0 && matches!(p.1, Phase::Succeeded | Phase::Failed);
         let deadline = Instant::now() + opts.interval * 30 + Duration::from_secs(120);
@@ -696,11 +932,26 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
         };
         report.motion_wall = Duration::from_secs_f64((end - t0).max(0.001));
         report.motion_cpu_seconds = sluice.cpu_seconds() - cpu0;
+        report.motion_requests =
+            counts_since(&requests0, sandbox.api.request_counts_by(Identity::Sluice));
+        eprintln!(
+            "Sluice's API requests while rolling: {:?}",
+            report.motion_requests
+        );
+        if let (Some(a), Some(b)) = (queries0, sluice.query_totals().await) {
+            report.motion_queries = Some((b.0 - a.0, b.1 - a.1));
+        }
         for (k, at) in set_keys.iter().zip(&admitted) {
             let points: Vec<Point> = log.points(k).into_iter().filter(|p| p.0 >= *at).collect();
             report
                 .lateness
                 .extend(step_lateness(&points, opts.interval));
+            let samples: Vec<Sample> = log
+                .samples(k)
+                .into_iter()
+                .filter(|s| s.seen >= *at)
+                .collect();
+            report.steps.extend(step_timings(&samples, opts.interval));
             if let Some(t) = log.first_seen(&format!("{k}-primary")) {
                 report.motion_primary.push((t - at).max(0.0));
             }
@@ -721,6 +972,7 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
             v.sort_by(f64::total_cmp);
         }
     }
+    report.retries += retries.load(Ordering::Relaxed);
     report.peak_rss_mb = sluice.memory_mb("VmHWM");
     drop(watch);
     let kept = std::env::temp_dir().join("sluice-scale-sluice.log");
@@ -749,20 +1001,46 @@ fn report_points_on_timeout(log: &Log, key: &str, since: f64) -> bool {
 
 /// Applies [`update_patch`] to `d` and returns when (seconds since the run began) it was
 /// admitted.
+/// A request refused by a server error (such as an admission webhook that timed out, failing
+/// closed) is retried after a second, up to [`RETRIES`] times; `retries` counts them.
 async fn roll(
     admin: &kube::Client,
     (ns, name): &(String, String),
     began: Instant,
+    retries: &AtomicU64,
 ) -> Result<f64, Error> {
-    Api::<Deployment>::namespaced(admin.clone(), ns)
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Strategic(update_patch()),
-        )
+    let api = Api::<Deployment>::namespaced(admin.clone(), ns);
+    let (patch, params) = (Patch::Strategic(update_patch()), PatchParams::default());
+    retrying(retries, || api.patch(name, &params, &patch))
         .await
         .map_err(stage("rolling a Deployment"))?;
     Ok(began.elapsed().as_secs_f64())
+}
+
+/// How many times a create or an update of the fleet is retried after a server error.
+const RETRIES: u32 = 5;
+
+/// Whether a failed request is worth retrying: a server error (5xx), not a refusal.
+pub fn retryable(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code >= 500)
+}
+
+async fn retrying<T, F, Fut>(retries: &AtomicU64, mut call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut left = RETRIES;
+    loop {
+        match call().await {
+            Err(err) if left > 0 && retryable(&err) => {
+                left -= 1;
+                retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -818,6 +1096,65 @@ mod tests {
             (7.0, Progressing, 10),
         ];
         assert!(step_lateness(&points, Duration::from_secs(5)).is_empty());
+    }
+
+    fn sample(seen: f64, weight: u32, decided: f64) -> Sample {
+        Sample {
+            seen,
+            phase: Phase::Progressing,
+            weight,
+            decided: Some(decided),
+        }
+    }
+
+    #[test]
+    fn a_steps_lateness_splits_into_held_intervals_late_starts_and_delivery() {
+        let points = [
+            sample(1.5, 10, 1.0),   // first step: the reference
+            sample(6.8, 10, 6.3),   // analysed 0.3 s late, no verdict: the weight holds
+            sample(12.0, 20, 11.5), // analysed 0.2 s late, advances
+            sample(17.1, 30, 16.6), // 0.1 s late
+        ];
+        let t = step_timings(&points, Duration::from_secs(5));
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!(t[0].extra_analyses, 1);
+        assert!((t[0].late - 5.5).abs() < 1e-9, "{t:?}");
+        assert!((t[0].start_late - 0.5).abs() < 1e-9, "{t:?}");
+        assert!((t[0].delivery - 0.5).abs() < 1e-9 && (t[0].prev_delivery - 0.5).abs() < 1e-9);
+        assert_eq!(t[1].extra_analyses, 0);
+        assert!((t[1].start_late - 0.1).abs() < 1e-9, "{t:?}");
+        for s in &t {
+            let parts =
+                f64::from(s.extra_analyses) * 5.0 + s.start_late + s.delivery - s.prev_delivery;
+            assert!((s.late - parts).abs() < 1e-9, "{s:?}");
+        }
+        let lateness = step_lateness(
+            &points.map(|s| (s.seen, s.phase, s.weight)),
+            Duration::from_secs(5),
+        );
+        assert_eq!(lateness.len(), t.len());
+    }
+
+    #[test]
+    fn only_server_errors_are_retried() {
+        let err = |code| {
+            kube::Error::Api(
+                kube::core::Status::failure("failed calling webhook", "InternalError")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        assert!(retryable(&err(500)));
+        assert!(retryable(&err(503)));
+        assert!(!retryable(&err(409)));
+        assert!(!retryable(&err(403)));
+    }
+
+    #[test]
+    fn histogram_totals_are_read_from_the_exposition() {
+        let text = "# HELP q x\nq_bucket{le=\"0.1\"} 3\nq_sum 0.25\nq_count 4\nqq_sum 9\n";
+        assert_eq!(histogram_totals(text, "q"), Some((0.25, 4.0)));
+        assert_eq!(histogram_totals(text, "absent"), None);
     }
 
     #[test]

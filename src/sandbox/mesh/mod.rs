@@ -721,7 +721,14 @@ async fn traffic_loop(shared: Arc<Shared>, stores: Stores, pods: PodTable, tick:
     loop {
         interval.tick().await;
         let now = Instant::now();
-        let table = stores.table();
+        // Without load nothing is routed: building the table (every Service and route, each
+        // tick) would only burn the sandbox's CPU, most of it at rest with a large fleet.
+        let busy = shared.mesh().loads.values().any(|l| l.rps > 0.0);
+        let table = if busy {
+            stores.table()
+        } else {
+            RouteTable::default()
+        };
         shared
             .mesh()
             .tick(&table, &pods, now - last, SystemTime::now());

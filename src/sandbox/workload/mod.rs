@@ -10,8 +10,11 @@
 //!
 //! It talks to the cluster only through a `kube::Client`, as a real controller does: a
 //! watcher on Deployments in every namespace, and merge patches to the `status` subresource,
-//! written only when the status changed. Rolling updates follow `maxSurge`/`maxUnavailable`
-//! in batches, `Recreate` replaces every pod at once (see [`rollout`] for the details).
+//! written only when the status changed. Deployments are stepped one at a time, but up to 32
+//! status writes run at once, one per Deployment ([`rollout::writes`]), so a fleet of
+//! thousands is not rolled behind one write at a time. Rolling updates follow
+//! `maxSurge`/`maxUnavailable` in batches, `Recreate` replaces every pod at once (see
+//! [`rollout`] for the details).
 //!
 //! Where it knowingly differs from a real cluster:
 //! - Pods and ReplicaSets are not API objects: pods live only in the [`PodTable`], and the
@@ -38,6 +41,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use rollout::writes::Writes;
 use rollout::{DeploymentSim, Env};
 
 /// Settings of the workload simulator.
@@ -263,26 +267,21 @@ impl Controller {
         self.wakes.values().min().copied()
     }
 
-    async fn sync(
-        &mut self,
-        client: &kube::Client,
-        shared: &Shared,
-        opts: &WorkloadOptions,
-        key: Key,
-    ) {
+    /// Steps `key` (pods, timers) and returns the status patch to write, if it changed.
+    fn sync(&mut self, shared: &Shared, opts: &WorkloadOptions, key: &Key) -> Option<Value> {
         let (ns, name) = (&key.0, &key.1);
-        self.wakes.remove(&key);
-        let Some(deploy) = self.deployments.get(&key) else {
+        self.wakes.remove(key);
+        let Some(deploy) = self.deployments.get(key) else {
             // Forget the pods but not the name counter: a Deployment created again under
             // this name must not reuse a pod name (the mesh keys its series by pod).
-            if let Some(sim) = self.sims.get_mut(&key) {
+            if let Some(sim) = self.sims.get_mut(key) {
                 *sim = DeploymentSim {
                     next_pod: sim.next_pod,
                     ..DeploymentSim::default()
                 };
             }
             shared.pods.set_deployment_pods(ns, name, Vec::new());
-            return;
+            return None;
         };
         let broken = shared
             .broken
@@ -294,7 +293,7 @@ impl Controller {
             ready_delay: opts.ready_delay,
             now: SystemTime::now(),
         };
-        let prev = self.sims.get(&key).cloned().unwrap_or_default();
+        let prev = self.sims.get(key).cloned().unwrap_or_default();
         let step = rollout::step(deploy, &prev, env);
         let pods = step
             .sim
@@ -308,18 +307,16 @@ impl Controller {
             self.wakes.insert(key.clone(), at);
         }
         let patch = status_patch(&step.status);
-        if !changes(deploy.status.as_ref(), &patch) {
-            return;
-        }
-        let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-        let patch = Patch::Merge(patch);
-        match api
-            .patch_status(name, &PatchParams::default(), &patch)
-            .await
-        {
+        changes(deploy.status.as_ref(), &patch).then_some(patch)
+    }
+
+    /// Takes in the answer to the status write of `key`: the stored Deployment, or a retry in
+    /// a second.
+    fn written(&mut self, key: Key, result: Result<Deployment, kube::Error>) {
+        match result {
             Ok(updated) => self.store(updated),
             Err(err) => {
-                tracing::warn!(namespace = %ns, deployment = %name, error = %err,
+                tracing::warn!(namespace = %key.0, deployment = %key.1, error = %err,
                     "workload simulator could not write the Deployment status; retrying in 1s");
                 let retry = SystemTime::now() + Duration::from_secs(1);
                 let at = self.wakes.get(&key).map_or(retry, |at| (*at).min(retry));
@@ -327,6 +324,22 @@ impl Controller {
             }
         }
     }
+}
+
+/// Status writes the simulator keeps in flight at once (one per Deployment at most).
+const WRITES_IN_FLIGHT: usize = 32;
+
+/// A status write in flight, answering with its Deployment's key.
+type Write = futures::future::BoxFuture<'static, (Key, Result<Deployment, kube::Error>)>;
+
+fn write_status(client: &kube::Client, key: Key, patch: Value) -> Write {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), &key.0);
+    Box::pin(async move {
+        let result = api
+            .patch_status(&key.1, &PatchParams::default(), &Patch::Merge(patch))
+            .await;
+        (key, result)
+    })
 }
 
 /// A merge patch that sets `status` exactly: counts that dropped to zero are removed.
@@ -368,6 +381,8 @@ async fn run(client: kube::Client, opts: WorkloadOptions, shared: Arc<Shared>) {
         .default_backoff()
         .boxed();
     let mut ctl = Controller::default();
+    let mut writes = Writes::new(WRITES_IN_FLIGHT);
+    let mut in_flight = futures::stream::FuturesUnordered::<Write>::new();
     loop {
         let sleep = ctl.next_wake().map(|at| {
             let wait = at
@@ -388,9 +403,31 @@ async fn run(client: kube::Client, opts: WorkloadOptions, shared: Arc<Shared>) {
             () = async { match sleep { Some(s) => s.await, None => std::future::pending().await } } => {
                 ctl.due(SystemTime::now()).into_iter().collect()
             }
+            Some((key, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                writes.finished(&key);
+                ctl.written(key, result);
+                BTreeSet::new()
+            }
         };
+        // Deployments are stepped one at a time (cheap), their status writes run concurrently:
+        // one Deployment's slow write no longer holds every other Deployment's pods back.
         for key in dirty {
-            ctl.sync(&client, &shared, &opts, key).await;
+            if writes.ready(&key) {
+                if let Some(patch) = ctl.sync(&shared, &opts, &key) {
+                    writes.started(key.clone());
+                    in_flight.push(write_status(&client, key, patch));
+                }
+            } else {
+                // Synced once its own write (or a free slot) allows, from the status it returns.
+                ctl.wakes.remove(&key);
+                writes.wait(key);
+            }
+        }
+        while let Some(key) = writes.next_ready() {
+            if let Some(patch) = ctl.sync(&shared, &opts, &key) {
+                writes.started(key.clone());
+                in_flight.push(write_status(&client, key, patch));
+            }
         }
     }
 }

@@ -33,6 +33,8 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::SimPod;
 
+pub mod writes;
+
 /// The label every pod of a Deployment carries, naming its template's hash.
 pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
