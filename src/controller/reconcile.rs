@@ -504,6 +504,7 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
             perform(
                 effect,
                 ctx,
+                seen,
                 cached,
                 &app,
                 apex,
@@ -590,6 +591,7 @@ where
 async fn perform(
     effect: &Effect,
     ctx: &Context,
+    seen: &Seen,
     cached: Option<&Seen>,
     app: &Deployment,
     apex: &Service,
@@ -610,9 +612,10 @@ async fn perform(
                 objects::canary_service(app, apex)?,
             ] {
                 let svc_name = svc.name_any();
-                if cached.is_some_and(|seen| {
-                    seen::service_is_current(seen.service(&ns, &svc_name).as_deref(), &svc)
-                }) {
+                // In every phase, not only at rest: these Services carry no weight, so a cache
+                // behind Sluice's own write costs one extra apply, and a change behind the cache
+                // wakes this Deployment again (seen.rs).
+                if seen::service_is_current(seen.service(&ns, &svc_name).as_deref(), &svc) {
                     continue;
                 }
                 services

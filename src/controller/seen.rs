@@ -13,8 +13,15 @@
 //! cause one extra idempotent write or read, never a missed one, because the event that makes it
 //! current reconciles again. On top of that:
 //!
-//! Only between two statuses at rest (`Initialized`, `Succeeded`, `Failed`): while a rollout
-//! runs, or in the pass that starts or ends one, everything is read from the API server and
+//! In every phase, **the generated Services** (`app-primary`, `app-canary`) are not applied
+//! when the cached object already holds every field Sluice would apply ([`holds`]): they carry
+//! no weight, so a cache behind Sluice's own write costs one extra apply, and a change behind
+//! the cache wakes the Deployment again. (Inside a rollout they were two of the ~7 requests of
+//! every pass.) A field Sluice stopped applying (an older Sluice's field) is not removed by that
+//! rule; server-side apply would remove it on the next write that does happen.
+//!
+//! Everything else only between two statuses at rest (`Initialized`, `Succeeded`, `Failed`):
+//! while a rollout runs, or in the pass that starts or ends one, it is read from the API server and
 //! every write goes through its comparison there, because a cache lagging behind Sluice's own
 //! last route write could hide the next write for as long as the watch event takes, and
 //! traffic would follow the old weight meanwhile (DESIGN §7 invariant 1). At rest:
@@ -25,10 +32,6 @@
 //!   rest); when the cache has one, it is read from the API server.
 //! - **DELETE of `app-primary`** is skipped when the primary observed above is absent (a
 //!   primary created behind a stale cache wakes this Deployment again, which then deletes it).
-//! - **The generated Services** are not applied when the cached object already holds every
-//!   field Sluice would apply ([`holds`]). A field Sluice stopped applying (an older Sluice's
-//!   field) is not removed by that rule; server-side apply would remove it on the next write
-//!   that does happen.
 //! - **The route** is not written when the cached route of the router's kind is up to date by
 //!   that router's own comparison and no route of another kind that Sluice wrote for the
 //!   Deployment is cached (the router's one-time sweep of leftovers then has nothing to do).
