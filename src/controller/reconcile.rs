@@ -615,7 +615,7 @@ async fn perform(
                 // In every phase, not only at rest: these Services carry no weight, so a cache
                 // behind Sluice's own write costs one extra apply, and a change behind the cache
                 // wakes this Deployment again (seen.rs).
-                if seen::service_is_current(seen.service(&ns, &svc_name).as_deref(), &svc) {
+                if seen::is_current(seen.service(&ns, &svc_name).as_deref(), &svc) {
                     continue;
                 }
                 services
@@ -655,6 +655,13 @@ async fn perform(
                 }
                 None => None,
             };
+            // Without an HPA copy its replicas follow app's, so the cached primary can answer
+            // (seen.rs); with one, the replicas were just read from the API server.
+            let cached_primary = seen.primary(&ns, &primary.name_any());
+            if copy.is_none() && seen::is_current(cached_primary.as_deref(), &primary) {
+                *primary_exists = true;
+                return Ok(());
+            }
             deployments
                 .patch(&primary.name_any(), &ssa, &Patch::Apply(&primary))
                 .await

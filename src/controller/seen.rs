@@ -13,12 +13,14 @@
 //! cause one extra idempotent write or read, never a missed one, because the event that makes it
 //! current reconciles again. On top of that:
 //!
-//! In every phase, **the generated Services** (`app-primary`, `app-canary`) are not applied
-//! when the cached object already holds every field Sluice would apply ([`holds`]): they carry
-//! no weight, so a cache behind Sluice's own write costs one extra apply, and a change behind
-//! the cache wakes the Deployment again. (Inside a rollout they were two of the ~7 requests of
-//! every pass.) A field Sluice stopped applying (an older Sluice's field) is not removed by that
-//! rule; server-side apply would remove it on the next write that does happen.
+//! In every phase, **the generated Services** (`app-primary`, `app-canary`) and **the
+//! `app-primary` Deployment** (when no HPA copy owns its replicas) are not applied when the
+//! cached object already holds every field Sluice would apply ([`holds`]): they carry no
+//! weight, so a cache behind Sluice's own write costs one extra apply, and a change behind the
+//! cache wakes the Deployment again (the primary's own watch is one of the controller's). Inside
+//! a rollout they were three of the ~7 requests of every pass. A field Sluice stopped applying
+//! (an older Sluice's field) is not removed by that rule; server-side apply would remove it on
+//! the next write that does happen.
 //!
 //! Everything else only between two statuses at rest (`Initialized`, `Succeeded`, `Failed`):
 //! while a rollout runs, or in the pass that starts or ends one, it is read from the API server and
@@ -81,6 +83,11 @@ impl Seen {
     /// Whether the Service cache has synced.
     pub fn services_synced(&self) -> bool {
         synced(&self.services)
+    }
+
+    /// The cached `app-primary` Deployment `ns/name`; `None` when it is not cached.
+    pub fn primary(&self, ns: &str, name: &str) -> Option<Arc<Deployment>> {
+        self.primaries.get(&ObjectRef::new(name).within(ns))
     }
 
     /// Whether the synced primary cache has no Deployment `ns/name`.
@@ -147,8 +154,9 @@ pub fn holds(current: &Value, desired: &Value) -> bool {
     }
 }
 
-/// Whether the cached Service `current` already holds the Service Sluice would apply.
-pub fn service_is_current(current: Option<&Service>, desired: &Service) -> bool {
+/// Whether the cached object `current` (a generated Service, `app-primary`) already holds the
+/// object Sluice would apply.
+pub fn is_current<K: serde::Serialize>(current: Option<&K>, desired: &K) -> bool {
     let (Some(current), Ok(desired)) = (current, serde_json::to_value(desired)) else {
         return false;
     };
@@ -251,13 +259,13 @@ mod tests {
         stored["spec"]["clusterIP"] = json!("10.0.0.7");
         stored["spec"]["ports"][0]["protocol"] = json!("TCP");
         let stored: Service = serde_json::from_value(stored).unwrap();
-        assert!(service_is_current(Some(&stored), &desired));
+        assert!(is_current(Some(&stored), &desired));
 
         let mut other = stored.clone();
         other.spec.as_mut().unwrap().selector =
             Some([("app".to_string(), "web".to_string())].into());
-        assert!(!service_is_current(Some(&other), &desired));
-        assert!(!service_is_current(None, &desired));
+        assert!(!is_current(Some(&other), &desired));
+        assert!(!is_current(None, &desired));
     }
 
     #[test]
