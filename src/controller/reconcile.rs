@@ -478,9 +478,10 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
             .with_ingress(settings.ingress_name(&name))
             .with_matches(&settings.matches);
         let mut primary_exists = primary.is_some();
-        // Writes are compared with the caches only between two statuses at rest: in a rollout
-        // a cache lagging behind Sluice's own last write could hide a write that is due.
-        let cached = (resting && seen::at_rest(Some(decision.status.phase))).then_some(seen);
+        // The route is compared with the caches only between two statuses at rest: in a rollout
+        // a cache lagging behind Sluice's own last route write could hide a write that is due.
+        // (The generated Services and app-primary carry no weight: compared in every phase.)
+        let between_rests = resting && seen::at_rest(Some(decision.status.phase));
         for effect in &decision.effects {
             if *effect == Effect::PostRolloutHooks {
                 // About the revision that was rolled out, promoted or refused.
@@ -505,7 +506,7 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
                 effect,
                 ctx,
                 seen,
-                cached,
+                between_rests,
                 &app,
                 apex,
                 &target,
@@ -592,7 +593,7 @@ async fn perform(
     effect: &Effect,
     ctx: &Context,
     seen: &Seen,
-    cached: Option<&Seen>,
+    between_rests: bool,
     app: &Deployment,
     apex: &Service,
     target: &crate::routing::RouteTarget,
@@ -628,7 +629,7 @@ async fn perform(
             // The caches hold weighted routes only (at rest); an A/B route is always compared
             // by the router itself.
             let current = match split.weights() {
-                Some(w) => cached.is_some_and(|seen| seen.route_is_current(target, w)),
+                Some(w) => between_rests && seen.route_is_current(target, w),
                 None => false,
             };
             if !current {
