@@ -18,6 +18,7 @@
 //! | `sluice_rollout_duration_seconds` | histogram | `outcome` (`succeeded`, `failed`) |
 //! | `sluice_analysis_checks_total` | counter | `check`, `result` (`pass`, `fail`, `no-verdict`) |
 //! | `sluice_webhook_admission_duration_seconds` | histogram | `operation` (`mutate`, `validate`), `verdict` |
+//! | `sluice_reconciles_total` | counter | none (every pass over a Deployment) |
 //! | `sluice_reconcile_errors_total` | counter | `reason` (the error's `metric_label()`) |
 //! | `sluice_prometheus_query_duration_seconds` | histogram | none |
 //! | `sluice_prometheus_query_errors_total` | counter | `reason` (see below) |
@@ -218,6 +219,7 @@ struct Inner {
     duration: HistogramFamily<OutcomeLabels>,
     checks: Family<CheckLabels, Counter>,
     admission: HistogramFamily<AdmissionLabels>,
+    reconciles: Counter,
     reconcile_errors: Family<ReasonLabels, Counter>,
     leader: Gauge,
     prometheus_queries: Histogram,
@@ -279,6 +281,12 @@ impl Metrics {
             "Time the webhook took to parse, decide and encode an admission review",
             admission.clone(),
         );
+        let reconciles = Counter::default();
+        registry.register(
+            "sluice_reconciles",
+            "Passes of the controller over a Deployment, whatever their outcome",
+            reconciles.clone(),
+        );
         let reconcile_errors = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "sluice_reconcile_errors",
@@ -311,6 +319,7 @@ impl Metrics {
                 duration,
                 checks,
                 admission,
+                reconciles,
                 reconcile_errors,
                 leader,
                 prometheus_queries,
@@ -401,6 +410,16 @@ impl Metrics {
                 verdict: Word(verdict.as_str()),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a pass of the controller over a Deployment.
+    pub fn reconcile(&self) {
+        self.inner.reconciles.inc();
+    }
+
+    /// Passes counted so far.
+    pub fn reconciles(&self) -> u64 {
+        self.inner.reconciles.get()
     }
 
     /// Counts a failed reconcile; `reason` is the error's `metric_label()`.
@@ -511,6 +530,7 @@ mod tests {
             "sluice_rollout_duration_seconds histogram",
             "sluice_analysis_checks counter",
             "sluice_webhook_admission_duration_seconds histogram",
+            "sluice_reconciles counter",
             "sluice_reconcile_errors counter",
             "sluice_leader gauge",
             "sluice_prometheus_query_duration_seconds histogram",

@@ -103,10 +103,11 @@ pub const API_CALLS: &[ApiCall] = &[
     ApiCall {
         group: "autoscaling",
         resource: "horizontalpodautoscalers",
-        verbs: &["list", "create", "patch", "delete"],
+        verbs: &["list", "watch", "create", "patch", "delete"],
         scope: Scope::Cluster,
         resource_names: &[],
-        needed_by: "controller::reconcile: find the HPA of app, server-side apply its copy \
+        needed_by: "controller::run caches every HPA; controller::reconcile: find the HPA of app \
+                    (listed until that cache has synced), server-side apply its copy \
                     app-primary while a rollout runs, delete it at the end",
     },
     ApiCall {

@@ -278,11 +278,11 @@ pub fn scales(hpa: &HorizontalPodAutoscaler, app: &str) -> bool {
 
 /// The user's HPA of `app` among `hpas` (the first by name when several target it).
 pub fn app_hpa<'a>(
-    hpas: &'a [HorizontalPodAutoscaler],
+    hpas: impl IntoIterator<Item = &'a HorizontalPodAutoscaler>,
     app: &Deployment,
 ) -> Option<&'a HorizontalPodAutoscaler> {
     let name = name_of(app);
-    hpas.iter()
+    hpas.into_iter()
         .filter(|h| scales(h, &name))
         .min_by_key(|h| h.metadata.name.clone())
 }

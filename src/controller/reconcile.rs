@@ -34,9 +34,12 @@
 //! and a write whose content is already there (Services, route, status, DELETE of an absent
 //! primary) is not made. A stale cache costs one extra idempotent read or write, never a
 //! missed one: the watch event that makes it current reconciles again. While a rollout runs
-//! (or starts or ends in this pass) the reads and comparisons go to the API server as before:
-//! a cache lagging behind Sluice's own last route write could otherwise hide the next one
-//! for as long as the watch event takes, and traffic would follow the old weight meanwhile.
+//! (or starts or ends in this pass) the route is read and compared on the API server: a cache
+//! lagging behind Sluice's own last route write could otherwise hide the next one for as long
+//! as the watch event takes, and traffic would follow the old weight meanwhile. The apex and
+//! `app-primary` come from the caches when the cached copy is at the version this process last
+//! wrote or read ([`seen::Known`]), and the HPAs from theirs; so a steady pass inside a rollout
+//! reads only the route, and writes only what changed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,7 +60,7 @@ use super::machine::{self, Controls, Effect, EventType, Observation, Plan, Readi
 use super::notify;
 use super::objects;
 use super::retry::Retries;
-use super::seen::{self, Seen};
+use super::seen::{self, KnownKind, Seen};
 use super::status::{CheckVerdict, Phase, RolloutStatus};
 use crate::analysis::checks::baseline::{BaselinePlan, run_baseline_at};
 use crate::analysis::checks::{self, CheckPlan, IntervalOutcome};
@@ -261,6 +264,7 @@ pub async fn reconcile(app: Arc<Deployment>, leading: Arc<Leading>) -> Result<Ac
         deployment = %app.name_any(),
         revision = tracing::field::Empty,
     );
+    leading.ctx.metrics.reconcile();
     reconcile_one(app, &leading.ctx, &leading.seen)
         .instrument(span)
         .await
@@ -310,23 +314,42 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
     let apex_name = settings.service.clone().unwrap_or_else(|| name.clone());
     // At rest from the caches where they can answer (see `seen`), else from the API server.
     let resting = seen::at_rest(prev.as_ref().map(|s| s.phase));
-    let apex = match resting.then(|| seen.service(&ns, &apex_name)).flatten() {
+    let cached_apex = seen.service(&ns, &apex_name);
+    let apex = match seen.answers(cached_apex, KnownKind::Apex, resting) {
         Some(cached) => Some(Service::clone(&cached)),
-        None => services
-            .get_opt(&apex_name)
-            .await
-            .map_err(kube_err("reading Service", format!("{ns}/{apex_name}")))?,
+        None => {
+            read_known(
+                &services,
+                seen,
+                KnownKind::Apex,
+                "reading Service",
+                &apex_name,
+            )
+            .await?
+        }
     };
     let primary_name = objects::primary_name(&name);
-    let primary = match seen::trust_absent_primary(
-        prev.as_ref().map(|s| s.phase),
-        seen.primary_absent(&ns, &primary_name),
-    ) {
-        true => None,
-        false => deployments.get_opt(&primary_name).await.map_err(kube_err(
-            "reading Deployment",
-            format!("{ns}/{primary_name}"),
-        ))?,
+    let cached_primary = seen.primary(&ns, &primary_name);
+    let primary = match seen.answers(cached_primary, KnownKind::Primary, false) {
+        Some(cached) => Some(Deployment::clone(&cached)),
+        None if seen::trust_absent_primary(
+            prev.as_ref().map(|s| s.phase),
+            seen.primary_absent(&ns, &primary_name),
+        ) =>
+        {
+            None
+        }
+        None => {
+            let action = "reading Deployment";
+            read_known(
+                &deployments,
+                seen,
+                KnownKind::Primary,
+                action,
+                &primary_name,
+            )
+            .await?
+        }
     };
 
     let template = app
@@ -573,19 +596,43 @@ impl AppWriter<'_> {
 }
 
 /// A JSON merge patch of one object, with the error naming the action and the object.
+/// `name` from the API server; its version becomes the one known (seen.rs).
+async fn read_known<K>(
+    api: &Api<K>,
+    seen: &Seen,
+    kind: KnownKind,
+    action: &'static str,
+    name: &str,
+) -> Result<Option<K>, Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let ns = api.namespace().unwrap_or_default().to_string();
+    let read = api
+        .get_opt(name)
+        .await
+        .map_err(kube_err(action, format!("{ns}/{name}")))?;
+    let version = read
+        .as_ref()
+        .and_then(|o| o.meta().resource_version.as_deref());
+    seen.known.record(kind, &ns, name, version);
+    Ok(read)
+}
+
 async fn merge<K>(
     api: &Api<K>,
     name: &str,
     action: &'static str,
     patch: &Value,
-) -> Result<(), Error>
+) -> Result<Option<String>, Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+    let written = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .map_err(kube_err(action, name.to_string()))?;
-    Ok(())
+    Ok(written.resource_version())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -639,18 +686,33 @@ async fn perform(
         Effect::EnsurePrimary => {
             let Some(stable) = stable else { return Ok(()) };
             let mut primary = objects::primary_deployment(app, stable)?;
-            // An HPA on app: app-primary gets a copy, which owns its replicas (objects.rs).
+            // An HPA on app: app-primary gets a copy, which owns its replicas (objects.rs). The
+            // HPAs come from the cache (seen.rs), listed only until it has synced.
             let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &ns);
-            let listed = hpas.list(&ListParams::default()).await;
-            let listed =
-                listed.map_err(kube_err("listing HorizontalPodAutoscalers in", ns.clone()))?;
-            let copy = match objects::app_hpa(&listed.items, app) {
+            let listed = match seen.hpas_in(&ns) {
+                Some(cached) => cached
+                    .iter()
+                    .map(|h| HorizontalPodAutoscaler::clone(h))
+                    .collect(),
+                None => {
+                    let listed = hpas.list(&ListParams::default()).await;
+                    listed
+                        .map_err(kube_err("listing HorizontalPodAutoscalers in", ns.clone()))?
+                        .items
+                }
+            };
+            let copy = match objects::app_hpa(&listed, app) {
                 Some(hpa) => {
                     let current = deployments.get_opt(&primary.name_any()).await;
                     let current = current.map_err(kube_err(
                         "reading Deployment",
                         format!("{ns}/{name}-primary"),
                     ))?;
+                    let version = current.as_ref().and_then(|c| c.resource_version());
+                    let primary_name = primary.name_any();
+                    let version = version.as_deref();
+                    seen.known
+                        .record(KnownKind::Primary, &ns, &primary_name, version);
                     objects::leave_replicas_to_hpa(&mut primary, app, hpa, current.as_ref());
                     Some(objects::primary_hpa(app, hpa)?)
                 }
@@ -663,13 +725,19 @@ async fn perform(
                 *primary_exists = true;
                 return Ok(());
             }
-            deployments
+            let written = deployments
                 .patch(&primary.name_any(), &ssa, &Patch::Apply(&primary))
                 .await
                 .map_err(kube_err(
                     "applying Deployment",
                     format!("{ns}/{name}-primary"),
                 ))?;
+            seen.known.record(
+                KnownKind::Primary,
+                &ns,
+                &primary.name_any(),
+                written.metadata.resource_version.as_deref(),
+            );
             if let Some(copy) = copy {
                 hpas.patch(&copy.name_any(), &ssa, &Patch::Apply(&copy))
                     .await
@@ -682,24 +750,30 @@ async fn perform(
         }
         Effect::SwitchApexToPrimary => {
             if let Some(patch) = objects::apex_rollout_patch(apex, app)? {
-                merge(
+                let version = merge(
                     services,
                     &apex.name_any(),
                     "pointing at the primary: Service",
                     &patch,
                 )
                 .await?;
+                let version = version.as_deref();
+                seen.known
+                    .record(KnownKind::Apex, &ns, &apex.name_any(), version);
             }
         }
         Effect::RestoreApex => {
             if let Some(patch) = objects::apex_restore_patch(apex)? {
-                merge(
+                let version = merge(
                     services,
                     &apex.name_any(),
                     "restoring the selector of Service",
                     &patch,
                 )
                 .await?;
+                let version = version.as_deref();
+                seen.known
+                    .record(KnownKind::Apex, &ns, &apex.name_any(), version);
             }
         }
         Effect::SetPaused(paused) => {
@@ -741,6 +815,7 @@ async fn perform(
                 .await;
             gone(deleted.map(drop))
                 .map_err(kube_err("deleting Deployment", format!("{ns}/{primary}")))?;
+            seen.known.record(KnownKind::Primary, &ns, &primary, None);
         }
         Effect::ClearStableTemplate => {
             remove_annotation(writer, app, STABLE_TEMPLATE_ANNOTATION).await?

@@ -5,6 +5,7 @@
 //! watch Services (all) ──────────► Store<Service>    ─┐  apex read, "Services already there"
 //! watch app-primary (managed-by) ─► Store<Deployment> ├► reconcile ─► skip DELETE of an absent app-primary
 //! watch routes (managed-by) ─────► Store<route>      ─┘             skip a route write already there
+//! watch HPAs (all) ───────────────► Store<HPA> ──────────► EnsurePrimary: which HPA scales app
 //! ```
 //!
 //! The caches are fed by the same watch streams that wake the controller ([`run`](super::run)),
@@ -22,6 +23,19 @@
 //! (an older Sluice's field) is not removed by that rule; server-side apply would remove it on
 //! the next write that does happen.
 //!
+//! **The apex Service and `app-primary`** are read from the caches in every phase when the
+//! cached copy is at the resourceVersion this process last knew from the API server itself
+//! ([`Known`]: the answer to its own write, or its last read) — a copy at that version is not
+//! behind anything Sluice did or saw, and a later change by anyone else is a watch event
+//! that updates the copy (and wakes the Deployment). Otherwise they are read from the API
+//! server, and that read becomes the version known. Inside a rollout this is what keeps a pass
+//! from deciding on a copy older than Sluice's own last write: a cache still showing the apex
+//! before Sluice pointed it at the primary would make the restore at the end a no-op and leave
+//! the apex on a primary about to be deleted. So a pass reads the apex after Sluice wrote it,
+//! and the primary after the Deployment controller updated its status, once each; a steady
+//! pass reads neither. At rest the apex is also taken from the cache at any version (the only
+//! apex write at rest is the restore, which a stale copy repeats, never skips).
+//!
 //! Everything else only between two statuses at rest (`Initialized`, `Succeeded`, `Failed`):
 //! while a rollout runs, or in the pass that starts or ends one, it is read from the API server and
 //! every write goes through its comparison there, because a cache lagging behind Sluice's own
@@ -31,7 +45,7 @@
 //! - **The apex Service** is read from the cache; when the cache has none (or has not synced
 //!   yet), it is read from the API server, so a stale cache never turns into a `Blocked` status.
 //! - **`app-primary`** is taken as absent when the synced cache has none (no primary exists at
-//!   rest); when the cache has one, it is read from the API server.
+//!   rest).
 //! - **DELETE of `app-primary`** is skipped when the primary observed above is absent (a
 //!   primary created behind a stale cache wakes this Deployment again, which then deletes it).
 //! - **The route** is not written when the cached route of the router's kind is up to date by
@@ -39,11 +53,19 @@
 //!   Deployment is cached (the router's one-time sweep of leftovers then has nothing to do).
 //!   A route kind first served after start has no cache, so routes of that kind go through the
 //!   router as before.
+//!
+//! **The HPAs** are read from their cache in every phase (listed only until it has synced):
+//! which HPA scales `app` decides whether `app-primary` gets a copy. Their watch wakes no
+//! reconcile, so an HPA created, changed or deleted mid-rollout is taken up at the next pass,
+//! within one interval, as when each pass listed them. The replicas an HPA copy leaves to the
+//! HPA are still read from the API server (the primary's resourceVersion guards that apply).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -63,6 +85,53 @@ pub struct Seen {
     pub primaries: Store<Deployment>,
     /// Routes labelled `app.kubernetes.io/managed-by: sluice`, per route resource.
     pub routes: Vec<(ApiResource, Store<DynamicObject>)>,
+    /// Every HorizontalPodAutoscaler (autoscaling/v2): which one scales `app`, to copy.
+    pub hpas: Store<HorizontalPodAutoscaler>,
+    /// The versions of the apex Services and `app-primary`s this process last knew.
+    pub known: Known,
+}
+
+/// Which object a [`Known`] version is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KnownKind {
+    Apex,
+    Primary,
+}
+
+/// The resourceVersion at which this process last knew each apex Service and `app-primary`
+/// from the API server itself: the answer to its own write, or its own read. Kept in memory
+/// only: a new process knows nothing and reads once. An entry per managed Deployment at most
+/// (`app-primary`'s is dropped with it).
+#[derive(Clone, Default)]
+pub struct Known(Arc<Mutex<HashMap<KnownKey, String>>>);
+
+/// An object a version is known of: kind, namespace, name.
+type KnownKey = (KnownKind, String, String);
+
+impl Known {
+    /// Records that `ns/name` was at `version` on the API server (`None`: absent).
+    pub fn record(&self, kind: KnownKind, ns: &str, name: &str, version: Option<&str>) {
+        let key = (kind, ns.to_string(), name.to_string());
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match version {
+            Some(v) => known.insert(key, v.to_string()),
+            None => known.remove(&key),
+        };
+    }
+
+    /// The version of `ns/name` last known, if any.
+    pub fn version(&self, kind: KnownKind, ns: &str, name: &str) -> Option<String> {
+        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(&(kind, ns.to_string(), name.to_string()))
+            .cloned()
+    }
+}
+
+/// Whether a cached copy may answer a pass: at the version this process last knew it, or, when
+/// `any_version` (the apex at rest), at any version.
+pub fn trust_cached(any_version: bool, cached: Option<&str>, known: Option<&str>) -> bool {
+    any_version || cached.is_some_and(|c| known == Some(c))
 }
 
 /// Whether a store has seen its initial list (a store that has not is no evidence of absence).
@@ -88,6 +157,39 @@ impl Seen {
     /// The cached `app-primary` Deployment `ns/name`; `None` when it is not cached.
     pub fn primary(&self, ns: &str, name: &str) -> Option<Arc<Deployment>> {
         self.primaries.get(&ObjectRef::new(name).within(ns))
+    }
+
+    /// The cached HPAs in namespace `ns`; `None` until the cache has synced.
+    pub fn hpas_in(&self, ns: &str) -> Option<Vec<Arc<HorizontalPodAutoscaler>>> {
+        synced(&self.hpas).then(|| {
+            self.hpas
+                .state()
+                .into_iter()
+                .filter(|h| h.metadata.namespace.as_deref() == Some(ns))
+                .collect()
+        })
+    }
+
+    /// `cached` when it may answer this pass: at the version this process last knew of it, or at
+    /// any version when `any_version` (the apex at rest).
+    pub fn answers<K: kube::Resource>(
+        &self,
+        cached: Option<Arc<K>>,
+        kind: KnownKind,
+        any_version: bool,
+    ) -> Option<Arc<K>> {
+        cached.filter(|c| {
+            let meta = c.meta();
+            let (ns, name) = (meta.namespace.as_deref(), meta.name.as_deref());
+            let known = self
+                .known
+                .version(kind, ns.unwrap_or_default(), name.unwrap_or_default());
+            trust_cached(
+                any_version,
+                meta.resource_version.as_deref(),
+                known.as_deref(),
+            )
+        })
     }
 
     /// Whether the synced primary cache has no Deployment `ns/name`.
@@ -228,6 +330,40 @@ mod tests {
 
     use super::*;
     use crate::routing::mk_target;
+
+    #[test]
+    fn a_cached_copy_answers_only_at_the_version_last_known_unless_any_will_do() {
+        // Sluice wrote the apex (version 12); the watch has not delivered it yet.
+        assert!(!trust_cached(false, Some("11"), Some("12")));
+        // It has: the copy is the write's answer.
+        assert!(trust_cached(false, Some("12"), Some("12")));
+        // Someone else wrote after Sluice's read: the copy is newer, and it is read once more.
+        assert!(!trust_cached(false, Some("13"), Some("12")));
+        // A new process knows no version: it reads once.
+        assert!(!trust_cached(false, Some("12"), None));
+        assert!(!trust_cached(false, None, None));
+        // The apex at rest: any cached version.
+        assert!(trust_cached(true, Some("11"), Some("12")));
+    }
+
+    #[test]
+    fn known_versions_are_per_kind_and_object_and_absence_forgets() {
+        let known = Known::default();
+        known.record(KnownKind::Apex, "shop", "web", Some("7"));
+        known.record(KnownKind::Primary, "shop", "web", Some("9"));
+        assert_eq!(
+            known.version(KnownKind::Apex, "shop", "web").as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            known.version(KnownKind::Primary, "shop", "web").as_deref(),
+            Some("9")
+        );
+        assert_eq!(known.version(KnownKind::Apex, "other", "web"), None);
+        known.record(KnownKind::Primary, "shop", "web", None);
+        assert_eq!(known.version(KnownKind::Primary, "shop", "web"), None);
+        assert!(known.version(KnownKind::Apex, "shop", "web").is_some());
+    }
 
     fn split_v2() -> ApiResource {
         smi::SmiVersion::V1Alpha2.api_resource()
