@@ -122,6 +122,9 @@ pub struct Report {
     /// Creates and updates retried after a server error (an admission webhook timing out).
     pub retries: u64,
     pub motion_cpu_seconds: f64,
+    /// The sandbox's own CPU (this process: API server, simulators, query endpoint) over the
+    /// motion stage, to tell a saturated sandbox from a slow Sluice.
+    pub sandbox_motion_cpu_seconds: f64,
     /// Lateness of every scheduled step, seconds, ascending.
     pub lateness: Vec<f64>,
     /// Where each scheduled step's lateness went (same steps, in no order).
@@ -479,6 +482,12 @@ pub fn render(r: &Report) -> String {
             100.0 * r.motion_cpu_seconds / r.motion_wall.as_secs_f64().max(0.001)
         ));
         out.push_str(&format!(
+            "| the sandbox's own CPU over that time (API server, simulators, query endpoint) | {:.2} s ({:.0}% of one core, of {} cores) | |\n",
+            r.sandbox_motion_cpu_seconds,
+            100.0 * r.sandbox_motion_cpu_seconds / r.motion_wall.as_secs_f64().max(0.001),
+            std::thread::available_parallelism().map_or(1, usize::from)
+        ));
+        out.push_str(&format!(
             "| admitted → `app-primary` created, p50 / p99 | {} / {} | |\n",
             pct(&r.motion_primary, 50.0),
             pct(&r.motion_primary, 99.0)
@@ -611,11 +620,7 @@ impl SluiceProcess {
     }
 
     fn cpu_seconds(&self) -> f64 {
-        let ticks = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-            .ok()
-            .and_then(|s| parse_cpu_ticks(&s))
-            .unwrap_or(0);
-        ticks as f64 / clock_ticks_per_second()
+        cpu_seconds_of(self.pid)
     }
 
     fn memory_mb(&self, key: &str) -> f64 {
@@ -624,6 +629,15 @@ impl SluiceProcess {
             .and_then(|s| parse_status_mb(&s, key))
             .unwrap_or(0.0)
     }
+}
+
+/// CPU seconds (user + system) process `pid` has used; 0 when it cannot be read.
+fn cpu_seconds_of(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| parse_cpu_ticks(&s))
+        .unwrap_or(0);
+    ticks as f64 / clock_ticks_per_second()
 }
 
 /// `getconf CLK_TCK`, 100 when it cannot be read (Linux' USER_HZ everywhere in practice).
@@ -906,6 +920,7 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
         tokio::time::sleep(Duration::from_secs(2)).await;
         eprintln!("rolling {} Deployments at once…", set.len());
         let cpu0 = sluice.cpu_seconds();
+        let sandbox_cpu0 = cpu_seconds_of(std::process::id());
         let queries0 = sluice.query_totals().await;
         let requests0 = sandbox.api.request_counts_by(Identity::Sluice);
         let t0 = now();
@@ -932,6 +947,7 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
         };
         report.motion_wall = Duration::from_secs_f64((end - t0).max(0.001));
         report.motion_cpu_seconds = sluice.cpu_seconds() - cpu0;
+        report.sandbox_motion_cpu_seconds = cpu_seconds_of(std::process::id()) - sandbox_cpu0;
         report.motion_requests =
             counts_since(&requests0, sandbox.api.request_counts_by(Identity::Sluice));
         eprintln!(
