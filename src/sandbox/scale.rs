@@ -125,6 +125,9 @@ pub struct Report {
     /// The sandbox's own CPU (this process: API server, simulators, query endpoint) over the
     /// motion stage, to tell a saturated sandbox from a slow Sluice.
     pub sandbox_motion_cpu_seconds: f64,
+    /// Watches the sandbox ended with 410 because their client fell behind, over the motion
+    /// stage (each one a relist for its client: Sluice's caches or the measuring watch).
+    pub motion_watches_cut: u64,
     /// Lateness of every scheduled step, seconds, ascending.
     pub lateness: Vec<f64>,
     /// Where each scheduled step's lateness went (same steps, in no order).
@@ -486,6 +489,10 @@ pub fn render(r: &Report) -> String {
             r.sandbox_motion_cpu_seconds,
             100.0 * r.sandbox_motion_cpu_seconds / r.motion_wall.as_secs_f64().max(0.001),
             std::thread::available_parallelism().map_or(1, usize::from)
+        ));
+        out.push_str(&format!(
+            "| watches the sandbox cut (410) for falling behind | {} | |\n",
+            r.motion_watches_cut
         ));
         out.push_str(&format!(
             "| admitted → `app-primary` created, p50 / p99 | {} / {} | |\n",
@@ -921,6 +928,7 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
         eprintln!("rolling {} Deployments at once…", set.len());
         let cpu0 = sluice.cpu_seconds();
         let sandbox_cpu0 = cpu_seconds_of(std::process::id());
+        let cut0 = sandbox.api.watches_cut();
         let queries0 = sluice.query_totals().await;
         let requests0 = sandbox.api.request_counts_by(Identity::Sluice);
         let t0 = now();
@@ -948,6 +956,7 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
         report.motion_wall = Duration::from_secs_f64((end - t0).max(0.001));
         report.motion_cpu_seconds = sluice.cpu_seconds() - cpu0;
         report.sandbox_motion_cpu_seconds = cpu_seconds_of(std::process::id()) - sandbox_cpu0;
+        report.motion_watches_cut = sandbox.api.watches_cut() - cut0;
         report.motion_requests =
             counts_since(&requests0, sandbox.api.request_counts_by(Identity::Sluice));
         eprintln!(

@@ -395,6 +395,11 @@ impl ApiServer {
         self.shared.request_counts_by(who)
     }
 
+    /// Watches ended so far with 410 Expired because their client fell behind.
+    pub fn watches_cut(&self) -> u64 {
+        self.shared.watches_cut()
+    }
+
     /// Ends every watch and stops serving.
     pub async fn shutdown(&self) {
         self.shared.shutdown();

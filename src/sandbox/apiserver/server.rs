@@ -71,6 +71,8 @@ pub struct Shared {
     addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
     pub(super) faults: Faults,
+    /// Watches ended with 410 Expired because their client fell behind the broadcast buffer.
+    watches_cut: std::sync::atomic::AtomicU64,
 }
 
 fn now() -> String {
@@ -113,7 +115,13 @@ impl Shared {
             addr,
             shutdown: tokio::sync::watch::channel(false).0,
             faults: Faults::default(),
+            watches_cut: Default::default(),
         }
+    }
+
+    /// Watches ended so far because their client fell too far behind (see `store`).
+    pub(super) fn watches_cut(&self) -> u64 {
+        self.watches_cut.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The store, even if a panicking request poisoned the lock (its writes are atomic).
@@ -790,6 +798,7 @@ fn watch(s: &Arc<Shared>, ctx: &Ctx, t: &Target, sel: Selection) -> Response {
         }
     };
 
+    let shared = s.clone();
     let (tx, out) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
     let interval = s.bookmark_interval;
     let mut shutdown = s.shutdown.subscribe();
@@ -822,6 +831,7 @@ fn watch(s: &Arc<Shared>, ctx: &Ctx, t: &Target, sel: Selection) -> Response {
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
+                        shared.watches_cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let err = ApiError::expired(seen, seen).to_status();
                         let _ = tx.send(Ok(watch_line("ERROR", &err))).await;
                         return;
