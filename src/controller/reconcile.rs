@@ -318,14 +318,8 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
     let apex = match seen.answers(cached_apex, KnownKind::Apex, resting) {
         Some(cached) => Some(Service::clone(&cached)),
         None => {
-            read_known(
-                &services,
-                seen,
-                KnownKind::Apex,
-                "reading Service",
-                &apex_name,
-            )
-            .await?
+            let (action, kind) = ("reading Service", KnownKind::Apex);
+            read_known(&services, seen, kind, action, &apex_name).await?
         }
     };
     let primary_name = objects::primary_name(&name);
@@ -340,15 +334,8 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
             None
         }
         None => {
-            let action = "reading Deployment";
-            read_known(
-                &deployments,
-                seen,
-                KnownKind::Primary,
-                action,
-                &primary_name,
-            )
-            .await?
+            let (action, kind) = ("reading Deployment", KnownKind::Primary);
+            read_known(&deployments, seen, kind, action, &primary_name).await?
         }
     };
 
@@ -595,8 +582,7 @@ impl AppWriter<'_> {
     }
 }
 
-/// A JSON merge patch of one object, with the error naming the action and the object.
-/// `name` from the API server; its version becomes the one known (seen.rs).
+/// `name` from the API server; its version (or its absence) becomes the one known (seen.rs).
 async fn read_known<K>(
     api: &Api<K>,
     seen: &Seen,
@@ -612,27 +598,22 @@ where
         .get_opt(name)
         .await
         .map_err(kube_err(action, format!("{ns}/{name}")))?;
-    let version = read
-        .as_ref()
-        .and_then(|o| o.meta().resource_version.as_deref());
-    seen.known.record(kind, &ns, name, version);
+    match &read {
+        Some(obj) => seen.known.saw(kind, obj),
+        None => seen.known.record(kind, &ns, name, None),
+    }
     Ok(read)
 }
 
-async fn merge<K>(
-    api: &Api<K>,
-    name: &str,
-    action: &'static str,
-    patch: &Value,
-) -> Result<Option<String>, Error>
+/// A JSON merge patch of one object, with the error naming the action and the object; returns
+/// the object as written.
+async fn merge<K>(api: &Api<K>, name: &str, action: &'static str, patch: &Value) -> Result<K, Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let written = api
-        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
-        .map_err(kube_err(action, name.to_string()))?;
-    Ok(written.resource_version())
+        .map_err(kube_err(action, name.to_string()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -690,29 +671,24 @@ async fn perform(
             // HPAs come from the cache (seen.rs), listed only until it has synced.
             let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &ns);
             let listed = match seen.hpas_in(&ns) {
-                Some(cached) => cached
-                    .iter()
-                    .map(|h| HorizontalPodAutoscaler::clone(h))
-                    .collect(),
+                Some(cached) => cached,
                 None => {
                     let listed = hpas.list(&ListParams::default()).await;
-                    listed
-                        .map_err(kube_err("listing HorizontalPodAutoscalers in", ns.clone()))?
-                        .items
+                    let listed = listed
+                        .map_err(kube_err("listing HorizontalPodAutoscalers in", ns.clone()))?;
+                    listed.items.into_iter().map(Arc::new).collect()
                 }
             };
-            let copy = match objects::app_hpa(&listed, app) {
+            let copy = match objects::app_hpa(listed.iter().map(Arc::as_ref), app) {
                 Some(hpa) => {
                     let current = deployments.get_opt(&primary.name_any()).await;
                     let current = current.map_err(kube_err(
                         "reading Deployment",
                         format!("{ns}/{name}-primary"),
                     ))?;
-                    let version = current.as_ref().and_then(|c| c.resource_version());
-                    let primary_name = primary.name_any();
-                    let version = version.as_deref();
-                    seen.known
-                        .record(KnownKind::Primary, &ns, &primary_name, version);
+                    if let Some(current) = &current {
+                        seen.known.saw(KnownKind::Primary, current);
+                    }
                     objects::leave_replicas_to_hpa(&mut primary, app, hpa, current.as_ref());
                     Some(objects::primary_hpa(app, hpa)?)
                 }
@@ -732,12 +708,7 @@ async fn perform(
                     "applying Deployment",
                     format!("{ns}/{name}-primary"),
                 ))?;
-            seen.known.record(
-                KnownKind::Primary,
-                &ns,
-                &primary.name_any(),
-                written.metadata.resource_version.as_deref(),
-            );
+            seen.known.saw(KnownKind::Primary, &written);
             if let Some(copy) = copy {
                 hpas.patch(&copy.name_any(), &ssa, &Patch::Apply(&copy))
                     .await
@@ -750,30 +721,26 @@ async fn perform(
         }
         Effect::SwitchApexToPrimary => {
             if let Some(patch) = objects::apex_rollout_patch(apex, app)? {
-                let version = merge(
+                let written = merge(
                     services,
                     &apex.name_any(),
                     "pointing at the primary: Service",
                     &patch,
                 )
                 .await?;
-                let version = version.as_deref();
-                seen.known
-                    .record(KnownKind::Apex, &ns, &apex.name_any(), version);
+                seen.known.saw(KnownKind::Apex, &written);
             }
         }
         Effect::RestoreApex => {
             if let Some(patch) = objects::apex_restore_patch(apex)? {
-                let version = merge(
+                let written = merge(
                     services,
                     &apex.name_any(),
                     "restoring the selector of Service",
                     &patch,
                 )
                 .await?;
-                let version = version.as_deref();
-                seen.known
-                    .record(KnownKind::Apex, &ns, &apex.name_any(), version);
+                seen.known.saw(KnownKind::Apex, &written);
             }
         }
         Effect::SetPaused(paused) => {

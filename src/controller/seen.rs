@@ -119,6 +119,14 @@ impl Known {
         };
     }
 
+    /// Records the version of `obj` as just read or written.
+    pub fn saw<K: kube::Resource>(&self, kind: KnownKind, obj: &K) {
+        let meta = obj.meta();
+        let ns = meta.namespace.as_deref().unwrap_or_default();
+        let name = meta.name.as_deref().unwrap_or_default();
+        self.record(kind, ns, name, meta.resource_version.as_deref());
+    }
+
     /// The version of `ns/name` last known, if any.
     pub fn version(&self, kind: KnownKind, ns: &str, name: &str) -> Option<String> {
         let known = self.0.lock().unwrap_or_else(|e| e.into_inner());

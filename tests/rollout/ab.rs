@@ -13,13 +13,14 @@
 //! A cluster has no load generator that sends request classes here: on one these scenarios say
 //! so and stop.
 
+use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use sluice::controller::status::Phase;
 use sluice::sandbox::mesh::RequestClass;
 
-use crate::harness::{APP, Harness, RouterKind, THRESHOLD, Version, status};
+use crate::harness::{APP, Harness, RouterKind, THRESHOLD, Version};
 use crate::observer::{Story, follow};
 
 /// Passing analyses before the switch.
@@ -123,32 +124,19 @@ struct MatchedSpan {
 /// miss a short `Promoting`) until the rollout leaves the iterations, and says when the matched
 /// route held.
 async fn matched_span(h: &Harness) -> MatchedSpan {
-    use futures::StreamExt;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let deadline = tokio::time::Instant::now() + h.intervals(25);
-    let events = watcher(h.api.clone(), watcher::Config::default())
-        .default_backoff()
-        .applied_objects();
-    let mut events = std::pin::pin!(events);
     let mut span = MatchedSpan::default();
-    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
-        let Some(s) = event
-            .ok()
-            .filter(|d| d.metadata.name.as_deref() == Some(APP))
-            .as_ref()
-            .and_then(status)
-        else {
-            continue;
-        };
+    h.each_status(h.intervals(25), |s| {
         if span.from.is_none() && s.phase == Phase::Progressing && s.iteration_goal.is_some() {
             // Set by the pass that started the iterations.
             span.from = s.last_analysis.map(|t| t.0);
         }
         if matches!(s.phase, Phase::Promoting | Phase::RollingBack) {
             span.until = Some(s.phase_since.0);
-            return span;
+            return ControlFlow::Break(());
         }
-    }
+        ControlFlow::Continue(())
+    })
+    .await;
     span
 }
 

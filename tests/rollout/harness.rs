@@ -421,6 +421,34 @@ impl Harness {
     /// route the app's router writes (independently of Sluice's own parsers): the
     /// TrafficSplit's backends, the HTTPRoute's first rule (weights default to 1), or the
     /// canary Ingress's `canary-weight` (out of 100).
+    /// Calls `each` with every status Sluice writes on the app, as a watch sees them (polling
+    /// could miss a short-lived one), until it returns `Break` or `within` passes.
+    pub async fn each_status(
+        &self,
+        within: Duration,
+        mut each: impl FnMut(&RolloutStatus) -> std::ops::ControlFlow<()>,
+    ) {
+        use futures::StreamExt;
+        use kube::runtime::{WatchStreamExt, watcher};
+        let deadline = tokio::time::Instant::now() + within;
+        let events = watcher(self.api.clone(), watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        let mut events = std::pin::pin!(events);
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
+            let written = event
+                .ok()
+                .filter(|d| d.metadata.name.as_deref() == Some(APP))
+                .as_ref()
+                .and_then(status);
+            if let Some(s) = written
+                && each(&s).is_break()
+            {
+                return;
+            }
+        }
+    }
+
     pub async fn route_weights(&self) -> Option<(u32, u32)> {
         if self.router == RouterKind::Nginx {
             let api: Api<DynamicObject> =

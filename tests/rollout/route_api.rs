@@ -21,6 +21,7 @@
 //! Sluice, so the refusal also shows that the webhook's view of discovery follows it.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::time::{Instant, SystemTime};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -35,30 +36,17 @@ use crate::{eventually_status, promotion_weights};
 /// The phase and weight of every status Sluice writes on the app, as a watch sees them, until
 /// the rollout ends (or 40 intervals pass).
 async fn statuses_written(h: &Harness) -> Vec<(Phase, u32)> {
-    use futures::StreamExt;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let deadline = tokio::time::Instant::now() + h.intervals(40);
-    let events = watcher(h.api.clone(), watcher::Config::default())
-        .default_backoff()
-        .applied_objects();
-    let mut events = std::pin::pin!(events);
     let mut written: Vec<(Phase, u32)> = Vec::new();
-    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
-        let Some(s) = event
-            .ok()
-            .filter(|d| d.metadata.name.as_deref() == Some(APP))
-            .as_ref()
-            .and_then(status)
-        else {
-            continue;
-        };
+    h.each_status(h.intervals(40), |s| {
         if written.last() != Some(&(s.phase, s.weight)) {
             written.push((s.phase, s.weight));
         }
-        if matches!(s.phase, Phase::Succeeded | Phase::Failed) && written.len() > 1 {
-            break;
+        match matches!(s.phase, Phase::Succeeded | Phase::Failed) && written.len() > 1 {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
         }
-    }
+    })
+    .await;
     written
 }
 
