@@ -45,6 +45,10 @@ struct Args {
     /// Concurrent creates while building the fleet.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// End Sluice's watch streams after this long while the rollouts run, so that its
+    /// re-watches (every 290 s against kube-apiserver) fall among their steps.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    watch_lifetime: Option<Duration>,
 }
 
 #[tokio::main]
@@ -67,6 +71,7 @@ async fn main() -> ExitCode {
         rps: args.rps,
         sluice_bin,
         concurrency: args.concurrency.max(1),
+        watch_lifetime: args.watch_lifetime,
     };
     match run(opts).await {
         Ok(report) => {

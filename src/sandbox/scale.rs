@@ -52,6 +52,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use super::apiserver::Identity;
+use super::apiserver::fault::FaultPlan;
 use super::{MetricsBackend, Sandbox, SandboxOptions};
 use crate::controller::status::{Phase, RolloutStatus};
 use crate::policy::keys::OPT_IN_LABEL;
@@ -91,6 +92,10 @@ pub struct ScaleOptions {
     pub sluice_bin: PathBuf,
     /// Concurrent creates while building the fleet.
     pub concurrency: usize,
+    /// Ends every watch stream of Sluice's after this long during the motion stage, so that
+    /// its re-watches fall among the rollouts' steps. kube-apiserver ends a watch at the
+    /// client's `timeoutSeconds` (290 s for kube-runtime), so a long enough run has them anyway.
+    pub watch_lifetime: Option<Duration>,
 }
 
 /// What a scale run measured.
@@ -116,6 +121,8 @@ pub struct Report {
     pub ready_delay: Duration,
     pub rollouts: usize,
     pub interval: Duration,
+    /// Sluice's watches were ended after this long during the motion stage.
+    pub watch_lifetime: Option<Duration>,
     pub motion_wall: Duration,
     /// How long applying the motion stage's updates took (`concurrency` at a time).
     pub motion_applied: Duration,
@@ -460,8 +467,12 @@ pub fn render(r: &Report) -> String {
             .map(|(p, n)| format!("{p} {n}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let rewatch = r
+            .watch_lifetime
+            .map(|d| format!("; Sluice's watches ended every {}", secs(d)))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "**In motion** ({} concurrent rollouts, interval {}; ended: {phases})\n\n| figure | value | target |\n|---|---|---|\n",
+            "**In motion** ({} concurrent rollouts, interval {}{rewatch}; ended: {phases})\n\n| figure | value | target |\n|---|---|---|\n",
             r.rollouts,
             secs(r.interval)
         ));
@@ -505,7 +516,7 @@ pub fn render(r: &Report) -> String {
             pct(&r.motion_first_weight, 99.0)
         ));
         out.push_str(&format!(
-            "| controller peak RSS (VmHWM) | {:.1} MB | ≤ 150 MB |\n",
+            "| controller peak RSS (VmHWM) | {:.1} MB | (the target is at rest) |\n",
             r.peak_rss_mb
         ));
     }
@@ -807,6 +818,7 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
         idle: opts.idle,
         ready_delay: opts.ready_delay,
         interval: opts.interval,
+        watch_lifetime: opts.watch_lifetime,
         ..Report::default()
     };
 
@@ -926,6 +938,14 @@ pub async fn run(opts: ScaleOptions) -> Result<Report, Error> {
         // Let the mesh's traffic reach the metrics before the first analysis.
         tokio::time::sleep(Duration::from_secs(2)).await;
         eprintln!("rolling {} Deployments at once…", set.len());
+        if let Some(lifetime) = opts.watch_lifetime {
+            sandbox.api.set_fault_plan(Some(FaultPlan {
+                who: Identity::Sluice,
+                error_share: 0.0,
+                latency: Duration::ZERO,
+                watch_lifetime: Some(lifetime),
+            }));
+        }
         let cpu0 = sluice.cpu_seconds();
         let sandbox_cpu0 = cpu_seconds_of(std::process::id());
         let cut0 = sandbox.api.watches_cut();

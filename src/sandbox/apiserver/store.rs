@@ -19,7 +19,7 @@
 //!   is as long as the history ([`broadcast_capacity`]), so a lagging watch is cut no sooner
 //!   than it could no longer resume.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -71,6 +71,7 @@ pub struct Store {
     /// Every change with rv <= compacted has been dropped from the history.
     compacted: u64,
     tx: broadcast::Sender<Arc<Change>>,
+    gc: GcIndex,
 }
 
 /// The namespace and name of an object.
@@ -142,6 +143,7 @@ impl Store {
             history_limit: history_limit.max(1),
             compacted: 0,
             tx,
+            gc: GcIndex::default(),
         }
     }
 
@@ -215,12 +217,16 @@ impl Store {
     pub fn insert(&mut self, storage_key: &str, mut obj: Value) -> Value {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        let key = obj_key(&obj);
+        let loc = (storage_key.to_string(), obj_key(&obj));
         let prev = self
             .objects
             .entry(storage_key.to_string())
             .or_default()
-            .insert(key, obj.clone());
+            .insert(loc.1.clone(), obj.clone());
+        if let Some(prev) = &prev {
+            self.gc.forget(&loc, prev);
+        }
+        self.gc.learn(&loc, &obj);
         let event = if prev.is_some() {
             EventType::Modified
         } else {
@@ -233,6 +239,8 @@ impl Store {
     /// Removes an object, recording a DELETED change that carries a new resourceVersion.
     pub fn remove(&mut self, storage_key: &str, key: &ObjKey) -> Option<Value> {
         let mut obj = self.objects.get_mut(storage_key)?.remove(key)?;
+        self.gc
+            .removed(&(storage_key.to_string(), key.clone()), &obj);
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         self.record(storage_key, EventType::Deleted, obj.clone(), None);
@@ -273,7 +281,10 @@ impl Store {
 
     /// Removes `uid` from the ownerReferences of every dependent (propagationPolicy Orphan).
     pub fn orphan_dependents(&mut self, uid: &str) {
-        for (sk, key, mut obj) in self.dependents_of(uid) {
+        for (sk, key) in self.gc.dependents_of(uid) {
+            let Some(mut obj) = self.get(&sk, &key).cloned() else {
+                continue;
+            };
             if let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() {
                 refs.retain(|r| r["uid"].as_str() != Some(uid));
                 if refs.is_empty() {
@@ -282,21 +293,8 @@ impl Store {
                         .map(|m| m.remove("ownerReferences"));
                 }
             }
-            let _ = key;
             self.insert(&sk, obj);
         }
-    }
-
-    fn dependents_of(&self, uid: &str) -> Vec<(String, ObjKey, Value)> {
-        self.objects
-            .iter()
-            .flat_map(|(sk, m)| {
-                m.iter()
-                    .filter(|(_, o)| owner_uids(o).iter().any(|u| u == uid))
-                    .map(|(k, o)| (sk.clone(), k.clone(), o.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
     }
 
     /// Runs the garbage collector to a fixed point:
@@ -304,6 +302,10 @@ impl Store {
     ///   `foregroundDeletion` finalizer (and is removed) once none remain;
     /// - a dependent whose owners are all gone is deleted; one with some owners left loses the
     ///   references to the vanished ones.
+    ///
+    /// It visits only what [`GcIndex`] points at: the owners being deleted in the foreground and
+    /// the objects that may have lost an owner, never every object (with 5,000 Deployments and
+    /// their generated objects, a walk per delete held the store for tens of milliseconds).
     pub fn collect_garbage(&mut self, now: &str) {
         for _ in 0..10_000 {
             if !self.gc_step(now) {
@@ -312,57 +314,35 @@ impl Store {
         }
     }
 
+    /// One action of the collector; false when there was nothing to do.
     fn gc_step(&mut self, now: &str) -> bool {
-        // Only owners being deleted in the foreground and dependents matter to the collector.
-        let all: Vec<(String, ObjKey, Value)> = self
-            .objects
-            .iter()
-            .flat_map(|(sk, m)| {
-                m.iter()
-                    .filter(|(_, o)| {
-                        !o["metadata"]["deletionTimestamp"].is_null()
-                            || !o["metadata"]["ownerReferences"].is_null()
-                    })
-                    .map(|(k, o)| (sk.clone(), k.clone(), o.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        if all.is_empty() {
-            return false;
-        }
-        let live_uids: HashSet<String> = self
-            .objects
-            .values()
-            .flat_map(|m| m.values())
-            .filter_map(|o| uid_of(o).map(str::to_string))
-            .collect();
-        for (sk, key, obj) in &all {
-            let fins = finalizers(obj);
-            if obj["metadata"]["deletionTimestamp"].is_null()
-                || !fins.iter().any(|f| f == FOREGROUND_FINALIZER)
-            {
+        for loc in self.gc.foreground.clone() {
+            let Some(owner) = self.get(&loc.0, &loc.1) else {
                 continue;
-            }
-            let uid = uid_of(obj).unwrap_or_default();
-            let dependents = self.dependents_of(uid);
+            };
+            let uid = uid_of(owner).unwrap_or_default().to_string();
+            let dependents = self.gc.dependents_of(&uid);
             if dependents.is_empty() {
-                let mut obj = obj.clone();
-                let rest: Vec<String> = fins
+                let mut owner = owner.clone();
+                let rest: Vec<String> = finalizers(&owner)
                     .into_iter()
                     .filter(|f| f != FOREGROUND_FINALIZER)
                     .collect();
                 if rest.is_empty() {
-                    self.remove(sk, key);
+                    self.remove(&loc.0, &loc.1);
                 } else {
-                    obj["metadata"]["finalizers"] = json!(rest);
-                    self.insert(sk, obj);
+                    owner["metadata"]["finalizers"] = json!(rest);
+                    self.insert(&loc.0, owner);
                 }
                 return true;
             }
             let mut acted = false;
-            for (dsk, dkey, dep) in dependents {
-                if dep["metadata"]["deletionTimestamp"].is_null() {
-                    self.delete_or_finalize(&dsk, &dkey, now);
+            for (sk, key) in dependents {
+                if self
+                    .get(&sk, &key)
+                    .is_some_and(|d| d["metadata"]["deletionTimestamp"].is_null())
+                {
+                    self.delete_or_finalize(&sk, &key, now);
                     acted = true;
                 }
             }
@@ -370,30 +350,113 @@ impl Store {
                 return true;
             }
         }
-        for (sk, key, obj) in &all {
+        while let Some(loc) = self.gc.suspects.pop_first() {
+            let Some(obj) = self.get(&loc.0, &loc.1) else {
+                continue;
+            };
             let owners = owner_uids(obj);
-            if owners.is_empty() {
+            let alive = owners
+                .iter()
+                .filter(|u| self.gc.live.contains_key(*u))
+                .count();
+            if alive == owners.len() {
                 continue;
             }
-            let alive: Vec<&String> = owners.iter().filter(|u| live_uids.contains(*u)).collect();
-            if alive.len() == owners.len() {
-                continue;
-            }
-            if alive.is_empty() {
+            if alive == 0 {
                 if obj["metadata"]["deletionTimestamp"].is_null() {
-                    self.delete_or_finalize(sk, key, now);
+                    self.delete_or_finalize(&loc.0, &loc.1, now);
                     return true;
                 }
                 continue;
             }
             let mut obj = obj.clone();
             if let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() {
-                refs.retain(|r| r["uid"].as_str().is_some_and(|u| live_uids.contains(u)));
+                refs.retain(|r| {
+                    r["uid"]
+                        .as_str()
+                        .is_some_and(|u| self.gc.live.contains_key(u))
+                });
             }
-            self.insert(sk, obj);
+            self.insert(&loc.0, obj);
             return true;
         }
         false
+    }
+}
+
+/// Where an object is stored: its storage key and `(namespace, name)`.
+type Loc = (String, ObjKey);
+
+/// The owner-reference graph the garbage collector works from, kept by [`Store::insert`] and
+/// [`Store::remove`] (the only two writers of the objects).
+#[derive(Default)]
+struct GcIndex {
+    /// Every live object's uid, and where it is.
+    live: HashMap<String, Loc>,
+    /// Owner uid → the objects that name it in `ownerReferences` (whether it lives or not).
+    dependents: HashMap<String, BTreeSet<Loc>>,
+    /// Owners being deleted in the foreground: a `deletionTimestamp` and the
+    /// `foregroundDeletion` finalizer.
+    foreground: BTreeSet<Loc>,
+    /// Objects that may have lost an owner since the collector last looked: the dependents of
+    /// a removed object, and objects written naming an owner that does not exist.
+    suspects: BTreeSet<Loc>,
+}
+
+impl GcIndex {
+    fn dependents_of(&self, uid: &str) -> Vec<Loc> {
+        self.dependents
+            .get(uid)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// `loc` no longer holds `old`.
+    fn forget(&mut self, loc: &Loc, old: &Value) {
+        if let Some(uid) = uid_of(old)
+            && self.live.get(uid) == Some(loc)
+        {
+            self.live.remove(uid);
+        }
+        for owner in owner_uids(old) {
+            if let Some(d) = self.dependents.get_mut(&owner) {
+                d.remove(loc);
+                if d.is_empty() {
+                    self.dependents.remove(&owner);
+                }
+            }
+        }
+        self.foreground.remove(loc);
+    }
+
+    /// `loc` now holds `new`.
+    fn learn(&mut self, loc: &Loc, new: &Value) {
+        if let Some(uid) = uid_of(new) {
+            self.live.insert(uid.to_string(), loc.clone());
+        }
+        for owner in owner_uids(new) {
+            if !self.live.contains_key(&owner) {
+                self.suspects.insert(loc.clone());
+            }
+            self.dependents
+                .entry(owner)
+                .or_default()
+                .insert(loc.clone());
+        }
+        if !new["metadata"]["deletionTimestamp"].is_null()
+            && finalizers(new).iter().any(|f| f == FOREGROUND_FINALIZER)
+        {
+            self.foreground.insert(loc.clone());
+        }
+    }
+
+    /// The object at `loc`, `old`, is gone: what named it as an owner may be garbage now.
+    fn removed(&mut self, loc: &Loc, old: &Value) {
+        self.forget(loc, old);
+        if let Some(uid) = uid_of(old) {
+            let orphans = self.dependents_of(uid);
+            self.suspects.extend(orphans);
+        }
     }
 }
 
@@ -543,6 +606,56 @@ mod tests {
         assert_eq!(
             (second.event, second.storage_key.as_str()),
             (EventType::Deleted, "apps/deployments")
+        );
+    }
+
+    #[test]
+    fn a_dependent_naming_an_owner_that_never_existed_is_collected() {
+        let mut s = Store::new(100);
+        s.insert("apps/replicasets", owned("d", "stray", "u2", "nobody"));
+        s.collect_garbage("now");
+        assert_eq!(s.list("apps/replicasets", None).count(), 0);
+    }
+
+    #[test]
+    fn an_owner_recreated_under_the_same_name_does_not_adopt_the_old_ones_dependents() {
+        let mut s = Store::new(100);
+        s.insert("apps/deployments", obj("d", "owner", "u1"));
+        s.insert("apps/replicasets", owned("d", "old-child", "u2", "u1"));
+        s.remove("apps/deployments", &("d".into(), "owner".into()));
+        s.insert("apps/deployments", obj("d", "owner", "u9"));
+        s.insert("apps/replicasets", owned("d", "new-child", "u3", "u9"));
+        s.collect_garbage("now");
+        let left: Vec<&str> = s
+            .list("apps/replicasets", None)
+            .filter_map(|o| o["metadata"]["name"].as_str())
+            .collect();
+        assert_eq!(left, ["new-child"]);
+    }
+
+    #[test]
+    fn a_dependent_with_an_owner_left_keeps_it_and_loses_the_vanished_one() {
+        let mut s = Store::new(100);
+        s.insert("apps/deployments", obj("d", "a", "ua"));
+        s.insert("apps/deployments", obj("d", "b", "ub"));
+        let mut child = obj("d", "child", "uc");
+        child["metadata"]["ownerReferences"] = json!([
+            {"uid": "ua", "name": "a", "kind": "Deployment", "apiVersion": "apps/v1"},
+            {"uid": "ub", "name": "b", "kind": "Deployment", "apiVersion": "apps/v1"}
+        ]);
+        s.insert("apps/replicasets", child);
+        s.remove("apps/deployments", &("d".into(), "a".into()));
+        s.collect_garbage("now");
+        let child = s
+            .get("apps/replicasets", &("d".into(), "child".into()))
+            .unwrap();
+        assert_eq!(child["metadata"]["ownerReferences"][0]["uid"], "ub");
+        assert_eq!(
+            child["metadata"]["ownerReferences"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
         );
     }
 
