@@ -1,21 +1,27 @@
-//! Throughput and latency of the admission webhook against a bare axum+rustls baseline.
+//! Throughput and latency of the admission webhook against a bare axum+rustls baseline, and the
+//! memory of a process serving it.
 //!
 //! ```text
-//! workers (hyper http1, one kept-alive TLS connection each) ──► webhook  /mutate (real decision)
-//!                                                           └─► baseline /mutate (fixed answer)
+//! workers (hyper http1, one kept-alive TLS connection each) ──► webhook  /mutate, /validate
+//!                                                           └─► baseline same path (fixed answer)
 //! ```
 //!
 //! Both servers run in this process on the same runtime as the clients, with the same rustls
 //! configuration and `TCP_NODELAY`; the baseline reads the body and returns the webhook's own
-//! answer to the same review, precomputed, so both move the same bytes. The difference is the
-//! webhook's own work: parsing the review, deciding, building the patch.
+//! answer to the same review at the same path, precomputed, so both move the same bytes. The
+//! difference is the webhook's own work: parsing the review, deciding, encoding the answer.
 //!
-//! Two image-update reviews, each run in full (one core breakdown, closed loop at 1, 8 and 64
-//! connections, then paced at half the webhook's peak):
+//! Two image-update reviews, each sent to `/mutate` (the pause patch: the full decision path)
+//! and to `/validate` (every policy check; allowed), each run in full (one-core breakdown,
+//! closed loop at 1, 8 and 64 connections, then paced at half the webhook's peak):
 //! - `deployment-update-image-8k.json`, 7.8 KB: the capture compact, as kube-apiserver sends
 //!   it, without kubectl's `last-applied-configuration` (how: `tests/fixtures/admission/README.md`);
 //! - `deployment-update-image.json`, 13.7 KB: the capture as stored, indented, with
 //!   `last-applied-configuration`: the heavier case.
+//!
+//! Memory: this binary re-run as a child that serves only the webhook ([`serve_only`]), so
+//! that the clients' and the baseline's memory do not count; its RSS after start and its peak
+//! (`VmHWM`) under closed loops at 64 connections ([`memory`]).
 //!
 //! Run: `cargo bench --bench webhook` (optional: `SECONDS_PER_RUN=5`).
 
@@ -51,6 +57,39 @@ const CASES: [(&str, &[u8]); 2] = [
         include_bytes!("../tests/fixtures/admission/deployment-update-image.json"),
     ),
 ];
+
+/// The two admission endpoints, each measured against a baseline answering its own answer.
+#[derive(Clone, Copy, PartialEq)]
+enum Endpoint {
+    Mutate,
+    Validate,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Mutate => "/mutate",
+            Endpoint::Validate => "/validate",
+        }
+    }
+
+    /// The webhook's answer to `review`, encoded as it sends it.
+    fn answer(self, review: &Review, view: &StaticView) -> Bytes {
+        let resp = match self {
+            Endpoint::Mutate => webhook::mutate(review, view, SLUICE_USER),
+            Endpoint::Validate => webhook::validate(review, view, SLUICE_USER),
+        };
+        Bytes::from(encode_answer(&resp, "admission.k8s.io/v1").unwrap())
+    }
+
+    /// The `operation` and `verdict` labels of its answers to the measured review.
+    fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Endpoint::Mutate => ("mutate", "patched"),
+            Endpoint::Validate => ("validate", "allowed"),
+        }
+    }
+}
 
 struct Stats {
     requests: usize,
@@ -90,6 +129,7 @@ async fn connect(
 async fn run(
     addr: SocketAddr,
     tls: &TlsConnector,
+    path: &'static str,
     review: &'static [u8],
     concurrency: usize,
     duration: Duration,
@@ -121,7 +161,7 @@ async fn run(
                 // tokio's timer has 1 ms granularity, so a paced request counts from when it
                 // was actually sent, not from when it was scheduled.
                 let sent = Instant::now();
-                let req = Request::post("/mutate")
+                let req = Request::post(path)
                     .header("host", "localhost")
                     .header("content-type", "application/json")
                     .body(Full::new(body.clone()))
@@ -148,12 +188,13 @@ async fn run(
     }
 }
 
-async fn baseline(tls: Arc<rustls::ServerConfig>, answer: Bytes) -> SocketAddr {
+/// A bare axum + rustls server answering `path` with `answer`, whatever the body.
+async fn baseline(tls: Arc<rustls::ServerConfig>, path: &str, answer: Bytes) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Router::new().route(
-        "/mutate",
+        path,
         post(move |_body: Bytes| {
             let answer = answer.clone();
             async move { ([("content-type", "application/json")], answer) }
@@ -184,6 +225,10 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(4);
     let duration = Duration::from_secs(seconds);
+    if let (Ok(cert), Ok(key)) = (std::env::var(SERVE_CERT), std::env::var(SERVE_KEY)) {
+        serve_only(&cert, &key).await;
+        return;
+    }
 
     let ca = Ca::new("sluice bench CA").unwrap();
     let issued = ca
@@ -203,7 +248,7 @@ async fn main() {
     client_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = TlsConnector::from(Arc::new(client_tls));
 
-    let view = StaticView::with_namespace("shop", &[(OPT_IN_LABEL, "enabled")]);
+    let view = bench_view();
     let metrics = Metrics::new();
     let hook = webhook::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -219,41 +264,130 @@ async fn main() {
         let addr = match which.as_str() {
             "baseline" => {
                 let parsed = Review::from_slice(review).unwrap();
-                let answer = webhook::mutate(&parsed, &view, SLUICE_USER);
-                let answer = Bytes::from(encode_answer(&answer, "admission.k8s.io/v1").unwrap());
-                baseline(server_tls.clone(), answer).await
+                let answer = Endpoint::Mutate.answer(&parsed, &view);
+                baseline(server_tls.clone(), "/mutate", answer).await
             }
             _ => hook.local_addr(),
         };
-        let s = run(addr, &connector, review, 8, duration, None).await;
+        let s = run(addr, &connector, "/mutate", review, 8, duration, None).await;
         println!("{}", row(&which, 8, &s));
         return;
     }
     for (name, review) in CASES {
-        println!("### {name}");
-        println!();
-        measure(
-            review,
-            &view,
-            &metrics,
-            hook.local_addr(),
-            server_tls.clone(),
-            &connector,
-            duration,
-        )
-        .await;
-        println!();
+        for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+            println!("### {} {name}", endpoint.path());
+            println!();
+            measure(
+                review,
+                endpoint,
+                &view,
+                &metrics,
+                hook.local_addr(),
+                server_tls.clone(),
+                &connector,
+                duration,
+            )
+            .await;
+            println!();
+        }
     }
+    hook.shutdown().await.unwrap();
+    memory(&connector, &issued.cert_pem, &issued.key_pem, duration).await;
+}
+
+/// In the child of [`memory`]: the certificate and key PEM of the webhook to serve.
+const SERVE_CERT: &str = "SLUICE_BENCH_SERVE_CERT";
+const SERVE_KEY: &str = "SLUICE_BENCH_SERVE_KEY";
+
+/// The opted-in namespace every review is in.
+fn bench_view() -> StaticView {
+    StaticView::with_namespace("shop", &[(OPT_IN_LABEL, "enabled")])
+}
+
+/// The child of [`memory`]: only the webhook, as `sluice serve` runs it; prints its address,
+/// serves until stdin closes.
+async fn serve_only(cert_pem: &str, key_pem: &str) {
+    let mut tls = (*sluice::tls::server_config("bench", cert_pem, key_pem).unwrap()).clone();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let hook = webhook::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(tls),
+        WebhookState::new(Arc::new(bench_view())).with_metrics(Metrics::new()),
+    )
+    .await
+    .unwrap();
+    println!("{}", hook.local_addr());
+    tokio::task::spawn_blocking(|| {
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new())
+    })
+    .await
+    .unwrap()
+    .unwrap();
     hook.shutdown().await.unwrap();
 }
 
-/// Seconds spent answering patched `/mutate` reviews so far, and how many: the sum and the
-/// count of `sluice_webhook_admission_duration_seconds`.
-fn handler_time(metrics: &Metrics) -> (f64, f64) {
+/// `VmRSS` or `VmHWM` of a process, in MB.
+fn memory_mb(pid: u32, key: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    sluice::sandbox::scale::parse_status_mb(&status, key).unwrap_or(f64::NAN)
+}
+
+/// The RSS of a process serving only the webhook (this binary again, [`serve_only`]), so that
+/// the clients' and the baseline's memory are not counted: after start, and its peak over
+/// closed loops at 64 connections on both endpoints and both reviews.
+async fn memory(connector: &TlsConnector, cert_pem: &str, key_pem: &str, duration: Duration) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .env(SERVE_CERT, cert_pem)
+        .env(SERVE_KEY, key_pem)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap();
+    let addr: SocketAddr = line.trim().parse().unwrap();
+    let pid = child.id().unwrap();
+    let started = memory_mb(pid, "VmRSS");
+    let mut served = 0;
+    for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+        for (_, review) in CASES {
+            served += run(addr, connector, endpoint.path(), review, 64, duration, None)
+                .await
+                .requests;
+        }
+    }
+    let (after, peak) = (memory_mb(pid, "VmRSS"), memory_mb(pid, "VmHWM"));
+    drop(child.stdin.take());
+    child.wait().await.unwrap();
+    println!("### Memory of the serving process");
+    println!();
+    println!(
+        "A process serving only the webhook (this binary, `{SERVE_CERT}` set), {served} reviews at 64 connections, /mutate and /validate, both reviews:"
+    );
+    println!();
+    println!("| RSS after start | RSS after the load | peak RSS (VmHWM) | target |");
+    println!("|---:|---:|---:|---|");
+    println!(
+        "| {started:.1} MB | {after:.1} MB | {peak:.1} MB | < 50 MB: {} |",
+        if peak < 50.0 { "met" } else { "NOT met" }
+    );
+}
+
+/// Seconds spent answering `endpoint`'s reviews so far, and how many: the sum and the count of
+/// `sluice_webhook_admission_duration_seconds`.
+fn handler_time(metrics: &Metrics, endpoint: Endpoint) -> (f64, f64) {
     let text = metrics.encode();
+    let (operation, verdict) = endpoint.labels();
     let read = |suffix: &str| {
         let key = format!(
-            "sluice_webhook_admission_duration_seconds_{suffix}{{operation=\"mutate\",verdict=\"patched\"}} "
+            "sluice_webhook_admission_duration_seconds_{suffix}{{operation=\"{operation}\",verdict=\"{verdict}\"}} "
         );
         text.lines()
             .find_map(|l| l.strip_prefix(&key))
@@ -280,23 +414,8 @@ fn per_op(f: &dyn Fn()) -> f64 {
     batches[batches.len() / 2]
 }
 
-/// The whole report for one review.
-async fn measure(
-    review: &'static [u8],
-    view: &StaticView,
-    metrics: &Metrics,
-    hook: SocketAddr,
-    server_tls: Arc<rustls::ServerConfig>,
-    connector: &TlsConnector,
-    duration: Duration,
-) {
-    // The baseline answers with exactly what the webhook answers.
-    let parsed = Review::from_slice(review).unwrap();
-    let answer = webhook::mutate(&parsed, view, SLUICE_USER);
-    assert!(answer.patch.is_some());
-    let answer = Bytes::from(encode_answer(&answer, "admission.k8s.io/v1").unwrap());
-
-    // Where the webhook's own time goes, single-threaded, per review.
+/// Where `/mutate`'s own time goes, single-threaded, per review.
+fn one_core(review: &[u8], parsed: &Review, view: &StaticView, answer_len: usize) {
     let parse = per_op(&|| {
         std::hint::black_box(Review::from_slice(review).unwrap());
     });
@@ -307,7 +426,7 @@ async fn measure(
         std::hint::black_box(serde_json::from_slice::<serde_json::Value>(review).unwrap());
     });
     let decide = per_op(&|| {
-        std::hint::black_box(webhook::mutate(&parsed, view, SLUICE_USER));
+        std::hint::black_box(webhook::mutate(parsed, view, SLUICE_USER));
     });
     // The same review with the new template byte-equal to the old one (replica, metadata,
     // pause/resume updates): the decision reads neither template.
@@ -319,7 +438,7 @@ async fn measure(
         std::hint::black_box(webhook::mutate(&unchanged, view, SLUICE_USER));
     });
     let encode = per_op(&|| {
-        let r = webhook::mutate(&parsed, view, SLUICE_USER);
+        let r = webhook::mutate(parsed, view, SLUICE_USER);
         std::hint::black_box(encode_answer(&r, "admission.k8s.io/v1").unwrap());
     }) - decide;
     println!("(serde_json alone: skip everything {scan:.1} µs, build a Value {value:.1} µs)");
@@ -327,16 +446,57 @@ async fn measure(
         "Per review, one core: parse {parse:.1} µs, decide {decide:.1} µs, encode {encode:.1} µs, own work {:.1} µs ({} bytes in, {} bytes out)",
         parse + decide + encode,
         review.len(),
-        answer.len()
+        answer_len
     );
     println!("(deciding the same update with the template unchanged: {decide_unchanged:.2} µs)");
     println!();
+}
 
-    let base = baseline(server_tls, answer).await;
+/// The whole report for one review at one endpoint.
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    review: &'static [u8],
+    endpoint: Endpoint,
+    view: &StaticView,
+    metrics: &Metrics,
+    hook: SocketAddr,
+    server_tls: Arc<rustls::ServerConfig>,
+    connector: &TlsConnector,
+    duration: Duration,
+) {
+    // The baseline answers with exactly what the webhook answers.
+    let parsed = Review::from_slice(review).unwrap();
+    let answer = endpoint.answer(&parsed, view);
+    if endpoint == Endpoint::Mutate {
+        assert!(webhook::mutate(&parsed, view, SLUICE_USER).patch.is_some());
+        one_core(review, &parsed, view, answer.len());
+    } else {
+        assert!(webhook::validate(&parsed, view, SLUICE_USER).allowed);
+        let decide = per_op(&|| {
+            std::hint::black_box(webhook::validate(&parsed, view, SLUICE_USER));
+        });
+        println!(
+            "Per review, one core: decide {decide:.1} µs (parsing as for /mutate; {} bytes out)",
+            answer.len()
+        );
+        println!();
+    }
+
+    let path = endpoint.path();
+    let base = baseline(server_tls, path, answer).await;
 
     // Warm both up (connections, allocator, caches).
     for addr in [hook, base] {
-        run(addr, connector, review, 8, Duration::from_secs(1), None).await;
+        run(
+            addr,
+            connector,
+            path,
+            review,
+            8,
+            Duration::from_secs(1),
+            None,
+        )
+        .await;
     }
 
     println!("| server | concurrency | req/s | p50 ms | p99 ms | p999 ms |");
@@ -345,11 +505,11 @@ async fn measure(
     let mut ratios = Vec::new();
     let mut in_server = Vec::new();
     for c in [1, 8, 64] {
-        let before = handler_time(metrics);
-        let w = run(hook, connector, review, c, duration, None).await;
-        let after = handler_time(metrics);
+        let before = handler_time(metrics, endpoint);
+        let w = run(hook, connector, path, review, c, duration, None).await;
+        let after = handler_time(metrics, endpoint);
         in_server.push((c, (after.0 - before.0) / (after.1 - before.1) * 1e6));
-        let b = run(base, connector, review, c, duration, None).await;
+        let b = run(base, connector, path, review, c, duration, None).await;
         println!("{}", row("webhook", c, &w));
         println!("{}", row("baseline", c, &b));
         peak = peak.max(w.throughput());
@@ -384,8 +544,8 @@ async fn measure(
     println!();
     println!("| server | concurrency | req/s | p50 ms | p99 ms | p999 ms |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let w = run(hook, connector, review, 8, duration, Some(pace)).await;
-    let b = run(base, connector, review, 8, duration, Some(pace)).await;
+    let w = run(hook, connector, path, review, 8, duration, Some(pace)).await;
+    let b = run(base, connector, path, review, 8, duration, Some(pace)).await;
     println!("{}", row("webhook", 8, &w));
     println!("{}", row("baseline", 8, &b));
     println!();
