@@ -779,6 +779,21 @@ async fn wait_for_phase(
     }
 }
 
+/// Waits until `default/web` is Blocked with a reason saying each of `parts`.
+async fn blocked_saying(deployments: &Api<Deployment>, parts: &[&str]) {
+    let blocked = wait_for_phase(deployments, "the phase is Blocked", |s| {
+        s.phase == Phase::Blocked
+    })
+    .await;
+    for part in parts {
+        assert!(
+            blocked.message.contains(part),
+            "{part:?} missing from {}",
+            blocked.message
+        );
+    }
+}
+
 /// A sandbox whose pods are ready after 100 ms, with the built-in metrics.
 async fn quick_sandbox() -> Sandbox {
     sluice::tls::install_crypto_provider();
@@ -863,17 +878,7 @@ async fn a_deployment_whose_route_api_is_not_served_is_blocked_saying_so_until_i
         assert!(refused.contains(part), "{part:?} missing from {refused}");
     }
 
-    let blocked = wait_for_phase(&deployments, "the phase is Blocked", |s| {
-        s.phase == Phase::Blocked
-    })
-    .await;
-    assert!(
-        blocked
-            .message
-            .contains("gateway.networking.k8s.io/v1 httproutes"),
-        "{}",
-        blocked.message
-    );
+    blocked_saying(&deployments, &["gateway.networking.k8s.io/v1 httproutes"]).await;
     let routes: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
 
@@ -899,13 +904,11 @@ async fn an_nginx_routed_deployment_is_blocked_naming_its_missing_ingress_until_
     let client = sandbox.client(Identity::Admin).await.unwrap();
     let (deployments, _) = create_routed_app(&client, "nginx").await;
 
-    let blocked = wait_for_phase(&deployments, "the phase is Blocked", |s| {
-        s.phase == Phase::Blocked
-    })
+    blocked_saying(
+        &deployments,
+        &["Ingress default/web does not exist", "sluice.dev/ingress"],
+    )
     .await;
-    for part in ["Ingress default/web does not exist", "sluice.dev/ingress"] {
-        assert!(blocked.message.contains(part), "{}", blocked.message);
-    }
 
     ingresses(&client)
         .create(&PostParams::default(), &user_ingress())
@@ -917,6 +920,64 @@ async fn an_nginx_routed_deployment_is_blocked_naming_its_missing_ingress_until_
         annotations.get(nginx::CANARY_WEIGHT).map(String::as_str),
         Some("100"),
         "at rest everything goes to web-canary, which selects web's pods"
+    );
+    sluice.shutdown().await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_named_apex_wakes_its_blocked_deployment_when_it_is_created() {
+    let sandbox = quick_sandbox().await;
+    let sluice = Embedded::start(&sandbox).await.unwrap();
+    let client = sandbox.client(Identity::Admin).await.unwrap();
+    let mut app = app_manifest();
+    app.metadata.annotations =
+        Some([("sluice.dev/service".to_string(), "web-apex".to_string())].into());
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
+    deployments
+        .create(&PostParams::default(), &app)
+        .await
+        .unwrap();
+    blocked_saying(
+        &deployments,
+        &["the apex Service default/web-apex does not exist"],
+    )
+    .await;
+
+    // A Blocked Deployment looks again every 30 s (the default interval is longer); the
+    // creation of the Service it names must wake it at once, as a same-named apex's does.
+    // First let every other event that would wake it pass: its pods becoming ready.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while deployments
+        .get("web")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.ready_replicas)
+        != Some(2)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "web's pods never ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let mut apex = apex_manifest();
+    apex.metadata.name = Some("web-apex".into());
+    let created = std::time::Instant::now();
+    Api::<Service>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &apex)
+        .await
+        .unwrap();
+    wait_for_phase(&deployments, "the phase is Initialized", |s| {
+        s.phase == Phase::Initialized
+    })
+    .await;
+    assert!(
+        created.elapsed() < std::time::Duration::from_secs(10),
+        "Initialized {:?} after its apex was created: the creation did not wake it",
+        created.elapsed()
     );
     sluice.shutdown().await;
     sandbox.shutdown().await;

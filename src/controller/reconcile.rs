@@ -312,6 +312,7 @@ async fn reconcile_one(app: Arc<Deployment>, ctx: &Context, seen: &Seen) -> Resu
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     let apex_name = settings.service.clone().unwrap_or_else(|| name.clone());
+    seen.apexes.note(&ns, &name, &apex_name);
     // At rest from the caches where they can answer (see `seen`), else from the API server.
     let resting = seen::at_rest(prev.as_ref().map(|s| s.phase));
     let cached_apex = seen.service(&ns, &apex_name);

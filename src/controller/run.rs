@@ -4,7 +4,8 @@
 //! Deployments (all) ───────────────────┐
 //! app-primary Deployments (owned) ──────├─► Controller ──► reconcile(app) ──► requeue on the interval
 //! routes `app` (owned) ─────────────────┤        │
-//! Services (all): apex by name,         │        └─ app gone ──► its metrics series dropped
+//! Services (all): apex by name or       │        └─ app gone ──► its metrics series dropped
+//!   `sluice.dev/service`,               │
 //!   -primary/-canary by owner ──────────┘
 //!   (these three also fill the caches of `Seen`)
 //! Namespaces, sluice-policy ──► reflector stores (opt-in and policy layers)
@@ -43,7 +44,7 @@ use kube::{Api, Client, ResourceExt};
 
 use super::objects::{MANAGED_BY, MANAGED_BY_LABEL};
 use super::reconcile::{Context, Leading, error_policy, reconcile};
-use super::seen::Seen;
+use super::seen::{CustomApexes, Seen};
 use crate::metrics::Metrics;
 
 /// A background task that is stopped when its handle is dropped.
@@ -189,10 +190,17 @@ where
 }
 
 /// The Deployments a Service's change wakes: the Deployment of the same name (whose default
-/// apex it is) and, for a Service Sluice generated, the Deployment that owns it.
-fn woken_by(svc: &Service) -> Vec<ObjectRef<Deployment>> {
+/// apex it is), those that name it as their apex (`sluice.dev/service`) and, for a Service
+/// Sluice generated, the Deployment that owns it.
+fn woken_by(svc: &Service, apexes: &CustomApexes) -> Vec<ObjectRef<Deployment>> {
     let ns = svc.namespace().unwrap_or_default();
     let mut woken = vec![ObjectRef::new(&svc.name_any()).within(&ns)];
+    woken.extend(
+        apexes
+            .deployments_of(&ns, &svc.name_any())
+            .iter()
+            .map(|d| ObjectRef::new(d).within(&ns)),
+    );
     if svc.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY) {
         woken.extend(
             svc.owner_references()
@@ -208,6 +216,7 @@ fn woken_by(svc: &Service) -> Vec<ObjectRef<Deployment>> {
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let metrics = ctx.metrics.clone();
+    let apexes = CustomApexes::default();
     let generated = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
     let (primaries, primary_events) = cached_watch(
         Api::<Deployment>::all(client.clone()),
@@ -230,7 +239,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     );
     let mut controller = Controller::for_stream(deployment_events, deployments)
         .owns_stream(primary_events)
-        .watches_stream(service_events, |svc| woken_by(&svc));
+        .watches_stream(service_events, {
+            let apexes = apexes.clone();
+            move |svc| woken_by(&svc, &apexes)
+        });
     let resources = ctx.router.route_resources();
     if resources.is_empty() {
         tracing::warn!(
@@ -263,6 +275,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             routes,
             hpas,
             known: Default::default(),
+            apexes: apexes.clone(),
         },
     });
     controller
@@ -270,14 +283,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .run(reconcile, error_policy, leading)
         .for_each(move |result| {
             if let Err(controller::Error::ObjectNotFound(gone)) = &result {
-                forget(&metrics, gone);
+                forget(&metrics, &apexes, gone);
             }
             async {}
         })
         .await;
 }
 
-/// Drops the metrics series of a Deployment that is gone.
-fn forget(metrics: &Metrics, gone: &ObjectRef<DynamicObject>) {
-    metrics.forget_rollout(gone.namespace.as_deref().unwrap_or_default(), &gone.name);
+/// Drops the metrics series and the custom apex of a Deployment that is gone.
+fn forget(metrics: &Metrics, apexes: &CustomApexes, gone: &ObjectRef<DynamicObject>) {
+    let ns = gone.namespace.as_deref().unwrap_or_default();
+    metrics.forget_rollout(ns, &gone.name);
+    apexes.forget(ns, &gone.name);
 }

@@ -89,6 +89,44 @@ pub struct Seen {
     pub hpas: Store<HorizontalPodAutoscaler>,
     /// The versions of the apex Services and `app-primary`s this process last knew.
     pub known: Known,
+    /// The apex Services not named after their Deployment (`sluice.dev/service`), so that a
+    /// change to one wakes its Deployment as a same-named apex's does.
+    pub apexes: CustomApexes,
+}
+
+/// Which Deployments use an apex Service of another name, as each one's last pass resolved it
+/// (Deployment, Namespace and cluster policy). In memory only: a new process learns each at
+/// its first pass, which every Deployment gets when the controller starts.
+#[derive(Clone, Default)]
+pub struct CustomApexes(Arc<Mutex<HashMap<(String, String), String>>>);
+
+impl CustomApexes {
+    /// Deployment `ns/deployment` uses the apex Service `apex`.
+    pub fn note(&self, ns: &str, deployment: &str, apex: &str) {
+        let key = (ns.to_string(), deployment.to_string());
+        let mut apexes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if apex == deployment {
+            apexes.remove(&key);
+        } else if apexes.get(&key).map(String::as_str) != Some(apex) {
+            apexes.insert(key, apex.to_string());
+        }
+    }
+
+    /// Deployment `ns/deployment` is gone.
+    pub fn forget(&self, ns: &str, deployment: &str) {
+        let mut apexes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        apexes.remove(&(ns.to_string(), deployment.to_string()));
+    }
+
+    /// The Deployments of `ns` whose apex is the Service `service` under another name.
+    pub fn deployments_of(&self, ns: &str, service: &str) -> Vec<String> {
+        let apexes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        apexes
+            .iter()
+            .filter(|((n, _), apex)| n == ns && apex.as_str() == service)
+            .map(|((_, d), _)| d.clone())
+            .collect()
+    }
 }
 
 /// Which object a [`Known`] version is of.
@@ -334,6 +372,20 @@ pub fn route_is_current(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_custom_apex_is_found_by_its_service_until_the_deployment_names_its_own_again() {
+        let apexes = CustomApexes::default();
+        apexes.note("shop", "web", "web-apex");
+        apexes.note("shop", "api", "api");
+        apexes.note("other", "web", "web-apex");
+        assert_eq!(apexes.deployments_of("shop", "web-apex"), ["web"]);
+        assert!(apexes.deployments_of("shop", "api").is_empty());
+        apexes.note("shop", "web", "web");
+        assert!(apexes.deployments_of("shop", "web-apex").is_empty());
+        apexes.forget("other", "web");
+        assert!(apexes.deployments_of("other", "web-apex").is_empty());
+    }
+
     use serde_json::json;
 
     use super::*;
