@@ -141,15 +141,35 @@ impl Default for PrometheusArgs {
     }
 }
 
-/// A query timeout: a humantime duration of at least 100 ms.
-pub fn parse_prometheus_timeout(v: &str) -> Result<Duration, String> {
+/// The bound a duration flag keeps, for [`parse_duration_flag`].
+#[derive(Clone, Copy, Debug)]
+pub enum Bound {
+    AtLeast(Duration),
+    AtMost(Duration),
+}
+
+/// A duration flag: humantime text (`2s500ms`) within `bound`; outside it, the refusal names
+/// the value, the bound and `advice`.
+pub fn parse_duration_flag(v: &str, bound: Bound, advice: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(v).map_err(|e| format!("{v:?} is not a duration ({e})"))?;
-    if d < Duration::from_millis(100) {
-        return Err(format!(
-            "{v:?} is shorter than 100ms; give Prometheus time to answer (10s is the default)"
-        ));
+    let (outside, word, limit) = match bound {
+        Bound::AtLeast(min) => (d < min, "shorter", min),
+        Bound::AtMost(max) => (d > max, "longer", max),
+    };
+    if outside {
+        let limit = humantime::format_duration(limit);
+        return Err(format!("{v:?} is {word} than {limit}; {advice}"));
     }
     Ok(d)
+}
+
+/// A query timeout: a humantime duration of at least 100 ms.
+pub fn parse_prometheus_timeout(v: &str) -> Result<Duration, String> {
+    parse_duration_flag(
+        v,
+        Bound::AtLeast(Duration::from_millis(100)),
+        "give Prometheus time to answer (10s is the default)",
+    )
 }
 
 impl PrometheusArgs {
@@ -402,6 +422,8 @@ mod tests {
         assert!(short.contains("shorter than 100ms"), "{short}");
         let bad = parse_prometheus_timeout("ten").unwrap_err();
         assert!(bad.contains("not a duration"), "{bad}");
+        let long = parse_duration_flag("21s", Bound::AtMost(Duration::from_secs(20)), "why");
+        assert_eq!(long.unwrap_err(), "\"21s\" is longer than 20s; why");
         assert_eq!(
             PrometheusArgs::default().prometheus_timeout,
             DEFAULT_PROMETHEUS_TIMEOUT

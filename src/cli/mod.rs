@@ -139,25 +139,21 @@ struct ServeArgs {
 
 /// A shutdown delay: a humantime duration of at most 20 s (the Pod has 30 s in all).
 fn parse_shutdown_delay(v: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(v).map_err(|e| format!("{v:?} is not a duration ({e})"))?;
-    if d > std::time::Duration::from_secs(20) {
-        return Err(format!(
-            "{v:?} is longer than 20s; with 5s for admissions in flight it must end within the \
-             Pod's terminationGracePeriodSeconds (30s); 5s is enough for endpoints to update"
-        ));
-    }
-    Ok(d)
+    crate::serve::parse_duration_flag(
+        v,
+        crate::serve::Bound::AtMost(std::time::Duration::from_secs(20)),
+        "with 5s for admissions in flight it must end within the Pod's \
+         terminationGracePeriodSeconds (30s); 5s is enough for endpoints to update",
+    )
 }
 
 /// A lease duration: a humantime duration of at least one second.
 fn parse_lease_duration(v: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(v).map_err(|e| format!("{v:?} is not a duration ({e})"))?;
-    if d < std::time::Duration::from_secs(1) {
-        return Err(format!(
-            "{v:?} is shorter than 1s; the lease is renewed every third of it, so give at least 1s (15s is client-go's default)"
-        ));
-    }
-    Ok(d)
+    crate::serve::parse_duration_flag(
+        v,
+        crate::serve::Bound::AtLeast(std::time::Duration::from_secs(1)),
+        "the lease is renewed every third of it, so give at least 1s (15s is client-go's default)",
+    )
 }
 
 /// Which cluster to talk to, as kubectl takes it.
